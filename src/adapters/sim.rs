@@ -1,0 +1,401 @@
+//! The in-process simulated fleet: a [`Fleet`] whose instances take a provisioning lead time
+//! on an injected [`Clock`], which records every call and can be told to fail the next calls
+//! of an operation. Used for waiting tests, the backtest and `elasticrds demo`; deterministic.
+
+use crate::core::config::MasterSpec;
+use crate::core::domain::{Endpoint, Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
+use crate::ports::{Clock, ErrorKind, Fleet, PortError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// How long a new read replica stays `creating`.
+    pub create_lead: Duration,
+    /// How long a restored master stays `creating`.
+    pub restore_lead: Duration,
+    /// How long a class change keeps an instance `modifying`.
+    pub modify_time: Duration,
+    /// How long a deleted instance stays `deleting` (0: gone at once).
+    pub delete_time: Duration,
+    pub engine: String,
+    pub port: u16,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            create_lead: Duration::from_secs(12 * 60),
+            restore_lead: Duration::from_secs(15 * 60),
+            modify_time: Duration::from_secs(10 * 60),
+            delete_time: Duration::ZERO,
+            engine: "mysql".into(),
+            port: 3306,
+        }
+    }
+}
+
+/// One call the fleet received, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub operation: &'static str,
+    pub id: Option<InstanceId>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct SimInstance {
+    inst: Instance,
+    /// When the current transition (creating/modifying/deleting) completes.
+    ready_at: Option<DateTime<Utc>>,
+    pending_class: Option<InstanceClass>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    instances: BTreeMap<String, SimInstance>,
+    snapshots: BTreeSet<String>,
+    calls: Vec<Call>,
+    failures: BTreeMap<&'static str, VecDeque<PortError>>,
+}
+
+pub struct SimFleet {
+    clock: Arc<dyn Clock>,
+    opts: SimOptions,
+    state: Mutex<State>,
+}
+
+fn key(id: &InstanceId) -> String {
+    id.as_str().to_ascii_lowercase()
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+}
+
+impl SimFleet {
+    pub fn new(clock: Arc<dyn Clock>, opts: SimOptions) -> Self {
+        SimFleet {
+            clock,
+            opts,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add_snapshot(&self, name: &str) {
+        self.lock().snapshots.insert(name.to_string());
+    }
+
+    fn new_instance(
+        &self,
+        id: &InstanceId,
+        class: &InstanceClass,
+        status: InstanceStatus,
+    ) -> Instance {
+        Instance {
+            id: id.clone(),
+            class: class.clone(),
+            status,
+            engine: self.opts.engine.clone(),
+            multi_az: false,
+            source: None,
+            replicas: Vec::new(),
+            endpoint: Some(Endpoint {
+                address: format!("{}.sim.local", id.as_str().to_ascii_lowercase()),
+                port: self.opts.port,
+            }),
+            created_at: Some(self.clock.now()),
+            available_since: None,
+            tags: Tags::new(),
+        }
+    }
+
+    /// Put an instance on the fleet as it is (for seeding tests: an existing master, a
+    /// foreign replica). An instance given with a `source` is added to that source's replicas.
+    pub fn insert(&self, mut inst: Instance) {
+        if inst.status.is_available() && inst.available_since.is_none() {
+            inst.available_since = Some(self.clock.now());
+        }
+        let mut st = self.lock();
+        if let Some(src) = &inst.source {
+            if let Some(s) = st.instances.get_mut(&key(src)) {
+                if !s.inst.replicas.iter().any(|r| r.same_as(&inst.id)) {
+                    s.inst.replicas.push(inst.id.clone());
+                }
+            }
+        }
+        st.instances.insert(
+            key(&inst.id),
+            SimInstance {
+                inst,
+                ready_at: None,
+                pending_class: None,
+            },
+        );
+    }
+
+    /// A plain available instance, for seeding.
+    pub fn available_instance(&self, id: &str, class: &str) -> Instance {
+        let mut i = self.new_instance(
+            &InstanceId::from_aws(id),
+            &InstanceClass::from_aws(class),
+            InstanceStatus::Available,
+        );
+        i.available_since = Some(self.clock.now());
+        i
+    }
+
+    /// Make the next call(s) of `operation` (`describe`, `restore_master`, `create_replica`,
+    /// `delete_replica`, `modify_class`, `read_tags`, `write_tags`) fail with `err`, once per
+    /// queued error.
+    pub fn fail_next(&self, operation: &'static str, err: PortError) {
+        self.lock()
+            .failures
+            .entry(operation)
+            .or_default()
+            .push_back(err);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Every instance as it is now (transitions applied), sorted by id.
+    pub fn instances(&self) -> Vec<Instance> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        Self::advance(&mut st, now);
+        st.instances.values().map(|s| s.inst.clone()).collect()
+    }
+
+    fn advance(st: &mut State, now: DateTime<Utc>) {
+        let mut gone = Vec::new();
+        for (k, s) in st.instances.iter_mut() {
+            match s.ready_at {
+                Some(t) if t <= now => {
+                    s.ready_at = None;
+                    if s.inst.status == InstanceStatus::Deleting {
+                        gone.push(k.clone());
+                        continue;
+                    }
+                    if s.inst.status == InstanceStatus::Creating {
+                        s.inst.available_since = Some(t);
+                    }
+                    if let Some(c) = s.pending_class.take() {
+                        s.inst.class = c;
+                    }
+                    s.inst.status = InstanceStatus::Available;
+                }
+                _ => {}
+            }
+        }
+        for k in gone {
+            Self::remove(st, &k);
+        }
+    }
+
+    fn remove(st: &mut State, k: &str) {
+        if let Some(s) = st.instances.remove(k) {
+            if let Some(src) = &s.inst.source {
+                if let Some(m) = st.instances.get_mut(&key(src)) {
+                    m.inst.replicas.retain(|r| !r.same_as(&s.inst.id));
+                }
+            }
+        }
+    }
+
+    /// Record the call, apply due transitions, and pop an injected failure if one is queued.
+    fn enter(
+        &self,
+        operation: &'static str,
+        id: Option<&InstanceId>,
+    ) -> Result<std::sync::MutexGuard<'_, State>, PortError> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        st.calls.push(Call {
+            operation,
+            id: id.cloned(),
+            at: now,
+        });
+        Self::advance(&mut st, now);
+        if let Some(e) = st.failures.get_mut(operation).and_then(|q| q.pop_front()) {
+            return Err(e);
+        }
+        Ok(st)
+    }
+}
+
+fn not_found(op: &str, id: &InstanceId) -> PortError {
+    PortError::new(
+        ErrorKind::NotFound,
+        op,
+        format!("DB instance {id} not found"),
+    )
+}
+
+#[async_trait]
+impl Fleet for SimFleet {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+        let st = self.enter("describe", None)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| st.instances.get(&key(id)).map(|s| s.inst.clone()))
+            .collect())
+    }
+
+    async fn restore_master(&self, master: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
+        let op = "restore_master";
+        let now = self.clock.now();
+        let mut inst = self.new_instance(&master.id, &master.class, InstanceStatus::Creating);
+        let mut st = self.enter(op, Some(&master.id))?;
+        if st.instances.contains_key(&key(&master.id)) {
+            return Err(PortError::new(
+                ErrorKind::AlreadyExists,
+                op,
+                format!("DB instance {} already exists", master.id),
+            ));
+        }
+        if !st.snapshots.contains(&master.snapshot) {
+            return Err(PortError::new(
+                ErrorKind::NotFound,
+                op,
+                format!("DB snapshot {} not found", master.snapshot),
+            ));
+        }
+        inst.multi_az = master.multi_az;
+        inst.tags = tags.clone();
+        st.instances.insert(
+            key(&master.id),
+            SimInstance {
+                inst,
+                ready_at: Some(now + chrono_dur(self.opts.restore_lead)),
+                pending_class: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError> {
+        let op = "create_replica";
+        let now = self.clock.now();
+        let mut inst = self.new_instance(id, class, InstanceStatus::Creating);
+        let mut st = self.enter(op, Some(id))?;
+        if st.instances.contains_key(&key(id)) {
+            return Err(PortError::new(
+                ErrorKind::AlreadyExists,
+                op,
+                format!("DB instance {id} already exists"),
+            ));
+        }
+        let src = st
+            .instances
+            .get_mut(&key(source))
+            .ok_or_else(|| not_found(op, source))?;
+        if !src.inst.status.is_available() {
+            return Err(PortError::new(
+                ErrorKind::Fatal,
+                op,
+                format!("source {source} is {}", src.inst.status),
+            ));
+        }
+        src.inst.replicas.push(id.clone());
+        inst.source = Some(src.inst.id.clone());
+        inst.tags = tags.clone();
+        let ready_at = now + chrono_dur(self.opts.create_lead);
+        if self.opts.create_lead.is_zero() {
+            inst.status = InstanceStatus::Available;
+            inst.available_since = Some(now);
+        }
+        st.instances.insert(
+            key(id),
+            SimInstance {
+                inst,
+                ready_at: (!self.opts.create_lead.is_zero()).then_some(ready_at),
+                pending_class: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
+        let op = "delete_replica";
+        let now = self.clock.now();
+        let mut st = self.enter(op, Some(id))?;
+        let s = st
+            .instances
+            .get_mut(&key(id))
+            .ok_or_else(|| not_found(op, id))?;
+        if s.inst.status == InstanceStatus::Deleting {
+            return Err(PortError::new(
+                ErrorKind::Fatal,
+                op,
+                format!("{id} is already being deleted"),
+            ));
+        }
+        if self.opts.delete_time.is_zero() {
+            Self::remove(&mut st, &key(id));
+        } else {
+            s.inst.status = InstanceStatus::Deleting;
+            s.ready_at = Some(now + chrono_dur(self.opts.delete_time));
+        }
+        Ok(())
+    }
+
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
+        let op = "modify_class";
+        let now = self.clock.now();
+        let mut st = self.enter(op, Some(id))?;
+        let s = st
+            .instances
+            .get_mut(&key(id))
+            .ok_or_else(|| not_found(op, id))?;
+        if s.inst.status.is_busy() {
+            return Err(PortError::new(
+                ErrorKind::Fatal,
+                op,
+                format!("{id} is {}", s.inst.status),
+            ));
+        }
+        if self.opts.modify_time.is_zero() {
+            s.inst.class = class.clone();
+        } else {
+            s.inst.status = InstanceStatus::Modifying;
+            s.pending_class = Some(class.clone());
+            s.ready_at = Some(now + chrono_dur(self.opts.modify_time));
+        }
+        Ok(())
+    }
+
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
+        let st = self.enter("read_tags", Some(id))?;
+        st.instances
+            .get(&key(id))
+            .map(|s| s.inst.tags.clone())
+            .ok_or_else(|| not_found("read_tags", id))
+    }
+
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
+        let mut st = self.enter("write_tags", Some(id))?;
+        let s = st
+            .instances
+            .get_mut(&key(id))
+            .ok_or_else(|| not_found("write_tags", id))?;
+        s.inst
+            .tags
+            .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(())
+    }
+}

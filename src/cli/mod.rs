@@ -1,0 +1,167 @@
+//! The `elasticrds` command line: clap definitions, config loading, output format and exit
+//! codes (0 ok, 1 runtime or AWS failure, 2 bad input). Each subcommand lives in its own
+//! module and calls the same library functions the service uses.
+
+use crate::core::config::{Config, DEFAULT_CONFIG_PATH, LEGACY_CONFIG_PATH};
+use crate::core::input::{InputError, InputErrors};
+use crate::ports::PortError;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub mod cluster;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "elasticrds",
+    version,
+    about = "Autoscaler for Amazon RDS read replicas"
+)]
+pub struct Cli {
+    /// Cluster config (YAML, or the old tool's JSON). Default: elasticrds.yaml, else
+    /// conf/rds_cluster_conf.json.
+    #[arg(long, global = true, env = "ELASTICRDS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring a cluster to its config: restore the master if absent, create/delete replicas.
+    CreateCluster(cluster::CreateArgs),
+    /// Change the instance class of a configured master or replica.
+    ModifyInstance(cluster::ModifyArgs),
+    /// Show a cluster: master, replicas, drift and foreign instances.
+    Status(cluster::StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// An error that ends the command, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    pub fn runtime(message: impl Into<String>) -> Self {
+        CliError {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<InputErrors> for CliError {
+    fn from(e: InputErrors) -> Self {
+        CliError::input(e.to_string())
+    }
+}
+impl From<InputError> for CliError {
+    fn from(e: InputError) -> Self {
+        CliError::input(e.to_string())
+    }
+}
+impl From<PortError> for CliError {
+    fn from(e: PortError) -> Self {
+        CliError::runtime(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Read a text file for parsing; unreadable or non-UTF-8 files are bad input.
+pub fn read_input(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    if bytes.len() > crate::core::input::MAX_INPUT_BYTES {
+        return Err(CliError::input(format!(
+            "{}: file is {} bytes; the limit is {}",
+            path.display(),
+            bytes.len(),
+            crate::core::input::MAX_INPUT_BYTES
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::input(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Load the cluster config from `path`, or the default paths.
+pub fn load_config(path: Option<&Path>) -> Result<(PathBuf, Config), CliError> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
+        None if Path::new(LEGACY_CONFIG_PATH).exists() => PathBuf::from(LEGACY_CONFIG_PATH),
+        None => {
+            return Err(CliError::input(format!(
+                "no cluster config: give --config PATH, or create {DEFAULT_CONFIG_PATH} (or the old {LEGACY_CONFIG_PATH})"
+            )))
+        }
+    };
+    let text = read_input(&path)?;
+    let config = Config::parse(&path.display().to_string(), &text)?;
+    Ok((path, config))
+}
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
+    let s = serde_json::to_string_pretty(v).map_err(|e| CliError::runtime(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Parse arguments, run, and map the outcome to an exit code. Errors go to stderr.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::CreateCluster(a) => cluster::create_cluster(config, a).await,
+        Command::ModifyInstance(a) => cluster::modify_instance(config, a).await,
+        Command::Status(a) => cluster::status(config, a).await,
+    }
+}

@@ -1,0 +1,509 @@
+//! The cluster config: per cluster a master (restored from a named snapshot when absent) and
+//! the ordered list of replicas elasticrds may create. Accepts the old tool's JSON (with `//`
+//! comments) and the same model in YAML, and validates it with located errors. Pure.
+
+use super::domain::{InstanceClass, InstanceId};
+use super::input::{
+    parse_document, position_of, position_of_value, InputError, InputErrors, Syntax,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Default config path, and the old tool's path tried when it is absent.
+pub const DEFAULT_CONFIG_PATH: &str = "elasticrds.yaml";
+pub const LEGACY_CONFIG_PATH: &str = "conf/rds_cluster_conf.json";
+
+// ---- raw, as written ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    master_node: RawMaster,
+    #[serde(default)]
+    replica_nodes: Vec<RawReplica>,
+    #[serde(default)]
+    haproxy: Option<RawHaproxy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaster {
+    /// Name of the DB snapshot the master is restored from when absent.
+    identifier: String,
+    instance_id: String,
+    instance_class: String,
+    #[serde(default)]
+    multi_az: bool,
+    #[serde(default)]
+    db_subnet_group_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplica {
+    id: String,
+    instance_class: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHaproxy {
+    /// HAProxy runtime API: a unix socket path, or `host:port` for a TCP stats socket.
+    socket: String,
+    backend: String,
+    #[serde(default)]
+    drain_timeout: Option<String>,
+    #[serde(default)]
+    config_file: Option<String>,
+    #[serde(default)]
+    check_user: Option<String>,
+    #[serde(default)]
+    on_unreachable: Option<String>,
+    #[serde(default)]
+    max_lag: Option<String>,
+}
+
+// ---- validated ----
+
+/// The whole config: clusters by name (sorted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub clusters: BTreeMap<String, ClusterSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub master: MasterSpec,
+    /// Ordered: replica i is created before replica i+1 and deleted after it.
+    pub replicas: Vec<ReplicaSpec>,
+    pub haproxy: Option<HaproxySpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MasterSpec {
+    pub snapshot: String,
+    pub id: InstanceId,
+    pub class: InstanceClass,
+    pub multi_az: bool,
+    pub subnet_group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaSpec {
+    pub id: InstanceId,
+    pub class: InstanceClass,
+}
+
+/// What to do when HAProxy cannot be reached before a scale-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnreachable {
+    Wait,
+    Proceed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HaproxySpec {
+    pub socket: String,
+    pub backend: String,
+    #[serde(with = "humantime_serde_secs")]
+    pub drain_timeout: Duration,
+    pub config_file: Option<String>,
+    pub check_user: Option<String>,
+    pub on_unreachable: OnUnreachable,
+    #[serde(with = "humantime_serde_secs")]
+    pub max_lag: Duration,
+}
+
+mod humantime_serde_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+
+impl ClusterSpec {
+    /// Every instance id this cluster may act on: the master, then the replicas in order.
+    pub fn all_ids(&self) -> impl Iterator<Item = &InstanceId> {
+        std::iter::once(&self.master.id).chain(self.replicas.iter().map(|r| &r.id))
+    }
+    pub fn replica_index(&self, id: &InstanceId) -> Option<usize> {
+        self.replicas.iter().position(|r| r.id.same_as(id))
+    }
+    pub fn is_master(&self, id: &InstanceId) -> bool {
+        self.master.id.same_as(id)
+    }
+    pub fn contains(&self, id: &InstanceId) -> bool {
+        self.is_master(id) || self.replica_index(id).is_some()
+    }
+}
+
+impl Config {
+    pub fn cluster(&self, name: &str) -> Option<&ClusterSpec> {
+        self.clusters.get(name)
+    }
+
+    /// The cluster an instance id belongs to.
+    pub fn cluster_of(&self, id: &InstanceId) -> Option<&ClusterSpec> {
+        self.clusters.values().find(|c| c.contains(id))
+    }
+
+    /// Parse and validate a config document. `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Config, InputErrors> {
+        let syntax = Syntax::detect(file, text);
+        let raw: BTreeMap<String, RawCluster> = parse_document(file, text, syntax)?;
+        let mut errors = Vec::new();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        // occurrence counters so that a value used twice is located at its second place
+        let occurrences: std::cell::RefCell<HashMap<String, usize>> = Default::default();
+        let mut clusters = BTreeMap::new();
+
+        if raw.is_empty() {
+            errors.push(InputError::new(file, "", "no cluster is defined"));
+        }
+
+        for (name, rc) in raw {
+            let mut err = |field: String, msg: String, value: Option<&str>| {
+                let pos = match value {
+                    Some(v) if !v.is_empty() => {
+                        let n = occurrences.borrow().get(v).copied().unwrap_or(0);
+                        position_of_value(text, v, n.saturating_sub(1))
+                    }
+                    _ => position_of(text, &field_key(&field), 0),
+                };
+                errors.push(InputError::new(file, field, msg).at(pos));
+            };
+            let note = |v: &str| {
+                *occurrences.borrow_mut().entry(v.to_string()).or_insert(0) += 1;
+            };
+
+            if name.trim().is_empty() {
+                err(name.clone(), "cluster name is empty".into(), None);
+            }
+            let m = &rc.master_node;
+            note(&m.instance_id);
+            let master_id = check_id(
+                &m.instance_id,
+                format!("{name}.master_node.instance_id"),
+                &mut err,
+            );
+            let master_class = check_class(
+                &m.instance_class,
+                format!("{name}.master_node.instance_class"),
+                &mut err,
+            );
+            if let Err(msg) = check_snapshot(&m.identifier) {
+                err(
+                    format!("{name}.master_node.identifier"),
+                    msg,
+                    Some(&m.identifier),
+                );
+            }
+            if let Some(sg) = &m.db_subnet_group_name {
+                if sg.trim().is_empty() {
+                    err(
+                        format!("{name}.master_node.db_subnet_group_name"),
+                        "is empty".into(),
+                        None,
+                    );
+                }
+            }
+            let mut ids_here: Vec<(String, String)> = vec![(
+                m.instance_id.clone(),
+                format!("{name}.master_node.instance_id"),
+            )];
+            let mut replicas = Vec::new();
+            for (i, r) in rc.replica_nodes.iter().enumerate() {
+                note(&r.id);
+                let id = check_id(&r.id, format!("{name}.replica_nodes[{i}].id"), &mut err);
+                let class = check_class(
+                    &r.instance_class,
+                    format!("{name}.replica_nodes[{i}].instance_class"),
+                    &mut err,
+                );
+                ids_here.push((r.id.clone(), format!("{name}.replica_nodes[{i}].id")));
+                if let (Some(id), Some(class)) = (id, class) {
+                    replicas.push(ReplicaSpec { id, class });
+                }
+            }
+            for (id, field) in ids_here {
+                if id.is_empty() {
+                    continue;
+                }
+                let key = id.to_ascii_lowercase();
+                if let Some(first) = seen.get(&key) {
+                    err(
+                        field,
+                        format!("identifier {id:?} is used twice (first at {first})"),
+                        Some(&id),
+                    );
+                } else {
+                    seen.insert(key, field);
+                }
+            }
+            let haproxy = rc
+                .haproxy
+                .as_ref()
+                .and_then(|h| check_haproxy(h, &name, &mut err));
+            if let (Some(id), Some(class)) = (master_id, master_class) {
+                clusters.insert(
+                    name.clone(),
+                    ClusterSpec {
+                        name: name.clone(),
+                        master: MasterSpec {
+                            snapshot: m.identifier.clone(),
+                            id,
+                            class,
+                            multi_az: m.multi_az,
+                            subnet_group: m.db_subnet_group_name.clone(),
+                        },
+                        replicas,
+                        haproxy,
+                    },
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(Config { clusters })
+        } else {
+            Err(InputErrors(errors))
+        }
+    }
+}
+
+/// `cluster1.replica_nodes[1].id` → `"id"`, used to locate a field when no value identifies it.
+fn field_key(field: &str) -> String {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let last = last.split('[').next().unwrap_or(last);
+    format!("{last}")
+}
+
+fn check_id(
+    value: &str,
+    field: String,
+    err: &mut impl FnMut(String, String, Option<&str>),
+) -> Option<InstanceId> {
+    match InstanceId::parse(value) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            err(field, e.to_string(), Some(value));
+            None
+        }
+    }
+}
+
+fn check_class(
+    value: &str,
+    field: String,
+    err: &mut impl FnMut(String, String, Option<&str>),
+) -> Option<InstanceClass> {
+    match InstanceClass::parse(value) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            err(field, e, Some(value));
+            None
+        }
+    }
+}
+
+/// DB snapshot identifiers: 1–255 letters, digits or hyphens, starting with a letter, no
+/// trailing hyphen, no `--`. (Shared-snapshot ARNs are accepted as they are.)
+fn check_snapshot(s: &str) -> Result<(), String> {
+    if s.starts_with("arn:") {
+        return Ok(());
+    }
+    if s.is_empty() {
+        return Err("snapshot identifier is empty".into());
+    }
+    if s.len() > 255 {
+        return Err(format!(
+            "snapshot identifier {s:?} is longer than 255 characters"
+        ));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        || s.ends_with('-')
+        || s.contains("--")
+    {
+        return Err(format!(
+            "snapshot identifier {s:?} must be letters, digits and single hyphens, starting with a letter"
+        ));
+    }
+    Ok(())
+}
+
+fn check_haproxy(
+    h: &RawHaproxy,
+    cluster: &str,
+    err: &mut impl FnMut(String, String, Option<&str>),
+) -> Option<HaproxySpec> {
+    let mut ok = true;
+    let mut dur = |v: &Option<String>, name: &str, default: Duration| -> Duration {
+        match v {
+            None => default,
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) => d,
+                Err(e) => {
+                    err(
+                        format!("{cluster}.haproxy.{name}"),
+                        format!("{s:?} is not a duration: {e}"),
+                        Some(s),
+                    );
+                    ok = false;
+                    default
+                }
+            },
+        }
+    };
+    let drain_timeout = dur(&h.drain_timeout, "drain_timeout", Duration::from_secs(300));
+    let max_lag = dur(&h.max_lag, "max_lag", Duration::from_secs(30));
+    let on_unreachable = match h.on_unreachable.as_deref() {
+        None | Some("wait") => OnUnreachable::Wait,
+        Some("proceed") => OnUnreachable::Proceed,
+        Some(other) => {
+            err(
+                format!("{cluster}.haproxy.on_unreachable"),
+                format!("{other:?} is not one of wait, proceed"),
+                Some(other),
+            );
+            ok = false;
+            OnUnreachable::Wait
+        }
+    };
+    if h.socket.trim().is_empty() {
+        err(format!("{cluster}.haproxy.socket"), "is empty".into(), None);
+        ok = false;
+    }
+    if h.backend.trim().is_empty() || h.backend.contains(char::is_whitespace) {
+        err(
+            format!("{cluster}.haproxy.backend"),
+            "must be a non-empty name without spaces".into(),
+            None,
+        );
+        ok = false;
+    }
+    ok.then(|| HaproxySpec {
+        socket: h.socket.clone(),
+        backend: h.backend.clone(),
+        drain_timeout,
+        config_file: h.config_file.clone(),
+        check_user: h.check_user.clone(),
+        on_unreachable,
+        max_lag,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const OLD_EXAMPLE: &str = r#"{
+    "cluster1": {                                    //cluster name(only used in the script)
+        "master_node": {
+            "identifier": "qiitabase201305111613",   //name of db snapshot
+            "instance_id": "cluster1m01",
+            "instance_class": "db.t1.micro",
+            "multi_az": true,
+            "db_subnet_group_name" : "qiita"         //(optional) if you'd like to create in VPC
+        },
+        "replica_nodes": [
+            { "id": "cluster1s01", "instance_class": "db.t1.micro" },
+            { "id": "cluster1s02", "instance_class": "db.t1.micro" }
+        ]
+    }
+}"#;
+
+    #[test]
+    fn old_json_with_comments_is_accepted() {
+        let c = Config::parse("rds_cluster_conf.json", OLD_EXAMPLE).unwrap();
+        let cl = c.cluster("cluster1").unwrap();
+        assert_eq!(cl.master.id.as_str(), "cluster1m01");
+        assert_eq!(cl.master.snapshot, "qiitabase201305111613");
+        assert!(cl.master.multi_az);
+        assert_eq!(cl.master.subnet_group.as_deref(), Some("qiita"));
+        let ids: Vec<_> = cl.replicas.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["cluster1s01", "cluster1s02"]);
+    }
+
+    #[test]
+    fn yaml_is_the_same_model() {
+        let y = "cluster1:\n  master_node:\n    identifier: snap1\n    instance_id: cluster1m01\n    instance_class: db.t3.micro\n  replica_nodes:\n    - id: cluster1s01\n      instance_class: db.t3.micro\n";
+        let c = Config::parse("c.yaml", y).unwrap();
+        assert_eq!(c.cluster("cluster1").unwrap().replicas.len(), 1);
+        assert!(!c.cluster("cluster1").unwrap().master.multi_az);
+    }
+
+    fn err_of(file: &str, text: &str) -> Vec<InputError> {
+        Config::parse(file, text).unwrap_err().0
+    }
+
+    #[test]
+    fn bad_identifier_is_located() {
+        let text = OLD_EXAMPLE.replace("cluster1s02", "bad--id");
+        let e = err_of("c.json", &text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "cluster1.replica_nodes[1].id");
+        assert_eq!(e[0].line, Some(12));
+        assert!(e[0].message.contains("two consecutive hyphens"));
+    }
+
+    #[test]
+    fn every_identifier_rule_is_enforced() {
+        for bad in ["", "1abc", "abc-", "a_b", &"a".repeat(64), "a--b"] {
+            let text = OLD_EXAMPLE.replace("cluster1s01", bad);
+            let e = err_of("c.json", &text);
+            assert!(
+                e.iter().any(|e| e.field == "cluster1.replica_nodes[0].id"),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_anywhere_are_refused() {
+        let text = OLD_EXAMPLE.replace("cluster1s02", "cluster1m01");
+        let e = err_of("c.json", &text);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].message.contains("used twice"), "{}", e[0]);
+        assert_eq!(e[0].field, "cluster1.replica_nodes[1].id");
+        assert_eq!(e[0].line, Some(12));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_position() {
+        let text = OLD_EXAMPLE.replace("\"multi_az\"", "\"multi_azz\"");
+        let e = err_of("c.json", &text);
+        assert!(
+            e[0].message.contains("unknown field `multi_azz`"),
+            "{}",
+            e[0]
+        );
+        assert_eq!(e[0].line, Some(7));
+        assert!(
+            e[0].field.starts_with("cluster1.master_node"),
+            "{}",
+            e[0].field
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let text = OLD_EXAMPLE.replace("\"multi_az\": true", "\"multi_az\": \"yes\"");
+        let e = err_of("c.json", &text);
+        assert_eq!(e[0].field, "cluster1.master_node.multi_az");
+    }
+
+    #[test]
+    fn haproxy_section_parses_with_defaults() {
+        let y = "c:\n  master_node: {identifier: s, instance_id: cm, instance_class: db.t3.micro}\n  haproxy: {socket: /tmp/h.sock, backend: replicas, drain_timeout: 2m}\n";
+        let c = Config::parse("c.yaml", y).unwrap();
+        let h = c.cluster("c").unwrap().haproxy.clone().unwrap();
+        assert_eq!(h.drain_timeout, Duration::from_secs(120));
+        assert_eq!(h.on_unreachable, OnUnreachable::Wait);
+        assert_eq!(h.max_lag, Duration::from_secs(30));
+    }
+}

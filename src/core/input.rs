@@ -1,0 +1,288 @@
+//! Located input errors and the parsing helpers that produce them: every bad config or
+//! policy is reported as `file:line:column: field: message`. Pure: works on text already read.
+
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// One problem in an input file, located as precisely as the parser allows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the offending field (`cluster1.replica_nodes[1].id`), empty for the document.
+    pub field: String,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn new(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        InputError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    pub fn at(mut self, pos: Option<(usize, usize)>) -> Self {
+        if let Some((l, c)) = pos {
+            self.line = Some(l);
+            self.column = Some(c);
+        }
+        self
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// A list of input errors, displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputErrors(pub Vec<InputError>);
+
+impl fmt::Display for InputErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for InputErrors {}
+
+impl From<InputError> for InputErrors {
+    fn from(e: InputError) -> Self {
+        InputErrors(vec![e])
+    }
+}
+
+/// Largest input file accepted (configs and policies are small; this bounds memory on junk).
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+/// Deepest nesting accepted before parsing (guards the recursive parsers on hostile input).
+pub const MAX_NESTING: usize = 64;
+
+/// Which syntax a document is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// JSON, with `//` and `/* */` comments allowed (the old tool's format).
+    Json,
+    Yaml,
+}
+
+impl Syntax {
+    /// By extension; otherwise JSON when the first non-blank character is `{`, else YAML.
+    pub fn detect(file: &str, text: &str) -> Syntax {
+        let lower = file.to_ascii_lowercase();
+        if lower.ends_with(".json") {
+            Syntax::Json
+        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Syntax::Yaml
+        } else if text.trim_start().starts_with('{') {
+            Syntax::Json
+        } else {
+            Syntax::Yaml
+        }
+    }
+}
+
+fn nesting_depth(text: &str) -> usize {
+    // Rough upper bound: brackets outside strings plus YAML indentation depth is not needed,
+    // because serde_yaml has its own recursion limit; JSON brackets are what can blow up.
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for c in text.chars() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '{' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parse a whole document into `T`, reporting the failing field path and position.
+pub fn parse_document<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    syntax: Syntax,
+) -> Result<T, InputError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(InputError::new(
+            file,
+            "",
+            format!(
+                "file is {} bytes; the limit is {MAX_INPUT_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(InputError::new(
+            file,
+            "",
+            "file contains NUL bytes: not a text document",
+        ));
+    }
+    let depth = nesting_depth(text);
+    if depth > MAX_NESTING {
+        return Err(InputError::new(
+            file,
+            "",
+            format!("nesting depth {depth} exceeds the limit of {MAX_NESTING}"),
+        ));
+    }
+    match syntax {
+        Syntax::Json => {
+            let mut stripped = String::with_capacity(text.len());
+            // Comments are replaced by spaces, so line and column numbers stay those of the file.
+            use std::io::Read;
+            json_comments::StripComments::new(text.as_bytes())
+                .read_to_string(&mut stripped)
+                .map_err(|e| InputError::new(file, "", format!("cannot read: {e}")))?;
+            let mut de = serde_json::Deserializer::from_str(&stripped);
+            let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = clean_path(&e.path().to_string());
+                let inner = e.into_inner();
+                let pos = (inner.line() > 0).then(|| (inner.line(), inner.column()));
+                InputError::new(file, path, strip_position(&inner.to_string())).at(pos)
+            })?;
+            de.end().map_err(|e| {
+                InputError::new(file, "", strip_position(&e.to_string()))
+                    .at(Some((e.line(), e.column())))
+            })?;
+            Ok(value)
+        }
+        Syntax::Yaml => {
+            if text.trim().is_empty() {
+                return Err(InputError::new(file, "", "document is empty"));
+            }
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = clean_path(&e.path().to_string());
+                let inner = e.into_inner();
+                let pos = inner.location().map(|l| (l.line(), l.column()));
+                InputError::new(file, path, strip_position(&inner.to_string())).at(pos)
+            })
+        }
+    }
+}
+
+fn clean_path(p: &str) -> String {
+    if p == "." {
+        String::new()
+    } else {
+        p.to_string()
+    }
+}
+
+/// serde_json and serde_yaml append " at line X column Y" to messages; we print the position
+/// in front instead.
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Position (1-based line, column) of the `nth` (0-based) occurrence of `needle` in `text`.
+pub fn position_of(text: &str, needle: &str, nth: usize) -> Option<(usize, usize)> {
+    let mut from = 0;
+    let mut found = None;
+    for _ in 0..=nth {
+        let i = text[from..].find(needle)? + from;
+        found = Some(i);
+        from = i + needle.len().max(1);
+    }
+    let i = found?;
+    let before = &text[..i];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(i, |nl| i - nl - 1) + 1;
+    Some((line, col))
+}
+
+/// Position of a key (`"key"` in JSON, `key:` in YAML) whose value is `value`, searching the
+/// `nth` occurrence of the value as a quoted or bare scalar. Best effort: used to locate
+/// semantic errors found after parsing.
+pub fn position_of_value(text: &str, value: &str, nth: usize) -> Option<(usize, usize)> {
+    let quoted = format!("\"{value}\"");
+    position_of(text, &quoted, nth)
+        .or_else(|| position_of(text, &format!("'{value}'"), nth))
+        .or_else(|| position_of(text, value, nth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        #[allow(dead_code)]
+        a: u32,
+    }
+
+    #[test]
+    fn json_errors_carry_position_and_field() {
+        let e = parse_document::<Doc>("f.json", "{\n  // c\n  \"a\": \"x\"\n}", Syntax::Json)
+            .unwrap_err();
+        assert_eq!(e.field, "a");
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().starts_with("f.json:3:"), "{e}");
+    }
+
+    #[test]
+    fn yaml_unknown_key_is_located() {
+        let e = parse_document::<Doc>("f.yaml", "a: 1\nb: 2\n", Syntax::Yaml).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_and_nul_are_refused() {
+        let deep = "[".repeat(1000);
+        assert!(parse_document::<Doc>("f.json", &deep, Syntax::Json)
+            .unwrap_err()
+            .message
+            .contains("nesting"));
+        assert!(parse_document::<Doc>("f.json", "{\0}", Syntax::Json)
+            .unwrap_err()
+            .message
+            .contains("NUL"));
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        assert_eq!(position_of("ab\ncd x", "x", 0), Some((2, 4)));
+        assert_eq!(position_of("x x", "x", 1), Some((1, 3)));
+        assert_eq!(position_of("x", "y", 0), None);
+    }
+}

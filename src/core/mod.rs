@@ -1,0 +1,8 @@
+//! The pure core: domain types, the cluster config, located input errors, reconcile planning,
+//! scaling policies and the decision core. No I/O and no tokio, aws_sdk_*, prometheus or hyper
+//! imports; time comes in as a value.
+
+pub mod config;
+pub mod domain;
+pub mod input;
+pub mod plan;

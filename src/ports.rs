@@ -1,0 +1,183 @@
+//! Ports: the traits the application uses to reach the outside world, over domain types only
+//! (no SDK type crosses them), with one typed error. Adapters in `crate::adapters` implement
+//! them for AWS RDS, CloudWatch, HAProxy, the simulated fleet and recorded metrics files.
+//! Also the injected [`Clock`].
+
+use crate::core::config::MasterSpec;
+use crate::core::domain::{Instance, InstanceClass, InstanceId, MetricQuery, MetricSeries, Tags};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt;
+use std::time::Duration;
+
+/// What kind of failure a port call met; decides retry and reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    /// Throttled by the service: retry after backing off.
+    Throttled,
+    /// 5xx, timeouts, connection failures: retry.
+    Transient,
+    /// Anything else (bad request, access denied, invalid state): do not retry blindly.
+    Fatal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Fatal => "fatal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError {
+    pub kind: ErrorKind,
+    /// The operation that failed (`DescribeDBInstances`, `GetMetricData`, `add server`, ...).
+    pub operation: String,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(kind: ErrorKind, operation: impl Into<String>, message: impl Into<String>) -> Self {
+        PortError {
+            kind,
+            operation: operation.into(),
+            message: message.into(),
+        }
+    }
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed ({}): {}",
+            self.operation,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+impl std::error::Error for PortError {}
+
+/// The DB fleet: RDS, or the simulated fleet.
+#[async_trait]
+pub trait Fleet: Send + Sync {
+    /// Describe the instances among `ids` that exist (absent ones are simply not returned).
+    /// Implementations batch: one call per up to 100 identifiers.
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError>;
+    /// Restore the master from its snapshot.
+    async fn restore_master(&self, master: &MasterSpec, tags: &Tags) -> Result<(), PortError>;
+    /// Create a read replica `id` of `source`.
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError>;
+    /// Delete a read replica (no final snapshot: replicas have none).
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError>;
+    /// Change an instance's class, applied immediately.
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError>;
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError>;
+    /// Add or overwrite the given tags (others are kept).
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError>;
+}
+
+/// Where replica metrics come from: CloudWatch, recorded files, or the simulated fleet.
+#[async_trait]
+pub trait MetricsSource: Send + Sync {
+    /// Samples for each query with period start in `[start, end)`, in query order. Gaps are
+    /// missing samples, never zeros.
+    async fn fetch(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSeries>, PortError>;
+}
+
+/// Sessions and state of one replica in the traffic router.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteState {
+    /// Whether the router still sends new connections to it.
+    pub accepting: bool,
+    pub current_sessions: u64,
+}
+
+/// The traffic router in front of the replicas (HAProxy's runtime API).
+#[async_trait]
+pub trait TrafficRouter: Send + Sync {
+    /// Add an available replica as a server and let it take traffic. Idempotent.
+    async fn add(&self, replica: &Instance) -> Result<(), PortError>;
+    /// Stop new connections to the replica (existing ones continue).
+    async fn drain(&self, id: &InstanceId) -> Result<(), PortError>;
+    /// State of the replica's server; `None` when the router does not know it.
+    async fn state(&self, id: &InstanceId) -> Result<Option<RouteState>, PortError>;
+    /// Take the replica out of the router for good. Idempotent.
+    async fn remove(&self, id: &InstanceId) -> Result<(), PortError>;
+}
+
+/// Time, injected: the real clock in production, a manual one in tests and simulations.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+    async fn sleep(&self, d: Duration);
+}
+
+/// Wall-clock time and tokio's timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await
+    }
+}
+
+/// A clock that only moves when told to; `sleep` advances it at once (no real waiting).
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock {
+            now: std::sync::Mutex::new(start),
+        }
+    }
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+    }
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+}
+
+#[async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    async fn sleep(&self, d: Duration) {
+        self.advance(d);
+        tokio::task::yield_now().await;
+    }
+}
