@@ -3,11 +3,13 @@
 //! observe, plan, execute, wait — with progress and a timeout. Used by `create-cluster`,
 //! `modify-instance` and the control loop alike. Planning itself is pure (`core::plan`).
 
-use crate::core::config::ClusterSpec;
+use crate::core::config::{ClusterSpec, HaproxySpec, OnUnreachable};
 use crate::core::domain::{InstanceId, Tags, TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
 use crate::core::plan::{plan, Action, ClusterView, Plan, PlannedAction, Target};
-use crate::ports::{Clock, ErrorKind, Fleet, PortError};
+use crate::ports::{Clock, ErrorKind, Fleet, PortError, SystemClock, TrafficRouter};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Observe several clusters with as few describes as possible: one batched describe for every
@@ -66,6 +68,9 @@ pub enum Outcome {
     /// Refused by the executor's own guard: the action was outside the cluster config.
     Refused(String),
     Failed(String),
+    /// Not done this time, on purpose (a scale-in held because HAProxy could not drain the
+    /// replica first); the next tick plans it again.
+    Held(String),
 }
 
 impl Outcome {
@@ -76,10 +81,15 @@ impl Outcome {
             Outcome::AlreadyDone => "already_done",
             Outcome::Refused(_) => "refused",
             Outcome::Failed(_) => "error",
+            Outcome::Held(_) => "held",
         }
     }
+    /// Refused, failed and held actions did not happen: the command reports failure.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Refused(_) | Outcome::Failed(_))
+        matches!(
+            self,
+            Outcome::Refused(_) | Outcome::Failed(_) | Outcome::Held(_)
+        )
     }
 }
 
@@ -91,11 +101,245 @@ pub struct ActionResult {
     pub outcome: Outcome,
     #[serde(skip)]
     pub error: Option<PortError>,
+    /// What happened around the action (HAProxy drain steps, an unreachable HAProxy passed
+    /// over with `on_unreachable: proceed`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     pub dry_run: bool,
+}
+
+/// The traffic router in front of a cluster's replicas, as the delete path uses it.
+#[derive(Clone)]
+pub struct RouterHook {
+    pub router: Arc<dyn TrafficRouter>,
+    /// Backend, drain timeout, on_unreachable, max_lag.
+    pub spec: HaproxySpec,
+    /// Time for the drain wait (a `ManualClock` in tests).
+    pub clock: Arc<dyn Clock>,
+    /// How often current sessions are polled while draining.
+    pub poll: Duration,
+}
+
+impl std::fmt::Debug for RouterHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterHook")
+            .field("spec", &self.spec)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouterHook {
+    pub fn new(router: Arc<dyn TrafficRouter>, spec: HaproxySpec, clock: Arc<dyn Clock>) -> Self {
+        RouterHook {
+            router,
+            spec,
+            clock,
+            poll: Duration::from_secs(5),
+        }
+    }
+
+    /// The HAProxy runtime API of the cluster's `haproxy` section, if it has one.
+    pub fn for_cluster(spec: &ClusterSpec, clock: Arc<dyn Clock>) -> Option<Self> {
+        spec.haproxy.as_ref().map(|h| {
+            let router = crate::adapters::haproxy::HaproxyRuntime::from_spec(h);
+            RouterHook::new(Arc::new(router), h.clone(), clock)
+        })
+    }
+}
+
+/// Whether the delete may go ahead after the router step, with what to report.
+enum Gate {
+    Proceed(Vec<String>),
+    Held(String, Option<PortError>),
+}
+
+/// Take replica `id` out of the router before it is deleted: drain, wait until its current
+/// sessions reach 0 or the drain timeout, then remove it (maint, end what is left, del
+/// server). A router that cannot be asked or cannot act holds the delete
+/// (`on_unreachable: wait`) or lets it go ahead with a note (`proceed`).
+async fn drain_before_delete(hook: &RouterHook, id: &InstanceId) -> Gate {
+    let h = &hook.spec;
+    let mut notes = Vec::new();
+    let blocked = |e: PortError, mut notes: Vec<String>| {
+        match h.on_unreachable {
+        OnUnreachable::Wait => Gate::Held(
+            format!(
+                "HAProxy backend {} could not drain {id} ({e}); delete held until it can (on_unreachable: wait)",
+                h.backend
+            ),
+            Some(e),
+        ),
+        OnUnreachable::Proceed => {
+            notes.push(format!(
+                "HAProxy backend {} could not drain {id} ({e}); deleting anyway (on_unreachable: proceed)",
+                h.backend
+            ));
+            tracing::warn!(replica = %id, error = %e, "HAProxy unreachable: deleting without drain");
+            Gate::Proceed(notes)
+        }
+    }
+    };
+    match hook.router.state(id).await {
+        Err(e) => return blocked(e, notes),
+        Ok(None) => {
+            notes.push(format!(
+                "{id} is not a server of HAProxy backend {}: nothing to drain",
+                h.backend
+            ));
+            return Gate::Proceed(notes);
+        }
+        Ok(Some(_)) => {}
+    }
+    match hook.router.drain(id).await {
+        Ok(()) => {}
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            notes.push(format!("{id} left HAProxy backend {} meanwhile", h.backend));
+            return Gate::Proceed(notes);
+        }
+        Err(e) => return blocked(e, notes),
+    }
+    let start = hook.clock.now();
+    loop {
+        let st = match hook.router.state(id).await {
+            Err(e) => return blocked(e, notes),
+            Ok(None) => break,
+            Ok(Some(st)) => st,
+        };
+        let elapsed = (hook.clock.now() - start).to_std().unwrap_or_default();
+        if st.current_sessions == 0 {
+            notes.push(format!(
+                "drained from HAProxy backend {} in {}s",
+                h.backend,
+                elapsed.as_secs()
+            ));
+            break;
+        }
+        if elapsed >= h.drain_timeout {
+            notes.push(format!(
+                "drain timeout {} reached with {} session(s) still open on {id}: ending them",
+                humantime::format_duration(h.drain_timeout),
+                st.current_sessions
+            ));
+            break;
+        }
+        if st.accepting {
+            // Someone (a reload, an operator) made it take traffic again: drain again.
+            if let Err(e) = hook.router.drain(id).await {
+                if e.kind != ErrorKind::NotFound {
+                    return blocked(e, notes);
+                }
+            }
+        }
+        hook.clock
+            .sleep(
+                hook.poll
+                    .min(h.drain_timeout - elapsed)
+                    .max(Duration::from_millis(1)),
+            )
+            .await;
+    }
+    match hook.router.remove(id).await {
+        Ok(()) => {
+            notes.push(format!("removed from HAProxy backend {}", h.backend));
+            Gate::Proceed(notes)
+        }
+        Err(e) => blocked(e, notes),
+    }
+}
+
+/// What [`sync_router`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    /// Added to HAProxy (or re-enabled there) this time.
+    pub added: Vec<InstanceId>,
+    /// Available replicas not added, and why (lag unknown or over the bound, planned for
+    /// deletion).
+    pub held: Vec<(InstanceId, String)>,
+    /// Replicas the router failed on; when HAProxy is unreachable the first error ends the
+    /// pass.
+    pub errors: Vec<(InstanceId, String)>,
+}
+
+/// Add every available configured replica whose replica lag is known and under
+/// `haproxy.max_lag` and that HAProxy does not have yet (`add server`, `enable health`,
+/// `state ready`, and the config file's server block when one is configured). Replicas the
+/// `plan` deletes or that are beyond its target are left out. Does nothing for a cluster
+/// without a `haproxy` section. Call it each tick with a view observed after the tick's
+/// actions were executed (or before executing, passing the tick's plan).
+pub async fn sync_router(
+    router: &dyn TrafficRouter,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    replica_lag: &BTreeMap<InstanceId, Duration>,
+    plan: Option<&Plan>,
+) -> SyncReport {
+    let mut report = SyncReport::default();
+    let Some(h) = &spec.haproxy else {
+        return report;
+    };
+    for (i, inst) in view.replicas.iter().enumerate() {
+        let Some(inst) = inst else { continue };
+        if !inst.status.is_available() || inst.endpoint.is_none() {
+            continue;
+        }
+        if let Some(p) = plan {
+            let deleted = p
+                .actions
+                .iter()
+                .any(|a| matches!(&a.action, Action::DeleteReplica { id } if id.same_as(&inst.id)));
+            if deleted || i >= p.target_replicas {
+                report
+                    .held
+                    .push((inst.id.clone(), "planned for deletion".into()));
+                continue;
+            }
+        }
+        let lag = replica_lag
+            .iter()
+            .find(|(k, _)| k.same_as(&inst.id))
+            .map(|(_, v)| *v);
+        match lag {
+            None => {
+                report
+                    .held
+                    .push((inst.id.clone(), "replica lag not known yet".into()));
+                continue;
+            }
+            Some(l) if l >= h.max_lag => {
+                report.held.push((
+                    inst.id.clone(),
+                    format!(
+                        "replica lag {}s is not under {}s",
+                        l.as_secs(),
+                        h.max_lag.as_secs()
+                    ),
+                ));
+                continue;
+            }
+            Some(_) => {}
+        }
+        let result = match router.state(&inst.id).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => router.add(inst).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => report.added.push(inst.id.clone()),
+            Err(e) => {
+                let stop = e.is_retryable();
+                report.errors.push((inst.id.clone(), e.to_string()));
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    report
 }
 
 /// Defence in depth: whatever the planner said, refuse anything outside the config.
@@ -128,23 +372,61 @@ fn guard(spec: &ClusterSpec, action: &Action) -> Result<(), String> {
     }
 }
 
-/// Execute one planned action.
+/// Execute one planned action. A replica of a cluster with a `haproxy` section is drained
+/// from HAProxy (its runtime API, timed by the system clock) before it is deleted; see
+/// [`execute_action_routed`].
 pub async fn execute_action(
     fleet: &dyn Fleet,
     spec: &ClusterSpec,
     planned: &PlannedAction,
     opts: &ExecOptions,
 ) -> ActionResult {
-    let done = |outcome: Outcome, error: Option<PortError>| ActionResult {
+    execute_action_routed(fleet, spec, planned, opts, None).await
+}
+
+/// Execute one planned action, with `router` drained before a replica is deleted (`None`: the
+/// cluster's `haproxy` section on the system clock, when it has one). The delete happens only
+/// once the replica's sessions reached 0 or the drain timed out, and it is out of the router;
+/// when the router cannot be reached the delete is held (`Outcome::Held`) or, with
+/// `on_unreachable: proceed`, done with a note.
+pub async fn execute_action_routed(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    planned: &PlannedAction,
+    opts: &ExecOptions,
+    router: Option<&RouterHook>,
+) -> ActionResult {
+    let mut notes = Vec::new();
+    let done = |outcome: Outcome, error: Option<PortError>, notes: Vec<String>| ActionResult {
         planned: planned.clone(),
         outcome,
         error,
+        notes,
     };
     if let Err(why) = guard(spec, &planned.action) {
-        return done(Outcome::Refused(why), None);
+        return done(Outcome::Refused(why), None, notes);
+    }
+    if let Action::DeleteReplica { id } = &planned.action {
+        let hook = router
+            .cloned()
+            .or_else(|| RouterHook::for_cluster(spec, Arc::new(SystemClock)));
+        if let Some(hook) = hook {
+            if opts.dry_run {
+                notes.push(format!(
+                    "would drain {id} from HAProxy backend {} first (up to {})",
+                    hook.spec.backend,
+                    humantime::format_duration(hook.spec.drain_timeout)
+                ));
+            } else {
+                match drain_before_delete(&hook, id).await {
+                    Gate::Proceed(n) => notes = n,
+                    Gate::Held(why, e) => return done(Outcome::Held(why), e, notes),
+                }
+            }
+        }
     }
     if opts.dry_run {
-        return done(Outcome::DryRun, None);
+        return done(Outcome::DryRun, None, notes);
     }
     let result = match &planned.action {
         Action::RestoreMaster { master } => {
@@ -161,18 +443,18 @@ pub async fn execute_action(
         Action::ModifyClass { id, to, .. } => fleet.modify_class(id, to).await,
     };
     match result {
-        Ok(()) => done(Outcome::Done, None),
+        Ok(()) => done(Outcome::Done, None, notes),
         Err(e) => match (&planned.action, e.kind) {
             (
                 Action::RestoreMaster { .. } | Action::CreateReplica { .. },
                 ErrorKind::AlreadyExists,
             )
             | (Action::DeleteReplica { .. }, ErrorKind::NotFound) => {
-                done(Outcome::AlreadyDone, Some(e))
+                done(Outcome::AlreadyDone, Some(e), notes)
             }
             _ => {
                 let msg = e.to_string();
-                done(Outcome::Failed(msg), Some(e))
+                done(Outcome::Failed(msg), Some(e), notes)
             }
         },
     }
@@ -186,9 +468,21 @@ pub async fn execute(
     plan: &Plan,
     opts: &ExecOptions,
 ) -> Vec<ActionResult> {
+    execute_routed(fleet, spec, plan, opts, None).await
+}
+
+/// [`execute`] with an explicit traffic router for the delete path (see
+/// [`execute_action_routed`]).
+pub async fn execute_routed(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    plan: &Plan,
+    opts: &ExecOptions,
+    router: Option<&RouterHook>,
+) -> Vec<ActionResult> {
     let mut out = Vec::with_capacity(plan.actions.len());
     for a in &plan.actions {
-        out.push(execute_action(fleet, spec, a, opts).await);
+        out.push(execute_action_routed(fleet, spec, a, opts, router).await);
     }
     out
 }

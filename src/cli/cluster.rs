@@ -83,8 +83,12 @@ fn print_plan_text(p: &Plan, results: &[ActionResult]) {
             Outcome::AlreadyDone => "already done".to_string(),
             Outcome::Refused(w) => format!("REFUSED: {w}"),
             Outcome::Failed(w) => format!("FAILED: {w}"),
+            Outcome::Held(w) => format!("HELD: {w}"),
         };
         println!("  {} [{}] ({})", r.planned.action, tag, r.planned.reason);
+        for n in &r.notes {
+            println!("    {n}");
+        }
     }
     for w in &p.waiting {
         println!(
@@ -141,8 +145,36 @@ pub async fn create_cluster(config: Option<&Path>, a: CreateArgs) -> CliResult {
 pub async fn create_cluster_on(fleet: &dyn Fleet, spec: &ClusterSpec, a: &CreateArgs) -> CliResult {
     let target = Target::replicas(a.max_replicas.unwrap_or(spec.replicas.len()));
     let view = observe_one(fleet, spec).await?;
-    let p = plan(spec, &view, &target);
-    let results = execute(fleet, spec, &p, &ExecOptions { dry_run: a.dry_run }).await;
+    let mut p = plan(spec, &view, &target);
+    let mut results = execute(fleet, spec, &p, &ExecOptions { dry_run: a.dry_run }).await;
+    // Follow-up rounds in the same run for what became possible at once (a master that is
+    // already available after its restore, as on an emulator). On RDS a restored master is
+    // `creating` for minutes, so there the replicas wait for the next run or `--wait`.
+    // A round runs only while every action so far succeeded, and never acts on an instance
+    // acted on earlier in this run.
+    while !a.dry_run
+        && !results.is_empty()
+        && results
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Done | Outcome::AlreadyDone))
+    {
+        let next = plan(spec, &observe_one(fleet, spec).await?, &target);
+        let repeats = next.actions.iter().any(|n| {
+            p.actions
+                .iter()
+                .any(|d| d.action.instance().same_as(n.action.instance()))
+        });
+        if next.actions.is_empty() || repeats {
+            if !repeats {
+                (p.waiting, p.drift, p.foreign) = (next.waiting, next.drift, next.foreign);
+            }
+            break;
+        }
+        let more = execute(fleet, spec, &next, &ExecOptions { dry_run: false }).await;
+        p.actions.extend(next.actions);
+        (p.waiting, p.drift, p.foreign) = (next.waiting, next.drift, next.foreign);
+        results.extend(more);
+    }
     match a.output {
         Output::Text => print_plan_text(&p, &results),
         Output::Json => print_json(&PlanReport {

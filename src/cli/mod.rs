@@ -9,7 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+pub mod backtest;
 pub mod cluster;
+pub mod demo;
+pub mod haproxy;
+pub mod policy;
+pub mod run;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +39,21 @@ pub enum Command {
     ModifyInstance(cluster::ModifyArgs),
     /// Show a cluster: master, replicas, drift and foreign instances.
     Status(cluster::StatusArgs),
+    /// HAProxy in front of the replicas: render its config, show its servers.
+    Haproxy(haproxy::HaproxyArgs),
+    /// Replay a load trace through policies on the simulated fleet; compare with an oracle
+    /// and baselines.
+    Backtest(backtest::BacktestArgs),
+    /// The whole service on a simulated fleet driven by a real load trace, at compressed
+    /// time: no AWS account needed.
+    Demo(demo::DemoArgs),
+    /// The always-on service: control loop, Prometheus metrics, health endpoints.
+    Run(run::RunArgs),
+    /// Check scaling policy files (default policies/*.yaml) against the cluster config.
+    Validate(policy::ValidateArgs),
+    /// Show what the policy decides for a cluster now, with its reasons, and what the
+    /// reconciler would then do. Changes nothing.
+    Plan(policy::PlanArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -160,8 +180,14 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     let config = cli.config.as_deref();
     match cli.command {
+        Command::Backtest(a) => backtest::run(config, a).await,
+        Command::Demo(a) => demo::run(a).await,
         Command::CreateCluster(a) => cluster::create_cluster(config, a).await,
         Command::ModifyInstance(a) => cluster::modify_instance(config, a).await,
         Command::Status(a) => cluster::status(config, a).await,
+        Command::Haproxy(a) => haproxy::run(config, a).await,
+        Command::Run(a) => run::run(config, a).await,
+        Command::Validate(a) => policy::validate(config, a).await,
+        Command::Plan(a) => policy::run_plan(config, a).await,
     }
 }

@@ -3,6 +3,9 @@
 //! imports; time comes in as a value.
 
 pub mod config;
+pub mod decide;
 pub mod domain;
 pub mod input;
 pub mod plan;
+pub mod policy;
+pub mod schedule;

@@ -1,0 +1,134 @@
+//! Backtest benchmark (a plain binary, `harness = false`; not a timed test):
+//!
+//!   cargo bench --bench backtest
+//!
+//! 1. one year of 1-minute samples (generated deterministically: a daily and weekly pattern,
+//!    noise and bursts), written as CloudWatch export CSV, parsed, and replayed for one policy
+//!    (policies/cpu-target.yaml) through the daemon's tick — goal ≤ 1 s in a release build;
+//!    the same year with the three baselines as `elasticrds backtest` runs it;
+//! 2. a 100-variant parameter sweep (CPU target × scale-in cooldown) of the same policy on the
+//!    14-day trace ../shared/data/traces/rds_cpu_utilization_cc0c53.csv — goal ≤ 60 s.
+//!
+//! Prints the measured figures; docs/backtest.md records them.
+
+use elasticrds::backtest::replay::WorldSetup;
+use elasticrds::backtest::run::run_policy;
+use elasticrds::backtest::trace::Trace;
+use elasticrds::backtest::{backtest, load_policy, oracle, sweep, Options, FLOOR_REPLICAS};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A deterministic year of 1-minute CPU-like samples (percent).
+fn year_csv() -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut out = String::with_capacity(30 * 525_600);
+    out.push_str("timestamp,value\n");
+    let mut burst = 0u32;
+    for m in 0..525_600i64 {
+        let day = (m % 1440) as f64 / 1440.0;
+        let weekday = (m / 1440) % 7 < 5;
+        let base = 20.0 + 25.0 * (std::f64::consts::TAU * (day - 0.3)).sin().max(-0.6);
+        let mut v = base * if weekday { 1.0 } else { 0.6 } + 4.0 * rnd();
+        if burst == 0 && rnd() < 0.0005 {
+            burst = 20 + (rnd() * 60.0) as u32;
+        }
+        if burst > 0 {
+            burst -= 1;
+            v += 30.0;
+        }
+        let t = start + chrono::Duration::minutes(m);
+        let _ = writeln!(out, "{},{:.3}", t.format("%Y-%m-%d %H:%M:%S"), v.max(0.0));
+    }
+    out
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn main() {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let policy_text = std::fs::read_to_string(repo.join("policies/cpu-target.yaml"))
+        .expect("policies/cpu-target.yaml");
+    let case = load_policy(
+        "cpu-target",
+        "policies/cpu-target.yaml",
+        &policy_text,
+        None,
+        4,
+    )
+    .expect("the default policy parses");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    // 1. One year, one policy.
+    let csv = year_csv();
+    let t = Instant::now();
+    let trace = Trace::parse("year.csv", &csv).expect("generated trace parses");
+    let parse = t.elapsed();
+    let opts = Options::default();
+    let demand = Arc::new(trace.demand(opts.peak_replicas, 0.75));
+    let lead = opts.lead.as_secs().div_ceil(60) as usize;
+    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, lead) as usize;
+    let setup = WorldSetup::new(case.spec.clone(), demand.clone(), opts.lead, initial).unwrap();
+    let t = Instant::now();
+    let (score, _) = rt.block_on(run_policy(&setup, &case.case, false)).unwrap();
+    let one = t.elapsed();
+    println!(
+        "year: {} samples ({} bytes of CSV) parsed in {}",
+        trace.rows,
+        csv.len(),
+        secs(parse)
+    );
+    println!(
+        "year: one policy (cpu-target) replayed over {} minutes in {} ({:.2} µs per simulated minute; goal <= 1 s) -> {:.0} replica-hours, {} breach-minutes, {} actions",
+        demand.len(),
+        secs(one),
+        one.as_secs_f64() * 1e6 / demand.len() as f64,
+        score.replica_hours,
+        score.breach_minutes,
+        score.actions
+    );
+    let t = Instant::now();
+    let report = rt
+        .block_on(backtest(&trace, std::slice::from_ref(&case), &opts))
+        .unwrap();
+    println!(
+        "year: the full backtest (policy + oracle + target tracking + static) in {}",
+        secs(t.elapsed())
+    );
+    for s in &report.scores {
+        println!(
+            "  {:<18} {:>9.0} replica-hours {:>6} breach-minutes {:>6} actions",
+            s.name, s.replica_hours, s.breach_minutes, s.actions
+        );
+    }
+
+    // 2. 100-variant sweep on a real 14-day trace.
+    let path = repo.join("../shared/data/traces/rds_cpu_utilization_cc0c53.csv");
+    let trace = Trace::load(&path).unwrap_or_else(|e| panic!("{e} (the shared traces are needed)"));
+    let variants = sweep::variants(&case, 100).unwrap();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = Instant::now();
+    let scores = sweep::run_all(&trace, &variants, &opts, threads).unwrap();
+    let took = t.elapsed();
+    println!(
+        "sweep: {} variants x {} minutes ({}) in {} on {threads} threads (goal <= 60 s)",
+        scores.len(),
+        trace.minutes(),
+        trace.name,
+        secs(took)
+    );
+}

@@ -1,0 +1,547 @@
+//! Recorded metrics: a [`MetricsSource`] that answers from a file of samples instead of
+//! CloudWatch — for `elasticrds plan --metrics FILE`, tests and the backtest.
+//!
+//! Format (documented in docs/policies.md, "Recorded metrics files"):
+//! - CSV with the columns `timestamp,instance,metric,statistic,value` (the header line is
+//!   optional; blank lines and lines starting with `#` are ignored). `timestamp` is the start
+//!   of the sample's period, RFC 3339 (`2026-11-25T12:00:00Z`) or Unix seconds; `instance` a DB
+//!   instance id; `metric` one of `cpu`, `connections`, `replica_lag` (or the CloudWatch names
+//!   `CPUUtilization`, `DatabaseConnections`, `ReplicaLag`); `statistic` `Average` or `Maximum`;
+//!   `value` a number, or empty for a missing sample.
+//! - JSON: an array of objects with the same five fields (`value` may be `null`).
+//!
+//! Rules: a bad row is a located error (`file:line:column: field: message`), every bad row is
+//! reported; gaps are missing samples, never zeros; rows may come in any order (they are sorted
+//! by time); a row repeating an earlier (instance, metric, statistic, timestamp) with the same
+//! value is ignored, with a different value it is an error naming both lines. Samples are
+//! returned as recorded (the query's period is not used to re-aggregate them).
+
+use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
+use crate::core::input::{parse_document, InputError, InputErrors, Syntax, MAX_INPUT_BYTES};
+use crate::ports::{MetricsSource, PortError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+type Key = (String, MetricKind, Statistic);
+
+/// Samples by (lower-case instance id, metric, statistic), each sorted by time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordedMetrics {
+    series: BTreeMap<Key, Vec<Sample>>,
+}
+
+fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return DateTime::from_timestamp(n, 0)
+            .ok_or_else(|| format!("{n} is out of range as Unix seconds"));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time or Unix seconds: {e}"))
+}
+
+fn parse_statistic(s: &str) -> Result<Statistic, String> {
+    match s.trim() {
+        "Average" | "average" => Ok(Statistic::Average),
+        "Maximum" | "maximum" => Ok(Statistic::Maximum),
+        o => Err(format!("{o:?} is not one of Average, Maximum")),
+    }
+}
+
+fn parse_metric(s: &str) -> Result<MetricKind, String> {
+    MetricKind::parse(s.trim()).ok_or_else(|| {
+        format!(
+            "unknown metric {:?}: one of cpu, connections, replica_lag",
+            s.trim()
+        )
+    })
+}
+
+/// One JSON row; fields validated while deserializing so errors carry their position.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRow {
+    timestamp: JsonTime,
+    instance: InstanceId,
+    metric: JsonMetric,
+    statistic: JsonStatistic,
+    value: Option<f64>,
+}
+
+#[derive(Debug)]
+struct JsonTime(DateTime<Utc>);
+impl<'de> Deserialize<'de> for JsonTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match &v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(serde::de::Error::custom(
+                    "expected an RFC 3339 string or Unix seconds",
+                ))
+            }
+        };
+        parse_timestamp(&s)
+            .map(JsonTime)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug)]
+struct JsonMetric(MetricKind);
+impl<'de> Deserialize<'de> for JsonMetric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_metric(&s)
+            .map(JsonMetric)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug)]
+struct JsonStatistic(Statistic);
+impl<'de> Deserialize<'de> for JsonStatistic {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_statistic(&s)
+            .map(JsonStatistic)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Collects rows, checking duplicates; `where_` says where a row came from for messages.
+#[derive(Default)]
+struct Builder {
+    rows: BTreeMap<(Key, DateTime<Utc>), (f64, String)>,
+    errors: Vec<InputError>,
+}
+
+impl Builder {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        file: &str,
+        id: &InstanceId,
+        metric: MetricKind,
+        stat: Statistic,
+        at: DateTime<Utc>,
+        value: f64,
+        where_: String,
+        pos: Option<(usize, usize)>,
+    ) {
+        let key = ((id.as_str().to_ascii_lowercase(), metric, stat), at);
+        match self.rows.get(&key) {
+            Some((v, first)) if *v != value => self.errors.push(
+                InputError::new(
+                    file,
+                    "value",
+                    format!(
+                        "duplicate sample for {id} {metric} {} at {at} with a different value ({value} here, {v} at {first})",
+                        stat.as_str()
+                    ),
+                )
+                .at(pos),
+            ),
+            Some(_) => {}
+            None => {
+                self.rows.insert(key, (value, where_));
+            }
+        }
+    }
+
+    fn finish(self) -> Result<RecordedMetrics, InputErrors> {
+        if !self.errors.is_empty() {
+            return Err(InputErrors(self.errors));
+        }
+        let mut series: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
+        // BTreeMap order: by key, then time ascending.
+        for ((key, at), (value, _)) in self.rows {
+            series.entry(key).or_default().push(Sample { at, value });
+        }
+        Ok(RecordedMetrics { series })
+    }
+}
+
+impl RecordedMetrics {
+    /// Build from rows in memory (tests, simulations). Later duplicates overwrite earlier ones.
+    pub fn from_rows(
+        rows: impl IntoIterator<Item = (InstanceId, MetricKind, Statistic, Sample)>,
+    ) -> RecordedMetrics {
+        let mut map: BTreeMap<(Key, DateTime<Utc>), f64> = BTreeMap::new();
+        for (id, m, s, sample) in rows {
+            if sample.value.is_finite() {
+                map.insert(
+                    ((id.as_str().to_ascii_lowercase(), m, s), sample.at),
+                    sample.value,
+                );
+            }
+        }
+        let mut series: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
+        for ((key, at), value) in map {
+            series.entry(key).or_default().push(Sample { at, value });
+        }
+        RecordedMetrics { series }
+    }
+
+    /// Read a recorded-metrics file (CSV, or JSON by extension or a leading `[`).
+    pub fn load(path: &Path) -> Result<RecordedMetrics, InputErrors> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path)
+            .map_err(|e| InputError::new(&file, "", format!("cannot read: {e}")))?;
+        if bytes.len() > MAX_INPUT_BYTES * 16 {
+            return Err(InputError::new(
+                &file,
+                "",
+                format!(
+                    "file is {} bytes; the limit is {}",
+                    bytes.len(),
+                    MAX_INPUT_BYTES * 16
+                ),
+            )
+            .into());
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            InputError::new(
+                &file,
+                "",
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parse recorded metrics; JSON when `file` ends in `.json` or the text starts with `[`.
+    pub fn parse(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
+        if file.to_ascii_lowercase().ends_with(".json") || text.trim_start().starts_with('[') {
+            Self::parse_json(file, text)
+        } else {
+            Self::parse_csv(file, text)
+        }
+    }
+
+    fn parse_json(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
+        if text.len() > MAX_INPUT_BYTES * 16 {
+            return Err(InputError::new(file, "", "file is too large").into());
+        }
+        // parse_document bounds the size at MAX_INPUT_BYTES; recorded files may be larger, so
+        // only small ones go through it (same errors), large ones straight to serde_json.
+        let rows: Vec<JsonRow> = if text.len() <= MAX_INPUT_BYTES {
+            parse_document(file, text, Syntax::Json)?
+        } else {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                InputError::new(file, path, inner.to_string())
+                    .at(Some((inner.line(), inner.column())))
+            })?
+        };
+        let mut b = Builder::default();
+        for (i, r) in rows.into_iter().enumerate() {
+            if let Some(v) = r.value {
+                if !v.is_finite() {
+                    b.errors.push(InputError::new(
+                        file,
+                        format!("[{i}].value"),
+                        "must be a finite number",
+                    ));
+                    continue;
+                }
+                b.add(
+                    file,
+                    &r.instance,
+                    r.metric.0,
+                    r.statistic.0,
+                    r.timestamp.0,
+                    v,
+                    format!("[{i}]"),
+                    None,
+                );
+            }
+        }
+        b.finish()
+    }
+
+    fn parse_csv(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
+        const COLUMNS: [&str; 5] = ["timestamp", "instance", "metric", "statistic", "value"];
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut b = Builder::default();
+        let mut first = true;
+        for rec in rdr.records() {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line() as usize);
+                    b.errors.push(
+                        InputError::new(file, "", format!("unreadable CSV: {e}"))
+                            .at(line.map(|l| (l, 1))),
+                    );
+                    break;
+                }
+            };
+            let line = rec.position().map_or(0, |p| p.line() as usize);
+            // Column of field i within its line (1-based), from the record's byte ranges.
+            let line_start = rec.position().map_or(0, |p| p.byte() as usize);
+            let line_text = text.get(line_start..).unwrap_or("");
+            let col = |i: usize| -> usize {
+                let field = rec.get(i).unwrap_or("");
+                let mut from = 0;
+                for (j, f) in rec.iter().enumerate() {
+                    match line_text[from..].find(f) {
+                        Some(k) if j == i => return from + k + 1,
+                        Some(k) => from += k + f.len(),
+                        None => break,
+                    }
+                }
+                line_text.find(field).map_or(1, |k| k + 1)
+            };
+            if rec.iter().all(|f| f.is_empty()) {
+                continue;
+            }
+            if first {
+                first = false;
+                if rec
+                    .get(0)
+                    .is_some_and(|f| f.eq_ignore_ascii_case("timestamp"))
+                {
+                    let got: Vec<&str> = rec.iter().collect();
+                    if got != COLUMNS {
+                        b.errors.push(
+                            InputError::new(
+                                file,
+                                "",
+                                format!(
+                                    "header must be {}, found {}",
+                                    COLUMNS.join(","),
+                                    got.join(",")
+                                ),
+                            )
+                            .at(Some((line, 1))),
+                        );
+                    }
+                    continue;
+                }
+            }
+            if rec.len() != 5 {
+                b.errors.push(
+                    InputError::new(
+                        file,
+                        "",
+                        format!(
+                            "expected 5 columns ({}), found {}",
+                            COLUMNS.join(","),
+                            rec.len()
+                        ),
+                    )
+                    .at(Some((line, 1))),
+                );
+                continue;
+            }
+            let mut bad = |i: usize, msg: String| {
+                b.errors
+                    .push(InputError::new(file, COLUMNS[i], msg).at(Some((line, col(i)))));
+            };
+            let at = parse_timestamp(&rec[0]).map_err(|m| bad(0, m)).ok();
+            let id = InstanceId::parse(&rec[1])
+                .map_err(|e| bad(1, e.to_string()))
+                .ok();
+            let metric = parse_metric(&rec[2]).map_err(|m| bad(2, m)).ok();
+            let stat = parse_statistic(&rec[3]).map_err(|m| bad(3, m)).ok();
+            let value = if rec[4].is_empty() {
+                Some(None)
+            } else {
+                match rec[4].parse::<f64>() {
+                    Ok(v) if v.is_finite() => Some(Some(v)),
+                    _ => {
+                        bad(4, format!("{:?} is not a number", &rec[4]));
+                        None
+                    }
+                }
+            };
+            if let (Some(at), Some(id), Some(metric), Some(stat), Some(Some(v))) =
+                (at, id, metric, stat, value)
+            {
+                let pos = Some((line, col(4)));
+                b.add(file, &id, metric, stat, at, v, format!("line {line}"), pos);
+            }
+            if b.errors.len() > 100 {
+                b.errors
+                    .push(InputError::new(file, "", "too many errors; stopped"));
+                break;
+            }
+        }
+        b.finish()
+    }
+
+    /// Samples of one series with period start in `[start, end)`.
+    pub fn samples(
+        &self,
+        instance: &InstanceId,
+        metric: MetricKind,
+        statistic: Statistic,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> &[Sample] {
+        let key = (instance.as_str().to_ascii_lowercase(), metric, statistic);
+        let Some(v) = self.series.get(&key) else {
+            return &[];
+        };
+        let a = v.partition_point(|s| s.at < start);
+        let b = v.partition_point(|s| s.at < end);
+        &v[a..b.max(a)]
+    }
+
+    /// Latest sample time in the file, if any (a handy `--at` for `plan`).
+    pub fn latest(&self) -> Option<DateTime<Utc>> {
+        self.series
+            .values()
+            .filter_map(|v| v.last())
+            .map(|s| s.at)
+            .max()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Answer queries without I/O (the async port method calls this).
+    pub fn fetch_now(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Vec<MetricSeries> {
+        queries
+            .iter()
+            .map(|q| MetricSeries {
+                query: q.clone(),
+                samples: self
+                    .samples(&q.instance, q.metric, q.statistic, start, end)
+                    .to_vec(),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl MetricsSource for RecordedMetrics {
+    async fn fetch(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSeries>, PortError> {
+        Ok(self.fetch_now(queries, start, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_timestamp(s).unwrap()
+    }
+
+    #[test]
+    fn csv_rows_any_order_gaps_and_duplicates() {
+        let text = "timestamp,instance,metric,statistic,value\n\
+# a comment\n\
+2026-11-25T12:02:00Z,cluster1s01,cpu,Average,30\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu,Average,10\n\
+2026-11-25T12:01:00Z,cluster1s01,cpu,Average,\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu,Average,10\n\
+1795608000,cluster1s01,CPUUtilization,Maximum,99\n";
+        let r = RecordedMetrics::parse("m.csv", text).unwrap();
+        let id = InstanceId::parse("CLUSTER1S01").unwrap();
+        let s = r.samples(
+            &id,
+            MetricKind::Cpu,
+            Statistic::Average,
+            t("2026-11-25T00:00:00Z"),
+            t("2026-11-26T00:00:00Z"),
+        );
+        let got: Vec<(String, f64)> = s.iter().map(|s| (s.at.to_rfc3339(), s.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2026-11-25T12:00:00+00:00".to_string(), 10.0),
+                ("2026-11-25T12:02:00+00:00".to_string(), 30.0)
+            ]
+        );
+        // [start, end) bounds
+        let s = r.samples(
+            &id,
+            MetricKind::Cpu,
+            Statistic::Average,
+            t("2026-11-25T12:00:00Z"),
+            t("2026-11-25T12:02:00Z"),
+        );
+        assert_eq!(s.len(), 1);
+        assert_eq!(r.series.len(), 2);
+    }
+
+    #[test]
+    fn junk_rows_are_located() {
+        let text = "timestamp,instance,metric,statistic,value\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu,Average,10\n\
+yesterday,cluster1s01,cpu,Average,10\n\
+2026-11-25T12:00:00Z,cluster1s01,memory,Average,10\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu,Median,10\n\
+2026-11-25T12:00:00Z,bad--id,cpu,Average,10\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu,Average,abc\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu\n\
+2026-11-25T12:00:00Z,cluster1s01,cpu,Average,11\n";
+        let e = RecordedMetrics::parse("m.csv", text).unwrap_err().0;
+        let got: Vec<(Option<usize>, Option<usize>, &str)> = e
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), Some(1), "timestamp"),
+                (Some(4), Some(34), "metric"),
+                (Some(5), Some(38), "statistic"),
+                (Some(6), Some(22), "instance"),
+                (Some(7), Some(46), "value"),
+                (Some(8), Some(1), ""),
+                (Some(9), Some(46), "value"),
+            ],
+            "{e:?}"
+        );
+        assert!(e[6].message.contains("duplicate"), "{}", e[6]);
+        assert!(e[6].to_string().starts_with("m.csv:9:46: value: duplicate"));
+    }
+
+    #[test]
+    fn json_equivalent() {
+        let text = r#"[
+  {"timestamp": "2026-11-25T12:00:00Z", "instance": "cluster1s01", "metric": "cpu", "statistic": "Average", "value": 10},
+  {"timestamp": 1795608060, "instance": "cluster1s01", "metric": "cpu", "statistic": "Average", "value": null}
+]"#;
+        let r = RecordedMetrics::parse("m.json", text).unwrap();
+        assert_eq!(r.series.values().map(Vec::len).sum::<usize>(), 1);
+        let bad = text.replace(
+            "\"cpu\", \"statistic\": \"Average\", \"value\": 10",
+            "\"disk\", \"statistic\": \"Average\", \"value\": 10",
+        );
+        let e = RecordedMetrics::parse("m.json", &bad).unwrap_err().0;
+        assert_eq!(e[0].line, Some(2));
+        assert_eq!(e[0].field, "[0].metric");
+        assert!(e[0].message.contains("unknown metric"), "{}", e[0]);
+    }
+}

@@ -1,0 +1,513 @@
+//! The load model of the simulated fleet: a demand series (in replica-capacity units, 1.0 = one
+//! replica at 100 % CPU) drives per-instance CPU, connections and replica lag of a
+//! [`SimFleet`], served through the [`MetricsSource`] port so that the decision core reads it
+//! exactly as it reads CloudWatch. Used by the backtest and `elasticrds demo`; deterministic.
+//!
+//! Rules, per simulated minute:
+//! - the serving replicas are the configured replicas that are `available` (since before the
+//!   minute started); each takes an equal share: CPU = demand / serving (capped at 100 %, the
+//!   rest is unserved demand), connections split the same way;
+//! - the master serves reads only when no replica is available (the old HAProxy `backup`
+//!   line); its write load is not modelled;
+//! - replica lag grows by 60 s per minute for every 10 % of load above 90 % CPU and drains at
+//!   the same rate below it; a replica that (re)joins starts at 0;
+//! - a minute without demand data (a trace gap) yields no samples at all, never zeros;
+//! - instances that are creating, deleting or absent report no samples.
+//!
+//! Minutes are recorded lazily from the fleet's state (every `fetch` catches up to the current
+//! minute; drivers can call [`SimLoad::settle`] after acting) and kept for
+//! [`LoadOptions::history_minutes`].
+
+use crate::adapters::sim::SimFleet;
+use crate::core::config::ClusterSpec;
+use crate::core::domain::{
+    InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries, Sample, Statistic,
+};
+use crate::ports::{Clock, ErrorKind, MetricsSource, PortError};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// Per-replica CPU above this fraction is a breach (also used by the oracle's sizing).
+pub const BREACH_UTILIZATION: f64 = 0.80;
+/// Replica lag grows while a replica runs above this fraction of its capacity.
+pub const LAG_UTILIZATION: f64 = 0.90;
+/// Most replicas one load model tracks (a bit mask per minute).
+pub const MAX_REPLICAS: usize = 64;
+
+/// Demand per minute in replica-capacity units; `None` is a minute without data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demand {
+    /// Start of the first minute, in minutes since the Unix epoch.
+    pub start_minute: i64,
+    pub units: Vec<Option<f64>>,
+}
+
+impl Demand {
+    pub fn new(start: DateTime<Utc>, units: Vec<Option<f64>>) -> Demand {
+        Demand {
+            start_minute: start.timestamp().div_euclid(60),
+            units,
+        }
+    }
+    pub fn start(&self) -> DateTime<Utc> {
+        minute_time(self.start_minute)
+    }
+    /// End of the last minute (exclusive).
+    pub fn end(&self) -> DateTime<Utc> {
+        minute_time(self.start_minute + self.units.len() as i64)
+    }
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+    /// Demand in the minute starting at epoch minute `m`.
+    pub fn at_minute(&self, m: i64) -> Option<f64> {
+        let i = m - self.start_minute;
+        if i < 0 {
+            return None;
+        }
+        self.units.get(i as usize).copied().flatten()
+    }
+    pub fn peak(&self) -> Option<f64> {
+        self.units.iter().flatten().copied().reduce(f64::max)
+    }
+}
+
+/// The minute starting at epoch minute `m`.
+pub fn minute_time(m: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(m.saturating_mul(60), 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Epoch minute containing `t`.
+pub fn epoch_minute(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+/// How the load of one minute lands on the fleet: the pure rule shared by the simulated fleet,
+/// the oracle and the static baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Served {
+    /// Load on each serving instance as a fraction of its capacity (uncapped).
+    pub utilization: f64,
+    /// CPU of each serving instance, percent (capped at 100).
+    pub cpu_percent: f64,
+    /// Demand no instance could take (capacity units).
+    pub unserved: f64,
+    /// Per-instance CPU above 80 % or demand unserved.
+    pub breach: bool,
+    /// The master took the reads (no replica available).
+    pub master_serves: bool,
+}
+
+/// Apply the load rule: `demand` over `serving` replicas, the master as the fallback.
+pub fn serve(demand: f64, serving: u32, master_available: bool) -> Served {
+    let master_serves = serving == 0 && master_available;
+    let capacity = if serving > 0 {
+        serving as f64
+    } else if master_serves {
+        1.0
+    } else {
+        0.0
+    };
+    if capacity == 0.0 {
+        return Served {
+            utilization: 0.0,
+            cpu_percent: 0.0,
+            unserved: demand,
+            breach: demand > 0.0,
+            master_serves: false,
+        };
+    }
+    let per = if serving > 0 {
+        demand / serving as f64
+    } else {
+        demand
+    };
+    let unserved = (demand - capacity).max(0.0);
+    Served {
+        utilization: per,
+        cpu_percent: per.min(1.0) * 100.0,
+        unserved,
+        breach: per > BREACH_UTILIZATION + 1e-12 || unserved > 1e-12,
+        master_serves,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Client connections one replica holds at 100 % of its capacity.
+    pub connections_per_unit: f64,
+    /// Minutes of per-instance history kept for `fetch` (older periods report no samples).
+    pub history_minutes: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            connections_per_unit: 100.0,
+            history_minutes: 24 * 60,
+        }
+    }
+}
+
+/// The state of one simulated minute, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct MinuteState {
+    /// Epoch minute.
+    pub minute: i64,
+    pub demand: Option<f64>,
+    /// Configured replicas that exist and are not being deleted (what is paid for).
+    pub replicas: u32,
+    /// Of those, the ones serving reads during the whole minute.
+    pub serving: u32,
+    /// Whether the load landed (`None` for a minute without demand data).
+    pub served: Option<Served>,
+}
+
+#[derive(Debug, Clone)]
+struct Rec {
+    state: MinuteState,
+    /// Bit i: configured replica i served in this minute.
+    mask: u64,
+    master_available: bool,
+    /// Lag (s) per configured replica, when any is non-zero.
+    lags: Option<Box<[f32]>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// First epoch minute not recorded yet.
+    next: Option<i64>,
+    history: VecDeque<Rec>,
+    lag: Vec<f64>,
+    /// Bit mask of the previous minute's serving replicas (for lag reset on re-join); `None`
+    /// before the first recorded minute.
+    prev_mask: Option<u64>,
+}
+
+/// The load model over one cluster of a [`SimFleet`].
+pub struct SimLoad {
+    fleet: Arc<SimFleet>,
+    clock: Arc<dyn Clock>,
+    demand: Arc<Demand>,
+    master: InstanceId,
+    replicas: Vec<InstanceId>,
+    opts: LoadOptions,
+    inner: Mutex<Inner>,
+}
+
+impl SimLoad {
+    /// A load model for `spec`'s master and replicas. Refuses more than [`MAX_REPLICAS`].
+    pub fn new(
+        fleet: Arc<SimFleet>,
+        clock: Arc<dyn Clock>,
+        spec: &ClusterSpec,
+        demand: Arc<Demand>,
+        opts: LoadOptions,
+    ) -> Result<SimLoad, String> {
+        if spec.replicas.len() > MAX_REPLICAS {
+            return Err(format!(
+                "cluster {} lists {} replicas; the simulated load model handles at most {MAX_REPLICAS}",
+                spec.name,
+                spec.replicas.len()
+            ));
+        }
+        Ok(SimLoad {
+            fleet,
+            clock,
+            demand,
+            master: spec.master.id.clone(),
+            replicas: spec.replicas.iter().map(|r| r.id.clone()).collect(),
+            inner: Mutex::new(Inner {
+                next: None,
+                history: VecDeque::with_capacity(opts.history_minutes.min(1 << 16) + 1),
+                lag: vec![0.0; spec.replicas.len()],
+                prev_mask: None,
+            }),
+            opts,
+        })
+    }
+
+    pub fn demand(&self) -> &Arc<Demand> {
+        &self.demand
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record every minute up to and including the one containing `now`, from the fleet's
+    /// current state, and return that minute. Call it after acting in a minute, so that the
+    /// minute is recorded with the fleet as it then is.
+    pub fn settle(&self, now: DateTime<Utc>) -> MinuteState {
+        let m = epoch_minute(now);
+        let mut inner = self.lock();
+        self.record_until(&mut inner, m + 1);
+        inner
+            .history
+            .back()
+            .filter(|r| r.state.minute == m)
+            .map(|r| r.state)
+            .unwrap_or(MinuteState {
+                minute: m,
+                ..Default::default()
+            })
+    }
+
+    /// The recorded state of epoch minute `m`, while it is in the history.
+    pub fn minute(&self, m: i64) -> Option<MinuteState> {
+        let inner = self.lock();
+        find(&inner.history, m).map(|r| r.state)
+    }
+
+    /// Record minutes `[inner.next, end)`.
+    fn record_until(&self, inner: &mut Inner, end: i64) {
+        let start = match inner.next {
+            Some(n) => n,
+            // Nothing recorded yet: start at the demand's start (or as far back as the history
+            // keeps, when the first call comes much later).
+            None => self
+                .demand
+                .start_minute
+                .max(end.saturating_sub(self.opts.history_minutes.max(1) as i64)),
+        };
+        if start >= end {
+            return;
+        }
+        let instances = self.fleet.instances();
+        let master_available = instances
+            .iter()
+            .any(|i| i.id.same_as(&self.master) && i.status.is_available());
+        // Per configured replica: (exists since minute, available since minute), or None.
+        let mut slots: Vec<Option<(i64, Option<i64>)>> = vec![None; self.replicas.len()];
+        for inst in &instances {
+            if inst.status == InstanceStatus::Deleting {
+                continue;
+            }
+            if let Some(i) = self.replicas.iter().position(|r| r.same_as(&inst.id)) {
+                let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
+                let avail = if inst.status.is_available() {
+                    // Serving from the first whole minute it was available.
+                    Some(
+                        inst.available_since
+                            .map(|t| {
+                                let m = epoch_minute(t);
+                                if t.timestamp().rem_euclid(60) == 0 {
+                                    m
+                                } else {
+                                    m + 1
+                                }
+                            })
+                            .unwrap_or(i64::MIN),
+                    )
+                } else {
+                    None
+                };
+                slots[i] = Some((created, avail));
+            }
+        }
+        for m in start..end {
+            let mut replicas = 0u32;
+            let mut mask = 0u64;
+            for (i, s) in slots.iter().enumerate() {
+                if let Some((created, avail)) = s {
+                    if *created <= m {
+                        replicas += 1;
+                    }
+                    if avail.is_some_and(|a| a <= m) {
+                        mask |= 1 << i;
+                    }
+                }
+            }
+            let serving = mask.count_ones();
+            let demand = self.demand.at_minute(m);
+            let served = demand.map(|d| serve(d, serving, master_available));
+            // Lag: joiners start at 0; the rest drift with the load.
+            let joined = inner.prev_mask.map_or(0, |p| mask & !p);
+            let mut any_lag = false;
+            for (i, lag) in inner.lag.iter_mut().enumerate() {
+                let bit = 1u64 << i;
+                if mask & bit == 0 || joined & bit != 0 {
+                    *lag = 0.0;
+                    continue;
+                }
+                if let Some(s) = served {
+                    *lag = (*lag + 600.0 * (s.utilization - LAG_UTILIZATION)).max(0.0);
+                }
+                any_lag |= *lag > 0.0;
+            }
+            inner.prev_mask = Some(mask);
+            let lags = any_lag.then(|| inner.lag.iter().map(|&l| l as f32).collect());
+            inner.history.push_back(Rec {
+                state: MinuteState {
+                    minute: m,
+                    demand,
+                    replicas,
+                    serving,
+                    served,
+                },
+                mask,
+                master_available,
+                lags,
+            });
+            while inner.history.len() > self.opts.history_minutes.max(1) {
+                inner.history.pop_front();
+            }
+        }
+        inner.next = Some(end);
+    }
+
+    /// One instance's value of `metric` in a recorded minute; `None` when it reported nothing.
+    fn value(&self, rec: &Rec, who: Who, metric: MetricKind) -> Option<f64> {
+        let s = rec.state.served?;
+        let d = rec.state.demand?;
+        match who {
+            Who::Replica(i) => {
+                if rec.mask & (1 << i) == 0 {
+                    return None;
+                }
+                let per = d / rec.state.serving as f64;
+                match metric {
+                    MetricKind::Cpu => Some(s.cpu_percent),
+                    MetricKind::Connections => Some(per * self.opts.connections_per_unit),
+                    MetricKind::ReplicaLag => Some(
+                        rec.lags
+                            .as_ref()
+                            .and_then(|l| l.get(i))
+                            .map_or(0.0, |&l| l as f64),
+                    ),
+                }
+            }
+            Who::Master => {
+                if !rec.master_available {
+                    return None;
+                }
+                let reads = if s.master_serves { d } else { 0.0 };
+                match metric {
+                    MetricKind::Cpu => Some(reads.min(1.0) * 100.0),
+                    MetricKind::Connections => Some(reads * self.opts.connections_per_unit),
+                    MetricKind::ReplicaLag => None,
+                }
+            }
+        }
+    }
+
+    fn who(&self, id: &InstanceId) -> Option<Who> {
+        if id.same_as(&self.master) {
+            return Some(Who::Master);
+        }
+        self.replicas
+            .iter()
+            .position(|r| r.same_as(id))
+            .map(Who::Replica)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Master,
+    Replica(usize),
+}
+
+fn find(history: &VecDeque<Rec>, m: i64) -> Option<&Rec> {
+    let first = history.front()?.state.minute;
+    let i = m.checked_sub(first)?;
+    if i < 0 {
+        return None;
+    }
+    history.get(i as usize)
+}
+
+#[async_trait]
+impl MetricsSource for SimLoad {
+    async fn fetch(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSeries>, PortError> {
+        if end < start {
+            return Err(PortError::new(
+                ErrorKind::Fatal,
+                "GetMetricData",
+                format!("end {end} is before start {start}"),
+            ));
+        }
+        let now_m = epoch_minute(self.clock.now());
+        let mut inner = self.lock();
+        // Complete minutes only: the minute in progress is not final.
+        self.record_until(&mut inner, now_m);
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            let mut samples = Vec::new();
+            if let Some(who) = self.who(&q.instance) {
+                let period = (q.period_secs.max(60) as i64 + 59) / 60; // minutes
+                let first = epoch_minute(start);
+                // Buckets aligned to multiples of the period since the epoch.
+                let mut b = first.div_euclid(period) * period;
+                if b < first {
+                    b += period;
+                }
+                let end_m = epoch_minute(end) + i64::from(end.timestamp().rem_euclid(60) != 0);
+                while b < end_m.min(now_m) {
+                    let mut n = 0u32;
+                    let mut acc = 0.0f64;
+                    for m in b..(b + period).min(now_m) {
+                        if let Some(v) =
+                            find(&inner.history, m).and_then(|r| self.value(r, who, q.metric))
+                        {
+                            n += 1;
+                            acc = match q.statistic {
+                                Statistic::Average => acc + v,
+                                Statistic::Maximum if n == 1 => v,
+                                Statistic::Maximum => acc.max(v),
+                            };
+                        }
+                    }
+                    if n > 0 {
+                        let value = match q.statistic {
+                            Statistic::Average => acc / n as f64,
+                            Statistic::Maximum => acc,
+                        };
+                        samples.push(Sample {
+                            at: minute_time(b),
+                            value,
+                        });
+                    }
+                    b += period;
+                }
+            }
+            out.push(MetricSeries {
+                query: q.clone(),
+                samples,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_splits_and_falls_back_to_master() {
+        let s = serve(1.5, 2, true);
+        assert!((s.cpu_percent - 75.0).abs() < 1e-9);
+        assert!(!s.breach && !s.master_serves);
+        let s = serve(0.5, 0, true);
+        assert!(s.master_serves && (s.cpu_percent - 50.0).abs() < 1e-9 && !s.breach);
+        let s = serve(0.5, 0, false);
+        assert!(s.breach && (s.unserved - 0.5).abs() < 1e-9);
+        let s = serve(3.0, 2, true);
+        assert!(s.breach && (s.cpu_percent - 100.0).abs() < 1e-9);
+        assert!((s.unserved - 1.0).abs() < 1e-9);
+        assert!(serve(1.62, 2, true).breach && !serve(1.6, 2, true).breach);
+    }
+}

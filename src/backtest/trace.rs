@@ -1,0 +1,308 @@
+//! Recorded load traces: CloudWatch export CSV (`timestamp,value`) parsed into a regular series
+//! with gaps, and scaled into a per-minute demand for the simulated fleet. Pure: works on text.
+//!
+//! Rules (documented in docs/backtest.md):
+//! - an optional header row whose first field is `timestamp`; blank lines are skipped; a UTF-8
+//!   byte-order mark is ignored;
+//! - timestamps `YYYY-MM-DD HH:MM:SS` (UTC, as CloudWatch exports them), `YYYY-MM-DDTHH:MM:SS`
+//!   or RFC 3339 with a zone; values are finite numbers ≥ 0; an empty value is a missing sample;
+//! - the sample interval is the most common difference between consecutive timestamps and must
+//!   be 60 s or 300 s;
+//! - rows may come in any order; each sample belongs to the slot `floor((t − first) / interval)`;
+//!   when several samples fall in one slot (repeated timestamps, off-grid times) the one with the
+//!   latest timestamp wins, and among equal timestamps the later row in the file;
+//! - slots without a sample are gaps: missing data, never zero;
+//! - any other row is an error located at `file:line:column`, and nothing is replayed.
+
+use crate::adapters::sim_load::Demand;
+use crate::core::input::{InputError, InputErrors};
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// Largest trace file read (a year of 1-minute samples is about 15 MB).
+pub const MAX_TRACE_BYTES: u64 = 256 * 1024 * 1024;
+/// Longest span accepted, in minutes (three years).
+pub const MAX_SPAN_MINUTES: i64 = 3 * 366 * 24 * 60;
+/// Errors reported before giving up on a file.
+const MAX_ERRORS: usize = 20;
+
+/// A recorded series on a regular grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub name: String,
+    pub start: DateTime<Utc>,
+    /// Sample interval: 60 or 300 seconds.
+    pub step_secs: u32,
+    /// One slot per interval; `None` is a gap.
+    pub values: Vec<Option<f64>>,
+    /// Data rows read (before merging duplicates).
+    pub rows: usize,
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc());
+        }
+    }
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Trace {
+    /// Read and parse a trace file.
+    pub fn load(path: &std::path::Path) -> Result<Trace, InputErrors> {
+        let file = path.display().to_string();
+        let err = |m: String| InputErrors::from(InputError::new(&file, "", m));
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        if meta.len() > MAX_TRACE_BYTES {
+            return Err(err(format!(
+                "file is {} bytes; the limit is {MAX_TRACE_BYTES}",
+                meta.len()
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            err(format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| file.clone());
+        let mut t = Trace::parse(&file, &text)?;
+        t.name = name;
+        Ok(t)
+    }
+
+    /// Parse CSV text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Trace, InputErrors> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut errors: Vec<InputError> = Vec::new();
+        let mut samples: Vec<(DateTime<Utc>, usize, Option<f64>)> = Vec::new();
+        let mut first_row = true;
+        for (ln, raw) in text.lines().enumerate() {
+            let line = ln + 1;
+            let row = raw.trim_end_matches('\r');
+            if row.trim().is_empty() {
+                continue;
+            }
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
+            let mut push = |col: usize, field: &str, msg: String| {
+                errors.push(InputError::new(file, field, msg).at(Some((line, col))));
+            };
+            let fields: Vec<&str> = row.split(',').collect();
+            let unquote = |s: &str| {
+                let t = s.trim();
+                t.strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .unwrap_or(t)
+                    .to_string()
+            };
+            let ts = unquote(fields[0]);
+            if first_row {
+                first_row = false;
+                if ts.eq_ignore_ascii_case("timestamp") {
+                    if fields.len() != 2 {
+                        push(
+                            1,
+                            "header",
+                            format!(
+                                "expected the header `timestamp,value`, found {} columns",
+                                fields.len()
+                            ),
+                        );
+                    }
+                    continue;
+                }
+            }
+            if fields.len() != 2 {
+                push(
+                    1,
+                    "row",
+                    format!(
+                        "expected 2 columns `timestamp,value`, found {}",
+                        fields.len()
+                    ),
+                );
+                continue;
+            }
+            let Some(at) = parse_time(&ts) else {
+                push(
+                    1,
+                    "timestamp",
+                    format!("{ts:?} is not a timestamp (expected YYYY-MM-DD HH:MM:SS, UTC)"),
+                );
+                continue;
+            };
+            let vcol = fields[0].len() + 2;
+            let vs = unquote(fields[1]);
+            let value = if vs.is_empty() {
+                None
+            } else {
+                match vs.parse::<f64>() {
+                    Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                    Ok(v) => {
+                        push(vcol, "value", format!("{v} is not a finite number >= 0"));
+                        continue;
+                    }
+                    Err(_) => {
+                        push(vcol, "value", format!("{vs:?} is not a number"));
+                        continue;
+                    }
+                }
+            };
+            samples.push((at, line, value));
+        }
+        if !errors.is_empty() {
+            return Err(InputErrors(errors));
+        }
+        let doc_err = |m: String| InputErrors::from(InputError::new(file, "", m));
+        if samples.len() < 2 {
+            return Err(doc_err(format!(
+                "a trace needs at least 2 samples, found {}",
+                samples.len()
+            )));
+        }
+        let rows = samples.len();
+        // Stable: equal timestamps keep file order, so the later row wins below.
+        samples.sort_by_key(|s| s.0);
+        let mut diffs: std::collections::BTreeMap<i64, usize> = Default::default();
+        for w in samples.windows(2) {
+            let d = (w[1].0 - w[0].0).num_seconds();
+            if d > 0 {
+                *diffs.entry(d).or_default() += 1;
+            }
+        }
+        let step = diffs
+            .iter()
+            .max_by_key(|(d, n)| (**n, std::cmp::Reverse(**d)))
+            .map(|(d, _)| *d)
+            .unwrap_or(0);
+        if step != 60 && step != 300 {
+            return Err(doc_err(format!(
+                "the sample interval is {step} s; only 60 s or 300 s samples are supported"
+            )));
+        }
+        let start = samples[0].0;
+        let span = (samples[rows - 1].0 - start).num_seconds();
+        if span / 60 > MAX_SPAN_MINUTES {
+            let line = samples[rows - 1].1;
+            return Err(InputError::new(
+                file,
+                "timestamp",
+                format!(
+                    "the trace spans {} days; the limit is {} days",
+                    span / 86_400,
+                    MAX_SPAN_MINUTES / 1440
+                ),
+            )
+            .at(Some((line, 1)))
+            .into());
+        }
+        let slots = (span / step) as usize + 1;
+        let mut values = vec![None; slots];
+        for (at, _, v) in &samples {
+            let i = ((*at - start).num_seconds() / step) as usize;
+            values[i] = *v;
+        }
+        Ok(Trace {
+            name: file.to_string(),
+            start,
+            step_secs: step as u32,
+            values,
+            rows,
+        })
+    }
+
+    /// Samples present (not gaps).
+    pub fn present(&self) -> usize {
+        self.values.iter().filter(|v| v.is_some()).count()
+    }
+
+    pub fn peak(&self) -> Option<f64> {
+        self.values.iter().flatten().copied().reduce(f64::max)
+    }
+
+    /// Length in minutes.
+    pub fn minutes(&self) -> usize {
+        self.values.len() * (self.step_secs as usize / 60)
+    }
+
+    /// The per-minute demand, scaled so that the peak needs `peak_replicas` replicas at
+    /// `utilization` (e.g. 4 at 0.75: peak demand 3.0 capacity units). Each sample holds for
+    /// its whole interval; the series starts at the first sample's minute.
+    pub fn demand(&self, peak_replicas: u32, utilization: f64) -> Demand {
+        let peak = self.peak().unwrap_or(0.0);
+        let scale = if peak > 0.0 {
+            peak_replicas as f64 * utilization / peak
+        } else {
+            0.0
+        };
+        let per = (self.step_secs / 60).max(1) as usize;
+        let mut units = Vec::with_capacity(self.values.len() * per);
+        for v in &self.values {
+            let d = v.map(|x| x * scale);
+            units.extend(std::iter::repeat_n(d, per));
+        }
+        Demand::new(self.start, units)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_cloudwatch_export() {
+        let t = Trace::parse(
+            "t.csv",
+            "timestamp,value\n2014-02-14 14:30:00,6.4\n2014-02-14 14:35:00,5.8\n\n2014-02-14 14:45:00,7\n",
+        )
+        .unwrap();
+        assert_eq!(t.step_secs, 300);
+        assert_eq!(t.values, vec![Some(6.4), Some(5.8), None, Some(7.0)]);
+        let d = t.demand(4, 0.75);
+        assert_eq!(d.len(), 20);
+        assert_eq!(d.units[15], Some(3.0));
+        assert_eq!(d.units[10], None);
+    }
+
+    #[test]
+    fn duplicates_and_disorder_follow_the_rule() {
+        let t = Trace::parse(
+            "t.csv",
+            "2014-01-01 00:02:00,5\n2014-01-01 00:00:00,1\n2014-01-01 00:01:00,2\n2014-01-01 00:01:00,3\n",
+        )
+        .unwrap();
+        assert_eq!(t.step_secs, 60);
+        assert_eq!(t.values, vec![Some(1.0), Some(3.0), Some(5.0)]);
+    }
+
+    #[test]
+    fn junk_is_located() {
+        let e = Trace::parse("t.csv", "timestamp,value\n2014-01-01 00:00:00,1\nnope,2\n2014-01-01 00:02:00,x\n2014-01-01 00:03:00,-1\n2014-01-01 00:04:00\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.csv:3:1: timestamp:"), "{e}");
+        assert!(
+            e.contains("t.csv:4:21: value: \"x\" is not a number"),
+            "{e}"
+        );
+        assert!(e.contains("t.csv:5:21: value:"), "{e}");
+        assert!(e.contains("t.csv:6:1: row: expected 2 columns"), "{e}");
+    }
+
+    #[test]
+    fn odd_intervals_are_refused() {
+        let e = Trace::parse("t.csv", "2014-01-01 00:00:00,1\n2014-01-01 00:10:00,1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("600 s"), "{e}");
+    }
+}

@@ -1,0 +1,202 @@
+//! `elasticrds backtest`: replay a recorded load trace (CloudWatch export CSV) through one or
+//! more policy files on the simulated fleet — the same decision core and reconciler as the
+//! daemon — and print replica-hours, breach-minutes, actions and max replicas for each, next to
+//! the oracle, Aurora-style target tracking and a static fleet. `--plot` writes an SVG;
+//! `--sweep` replays a 100-variant grid of the first policy.
+
+use super::{load_config, print_json, read_input, CliError, CliResult, Output};
+use crate::backtest::score::{RunKind, Score};
+use crate::backtest::trace::Trace;
+use crate::backtest::{self, load_policy, sweep, Case, Options, Report};
+use crate::core::config::Config;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Policy files to replay (YAML). Without --config, each gets a synthesized cluster with
+    /// max(policy max, --peak-replicas) + 1 replicas.
+    #[arg(long = "policy", required = true, num_args = 1..)]
+    pub policies: Vec<PathBuf>,
+    /// The load trace: CloudWatch export CSV `timestamp,value`, 1- or 5-minute samples.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Scale the trace so that its peak needs this many replicas at 75 % CPU.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub peak_replicas: u32,
+    /// Provisioning lead time of a new replica.
+    #[arg(long, default_value = "12m", value_parser = parse_lead)]
+    pub lead_time: Duration,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Write an SVG with demand, per-replica CPU and replica count over time for each run.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Replay a grid of 100 variants of the first policy (CPU target × scale-in cooldown) in
+    /// parallel, and print each; reports the elapsed time on stderr.
+    #[arg(long)]
+    pub sweep: bool,
+}
+
+fn parse_lead(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.as_secs() % 60 != 0 || d > Duration::from_secs(24 * 3600) {
+        return Err("give whole minutes, at most 24h (e.g. 12m)".into());
+    }
+    Ok(d)
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Load the policies (located errors, exit 2) with unique display names.
+fn load_cases(
+    config: Option<&Config>,
+    files: &[PathBuf],
+    peak: u32,
+) -> Result<Vec<Case>, CliError> {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let text = read_input(f)?;
+        let mut name = stem(f);
+        if cases.iter().any(|c| c.case.name == name) {
+            name = format!("{name}#{}", cases.len() + 1);
+        }
+        match load_policy(&name, &f.display().to_string(), &text, config, peak) {
+            Ok(c) => cases.push(c),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(cases)
+    } else {
+        Err(CliError::input(errors.join("\n")))
+    }
+}
+
+pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
+    let config = match config_path {
+        Some(p) => Some(load_config(Some(p))?.1),
+        None => None,
+    };
+    let trace = Trace::load(&a.trace)?;
+    let cases = load_cases(config.as_ref(), &a.policies, a.peak_replicas)?;
+    let opts = Options {
+        peak_replicas: a.peak_replicas,
+        lead: a.lead_time,
+        timelines: a.plot.is_some(),
+    };
+    if a.sweep {
+        return run_sweep(trace, cases, opts, a.output).await;
+    }
+    let report = backtest::backtest(&trace, &cases, &opts)
+        .await
+        .map_err(CliError::input)?;
+    if let Some(p) = &a.plot {
+        let svg = backtest::plot::render(&report.trace, &report.demand, &report.timelines)
+            .map_err(CliError::runtime)?;
+        std::fs::write(p, svg)
+            .map_err(|e| CliError::runtime(format!("{}: cannot write: {e}", p.display())))?;
+    }
+    match a.output {
+        Output::Json => print_json(&report.scores),
+        Output::Text => {
+            print!("{}", text_report(&report));
+            Ok(())
+        }
+    }
+}
+
+async fn run_sweep(trace: Trace, cases: Vec<Case>, opts: Options, output: Output) -> CliResult {
+    let base = cases
+        .first()
+        .ok_or_else(|| CliError::input("--sweep needs a policy"))?;
+    let variants = sweep::variants(base, 100).map_err(CliError::input)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let n = variants.len();
+    let (trace, scores) = tokio::task::spawn_blocking(move || {
+        let r = sweep::run_all(&trace, &variants, &opts, threads);
+        (trace, r)
+    })
+    .await
+    .map_err(|e| CliError::runtime(format!("sweep failed: {e}")))?;
+    let scores = scores.map_err(CliError::input)?;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "sweep: {n} variants of {} on {} ({} minutes each) in {:.2} s on {threads} threads",
+        base.case.name,
+        trace.name,
+        trace.minutes(),
+        elapsed.as_secs_f64()
+    );
+    match output {
+        Output::Json => print_json(&scores),
+        Output::Text => {
+            print!("{}", table(&scores, None));
+            Ok(())
+        }
+    }
+}
+
+fn table(scores: &[Score], oracle: Option<f64>) -> String {
+    let w = scores
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!(
+        "{:<w$}  {:>13}  {:>9}  {:>14}  {:>7}  {:>12}\n",
+        "name", "replica_hours", "vs_oracle", "breach_minutes", "actions", "max_replicas"
+    );
+    for s in scores {
+        let ratio = oracle
+            .filter(|o| *o > 0.0)
+            .map_or("-".to_string(), |o| format!("{:.3}x", s.replica_hours / o));
+        out.push_str(&format!(
+            "{:<w$}  {:>13.1}  {:>9}  {:>14}  {:>7}  {:>12}\n",
+            s.name, s.replica_hours, ratio, s.breach_minutes, s.actions, s.max_replicas
+        ));
+    }
+    out
+}
+
+/// The text report: what was replayed, the table, and the goal check per policy.
+pub fn text_report(r: &Report) -> String {
+    let mut out = format!(
+        "trace {}: {} samples every {} s ({} gaps), {:.1} days; peak scaled to {} replicas at 75 % CPU; lead time {}\n\n",
+        r.trace,
+        r.samples,
+        r.step_secs,
+        r.gaps,
+        r.minutes as f64 / 1440.0,
+        r.peak_replicas,
+        humantime::format_duration(Duration::from_secs(r.lead_secs)),
+    );
+    let oracle = r.oracle().map(|o| o.replica_hours);
+    out.push_str(&table(&r.scores, oracle));
+    if let (Some(o), Some(tt)) = (r.oracle(), r.target_tracking()) {
+        out.push('\n');
+        for s in r.scores.iter().filter(|s| s.kind == RunKind::Policy) {
+            let cost_ok = s.replica_hours <= 1.15 * o.replica_hours;
+            let breach_ok = s.breach_minutes <= tt.breach_minutes;
+            out.push_str(&format!(
+                "goal {}: replica-hours {:.3}x oracle (<= 1.15x: {}), breach-minutes {} vs {} for {} (no worse: {})\n",
+                s.name,
+                if o.replica_hours > 0.0 { s.replica_hours / o.replica_hours } else { f64::NAN },
+                if cost_ok { "met" } else { "MISSED" },
+                s.breach_minutes,
+                tt.breach_minutes,
+                tt.name,
+                if breach_ok { "met" } else { "MISSED" },
+            ));
+        }
+    }
+    out
+}

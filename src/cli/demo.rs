@@ -1,0 +1,239 @@
+//! `elasticrds demo`: the whole service — control loop, shared reconciler, `/metrics` server,
+//! decision logs — on the simulated fleet, driven by a real load trace at compressed time (by
+//! default a simulated minute per 100 ms), with the default policy. No AWS account needed. It
+//! stops by itself at the end of the trace or of `--duration` (or on Ctrl-C) and prints a
+//! summary scored like the backtest.
+//!
+//! Embedded: src/backtest/demo_trace.csv (15 hours of a real EC2 CPU trace from the Numenta
+//! Anomaly Benchmark, MIT licence: src/backtest/demo_trace.LICENSE.txt) and
+//! policies/cpu-target.yaml.
+
+use super::{CliError, CliResult};
+use crate::adapters::sim::{SimFleet, SimOptions};
+use crate::adapters::sim_load::{epoch_minute, LoadOptions, SimLoad};
+use crate::backtest::replay::seed_fleet;
+use crate::backtest::score::{Recorder, RunKind};
+use crate::backtest::trace::Trace;
+use crate::backtest::{load_policy, oracle, FLOOR_REPLICAS, PEAK_UTILIZATION};
+use crate::ports::Clock;
+use crate::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioClock};
+use crate::service::{http, metrics::Metrics};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The embedded load trace (a real CloudWatch CPU series; see the licence note beside it).
+pub const EMBEDDED_TRACE: &str = include_str!("../backtest/demo_trace.csv");
+/// The embedded default policy.
+pub const EMBEDDED_POLICY: &str = include_str!("../../policies/cpu-target.yaml");
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Wall time per simulated minute (`100ms`, also written `100ms-per-minute`).
+    #[arg(long, default_value = "100ms", value_parser = parse_speed)]
+    pub speed: Duration,
+    /// Address of the /metrics, /healthz and /readyz server (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:9187")]
+    pub listen: SocketAddr,
+    /// Stop after this much wall time (the demo also stops at the end of the trace).
+    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// `embedded` (the default), or a CloudWatch export CSV `timestamp,value`.
+    #[arg(long, default_value = "embedded")]
+    pub trace: String,
+    /// Scale the trace so that its peak needs this many replicas at 75 % CPU.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub peak_replicas: u32,
+    /// Provisioning lead time of a new replica (simulated).
+    #[arg(long, default_value = "12m", value_parser = humantime::parse_duration)]
+    pub lead_time: Duration,
+}
+
+fn parse_speed(s: &str) -> Result<Duration, String> {
+    let t = s
+        .trim()
+        .trim_end_matches("-per-minute")
+        .trim_end_matches("/min");
+    let d = humantime::parse_duration(t).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
+        return Err("give between 1ms and 60s of wall time per simulated minute".into());
+    }
+    Ok(d)
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Another subscriber may already be set (tests, embedding): keep it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+pub async fn run(a: DemoArgs) -> CliResult {
+    let trace = if a.trace == "embedded" {
+        let mut t = Trace::parse("embedded demo trace", EMBEDDED_TRACE)?;
+        t.name = "embedded: ec2_cpu_utilization_825cc2 (NAB), 15 h".into();
+        t
+    } else {
+        Trace::load(&PathBuf::from(&a.trace))?
+    };
+    let case = load_policy(
+        "cpu-target",
+        "policies/cpu-target.yaml (embedded)",
+        EMBEDDED_POLICY,
+        None,
+        a.peak_replicas,
+    )?;
+    let spec = case.spec.clone();
+    let demand = Arc::new(trace.demand(a.peak_replicas, PEAK_UTILIZATION));
+    let lead_minutes = a.lead_time.as_secs().div_ceil(60) as usize;
+    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, lead_minutes) as usize;
+    let factor = 60.0 / a.speed.as_secs_f64();
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(demand.start(), factor));
+    let fleet = Arc::new(SimFleet::new(
+        clock.clone(),
+        SimOptions {
+            create_lead: a.lead_time,
+            delete_time: Duration::ZERO,
+            ..Default::default()
+        },
+    ));
+    seed_fleet(
+        &fleet,
+        &spec,
+        initial,
+        demand.start() - chrono::Duration::days(1),
+    );
+    let load = Arc::new(
+        SimLoad::new(
+            fleet.clone(),
+            clock.clone(),
+            &spec,
+            demand.clone(),
+            LoadOptions::default(),
+        )
+        .map_err(CliError::input)?,
+    );
+
+    init_logs();
+    let metrics = Metrics::new();
+    let mut daemon = Daemon::new(
+        fleet.clone(),
+        load.clone(),
+        clock.clone(),
+        vec![ClusterEntry::new(spec.clone(), case.case.policy.clone())],
+        metrics.clone(),
+        DaemonOptions {
+            interval: a.speed,
+            ..Default::default()
+        },
+    );
+    let server = http::start(a.listen, metrics.clone(), daemon.health())
+        .await
+        .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
+    println!(
+        "elasticrds demo: trace {} ({:.1} h), policy policies/cpu-target.yaml on cluster {} \
+         ({} replicas listed, {} running at the start), lead time {}, one simulated minute per {:?}",
+        trace.name,
+        demand.len() as f64 / 60.0,
+        spec.name,
+        spec.replicas.len(),
+        initial,
+        humantime::format_duration(a.lead_time),
+        a.speed,
+    );
+    println!(
+        "metrics: http://{}/metrics  (also /healthz, /readyz); stops after {} of wall time or at the end of the trace; Ctrl-C stops it",
+        server.local_addr,
+        humantime::format_duration(a.duration)
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let looper = tokio::spawn(async move {
+        daemon.run(stop_rx).await;
+        daemon
+    });
+
+    let started = Instant::now();
+    let mut rec = Recorder::new("cpu-target (demo)", RunKind::Policy, false);
+    let mut next_minute = demand.start_minute;
+    let mut last_report = demand.start_minute;
+    let end_minute = demand.start_minute + demand.len() as i64;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let why = loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break "interrupted",
+            _ = tokio::time::sleep(a.speed) => {}
+        }
+        // Account the minutes that are over (the load model records them from the fleet).
+        let now = clock.now();
+        let done = (epoch_minute(now) - 1).min(end_minute - 1);
+        if done >= next_minute {
+            load.settle(now - chrono::Duration::minutes(1));
+            while next_minute <= done {
+                if let Some(st) = load.minute(next_minute) {
+                    rec.minute(&st);
+                    if next_minute - last_report >= 30 {
+                        last_report = next_minute;
+                        println!(
+                            "[sim {}] demand {:>4} replicas {} ({} serving) per-replica cpu {:>5}",
+                            crate::adapters::sim_load::minute_time(next_minute)
+                                .format("%Y-%m-%d %H:%M"),
+                            st.demand.map_or("-".into(), |d| format!("{d:.2}")),
+                            st.replicas,
+                            st.serving,
+                            st.served
+                                .map_or("-".into(), |s| format!("{:.0}%", s.cpu_percent)),
+                        );
+                    }
+                }
+                next_minute += 1;
+            }
+        }
+        if next_minute >= end_minute {
+            break "end of the trace";
+        }
+        if started.elapsed() >= a.duration {
+            break "end of --duration";
+        }
+    };
+    let _ = stop_tx.send(true);
+    let daemon = looper
+        .await
+        .map_err(|e| CliError::runtime(format!("control loop failed: {e}")))?;
+    server.stop().await;
+
+    let calls = fleet.calls();
+    let actions = calls
+        .iter()
+        .filter(|c| matches!(c.operation, "create_replica" | "delete_replica"))
+        .count() as u64;
+    rec.actions(actions);
+    let (score, _) = rec.finish();
+    let state = daemon.state(&spec.name).cloned().unwrap_or_default();
+    println!(
+        "\nstopped ({why}) after {:.1} s of wall time, {:.1} simulated hours",
+        started.elapsed().as_secs_f64(),
+        score.minutes as f64 / 60.0
+    );
+    println!(
+        "summary: replica-hours {:.1}, breach-minutes {} of {} minutes with data, scale actions {} \
+         ({} created, {} deleted), max replicas {}",
+        score.replica_hours,
+        score.breach_minutes,
+        score.minutes_with_data,
+        score.actions,
+        calls.iter().filter(|c| c.operation == "create_replica").count(),
+        calls.iter().filter(|c| c.operation == "delete_replica").count(),
+        score.max_replicas,
+    );
+    if let Some(d) = state.last_decision {
+        println!("last decision: {d}");
+    }
+    Ok(())
+}

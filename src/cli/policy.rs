@@ -1,0 +1,369 @@
+//! `elasticrds validate` and `elasticrds plan`: check policy files against the cluster config,
+//! and explain what the decision core would decide now (and what the reconciler would then
+//! do), changing nothing. Also the policy loading the service shares (`load_policies`,
+//! `policy_for`).
+
+use super::cluster::find_cluster;
+use super::{load_config, print_json, read_input, CliError, CliResult, Output};
+use crate::adapters::recorded::RecordedMetrics;
+use crate::core::config::{ClusterSpec, Config};
+use crate::core::decide::{decide, Decision, ScaleState};
+use crate::core::input::{InputError, InputErrors};
+use crate::core::plan::{plan, ClusterView, Plan};
+use crate::core::policy::Policy;
+use crate::ports::{Fleet, MetricsSource};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Default directory of policy files.
+pub const DEFAULT_POLICIES_DIR: &str = "policies";
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Policy files (YAML). Default: policies/*.yaml and policies/*.yml.
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Cluster name from the config.
+    pub cluster: String,
+    /// Directory of policy files; the one naming the cluster is used (the built-in default
+    /// when none does).
+    #[arg(long, value_name = "DIR", conflicts_with = "policy")]
+    pub policies: Option<PathBuf>,
+    /// One policy file to use instead.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Recorded metrics (CSV `timestamp,instance,metric,statistic,value`, or JSON) instead of
+    /// CloudWatch.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Decide as of this time (RFC 3339). Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<DateTime<Utc>>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-25T12:00:00Z): {e}"))
+}
+
+/// Policy files in `dir` (`*.yaml`, `*.yml`), sorted.
+pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| CliError::input(format!("{}: cannot read directory: {e}", dir.display())))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Parse policy files, collecting every error of every file (unreadable files included), and
+/// refusing two policies for the same cluster.
+pub fn parse_policy_files(
+    files: &[PathBuf],
+    config: &Config,
+) -> (Vec<(PathBuf, Policy)>, Vec<InputError>) {
+    let mut ok: Vec<(PathBuf, Policy)> = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let text = match read_input(f) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(InputError::new(
+                    &name,
+                    "",
+                    e.message.replacen(&format!("{name}: "), "", 1),
+                ));
+                continue;
+            }
+        };
+        match Policy::parse(&name, &text, config) {
+            Ok(p) => {
+                if let Some((other, _)) = ok.iter().find(|(_, q)| q.cluster == p.cluster) {
+                    errors.push(
+                        InputError::new(
+                            &name,
+                            "cluster",
+                            format!(
+                                "cluster {:?} already has a policy in {}: one policy per cluster",
+                                p.cluster,
+                                other.display()
+                            ),
+                        )
+                        .at(crate::core::policy::locate_field(&text, "cluster")),
+                    );
+                } else {
+                    ok.push((f.clone(), p));
+                }
+            }
+            Err(InputErrors(list)) => errors.extend(list),
+        }
+    }
+    (ok, errors)
+}
+
+/// Load every policy in `dir`, by cluster name. Any error in any file is bad input (exit 2).
+pub fn load_policies(
+    dir: &Path,
+    config: &Config,
+) -> Result<BTreeMap<String, (PathBuf, Policy)>, CliError> {
+    let files = policy_files(dir)?;
+    let (ok, errors) = parse_policy_files(&files, config);
+    if !errors.is_empty() {
+        return Err(InputErrors(errors).into());
+    }
+    Ok(ok
+        .into_iter()
+        .map(|(f, p)| (p.cluster.clone(), (f, p)))
+        .collect())
+}
+
+/// The policy for one cluster: the file in `dir` naming it, else the built-in default. A
+/// missing `dir` means the default.
+pub fn policy_for(
+    dir: &Path,
+    config: &Config,
+    spec: &ClusterSpec,
+) -> Result<(Option<PathBuf>, Policy), CliError> {
+    if !dir.exists() {
+        return Ok((None, Policy::default_for(spec)));
+    }
+    let mut all = load_policies(dir, config)?;
+    Ok(match all.remove(&spec.name) {
+        Some((f, p)) => (Some(f), p),
+        None => (None, Policy::default_for(spec)),
+    })
+}
+
+#[derive(Serialize)]
+struct ValidateReport {
+    ok: bool,
+    files: Vec<String>,
+    errors: Vec<InputError>,
+}
+
+pub async fn validate(config: Option<&Path>, a: ValidateArgs) -> CliResult {
+    let (_, config) = load_config(config)?;
+    let files = if a.files.is_empty() {
+        policy_files(Path::new(DEFAULT_POLICIES_DIR))?
+    } else {
+        a.files.clone()
+    };
+    if files.is_empty() {
+        return Err(CliError::input(format!(
+            "no policy files given and none in {DEFAULT_POLICIES_DIR}/"
+        )));
+    }
+    let (ok, errors) = parse_policy_files(&files, &config);
+    let report = ValidateReport {
+        ok: errors.is_empty(),
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        errors,
+    };
+    match a.output {
+        Output::Json => print_json(&report)?,
+        Output::Text => {
+            for (f, p) in &ok {
+                println!("{}: ok (cluster {})", f.display(), p.cluster);
+            }
+        }
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        let n = report.errors.len();
+        let msg = match a.output {
+            Output::Text => format!(
+                "{}\n{n} error(s) in the policies",
+                InputErrors(report.errors)
+            ),
+            Output::Json => format!("{n} error(s) in the policies"),
+        };
+        Err(CliError::input(msg))
+    }
+}
+
+/// What `plan` prints.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub policy_file: Option<String>,
+    pub decision: Decision,
+    pub state: ScaleState,
+    /// The reconciler's plan for the decision's target; `None` when observe-only (nothing
+    /// would be executed).
+    pub plan: Plan,
+    pub would_execute: bool,
+}
+
+/// Decide and plan for one cluster from an observed view and metrics: the library half of
+/// `elasticrds plan`, shared with tests.
+pub async fn plan_report(
+    spec: &ClusterSpec,
+    policy: &Policy,
+    policy_file: Option<&Path>,
+    view: &ClusterView,
+    metrics: &dyn MetricsSource,
+    state: ScaleState,
+    now: DateTime<Utc>,
+) -> Result<PlanReport, CliError> {
+    let queries = policy.queries(spec, view);
+    let (start, end) = policy.fetch_window(now);
+    let series = metrics.fetch(&queries, start, end).await?;
+    let decision = decide(policy, spec, view, &series, &state, now);
+    let p = plan(spec, view, &decision.target);
+    Ok(PlanReport {
+        policy_file: policy_file.map(|f| f.display().to_string()),
+        would_execute: !decision.observe_only && !p.actions.is_empty(),
+        decision,
+        state,
+        plan: p,
+    })
+}
+
+pub fn plan_text(r: &PlanReport) -> String {
+    let d = &r.decision;
+    let mut s = format!(
+        "{}: {} → {} replica(s) ({}; reason {})\n",
+        d.cluster,
+        d.current,
+        d.desired,
+        match d.direction {
+            crate::core::decide::Direction::Out => "scale out",
+            crate::core::decide::Direction::In => "scale in",
+            crate::core::decide::Direction::None => "no change",
+        },
+        d.primary
+    );
+    s.push_str(&format!(
+        "  policy: {}\n  at: {}\n  bounds: min {} max {}{}\n",
+        r.policy_file.as_deref().unwrap_or("built-in default"),
+        d.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        d.min,
+        d.max,
+        if d.schedules.is_empty() {
+            String::new()
+        } else {
+            format!(" (schedule {})", d.schedules.join(", "))
+        }
+    ));
+    for o in &d.observed {
+        s.push_str(&format!(
+            "  observed: {} {} ({} over {} instance(s)) = {}{}\n",
+            o.metric,
+            o.statistic.as_str(),
+            o.aggregation.as_str(),
+            o.instances,
+            o.value.map_or("no data".to_string(), |v| format!("{v:.2}")),
+            o.target.map_or(String::new(), |t| format!(", target {t}")),
+        ));
+    }
+    s.push_str(&format!(
+        "  cooldown left: out {}, in {}\n",
+        crate::core::decide::fmt_secs(d.cooldown_remaining_out.as_secs()),
+        crate::core::decide::fmt_secs(d.cooldown_remaining_in.as_secs())
+    ));
+    s.push_str("  reasons:\n");
+    for rs in &d.reasons {
+        s.push_str(&format!("    [{}] {}\n", rs.code, rs.text));
+    }
+    s.push_str(if d.observe_only {
+        "  reconciler (observe-only: would not be executed):\n"
+    } else {
+        "  reconciler would:\n"
+    });
+    if r.plan.actions.is_empty() {
+        s.push_str("    nothing\n");
+    }
+    for a in &r.plan.actions {
+        s.push_str(&format!("    {} ({})\n", a.action, a.reason));
+    }
+    for w in &r.plan.waiting {
+        s.push_str(&format!(
+            "    wait: {} {} ({})\n",
+            w.id,
+            w.status.as_deref().unwrap_or("absent"),
+            w.reason
+        ));
+    }
+    for f in &r.plan.foreign {
+        s.push_str(&format!("    foreign: {f} (left alone)\n"));
+    }
+    s.push_str("  nothing was changed\n");
+    s
+}
+
+pub async fn run_plan(config: Option<&Path>, a: PlanArgs) -> CliResult {
+    let (_, config) = load_config(config)?;
+    let spec = find_cluster(&config, &a.cluster)?;
+    let (policy_file, policy) = match &a.policy {
+        Some(f) => {
+            let name = f.display().to_string();
+            let text = read_input(f)?;
+            let p = Policy::parse(&name, &text, &config)?;
+            if p.cluster != spec.name {
+                return Err(CliError::input(format!(
+                    "{name}: the policy is for cluster {:?}, not {:?}",
+                    p.cluster, spec.name
+                )));
+            }
+            (Some(f.clone()), p)
+        }
+        None => policy_for(
+            a.policies
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_POLICIES_DIR)),
+            &config,
+            spec,
+        )?,
+    };
+    let recorded = match &a.metrics {
+        Some(f) => Some(RecordedMetrics::load(f)?),
+        None => None,
+    };
+    let fleet = crate::adapters::rds::RdsFleet::from_env().await;
+    let view = crate::reconcile::observe_one(&fleet, spec).await?;
+    let state = match &view.master {
+        Some(m) => ScaleState::from_tags(&fleet.read_tags(&m.id).await?),
+        None => ScaleState::default(),
+    };
+    let now = a.at.unwrap_or_else(Utc::now);
+    let report = match &recorded {
+        Some(r) => plan_report(spec, &policy, policy_file.as_deref(), &view, r, state, now).await?,
+        None => {
+            let cw = crate::adapters::cloudwatch::CloudWatchMetrics::from_env().await;
+            plan_report(
+                spec,
+                &policy,
+                policy_file.as_deref(),
+                &view,
+                &cw,
+                state,
+                now,
+            )
+            .await?
+        }
+    };
+    match a.output {
+        Output::Text => print!("{}", plan_text(&report)),
+        Output::Json => print_json(&report)?,
+    }
+    Ok(())
+}

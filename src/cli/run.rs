@@ -1,0 +1,209 @@
+//! `elasticrds run`: the always-on service on AWS — the control loop (`service::daemon`) on
+//! the RDS and CloudWatch adapters, the `/metrics` + health server, logging, and signals
+//! (SIGTERM/SIGINT finish the AWS call in flight and exit 0; a second signal exits at once).
+
+use super::policy::load_policies;
+use super::{load_config, CliError, CliResult};
+use crate::adapters::cloudwatch::CloudWatchMetrics;
+use crate::adapters::rds::RdsFleet;
+use crate::core::config::Config;
+use crate::core::policy::Policy;
+use crate::ports::SystemClock;
+use crate::service::daemon::{ClusterEntry, Daemon, DaemonOptions};
+use crate::service::http::{self, DEFAULT_LISTEN};
+use crate::service::metrics::Metrics;
+use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory of policy files (*.yaml, *.yml), each naming the cluster it governs; clusters
+    /// without one get the built-in default policy.
+    #[arg(long, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
+    /// Address for /metrics, /healthz and /readyz [default: 127.0.0.1:9187; with --once the
+    /// server only runs when --listen is given].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Time between the starts of two ticks (ticks never overlap).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Run exactly one tick, then exit (1 if the tick failed).
+    #[arg(long)]
+    pub once: bool,
+    /// Decide, log and export metrics; change nothing on AWS (no actions, no state tags).
+    #[arg(long)]
+    pub observe_only: bool,
+    /// Plan the actions and report them, execute none.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Cap of the per-cluster backoff after failures.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub max_backoff: Duration,
+}
+
+/// Logging to stderr; level from RUST_LOG (default `info`, AWS SDK internals at `warn`).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_rds=warn,aws_sdk_cloudwatch=warn,hyper=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The clusters of the config, each with its policy file's policy or the default.
+pub fn cluster_entries(
+    config: &Config,
+    policies: &BTreeMap<String, (PathBuf, Policy)>,
+) -> Vec<ClusterEntry> {
+    config
+        .clusters
+        .values()
+        .map(|spec| match policies.get(&spec.name) {
+            Some((f, p)) => ClusterEntry {
+                spec: spec.clone(),
+                policy: p.clone(),
+                policy_source: f.display().to_string(),
+            },
+            None => ClusterEntry {
+                spec: spec.clone(),
+                policy: Policy::default_for(spec),
+                policy_source: "default".into(),
+            },
+        })
+        .collect()
+}
+
+/// Wait for SIGTERM or SIGINT, then ask the loop to stop; a second signal exits at once.
+async fn handle_signals(stop: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        // Keep `stop` alive: dropping it would read as a stop request.
+        return std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "stopping after the call in flight"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "stopping after the call in flight"),
+    }
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
+    init_logging(a.log_format);
+    if a.interval < Duration::from_millis(100) {
+        return Err(CliError::input(format!(
+            "--interval: {} is too short (at least 100ms)",
+            humantime::format_duration(a.interval)
+        )));
+    }
+    let (config_file, config) = load_config(config_path)?;
+    let policies = match &a.policies {
+        Some(dir) => load_policies(dir, &config)?,
+        None => BTreeMap::new(),
+    };
+    let entries = cluster_entries(&config, &policies);
+    if entries.is_empty() {
+        return Err(CliError::input(format!(
+            "{}: no cluster configured",
+            config_file.display()
+        )));
+    }
+    for e in &entries {
+        tracing::info!(
+            cluster = %e.spec.name,
+            policy = %e.policy_source,
+            min = e.policy.min_replicas,
+            max = e.policy.max_replicas,
+            "cluster configured"
+        );
+    }
+
+    let fleet = Arc::new(RdsFleet::from_env().await);
+    let source = Arc::new(CloudWatchMetrics::from_env().await);
+    let metrics = Metrics::new();
+    let mut daemon = Daemon::new(
+        fleet,
+        source,
+        Arc::new(SystemClock),
+        entries,
+        metrics.clone(),
+        DaemonOptions {
+            interval: a.interval,
+            observe_only: a.observe_only,
+            dry_run: a.dry_run,
+            max_backoff: a.max_backoff,
+        },
+    );
+
+    let listen = match (a.listen, a.once) {
+        (Some(addr), _) => Some(addr),
+        (None, false) => Some(DEFAULT_LISTEN.parse().expect("default listen address")),
+        (None, true) => None,
+    };
+    let server = match listen {
+        Some(addr) => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "serving metrics on a non-loopback address");
+            }
+            let s = http::start(addr, metrics.clone(), daemon.health())
+                .await
+                .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))?;
+            tracing::info!(addr = %s.local_addr, "listening on http://{}/metrics", s.local_addr);
+            Some(s)
+        }
+        None => None,
+    };
+
+    let result = if a.once {
+        let outcome = daemon.tick().await;
+        let errors: Vec<String> = outcome.errors().map(|(c, e)| format!("{c}: {e}")).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::runtime(format!(
+                "tick failed for {} cluster(s): {}",
+                errors.len(),
+                errors.join("; ")
+            )))
+        }
+    } else {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let signals = tokio::spawn(handle_signals(tx));
+        daemon.run(rx).await;
+        signals.abort();
+        Ok(())
+    };
+    if let Some(s) = server {
+        s.stop().await;
+    }
+    result
+}

@@ -1,0 +1,1591 @@
+//! The pure decision core: (policy, cluster spec, observed fleet, metric samples, remembered
+//! scale state, now) → a [`Decision`]: desired replica count, direction, the bounds in force,
+//! and machine-readable reasons, including what held it back. No I/O; time only as `now`.
+//! The daemon, `elasticrds plan` and the backtest all call [`decide`]; [`ScaleState`] is the
+//! state they carry between ticks (persisted as tags on the master by the daemon).
+//!
+//! Order of evaluation (documented in docs/policies.md):
+//! 1. bounds in force (policy min/max, overridden by active schedules, capped by the list);
+//! 2. serving set: available replicas; warm ones (available ≥ warm-up, lag ≤ bound) feed the
+//!    averages; when no replica is available the master's metrics stand in (it serves reads);
+//! 3. each rule proposes a replica count; the largest proposal wins (scale out if any rule
+//!    says so, scale in only if all agree);
+//! 4. bounds corrections (below min / above max) bypass cooldown, stabilization and max step;
+//! 5. otherwise holds: paused direction, action in flight, missing/stale/warming data,
+//!    stabilization window, cooldown; then the max step per action.
+
+use super::config::ClusterSpec;
+use super::domain::{Instance, InstanceId, MetricKind, MetricSeries, Sample, Statistic, Tags};
+use super::plan::{ClusterView, Target};
+use super::policy::{Aggregation, MissingScaleOut, Policy, RuleKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use std::time::Duration;
+
+// ---------------------------------------------------------------- decision types
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Out,
+    In,
+    None,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+            Direction::None => "none",
+        }
+    }
+}
+
+/// One reason: a stable machine-readable `code` and a human `text`.
+///
+/// Codes: `target_tracking`, `threshold`, `within_tolerance`, `steady`, `clamped_max`,
+/// `clamped_min`, `schedule`, `max_step`, `master_serving`, `warmup`, and the holds
+/// `cooldown`, `stabilization`, `no_data`, `stale`, `in_flight`, `paused`; plus
+/// `observe_only`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub code: &'static str,
+    pub text: String,
+}
+
+impl Reason {
+    fn new(code: &'static str, text: impl Into<String>) -> Self {
+        Reason {
+            code,
+            text: text.into(),
+        }
+    }
+}
+
+/// What one rule saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observed {
+    pub metric: MetricKind,
+    pub statistic: Statistic,
+    pub aggregation: Aggregation,
+    /// Aggregated value over the instances that had fresh data; `None` when none had.
+    pub value: Option<f64>,
+    /// Target-tracking target, or the threshold rule's `above` (else `below`).
+    pub target: Option<f64>,
+    /// How many instances the value was aggregated over.
+    pub instances: usize,
+    /// The count this rule proposed, when it had a value.
+    pub proposal: Option<usize>,
+}
+
+fn ser_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub cluster: String,
+    pub at: DateTime<Utc>,
+    /// Configured replicas that exist and are not being deleted.
+    pub current: usize,
+    pub desired: usize,
+    pub direction: Direction,
+    /// Bounds in force at `at` (schedules applied, capped by the replica list).
+    pub min: usize,
+    pub max: usize,
+    /// Schedules in force at `at`.
+    pub schedules: Vec<String>,
+    /// The primary reason code (also the metrics `reason` label).
+    #[serde(rename = "reason")]
+    pub primary: &'static str,
+    pub reasons: Vec<Reason>,
+    pub observed: Vec<Observed>,
+    /// The rules' combined recommendation clamped to the bounds, before holds, stabilization
+    /// and max step; `None` when data was incomplete. Fed back through [`ScaleState::record`].
+    pub recommendation: Option<usize>,
+    #[serde(rename = "cooldown_remaining_out_secs", serialize_with = "ser_secs")]
+    pub cooldown_remaining_out: Duration,
+    #[serde(rename = "cooldown_remaining_in_secs", serialize_with = "ser_secs")]
+    pub cooldown_remaining_in: Duration,
+    /// When true, nothing may be changed: callers log and export, and never execute.
+    pub observe_only: bool,
+    /// What to hand to the reconciler: replicas = desired, class overrides from schedules.
+    pub target: Target,
+    /// How long recommendations are kept for stabilization (from the policy).
+    #[serde(skip)]
+    pub history_secs: u64,
+}
+
+impl Decision {
+    /// The code used as the metrics `reason` label.
+    pub fn primary_reason(&self) -> &str {
+        self.primary
+    }
+    /// True when the decision asks for a different replica count and is not observe-only.
+    pub fn should_scale(&self) -> bool {
+        !self.observe_only && self.direction != Direction::None
+    }
+    /// The reasons as one line (`code: text; ...`), for logs.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} {} → {} ({})",
+            self.cluster,
+            self.current,
+            self.desired,
+            self.direction.as_str()
+        );
+        for r in &self.reasons {
+            s.push_str("; ");
+            s.push_str(&r.text);
+        }
+        s
+    }
+}
+
+// ---------------------------------------------------------------- remembered state
+
+/// State carried between ticks (and across restarts, as tags on the master).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleState {
+    pub last_scale_out: Option<DateTime<Utc>>,
+    pub last_scale_in: Option<DateTime<Utc>>,
+    /// Recent recommendations for scale-in stabilization: values strictly decreasing, oldest
+    /// first, so the first one inside the window is the highest there. At most `max + 1` long.
+    pub recent_high: Vec<(DateTime<Utc>, usize)>,
+    /// Likewise for scale-out stabilization: values strictly increasing (lowest first).
+    pub recent_low: Vec<(DateTime<Utc>, usize)>,
+    /// `direction desired reason` of the last decision, for operators.
+    pub last_decision: Option<String>,
+}
+
+pub const TAG_LAST_SCALE_OUT: &str = "elasticrds:last-scale-out";
+pub const TAG_LAST_SCALE_IN: &str = "elasticrds:last-scale-in";
+pub const TAG_RECENT_HIGH: &str = "elasticrds:recent-high";
+pub const TAG_RECENT_LOW: &str = "elasticrds:recent-low";
+pub const TAG_LAST_DECISION: &str = "elasticrds:last-decision";
+/// Every tag key [`ScaleState::to_tags`] writes.
+pub const STATE_TAG_KEYS: [&str; 5] = [
+    TAG_LAST_SCALE_OUT,
+    TAG_LAST_SCALE_IN,
+    TAG_RECENT_HIGH,
+    TAG_RECENT_LOW,
+    TAG_LAST_DECISION,
+];
+/// RDS tag values are at most 256 characters.
+const TAG_VALUE_MAX: usize = 256;
+
+fn encode_recent(v: &[(DateTime<Utc>, usize)]) -> String {
+    // newest entries are kept when the value would be too long
+    let mut parts: Vec<String> = v
+        .iter()
+        .map(|(t, n)| format!("{}={n}", t.timestamp()))
+        .collect();
+    while parts.iter().map(|p| p.len() + 1).sum::<usize>() > TAG_VALUE_MAX {
+        parts.remove(0);
+    }
+    parts.join(" ")
+}
+
+fn decode_recent(s: &str) -> Vec<(DateTime<Utc>, usize)> {
+    let mut out = Vec::new();
+    for part in s.split_whitespace() {
+        let Some((t, n)) = part.split_once('=') else {
+            return Vec::new();
+        };
+        let (Ok(t), Ok(n)) = (t.parse::<i64>(), n.parse::<usize>()) else {
+            return Vec::new();
+        };
+        let Some(t) = DateTime::from_timestamp(t, 0) else {
+            return Vec::new();
+        };
+        if n > 10_000 || out.last().is_some_and(|(lt, _)| *lt > t) {
+            return Vec::new();
+        }
+        out.push((t, n));
+    }
+    out
+}
+
+fn parse_time(s: Option<&String>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s?.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+impl ScaleState {
+    /// The state as tags for the master (keys prefixed `elasticrds:`; values within RDS's tag
+    /// character set and 256-character limit). Absent times are written as empty values, so
+    /// writing them overwrites older ones.
+    pub fn to_tags(&self) -> Tags {
+        let time = |t: &Option<DateTime<Utc>>| {
+            t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        let mut tags = Tags::new();
+        tags.insert(TAG_LAST_SCALE_OUT.into(), time(&self.last_scale_out));
+        tags.insert(TAG_LAST_SCALE_IN.into(), time(&self.last_scale_in));
+        tags.insert(TAG_RECENT_HIGH.into(), encode_recent(&self.recent_high));
+        tags.insert(TAG_RECENT_LOW.into(), encode_recent(&self.recent_low));
+        let mut d: String = self
+            .last_decision
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(*c))
+            .collect();
+        d.truncate(TAG_VALUE_MAX);
+        tags.insert(TAG_LAST_DECISION.into(), d);
+        tags
+    }
+
+    /// Read the state back; tolerant: a missing or malformed tag gives that field's default.
+    pub fn from_tags(tags: &Tags) -> ScaleState {
+        ScaleState {
+            last_scale_out: parse_time(tags.get(TAG_LAST_SCALE_OUT)),
+            last_scale_in: parse_time(tags.get(TAG_LAST_SCALE_IN)),
+            recent_high: tags
+                .get(TAG_RECENT_HIGH)
+                .map(|s| decode_recent(s))
+                .unwrap_or_default(),
+            recent_low: tags
+                .get(TAG_RECENT_LOW)
+                .map(|s| decode_recent(s))
+                .unwrap_or_default(),
+            last_decision: tags
+                .get(TAG_LAST_DECISION)
+                .filter(|s| !s.is_empty())
+                .cloned(),
+        }
+    }
+
+    /// Update after a tick: remember the recommendation for stabilization and, when the
+    /// reconciler executed the scale action (`acted`), the time of the scale in its direction.
+    pub fn record(&mut self, d: &Decision, acted: bool, now: DateTime<Utc>) {
+        let keep = chrono::Duration::seconds(d.history_secs.min(86_400 * 7) as i64);
+        let horizon = now - keep;
+        if let Some(r) = d.recommendation {
+            while self.recent_high.last().is_some_and(|(_, v)| *v <= r) {
+                self.recent_high.pop();
+            }
+            self.recent_high.push((now, r));
+            while self.recent_low.last().is_some_and(|(_, v)| *v >= r) {
+                self.recent_low.pop();
+            }
+            self.recent_low.push((now, r));
+        }
+        // Entries at or before the horizon can no longer matter (a window is (now − W, now]).
+        let drop_old = |v: &mut Vec<(DateTime<Utc>, usize)>| {
+            let n = v.iter().take_while(|(t, _)| *t <= horizon).count();
+            if n > 0 {
+                v.drain(..n);
+            }
+        };
+        drop_old(&mut self.recent_high);
+        drop_old(&mut self.recent_low);
+        if acted {
+            match d.direction {
+                Direction::Out => self.last_scale_out = Some(now),
+                Direction::In => self.last_scale_in = Some(now),
+                Direction::None => {}
+            }
+        }
+        self.last_decision = Some(format!(
+            "{} {} {}",
+            d.direction.as_str(),
+            d.desired,
+            d.primary
+        ));
+    }
+
+    /// Highest recommendation inside `(now − window, now]`.
+    fn highest_since(&self, now: DateTime<Utc>, window: u64) -> Option<usize> {
+        if window == 0 {
+            return None;
+        }
+        let from = now - chrono::Duration::seconds(window as i64);
+        self.recent_high
+            .iter()
+            .find(|(t, _)| *t > from)
+            .map(|(_, v)| *v)
+    }
+
+    /// Lowest recommendation inside `(now − window, now]`.
+    fn lowest_since(&self, now: DateTime<Utc>, window: u64) -> Option<usize> {
+        if window == 0 {
+            return None;
+        }
+        let from = now - chrono::Duration::seconds(window as i64);
+        self.recent_low
+            .iter()
+            .find(|(t, _)| *t > from)
+            .map(|(_, v)| *v)
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// `7m12s`, `45s`, `1h0m5s`.
+pub fn fmt_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn fmt_value(metric: MetricKind, v: f64) -> String {
+    match metric {
+        MetricKind::Cpu => format!("{v:.1}%"),
+        MetricKind::Connections => format!("{v:.0}"),
+        MetricKind::ReplicaLag => format!("{v:.1}s"),
+    }
+}
+
+fn fmt_limit(metric: MetricKind, v: f64) -> String {
+    let s = if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    };
+    match metric {
+        MetricKind::Cpu => format!("{s}%"),
+        MetricKind::Connections => s,
+        MetricKind::ReplicaLag => format!("{s}s"),
+    }
+}
+
+/// Remaining cooldown: `cooldown − (now − last)`, never more than the cooldown itself (a
+/// last-scale time in the future, e.g. a skewed clock, cannot block forever).
+fn remaining(last: Option<DateTime<Utc>>, cooldown: u64, now: DateTime<Utc>) -> Duration {
+    let Some(last) = last else {
+        return Duration::ZERO;
+    };
+    let elapsed = (now - last).num_seconds();
+    let cd = cooldown.min(i64::MAX as u64) as i64;
+    Duration::from_secs((cd - elapsed.max(0)).clamp(0, cd) as u64)
+}
+
+/// Newest sample of `instance`'s series with a period start before `end`.
+fn newest<'a>(
+    metrics: &'a [MetricSeries],
+    instance: &InstanceId,
+    metric: MetricKind,
+    statistic: Option<Statistic>,
+    end: DateTime<Utc>,
+) -> Option<&'a Sample> {
+    let mut best: Option<&Sample> = None;
+    for s in metrics {
+        let q = &s.query;
+        if q.metric != metric
+            || statistic.is_some_and(|st| st != q.statistic)
+            || !q.instance.same_as(instance)
+        {
+            continue;
+        }
+        let n = s.samples.partition_point(|x| x.at < end);
+        if let Some(x) = n.checked_sub(1).and_then(|i| s.samples.get(i)) {
+            if best.is_none_or(|b| x.at > b.at) {
+                best = Some(x);
+            }
+        }
+    }
+    best
+}
+
+struct Source<'a> {
+    id: &'a InstanceId,
+    /// Excluded from cpu/connections because its lag is above the warm-up bound.
+    lagging: bool,
+}
+
+#[derive(Default)]
+struct Gaps<'a> {
+    missing: Vec<&'a InstanceId>,
+    stale: Vec<(&'a InstanceId, DateTime<Utc>)>,
+}
+
+// ---------------------------------------------------------------- decide
+
+/// Decide the replica count for one cluster. Pure and deterministic.
+pub fn decide(
+    policy: &Policy,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    metrics: &[MetricSeries],
+    state: &ScaleState,
+    now: DateTime<Utc>,
+) -> Decision {
+    let bounds = policy.bounds_at(spec, now);
+    let (min, max) = (bounds.min, bounds.max);
+    let current = view.replica_count();
+    let mut reasons: Vec<Reason> = Vec::new();
+    let mut holds: Vec<Reason> = Vec::new();
+
+    if !bounds.schedules.is_empty() {
+        reasons.push(Reason::new(
+            "schedule",
+            format!(
+                "schedule {} in force: min {min} max {max}",
+                bounds.schedules.join(", ")
+            ),
+        ));
+    }
+
+    let cd_out = remaining(state.last_scale_out, policy.scale_out.cooldown_secs, now);
+    let last_any = state.last_scale_out.max(state.last_scale_in);
+    let cd_in = remaining(last_any, policy.scale_in.cooldown_secs, now);
+
+    // ---- serving set and sources
+    let period = i64::from(policy.period_secs.max(1));
+    let (_, end) = policy.fetch_window(now);
+    let stale_before =
+        end - chrono::Duration::seconds(period * i64::from(policy.missing_data.stale_periods));
+    let warm_secs = policy.warmup.duration_secs.min(i64::MAX as u64) as i64;
+    let available: Vec<&Instance> = view
+        .existing_replicas()
+        .filter(|i| i.status.is_available())
+        .collect();
+    let mut sources: Vec<Source> = Vec::with_capacity(available.len().max(1));
+    let mut warming: Vec<String> = Vec::new();
+    let basis: usize;
+    if available.is_empty() {
+        basis = 1;
+        if let Some(m) = view.master.as_ref().filter(|m| m.status.is_available()) {
+            sources.push(Source {
+                id: &m.id,
+                lagging: false,
+            });
+            if !policy.rules.is_empty() {
+                reasons.push(Reason::new(
+                    "master_serving",
+                    format!(
+                        "no replica available: the master {} serves reads, its metrics are used",
+                        m.id
+                    ),
+                ));
+            }
+        }
+    } else {
+        basis = available.len();
+        for i in &available {
+            if let Some(since) = i.available_since {
+                let age = (now - since).num_seconds();
+                if age < warm_secs {
+                    warming.push(format!(
+                        "{} available for {} of {}",
+                        i.id,
+                        fmt_secs(age.max(0) as u64),
+                        fmt_secs(warm_secs as u64)
+                    ));
+                    continue;
+                }
+            }
+            let lagging = policy.warmup.max_lag_secs.is_some_and(|bound| {
+                newest(metrics, &i.id, MetricKind::ReplicaLag, None, end)
+                    .is_some_and(|s| s.value > bound && s.at >= stale_before)
+            });
+            if lagging {
+                warming.push(format!(
+                    "{} lagging above {}",
+                    i.id,
+                    fmt_limit(
+                        MetricKind::ReplicaLag,
+                        policy.warmup.max_lag_secs.unwrap_or(0.0)
+                    )
+                ));
+            }
+            sources.push(Source { id: &i.id, lagging });
+        }
+    }
+    if !warming.is_empty() {
+        reasons.push(Reason::new(
+            "warmup",
+            format!(
+                "warming up, left out of averages but counted as capacity: {}",
+                warming.join(", ")
+            ),
+        ));
+    }
+
+    // ---- rules
+    let mut observed: Vec<Observed> = Vec::with_capacity(policy.rules.len());
+    let mut complete = true;
+    let mut gaps = Gaps::default();
+    let mut warmup_only = false;
+    let mut best: Option<(usize, &'static str)> = None; // usable proposal and its code
+    let mut partial_best: Option<(usize, &'static str)> = None;
+    let mut rule_texts: Vec<Reason> = Vec::new();
+    for rule in &policy.rules {
+        let (mut sum, mut hi, mut n) = (0.0f64, f64::NEG_INFINITY, 0usize);
+        let mut considered = 0usize;
+        let mut rule_complete = true;
+        for src in &sources {
+            if src.lagging && rule.metric != MetricKind::ReplicaLag {
+                continue;
+            }
+            considered += 1;
+            match newest(metrics, src.id, rule.metric, Some(rule.statistic), end) {
+                None => {
+                    rule_complete = false;
+                    if !gaps.missing.contains(&src.id) {
+                        gaps.missing.push(src.id);
+                    }
+                }
+                Some(s) if s.at < stale_before || !s.value.is_finite() => {
+                    rule_complete = false;
+                    if !gaps.stale.iter().any(|(i, _)| *i == src.id) {
+                        gaps.stale.push((src.id, s.at));
+                    }
+                }
+                Some(s) => {
+                    sum += s.value;
+                    hi = hi.max(s.value);
+                    n += 1;
+                }
+            }
+        }
+        if considered == 0 {
+            rule_complete = false;
+            warmup_only = true;
+        }
+        complete &= rule_complete;
+        let value = (n > 0).then(|| match rule.aggregation {
+            Aggregation::Average => sum / n as f64,
+            Aggregation::Max => hi,
+        });
+        let (target, proposal) = match (&rule.kind, value) {
+            (RuleKind::TargetTracking { target, .. }, None) => (Some(*target), None),
+            (RuleKind::TargetTracking { target, tolerance }, Some(v)) => {
+                let ratio = v / target;
+                if (ratio - 1.0).abs() <= *tolerance {
+                    rule_texts.push(Reason::new(
+                        "within_tolerance",
+                        format!(
+                            "{} {} within {:.0}% of target {}",
+                            rule.metric,
+                            fmt_value(rule.metric, v),
+                            tolerance * 100.0,
+                            fmt_limit(rule.metric, *target)
+                        ),
+                    ));
+                    (Some(*target), Some((current, "within_tolerance")))
+                } else {
+                    let want = (basis as f64 * ratio - 1e-9).ceil().max(0.0);
+                    let want = if want >= 10_000.0 {
+                        10_000
+                    } else {
+                        want as usize
+                    };
+                    rule_texts.push(Reason::new(
+                        "target_tracking",
+                        format!(
+                            "{} {} {} target {} → {want}",
+                            rule.metric,
+                            fmt_value(rule.metric, v),
+                            if ratio > 1.0 { ">" } else { "<" },
+                            fmt_limit(rule.metric, *target)
+                        ),
+                    ));
+                    (Some(*target), Some((want, "target_tracking")))
+                }
+            }
+            (RuleKind::Threshold { above, below, .. }, None) => ((*above).or(*below), None),
+            (
+                RuleKind::Threshold {
+                    above,
+                    add,
+                    below,
+                    remove,
+                },
+                Some(v),
+            ) => {
+                let shown = (*above).or(*below);
+                if let Some(a) = above.filter(|a| v > *a) {
+                    // Added to the serving replicas: replicas still being created already
+                    // count, so a breach that persists while they come does not stack more.
+                    let want = (basis + add).max(current);
+                    let note = if basis + add <= current && basis < current {
+                        " (replicas in flight counted)"
+                    } else {
+                        ""
+                    };
+                    rule_texts.push(Reason::new(
+                        "threshold",
+                        format!(
+                            "{} {} > {} → +{add} → {want}{note}",
+                            rule.metric,
+                            fmt_value(rule.metric, v),
+                            fmt_limit(rule.metric, a)
+                        ),
+                    ));
+                    (shown, Some((want, "threshold")))
+                } else if let Some(b) = below.filter(|b| v < *b) {
+                    let want = current.saturating_sub(*remove);
+                    rule_texts.push(Reason::new(
+                        "threshold",
+                        format!(
+                            "{} {} < {} → -{remove} → {want}",
+                            rule.metric,
+                            fmt_value(rule.metric, v),
+                            fmt_limit(rule.metric, b)
+                        ),
+                    ));
+                    (shown, Some((want, "threshold")))
+                } else {
+                    let range = match (above, below) {
+                        (Some(a), Some(b)) => format!(
+                            "between {} and {}",
+                            fmt_limit(rule.metric, *b),
+                            fmt_limit(rule.metric, *a)
+                        ),
+                        (Some(a), None) => format!("≤ {}", fmt_limit(rule.metric, *a)),
+                        (None, Some(b)) => format!("≥ {}", fmt_limit(rule.metric, *b)),
+                        (None, None) => String::new(),
+                    };
+                    rule_texts.push(Reason::new(
+                        "steady",
+                        format!("{} {} {range}", rule.metric, fmt_value(rule.metric, v)),
+                    ));
+                    (shown, Some((current, "steady")))
+                }
+            }
+        };
+        if let Some(p) = proposal {
+            if partial_best.is_none_or(|(b, _)| p.0 > b) {
+                partial_best = Some(p);
+            }
+        }
+        observed.push(Observed {
+            metric: rule.metric,
+            statistic: rule.statistic,
+            aggregation: rule.aggregation,
+            value,
+            target,
+            instances: n,
+            proposal: proposal.map(|p| p.0),
+        });
+    }
+    if complete {
+        best = partial_best;
+    } else if policy.missing_data.scale_out == MissingScaleOut::Act {
+        // Only ever used for a scale-out (scale-in needs complete data).
+        best = partial_best.filter(|(p, _)| *p > current);
+    }
+    reasons.extend(rule_texts);
+
+    // Data holds: what is missing, stale or still warming.
+    let mut data_holds: Vec<Reason> = Vec::new();
+    for id in &gaps.missing {
+        data_holds.push(Reason::new("no_data", format!("held: no data for {id}")));
+    }
+    for (id, at) in &gaps.stale {
+        let age = (end - *at).num_seconds().max(0) / period;
+        data_holds.push(Reason::new(
+            "stale",
+            format!(
+                "held: stale data for {id} (newest sample {} is {age} periods old)",
+                at.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ));
+    }
+    if warmup_only && !policy.rules.is_empty() {
+        let text = if sources.is_empty() && available.is_empty() {
+            "held: no replica and no available master to read metrics from".to_string()
+        } else {
+            "held: every serving replica is warming up".to_string()
+        };
+        data_holds.push(Reason::new(
+            if sources.is_empty() && available.is_empty() {
+                "no_data"
+            } else {
+                "warmup"
+            },
+            text,
+        ));
+    }
+
+    // ---- in flight
+    let master_ok = view
+        .master
+        .as_ref()
+        .is_some_and(|m| m.status.is_available());
+    let mut flight: Vec<Reason> = Vec::new();
+    match &view.master {
+        None => flight.push(Reason::new(
+            "in_flight",
+            format!("held: master {} does not exist", spec.master.id),
+        )),
+        Some(m) if !m.status.is_available() => flight.push(Reason::new(
+            "in_flight",
+            format!("held: master {} is {}", m.id, m.status),
+        )),
+        _ => {}
+    }
+    for i in view.existing_replicas() {
+        if i.status.is_busy() {
+            flight.push(Reason::new(
+                "in_flight",
+                format!("held: {} is {}", i.id, i.status),
+            ));
+        }
+    }
+    let replicas_busy = view.existing_replicas().any(|i| i.status.is_busy());
+
+    // ---- decide
+    let recommendation = best.map(|(r, _)| r.clamp(min, max));
+    let mut desired = current;
+    let mut driver: &'static str = best.map_or("steady", |(_, c)| c);
+    if current < min {
+        driver = "clamped_min";
+        reasons.push(Reason::new(
+            "clamped_min",
+            format!("{current} below min {min}: raise to min {min}"),
+        ));
+        if !policy.scale_out.enabled {
+            holds.push(Reason::new("paused", "held: scale-out paused"));
+        } else if !master_ok {
+            holds.extend(flight.iter().take(1).cloned());
+        } else {
+            desired = min;
+            // The load may need more than the min: go further when a scale-out would be
+            // allowed anyway (no cooldown), within the step counted from the min.
+            if let Some(r) = recommendation.filter(|r| *r > min && cd_out.is_zero()) {
+                desired = r.min(min + policy.scale_out.max_step);
+                reasons.push(Reason::new(
+                    best.map_or("target_tracking", |(_, c)| c),
+                    format!("the load needs {r}: → {desired}"),
+                ));
+            }
+        }
+    } else if current > max {
+        driver = "clamped_max";
+        reasons.push(Reason::new(
+            "clamped_max",
+            format!("{current} above max {max}: lower to max {max}"),
+        ));
+        if !policy.scale_in.enabled {
+            holds.push(Reason::new("paused", "held: scale-in paused"));
+        } else if !flight.is_empty() {
+            holds.extend(flight.iter().cloned());
+        } else {
+            desired = max;
+        }
+    } else if let Some((raw, code)) = best {
+        let r = raw.clamp(min, max);
+        if raw > max {
+            reasons.push(Reason::new("clamped_max", format!("clamped to max {max}")));
+            driver = "clamped_max";
+        } else if raw < min {
+            reasons.push(Reason::new("clamped_min", format!("clamped to min {min}")));
+            driver = "clamped_min";
+        } else {
+            driver = code;
+        }
+        if r > current {
+            let d = &policy.scale_out;
+            if !d.enabled {
+                holds.push(Reason::new("paused", "held: scale-out paused"));
+            }
+            if !master_ok || (replicas_busy && !d.while_in_flight) {
+                holds.extend(flight.iter().cloned());
+            }
+            if !complete {
+                // Acting on partial data (missing_data.scale_out: act): say so, no hold.
+                for h in &data_holds {
+                    reasons.push(Reason::new(
+                        h.code,
+                        h.text.replacen("held: ", "acting despite: ", 1),
+                    ));
+                }
+            }
+            let stab = state
+                .lowest_since(now, d.stabilization_secs)
+                .map_or(r, |low| low.min(r));
+            if stab <= current {
+                holds.push(Reason::new(
+                    "stabilization",
+                    format!(
+                        "held: scale-out stabilization: lowest recommendation in the last {} is {stab}",
+                        fmt_secs(d.stabilization_secs)
+                    ),
+                ));
+            }
+            if !cd_out.is_zero() {
+                holds.push(Reason::new(
+                    "cooldown",
+                    format!(
+                        "held: scale-out cooldown {} left",
+                        fmt_secs(cd_out.as_secs())
+                    ),
+                ));
+            }
+            let want = stab.min(current + d.max_step);
+            if want < stab {
+                reasons.push(Reason::new(
+                    "max_step",
+                    format!("limited to +{} per action → {want}", d.max_step),
+                ));
+            }
+            if holds.is_empty() {
+                desired = want;
+            }
+        } else if r < current {
+            let d = &policy.scale_in;
+            if !d.enabled {
+                holds.push(Reason::new("paused", "held: scale-in paused"));
+            }
+            if !flight.is_empty() {
+                holds.extend(flight.iter().cloned());
+            }
+            let stab = state
+                .highest_since(now, d.stabilization_secs)
+                .map_or(r, |high| high.max(r));
+            if stab >= current {
+                holds.push(Reason::new(
+                    "stabilization",
+                    format!(
+                        "held: scale-in stabilization: highest recommendation in the last {} is {stab}",
+                        fmt_secs(d.stabilization_secs)
+                    ),
+                ));
+            }
+            if !cd_in.is_zero() {
+                holds.push(Reason::new(
+                    "cooldown",
+                    format!("held: scale-in cooldown {} left", fmt_secs(cd_in.as_secs())),
+                ));
+            }
+            let want = stab.max(current.saturating_sub(d.max_step));
+            if want > stab {
+                reasons.push(Reason::new(
+                    "max_step",
+                    format!("limited to -{} per action → {want}", d.max_step),
+                ));
+            }
+            if holds.is_empty() {
+                desired = want;
+            }
+        }
+    }
+    // Incomplete data holds whatever it prevented (and is always reported).
+    if !complete {
+        let in_bounds = current >= min && current <= max;
+        if in_bounds && best.is_none() {
+            holds.extend(data_holds);
+        } else if !in_bounds {
+            reasons.extend(data_holds);
+        }
+    }
+
+    let primary = holds.first().map_or(driver, |h| h.code);
+    reasons.extend(holds);
+    if policy.observe_only {
+        reasons.push(Reason::new(
+            "observe_only",
+            "observe-only: decided and reported, nothing will be changed",
+        ));
+    }
+    if policy.rules.is_empty() && reasons.is_empty() {
+        reasons.push(Reason::new("steady", "no rules"));
+    }
+    let direction = match desired.cmp(&current) {
+        std::cmp::Ordering::Greater => Direction::Out,
+        std::cmp::Ordering::Less => Direction::In,
+        std::cmp::Ordering::Equal => Direction::None,
+    };
+    Decision {
+        cluster: spec.name.clone(),
+        at: now,
+        current,
+        desired,
+        direction,
+        min,
+        max,
+        schedules: bounds.schedules,
+        primary,
+        reasons,
+        observed,
+        recommendation: if complete { recommendation } else { None },
+        cooldown_remaining_out: cd_out,
+        cooldown_remaining_in: cd_in,
+        observe_only: policy.observe_only,
+        target: Target {
+            replicas: desired,
+            replica_class: bounds.replica_class,
+            master_class: bounds.master_class,
+        },
+        history_secs: policy.history_secs(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Config;
+    use crate::core::domain::{Instance, InstanceClass, InstanceStatus, MetricQuery};
+
+    const CONFIG: &str = "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n    - {id: c1s4, instance_class: db.t3.micro}\n";
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+    /// 12:00:30Z: the fetch window ends at 11:59, the newest final sample starts at 11:58.
+    fn now() -> DateTime<Utc> {
+        t("2026-11-25T12:00:30Z")
+    }
+    fn mins(m: i64) -> chrono::Duration {
+        chrono::Duration::minutes(m)
+    }
+
+    fn config() -> Config {
+        Config::parse("c.yaml", CONFIG).unwrap()
+    }
+    fn policy(extra: &str) -> Policy {
+        Policy::parse("p.yaml", &format!("cluster: c1\n{extra}"), &config()).unwrap()
+    }
+
+    fn inst(id: &str, status: &str, warm_mins: Option<i64>) -> Instance {
+        Instance {
+            id: InstanceId::parse(id).unwrap(),
+            class: InstanceClass::parse("db.t3.micro").unwrap(),
+            status: InstanceStatus::parse(status),
+            engine: "mysql".into(),
+            multi_az: false,
+            source: None,
+            replicas: vec![],
+            endpoint: None,
+            created_at: None,
+            available_since: warm_mins.map(|m| now() - mins(m)),
+            tags: Tags::new(),
+        }
+    }
+
+    /// Replicas 1..: each `(status, available for minutes)`; master available.
+    fn view(replicas: &[(&str, Option<i64>)]) -> ClusterView {
+        let mut v = ClusterView {
+            master: Some(inst("c1m", "available", None)),
+            replicas: vec![None; 4],
+            foreign: vec![],
+        };
+        for (i, (st, w)) in replicas.iter().enumerate() {
+            v.replicas[i] = Some(inst(&format!("c1s{}", i + 1), st, *w));
+        }
+        v
+    }
+    fn avail(n: usize) -> ClusterView {
+        view(&vec![("available", None); n])
+    }
+
+    fn series(id: &str, metric: MetricKind, stat: Statistic, vals: &[(i64, f64)]) -> MetricSeries {
+        // (minutes before 11:58, value)
+        let base = t("2026-11-25T11:58:00Z");
+        MetricSeries {
+            query: MetricQuery {
+                instance: InstanceId::parse(id).unwrap(),
+                metric,
+                statistic: stat,
+                period_secs: 60,
+            },
+            samples: vals
+                .iter()
+                .rev()
+                .map(|(m, v)| Sample {
+                    at: base - mins(*m),
+                    value: *v,
+                })
+                .collect(),
+        }
+    }
+    fn cpu(ids: &[&str], v: f64) -> Vec<MetricSeries> {
+        ids.iter()
+            .map(|id| series(id, MetricKind::Cpu, Statistic::Average, &[(0, v), (1, v)]))
+            .collect()
+    }
+    const IDS: [&str; 4] = ["c1s1", "c1s2", "c1s3", "c1s4"];
+
+    fn run(p: &Policy, v: &ClusterView, m: &[MetricSeries], s: &ScaleState) -> Decision {
+        decide(p, config().cluster("c1").unwrap(), v, m, s, now())
+    }
+    fn has(d: &Decision, code: &str, text: &str) -> bool {
+        d.reasons
+            .iter()
+            .any(|r| r.code == code && r.text.contains(text))
+    }
+
+    struct Case {
+        name: &'static str,
+        policy: &'static str,
+        view: ClusterView,
+        metrics: Vec<MetricSeries>,
+        state: ScaleState,
+        desired: usize,
+        primary: &'static str,
+        reason: (&'static str, &'static str),
+    }
+
+    fn cases() -> Vec<Case> {
+        let st = ScaleState::default;
+        vec![
+            Case {
+                name: "target tracking scales out",
+                policy: "",
+                view: avail(2),
+                metrics: cpu(&IDS[..2], 82.1),
+                state: st(),
+                desired: 3,
+                primary: "target_tracking",
+                reason: ("target_tracking", "cpu 82.1% > target 60% → 3"),
+            },
+            Case {
+                name: "within tolerance",
+                policy: "",
+                view: avail(2),
+                metrics: cpu(&IDS[..2], 64.0),
+                state: st(),
+                desired: 2,
+                primary: "within_tolerance",
+                reason: ("within_tolerance", "cpu 64.0% within 10% of target 60%"),
+            },
+            Case {
+                name: "scale-in limited to one step",
+                policy: "",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 10.0),
+                state: st(),
+                desired: 2,
+                primary: "target_tracking",
+                reason: ("max_step", "limited to -1 per action → 2"),
+            },
+            Case {
+                name: "scale-out limited to two steps",
+                policy: "",
+                view: avail(1),
+                metrics: cpu(&IDS[..1], 100.0 * 4.0),
+                state: st(),
+                desired: 3,
+                primary: "clamped_max",
+                reason: ("max_step", "limited to +2 per action → 3"),
+            },
+            Case {
+                name: "clamped to max",
+                policy: "",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 95.0),
+                state: st(),
+                desired: 4,
+                primary: "clamped_max",
+                reason: ("clamped_max", "clamped to max 4"),
+            },
+            Case {
+                name: "raised to min without data",
+                policy: "min_replicas: 2\n",
+                view: avail(0),
+                metrics: vec![],
+                state: st(),
+                desired: 2,
+                primary: "clamped_min",
+                reason: ("clamped_min", "raise to min 2"),
+            },
+            Case {
+                name: "above max lowered without data",
+                policy: "max_replicas: 2\n",
+                view: avail(4),
+                metrics: vec![],
+                state: st(),
+                desired: 2,
+                primary: "clamped_max",
+                reason: ("clamped_max", "lower to max 2"),
+            },
+            Case {
+                name: "scale-in cooldown",
+                policy: "",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 10.0),
+                state: ScaleState {
+                    last_scale_in: Some(now() - mins(7) - chrono::Duration::seconds(48)),
+                    ..st()
+                },
+                desired: 3,
+                primary: "cooldown",
+                reason: ("cooldown", "held: scale-in cooldown 7m12s left"),
+            },
+            Case {
+                name: "scale-in cooldown counts from a scale-out too",
+                policy: "",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 10.0),
+                state: ScaleState {
+                    last_scale_out: Some(now() - mins(10)),
+                    ..st()
+                },
+                desired: 3,
+                primary: "cooldown",
+                reason: ("cooldown", "held: scale-in cooldown 5m0s left"),
+            },
+            Case {
+                name: "scale-out cooldown",
+                policy: "",
+                view: avail(2),
+                metrics: cpu(&IDS[..2], 90.0),
+                state: ScaleState {
+                    last_scale_out: Some(now() - mins(2)),
+                    ..st()
+                },
+                desired: 2,
+                primary: "cooldown",
+                reason: ("cooldown", "held: scale-out cooldown 3m0s left"),
+            },
+            Case {
+                name: "scale-out ignores an old scale-in",
+                policy: "",
+                view: avail(2),
+                metrics: cpu(&IDS[..2], 90.0),
+                state: ScaleState {
+                    last_scale_in: Some(now() - mins(1)),
+                    ..st()
+                },
+                desired: 3,
+                primary: "target_tracking",
+                reason: ("target_tracking", "→ 3"),
+            },
+            Case {
+                name: "scale-in stabilization",
+                policy: "",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 10.0),
+                state: ScaleState {
+                    recent_high: vec![(now() - mins(9), 3), (now() - mins(1), 1)],
+                    ..st()
+                },
+                desired: 3,
+                primary: "stabilization",
+                reason: (
+                    "stabilization",
+                    "highest recommendation in the last 10m0s is 3",
+                ),
+            },
+            Case {
+                name: "stabilization window has passed",
+                policy: "",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 10.0),
+                state: ScaleState {
+                    recent_high: vec![(now() - mins(11), 3), (now() - mins(1), 1)],
+                    ..st()
+                },
+                desired: 2,
+                primary: "target_tracking",
+                reason: ("target_tracking", "cpu 10.0% < target 60% → 1"),
+            },
+            Case {
+                name: "scale-out stabilization (configured)",
+                policy: "scale_out: {stabilization: 3m}\n",
+                view: avail(2),
+                metrics: cpu(&IDS[..2], 90.0),
+                state: ScaleState {
+                    recent_low: vec![(now() - mins(2), 2)],
+                    ..st()
+                },
+                desired: 2,
+                primary: "stabilization",
+                reason: ("stabilization", "lowest recommendation in the last 3m0s is 2"),
+            },
+            Case {
+                name: "no data for a replica",
+                policy: "",
+                view: avail(2),
+                metrics: cpu(&IDS[..1], 90.0),
+                state: st(),
+                desired: 2,
+                primary: "no_data",
+                reason: ("no_data", "held: no data for c1s2"),
+            },
+            Case {
+                name: "no data never scales in, even with act",
+                policy: "missing_data: {scale_out: act}\n",
+                view: avail(3),
+                metrics: cpu(&IDS[..2], 5.0),
+                state: st(),
+                desired: 3,
+                primary: "no_data",
+                reason: ("no_data", "held: no data for c1s3"),
+            },
+            Case {
+                name: "act on present metrics for a scale-out",
+                policy: "missing_data: {scale_out: act}\n",
+                view: avail(2),
+                metrics: cpu(&IDS[..1], 90.0),
+                state: st(),
+                desired: 3,
+                primary: "target_tracking",
+                reason: ("no_data", "acting despite: no data for c1s2"),
+            },
+            Case {
+                name: "stale data",
+                policy: "",
+                view: avail(1),
+                metrics: vec![series("c1s1", MetricKind::Cpu, Statistic::Average, &[(4, 90.0)])],
+                state: st(),
+                desired: 1,
+                primary: "stale",
+                reason: ("stale", "held: stale data for c1s1"),
+            },
+            Case {
+                name: "two missed periods are not stale yet",
+                policy: "",
+                view: avail(1),
+                metrics: vec![series("c1s1", MetricKind::Cpu, Statistic::Average, &[(2, 90.0)])],
+                state: st(),
+                desired: 2,
+                primary: "target_tracking",
+                reason: ("target_tracking", "→ 2"),
+            },
+            Case {
+                name: "warming replica left out of the average, counted as capacity",
+                policy: "",
+                view: view(&[("available", None), ("available", Some(4))]),
+                // c1s2 is at 0 % (no traffic yet): left out, the average stays at 45.
+                metrics: {
+                    let mut m = cpu(&IDS[..1], 45.0);
+                    m.extend(cpu(&IDS[1..2], 0.0));
+                    m
+                },
+                state: st(),
+                desired: 2,
+                primary: "target_tracking",
+                reason: ("warmup", "c1s2 available for 4m0s of 10m0s"),
+            },
+            Case {
+                name: "all replicas warming",
+                policy: "",
+                view: view(&[("available", Some(1)), ("available", Some(2))]),
+                metrics: cpu(&IDS[..2], 5.0),
+                state: st(),
+                desired: 2,
+                primary: "warmup",
+                reason: ("warmup", "held: every serving replica is warming up"),
+            },
+            Case {
+                name: "scale-in held while a replica is in flight",
+                policy: "",
+                view: view(&[("available", None), ("available", None), ("creating", None)]),
+                metrics: cpu(&IDS[..2], 5.0),
+                state: st(),
+                desired: 3,
+                primary: "in_flight",
+                reason: ("in_flight", "held: c1s3 is creating"),
+            },
+            Case {
+                name: "scale-out continues while creating, counting it as capacity",
+                policy: "",
+                view: view(&[("available", None), ("available", None), ("creating", None)]),
+                // load 2 × 120 % = 240 → 4 replicas; 3 exist or are coming → +1.
+                metrics: cpu(&IDS[..2], 120.0),
+                state: st(),
+                desired: 4,
+                primary: "target_tracking",
+                reason: ("target_tracking", "→ 4"),
+            },
+            Case {
+                name: "scale-out held while in flight when configured",
+                policy: "scale_out: {while_in_flight: false}\n",
+                view: view(&[("available", None), ("creating", None)]),
+                metrics: cpu(&IDS[..1], 150.0),
+                state: st(),
+                desired: 2,
+                primary: "in_flight",
+                reason: ("in_flight", "held: c1s2 is creating"),
+            },
+            Case {
+                name: "scale-out paused",
+                policy: "scale_out: {enabled: false}\n",
+                view: avail(2),
+                metrics: cpu(&IDS[..2], 90.0),
+                state: st(),
+                desired: 2,
+                primary: "paused",
+                reason: ("paused", "held: scale-out paused"),
+            },
+            Case {
+                name: "scale-in paused",
+                policy: "scale_in: {enabled: false}\n",
+                view: avail(3),
+                metrics: cpu(&IDS[..3], 5.0),
+                state: st(),
+                desired: 3,
+                primary: "paused",
+                reason: ("paused", "held: scale-in paused"),
+            },
+            Case {
+                name: "master serves when no replica is available",
+                policy: "min_replicas: 0\n",
+                view: avail(0),
+                metrics: cpu(&["c1m"], 90.0),
+                state: st(),
+                desired: 2,
+                primary: "target_tracking",
+                reason: ("master_serving", "the master c1m serves reads"),
+            },
+            Case {
+                name: "threshold rule adds",
+                policy: "rules:\n  - {metric: replica_lag, statistic: Maximum, aggregation: max, above: 30, add: 1, below: 5}\n",
+                view: avail(2),
+                metrics: vec![
+                    series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 45.0)]),
+                    series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 2.0)]),
+                ],
+                state: st(),
+                desired: 3,
+                primary: "threshold",
+                reason: ("threshold", "replica_lag 45.0s > 30s → +1 → 3"),
+            },
+            Case {
+                name: "threshold counts replicas in flight",
+                policy: "rules:\n  - {metric: replica_lag, statistic: Maximum, aggregation: max, above: 30}\n",
+                view: view(&[("available", None), ("available", None), ("creating", None)]),
+                metrics: vec![
+                    series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 45.0)]),
+                    series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 2.0)]),
+                ],
+                state: st(),
+                desired: 3,
+                primary: "threshold",
+                reason: ("threshold", "→ +1 → 3 (replicas in flight counted)"),
+            },
+            Case {
+                name: "raised beyond min when the load needs it",
+                policy: "min_replicas: 2\n",
+                view: avail(0),
+                metrics: cpu(&["c1m"], 150.0),
+                state: st(),
+                desired: 3,
+                primary: "clamped_min",
+                reason: ("target_tracking", "the load needs 3: → 3"),
+            },
+            Case {
+                name: "several rules: scale in only if all agree",
+                policy: "rules:\n  - {metric: cpu, target: 60}\n  - {metric: connections, above: 500, below: 100}\n",
+                view: avail(3),
+                metrics: {
+                    let mut m = cpu(&IDS[..3], 5.0);
+                    for id in &IDS[..3] {
+                        m.push(series(id, MetricKind::Connections, Statistic::Average, &[(0, 300.0)]));
+                    }
+                    m
+                },
+                state: st(),
+                desired: 3,
+                primary: "steady",
+                reason: ("steady", "connections 300 between 100 and 500"),
+            },
+            Case {
+                name: "several rules: the largest proposal wins",
+                policy: "rules:\n  - {metric: cpu, target: 60}\n  - {metric: connections, above: 500, add: 1, below: 100}\n",
+                view: avail(2),
+                metrics: {
+                    let mut m = cpu(&IDS[..2], 5.0);
+                    for id in &IDS[..2] {
+                        m.push(series(id, MetricKind::Connections, Statistic::Average, &[(0, 900.0)]));
+                    }
+                    m
+                },
+                state: st(),
+                desired: 3,
+                primary: "threshold",
+                reason: ("threshold", "connections 900 > 500 → +1 → 3"),
+            },
+            Case {
+                name: "lagging replica left out of cpu",
+                policy: "warmup: {max_lag: 60s}\n",
+                view: avail(2),
+                metrics: {
+                    let mut m = cpu(&IDS[..1], 62.0);
+                    m.extend(cpu(&IDS[1..2], 5.0));
+                    m.push(series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 300.0)]));
+                    m.push(series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 1.0)]));
+                    m
+                },
+                state: st(),
+                desired: 2,
+                primary: "within_tolerance",
+                reason: ("warmup", "c1s2 lagging above 60s"),
+            },
+            Case {
+                name: "schedule raises min",
+                policy: "schedules:\n  - {name: all-day, cron: '0 0 * * *', timezone: UTC, duration: 24h, min_replicas: 3}\n",
+                view: avail(1),
+                metrics: cpu(&IDS[..1], 10.0),
+                state: st(),
+                desired: 3,
+                primary: "clamped_min",
+                reason: ("schedule", "schedule all-day in force: min 3 max 4"),
+            },
+        ]
+    }
+
+    #[test]
+    fn table_of_rules_and_holds() {
+        let mut failures = Vec::new();
+        for c in cases() {
+            let p = policy(c.policy);
+            let d = run(&p, &c.view, &c.metrics, &c.state);
+            let ok = d.desired == c.desired
+                && d.primary_reason() == c.primary
+                && has(&d, c.reason.0, c.reason.1)
+                && d.target.replicas == d.desired;
+            if !ok {
+                failures.push(format!(
+                    "{}: desired {} (want {}), primary {} (want {}), reasons {:?}",
+                    c.name, d.desired, c.desired, d.primary, c.primary, d.reasons
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn observe_only_decides_but_does_not_scale() {
+        let p = policy("observe_only: true\n");
+        let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &ScaleState::default());
+        assert_eq!(d.desired, 3);
+        assert!(d.observe_only);
+        assert!(!d.should_scale());
+        assert!(has(&d, "observe_only", "nothing will be changed"));
+    }
+
+    #[test]
+    fn schedule_class_override_reaches_the_target() {
+        let p = policy(
+            "schedules:\n  - {cron: '0 0 * * *', duration: 24h, replica_class: db.r5.large}\n",
+        );
+        let d = run(&p, &avail(1), &cpu(&IDS[..1], 60.0), &ScaleState::default());
+        assert_eq!(
+            d.target.replica_class.as_ref().unwrap().as_str(),
+            "db.r5.large"
+        );
+        assert_eq!(d.target.replicas, 1);
+    }
+
+    #[test]
+    fn master_absent_holds() {
+        let p = policy("");
+        let mut v = avail(2);
+        v.master = None;
+        let d = run(&p, &v, &cpu(&IDS[..2], 5.0), &ScaleState::default());
+        assert_eq!(d.desired, 2);
+        assert_eq!(d.primary, "in_flight");
+        assert!(has(&d, "in_flight", "master c1m does not exist"));
+    }
+
+    #[test]
+    fn record_keeps_cooldown_times_and_a_monotone_history() {
+        let p = policy("");
+        let mut s = ScaleState::default();
+        let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &s);
+        assert_eq!(d.direction, Direction::Out);
+        s.record(&d, true, now());
+        assert_eq!(s.last_scale_out, Some(now()));
+        assert_eq!(s.last_scale_in, None);
+        assert_eq!(s.recent_high, vec![(now(), 3)]);
+        // Not acted: no time recorded.
+        let mut s2 = ScaleState::default();
+        s2.record(&d, false, now());
+        assert_eq!(s2.last_scale_out, None);
+        // History keeps strictly decreasing values and forgets what is out of every window.
+        let mut s3 = ScaleState {
+            recent_high: vec![
+                (now() - mins(30), 4),
+                (now() - mins(5), 3),
+                (now() - mins(2), 2),
+            ],
+            ..Default::default()
+        };
+        let mut d2 = d.clone();
+        d2.recommendation = Some(2);
+        s3.record(&d2, false, now());
+        assert_eq!(s3.recent_high, vec![(now() - mins(5), 3), (now(), 2)]);
+    }
+
+    #[test]
+    fn state_round_trips_through_tags_and_tolerates_junk() {
+        let s = ScaleState {
+            last_scale_out: Some(t("2026-11-25T11:00:00Z")),
+            last_scale_in: None,
+            recent_high: vec![
+                (t("2026-11-25T11:50:00Z"), 3),
+                (t("2026-11-25T11:55:00Z"), 2),
+            ],
+            recent_low: vec![(t("2026-11-25T11:55:00Z"), 2)],
+            last_decision: Some("out 3 target_tracking".into()),
+        };
+        let tags = s.to_tags();
+        assert!(tags.keys().all(|k| k.starts_with("elasticrds:")));
+        assert!(tags.values().all(|v| v.len() <= 256));
+        assert_eq!(ScaleState::from_tags(&tags), s);
+        let mut junk = tags.clone();
+        junk.insert(TAG_LAST_SCALE_OUT.into(), "yesterday".into());
+        junk.insert(TAG_RECENT_HIGH.into(), "1=2 x=y".into());
+        let back = ScaleState::from_tags(&junk);
+        assert_eq!(back.last_scale_out, None);
+        assert!(back.recent_high.is_empty());
+        assert_eq!(back.recent_low, s.recent_low);
+        assert_eq!(ScaleState::from_tags(&Tags::new()), ScaleState::default());
+    }
+
+    #[test]
+    fn a_future_last_scale_time_cannot_block_forever() {
+        let p = policy("");
+        let s = ScaleState {
+            last_scale_out: Some(now() + chrono::Duration::days(365)),
+            ..Default::default()
+        };
+        let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &s);
+        assert_eq!(d.cooldown_remaining_out, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn queries_cover_existing_replicas_or_the_master() {
+        let cfg = config();
+        let spec = cfg.cluster("c1").unwrap();
+        let p = policy("warmup: {max_lag: 30s}\n");
+        let q = p.queries(
+            spec,
+            &view(&[("available", None), ("creating", None), ("deleting", None)]),
+        );
+        let got: Vec<(String, &str, &str)> = q
+            .iter()
+            .map(|q| {
+                (
+                    q.instance.to_string(),
+                    q.metric.as_str(),
+                    q.statistic.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("c1s1".into(), "cpu", "Average"),
+                ("c1s1".into(), "replica_lag", "Maximum"),
+                ("c1s2".into(), "cpu", "Average"),
+                ("c1s2".into(), "replica_lag", "Maximum"),
+            ]
+        );
+        let q = p.queries(spec, &view(&[("creating", None)]));
+        assert!(q.iter().any(|q| q.instance.as_str() == "c1m"));
+        let (start, end) = p.fetch_window(now());
+        assert_eq!(end, t("2026-11-25T11:59:00Z"));
+        assert_eq!(start, t("2026-11-25T11:53:00Z"));
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_secs(432), "7m12s");
+        assert_eq!(fmt_secs(3605), "1h0m5s");
+        assert_eq!(fmt_secs(5), "5s");
+    }
+}

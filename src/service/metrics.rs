@@ -1,0 +1,286 @@
+//! The service's Prometheus metrics: a [`Metrics`] struct that owns its own `Registry` (no
+//! global registry), with exactly the names agreed in docs/metrics.md, and the text rendering
+//! served on `/metrics`.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric of the service, registered in `registry`.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub replicas: IntGaugeVec,
+    pub available_replicas: IntGaugeVec,
+    pub desired_replicas: IntGaugeVec,
+    pub min_replicas: IntGaugeVec,
+    pub max_replicas: IntGaugeVec,
+    pub decisions_total: IntCounterVec,
+    pub actions_total: IntCounterVec,
+    pub cpu_utilization_ratio: GaugeVec,
+    pub cpu_target_ratio: GaugeVec,
+    pub connections: GaugeVec,
+    pub connections_target: GaugeVec,
+    pub replica_lag_seconds: GaugeVec,
+    pub replica_lag_target_seconds: GaugeVec,
+    pub cooldown_remaining_seconds: GaugeVec,
+    pub tick_duration_seconds: Histogram,
+    pub ticks_total: IntCounterVec,
+    pub cluster_errors_total: IntCounterVec,
+    pub aws_calls_total: IntCounterVec,
+    pub aws_errors_total: IntCounterVec,
+    pub retries_total: IntCounterVec,
+    pub backoff_seconds: GaugeVec,
+    pub last_successful_tick_timestamp_seconds: Gauge,
+    pub build_info: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics { .. }")
+    }
+}
+
+/// Buckets of the tick duration histogram, seconds.
+pub const TICK_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+fn name(n: &str) -> String {
+    format!("elasticrds_{n}")
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered and `build_info` set.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definition");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric name");
+                m
+            }};
+        }
+        let int_gauge = |n: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name(n), help), labels)
+        };
+        let gauge =
+            |n: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name(n), help), labels);
+        let counter = |n: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name(n), help), labels)
+        };
+        let c = &["cluster"];
+        let m = Metrics {
+            replicas: reg!(int_gauge(
+                "replicas",
+                "Configured replicas that exist (not being deleted).",
+                c
+            )),
+            available_replicas: reg!(int_gauge(
+                "available_replicas",
+                "Configured replicas that are available.",
+                c
+            )),
+            desired_replicas: reg!(int_gauge(
+                "desired_replicas",
+                "Replica count the last decision wants.",
+                c
+            )),
+            min_replicas: reg!(int_gauge(
+                "min_replicas",
+                "Policy minimum in force (schedules applied).",
+                c
+            )),
+            max_replicas: reg!(int_gauge(
+                "max_replicas",
+                "Policy maximum in force (schedules applied).",
+                c
+            )),
+            decisions_total: reg!(counter(
+                "decisions_total",
+                "Decisions made, by direction and primary reason code.",
+                &["cluster", "direction", "reason"]
+            )),
+            actions_total: reg!(counter(
+                "actions_total",
+                "Reconciler actions by kind and result.",
+                &["cluster", "action", "result"]
+            )),
+            cpu_utilization_ratio: reg!(gauge(
+                "cpu_utilization_ratio",
+                "Observed aggregated replica CPU utilization (0-1).",
+                c
+            )),
+            cpu_target_ratio: reg!(gauge(
+                "cpu_target_ratio",
+                "Policy CPU utilization target (0-1).",
+                c
+            )),
+            connections: reg!(gauge(
+                "connections",
+                "Observed aggregated DatabaseConnections.",
+                c
+            )),
+            connections_target: reg!(gauge(
+                "connections_target",
+                "Policy DatabaseConnections target.",
+                c
+            )),
+            replica_lag_seconds: reg!(gauge(
+                "replica_lag_seconds",
+                "Observed aggregated ReplicaLag in seconds.",
+                c
+            )),
+            replica_lag_target_seconds: reg!(gauge(
+                "replica_lag_target_seconds",
+                "Policy ReplicaLag target or threshold in seconds.",
+                c
+            )),
+            cooldown_remaining_seconds: reg!(gauge(
+                "cooldown_remaining_seconds",
+                "Seconds until the next action in that direction is allowed.",
+                &["cluster", "direction"]
+            )),
+            tick_duration_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    name("tick_duration_seconds"),
+                    "Duration of one control-loop tick."
+                )
+                .buckets(TICK_BUCKETS.to_vec())
+            )),
+            ticks_total: reg!(counter(
+                "ticks_total",
+                "Control-loop ticks run.",
+                &["result"]
+            )),
+            cluster_errors_total: reg!(counter(
+                "cluster_errors_total",
+                "Per-cluster tick failures by error kind.",
+                &["cluster", "kind"]
+            )),
+            aws_calls_total: reg!(counter(
+                "aws_calls_total",
+                "AWS API calls made.",
+                &["service", "operation"]
+            )),
+            aws_errors_total: reg!(counter(
+                "aws_errors_total",
+                "AWS API errors by kind.",
+                &["service", "operation", "kind"]
+            )),
+            retries_total: reg!(counter(
+                "retries_total",
+                "Cluster ticks retried after a retryable failure.",
+                c
+            )),
+            backoff_seconds: reg!(gauge(
+                "backoff_seconds",
+                "Current backoff delay before the cluster is tried again (0 when healthy).",
+                c
+            )),
+            last_successful_tick_timestamp_seconds: reg!(Gauge::new(
+                name("last_successful_tick_timestamp_seconds"),
+                "Unix time of the last tick that completed."
+            )),
+            build_info: reg!(int_gauge(
+                "build_info",
+                "Build information; always 1.",
+                &["version"]
+            )),
+            registry: registry.clone(),
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for r in ["ok", "error"] {
+            m.ticks_total.with_label_values(&[r]);
+        }
+        m
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Set or clear (absent, not zero) an optional per-cluster gauge.
+    pub fn set_optional(g: &GaugeVec, cluster: &str, v: Option<f64>) {
+        match v {
+            Some(v) if v.is_finite() => g.with_label_values(&[cluster]).set(v),
+            _ => {
+                let _ = g.remove_label_values(&[cluster]);
+            }
+        }
+    }
+
+    /// Make the per-cluster series exist from the start (counters at 0, backoff 0).
+    pub fn init_cluster(&self, cluster: &str) {
+        self.retries_total.with_label_values(&[cluster]);
+        self.backoff_seconds.with_label_values(&[cluster]).set(0.0);
+    }
+
+    /// An AWS call made through a port (`service` is `rds` or `cloudwatch`).
+    pub fn aws_call(&self, service: &str, operation: &str, calls: u64) {
+        self.aws_calls_total
+            .with_label_values(&[service, operation])
+            .inc_by(calls);
+    }
+
+    pub fn aws_error(&self, service: &str, operation: &str, kind: &str) {
+        self.aws_errors_total
+            .with_label_values(&[service, operation, kind])
+            .inc();
+    }
+
+    /// Value of one series of a counter vector, for tests and reports.
+    pub fn counter_value(v: &IntCounterVec, labels: &[&str]) -> u64 {
+        v.get_metric_with_label_values(labels)
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_agreed_names_and_no_global_registry() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.replicas.with_label_values(&["c1"]).set(2);
+        a.init_cluster("c1");
+        a.aws_call("rds", "DescribeDBInstances", 1);
+        Metrics::set_optional(&a.cpu_utilization_ratio, "c1", Some(0.5));
+        let text = a.render();
+        for n in [
+            "elasticrds_replicas{cluster=\"c1\"} 2",
+            "elasticrds_build_info{version=",
+            "elasticrds_ticks_total{result=\"ok\"} 0",
+            "elasticrds_aws_calls_total{operation=\"DescribeDBInstances\",service=\"rds\"} 1",
+            "elasticrds_cpu_utilization_ratio{cluster=\"c1\"} 0.5",
+            "elasticrds_backoff_seconds{cluster=\"c1\"} 0",
+            "elasticrds_tick_duration_seconds_bucket",
+            "elasticrds_last_successful_tick_timestamp_seconds 0",
+        ] {
+            assert!(text.contains(n), "missing {n} in\n{text}");
+        }
+        Metrics::set_optional(&a.cpu_utilization_ratio, "c1", None);
+        assert!(!a.render().contains("elasticrds_cpu_utilization_ratio{"));
+        // Separate registries: b saw none of a's values.
+        assert!(!b.render().contains("cluster=\"c1\""));
+    }
+}

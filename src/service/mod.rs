@@ -1,0 +1,13 @@
+//! The always-on service behind `elasticrds run` (and reused by `elasticrds demo`):
+//! - `daemon`: the control loop — ticks that never overlap, per-cluster isolation and capped
+//!   exponential backoff, state kept as tags on the master, graceful shutdown.
+//! - `metrics`: the [`metrics::Metrics`] struct owning its Prometheus registry.
+//! - `http`: the hyper server for `/metrics`, `/healthz` and `/readyz`.
+//! - `counting`: decorators counting AWS calls and errors on the Fleet and MetricsSource ports.
+//!
+//! The decision itself is made by `crate::control`, shared with the backtest.
+
+pub mod counting;
+pub mod daemon;
+pub mod http;
+pub mod metrics;

@@ -1,0 +1,101 @@
+//! `elasticrds demo`: the service on the simulated fleet with the embedded trace and policy —
+//! it serves /metrics while it runs, scales, stops by itself at the end of the trace or of
+//! --duration, and prints a summary.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+fn get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to the demo's server");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn demo_scales_serves_metrics_and_stops_with_a_summary() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "20ms-per-minute",
+            "--duration",
+            "5m",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut s = String::new();
+        BufReader::new(stderr).read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let mut all = String::new();
+    let mut scraped = None;
+    while let Some(Ok(line)) = lines.next() {
+        all.push_str(&line);
+        all.push('\n');
+        if let Some(rest) = line.strip_prefix("metrics: http://") {
+            let addr = rest.split('/').next().unwrap().to_string();
+            assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+            // Let a few simulated minutes pass, then scrape.
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            let health = get(&addr, "/healthz");
+            assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+            scraped = Some(get(&addr, "/metrics"));
+        }
+    }
+    let status = child.wait().unwrap();
+    let logs = logs.join().unwrap();
+    assert!(status.success(), "{all}\n{logs}");
+    let metrics = scraped.expect("the demo printed its metrics address");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("elasticrds_replicas{cluster=\"cluster1\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("elasticrds_decisions_total"), "{metrics}");
+    assert!(all.contains("stopped (end of the trace)"), "{all}");
+    let summary = all
+        .lines()
+        .find(|l| l.starts_with("summary:"))
+        .unwrap_or_else(|| panic!("no summary in\n{all}"));
+    let actions: u64 = summary
+        .split("scale actions ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        actions >= 2,
+        "the embedded trace drops and rises again: {summary}"
+    );
+    assert!(summary.contains("max replicas 4"), "{summary}");
+    // Decision logs, once per tick, with their reasons.
+    assert!(logs.contains("decision"), "{logs}");
+    assert!(logs.contains("target_tracking") || logs.contains("within_tolerance"));
+}
+
+#[test]
+fn demo_stops_at_the_end_of_its_duration() {
+    let out = Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--duration", "1s"])
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("stopped (end of --duration)"), "{text}");
+    assert!(text.contains("summary: replica-hours"), "{text}");
+}

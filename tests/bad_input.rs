@@ -1,0 +1,377 @@
+//! Bad input, through the built binary: a table of broken cluster configs and scaling policies
+//! (syntax, types, ranges, unknown keys, cross-file errors, huge files, binary junk, deep
+//! nesting). Each must end with exit code 2, a message on stderr that names the file (and, where
+//! the parser can know it, `file:line:column` and the field), no panic, and no AWS call (the
+//! SDK endpoints point at a tripwire listener that counts connections).
+//!
+//! Also: recorded-metrics files and backtest traces with junk rows, gaps, duplicate and unordered
+//! timestamps, checked against the rules documented in docs/reliability.md.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use support::Tripwire;
+
+const GOOD_CONFIG: &str = r#"{
+    "cluster1": {                                    //cluster name(only used in the script)
+        "master_node": {
+            "identifier": "qiitabase201305111613",   //name of db snapshot
+            "instance_id": "cluster1m01",
+            "instance_class": "db.t1.micro",
+            "multi_az": true,
+            "db_subnet_group_name" : "qiita"         //(optional) if you'd like to create in VPC
+        },
+        "replica_nodes": [
+            { "id": "cluster1s01", "instance_class": "db.t1.micro" },
+            { "id": "cluster1s02", "instance_class": "db.t1.micro" }
+        ]
+    }
+}
+"#;
+
+const GOOD_YAML: &str = "cluster1:\n  master_node:\n    identifier: snap1\n    instance_id: cluster1m01\n    instance_class: db.t3.micro\n  replica_nodes:\n    - id: cluster1s01\n      instance_class: db.t3.micro\n    - id: cluster1s02\n      instance_class: db.t3.micro\n";
+
+const GOOD_POLICY: &str = "cluster: cluster1\nmin_replicas: 1\nmax_replicas: 2\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 5m\nscale_in:\n  cooldown: 15m\n";
+
+/// Where a case's error must be located.
+#[derive(Clone, Copy, Debug)]
+enum Loc {
+    /// `file:line:column:`
+    LineCol,
+    /// The file is named (whole-file problems: size, encoding, emptiness).
+    File,
+}
+
+struct Case {
+    name: &'static str,
+    file: &'static str,
+    content: Vec<u8>,
+    loc: Loc,
+    /// Lower-case words of which at least one must appear in stderr (the field or the problem).
+    any_of: &'static [&'static str],
+}
+
+fn case(
+    name: &'static str,
+    file: &'static str,
+    content: impl Into<Vec<u8>>,
+    loc: Loc,
+    any_of: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        file,
+        content: content.into(),
+        loc,
+        any_of,
+    }
+}
+
+fn replace(base: &str, from: &str, to: &str) -> Vec<u8> {
+    assert!(base.contains(from), "fixture lacks {from:?}");
+    base.replacen(from, to, 1).into_bytes()
+}
+
+/// Pseudo-random junk (deterministic xorshift), never valid UTF-8 as a whole.
+fn junk(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut v: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    v[0] = 0xff; // never a valid UTF-8 lead byte
+    v
+}
+
+fn config_cases() -> Vec<Case> {
+    use Loc::*;
+    let g = GOOD_CONFIG;
+    let y = GOOD_YAML;
+    let huge = {
+        let mut s = String::from("# padding\n");
+        while s.len() < 5 * 1024 * 1024 {
+            s.push_str("# ............................................................\n");
+        }
+        s.push_str(y);
+        s
+    };
+    let alias_bomb = {
+        let mut s = String::from("a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
+        for (i, c) in "bcdefghi".chars().enumerate() {
+            let prev = (b'a' + i as u8) as char;
+            s.push_str(&format!("{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        }
+        s
+    };
+    vec![
+        case("empty json", "c.json", "", LineCol, &["eof", "empty"]),
+        case("empty yaml", "c.yaml", "", File, &["empty"]),
+        case("only a comment", "c.json", "// nothing here\n", LineCol, &["eof"]),
+        case("missing closing brace", "c.json", g.trim_end().trim_end_matches('}'), LineCol, &["eof"]),
+        case("trailing comma", "c.json", replace(g, "\"db.t1.micro\" }\n        ]", "\"db.t1.micro\" },\n        ]"), LineCol, &["trailing comma", "expected"]),
+        case("unterminated string", "c.json", replace(g, "\"cluster1m01\",", "\"cluster1m01,"), LineCol, &["control character", "eof", "expected"]),
+        case("unclosed block comment", "c.json", format!("/* {g}"), LineCol, &["eof"]),
+        case("garbage after document", "c.json", format!("{g} extra"), LineCol, &["trailing characters"]),
+        case("multi_az is a string", "c.json", replace(g, "\"multi_az\": true", "\"multi_az\": \"yes\""), LineCol, &["multi_az"]),
+        case("replica_nodes is an object", "c.json", replace(g, "\"replica_nodes\": [", "\"replica_nodes\": {\"a\": 1}, \"x\": ["), LineCol, &["replica_nodes"]),
+        case("instance_class is a number", "c.json", replace(g, "\"instance_class\": \"db.t1.micro\",", "\"instance_class\": 42,"), LineCol, &["instance_class"]),
+        case("cluster is a list", "c.yaml", "cluster1: [1, 2]\n", LineCol, &["cluster1", "expected struct"]),
+        case("top level is a list", "c.yaml", "- a\n- b\n", LineCol, &["expected a map", "invalid type"]),
+        case("top level is a scalar", "c.yaml", "hello\n", LineCol, &["invalid type"]),
+        case("unknown key in master", "c.json", replace(g, "\"multi_az\"", "\"multi_azz\""), LineCol, &["multi_azz"]),
+        case("unknown key in cluster", "c.yaml", format!("{y}  replicas_max: 3\n"), LineCol, &["replicas_max"]),
+        case("unknown key in replica", "c.yaml", replace(y, "      instance_class: db.t3.micro\n    - id: cluster1s02", "      instance_class: db.t3.micro\n      zone: a\n    - id: cluster1s02"), LineCol, &["zone"]),
+        case("missing master_node", "c.yaml", "cluster1:\n  replica_nodes: []\n", LineCol, &["master_node"]),
+        case("missing instance_id", "c.yaml", replace(y, "    instance_id: cluster1m01\n", ""), LineCol, &["instance_id"]),
+        case("id with double hyphen", "c.json", replace(g, "cluster1s02", "bad--id"), LineCol, &["replica_nodes[1].id"]),
+        case("id starts with a digit", "c.json", replace(g, "cluster1s01", "1cluster"), LineCol, &["replica_nodes[0].id"]),
+        case("id too long", "c.yaml", replace(y, "cluster1s01", &"a".repeat(64)), LineCol, &["longer than 63"]),
+        case("id with underscore", "c.yaml", replace(y, "cluster1s02", "cluster1_s02"), LineCol, &["replica_nodes[1].id"]),
+        case("id with trailing hyphen", "c.yaml", replace(y, "cluster1m01", "cluster1m01-"), LineCol, &["master_node.instance_id"]),
+        case("empty id", "c.json", replace(g, "\"cluster1s01\"", "\"\""), LineCol, &["empty"]),
+        case("id twice in a cluster", "c.json", replace(g, "cluster1s02", "cluster1s01"), LineCol, &["used twice"]),
+        case("id twice across clusters", "c.yaml", format!("{y}cluster2:\n  master_node:\n    identifier: snap2\n    instance_id: cluster2m01\n    instance_class: db.t3.micro\n  replica_nodes:\n    - id: cluster1s01\n      instance_class: db.t3.micro\n"), LineCol, &["used twice"]),
+        case("bad instance class", "c.yaml", replace(y, "instance_class: db.t3.micro\n  replica", "instance_class: t3.micro\n  replica"), LineCol, &["db.<family>.<size>"]),
+        case("bad snapshot identifier", "c.yaml", replace(y, "identifier: snap1", "identifier: \"snap shot\""), LineCol, &["snapshot"]),
+        case("no cluster at all", "c.json", "{}", File, &["no cluster"]),
+        case("haproxy duration", "c.yaml", format!("{y}  haproxy:\n    socket: /tmp/h.sock\n    backend: replicas\n    drain_timeout: soon\n"), LineCol, &["drain_timeout"]),
+        case("haproxy on_unreachable", "c.yaml", format!("{y}  haproxy:\n    socket: /tmp/h.sock\n    backend: replicas\n    on_unreachable: maybe\n"), LineCol, &["on_unreachable"]),
+        case("yaml tab indentation", "c.yaml", "cluster1:\n\tmaster_node: {}\n", LineCol, &["tab", "found character"]),
+        case("yaml unclosed flow", "c.yaml", "cluster1: {master_node: [\n", LineCol, &["end of stream", "did not find", "invalid type"]),
+        case("yaml duplicate cluster", "c.yaml", format!("{y}{}", y.replace("cluster1m01", "cluster1m02").replace("cluster1s0", "cluster1t0")), LineCol, &["duplicate"]),
+        case("json duplicate cluster", "c.json", format!("{{\"cluster1\": {{\"master_node\": {{\"identifier\": \"s\", \"instance_id\": \"cm01\", \"instance_class\": \"db.t3.micro\"}}}},\n \"cluster1\": {{\"master_node\": {{\"identifier\": \"s\", \"instance_id\": \"cm02\", \"instance_class\": \"db.t3.micro\"}}}}}}"), LineCol, &["duplicate"]),
+        case("deep nesting json", "c.json", "[".repeat(100_000), File, &["nesting"]),
+        case("deep nesting yaml", "c.yaml", format!("a: {}", "[".repeat(100_000)), File, &["nesting", "recursion"]),
+        case("yaml alias bomb", "c.yaml", alias_bomb, LineCol, &["repetition limit", "invalid type", "expected struct"]),
+        case("huge file", "c.yaml", huge, File, &["limit"]),
+        case("binary junk", "c.json", junk(4096), File, &["utf-8"]),
+        case("nul bytes", "c.json", replace(g, "cluster1m01", "cluster1\0m01"), File, &["nul"]),
+    ]
+}
+
+fn policy_cases() -> Vec<Case> {
+    use Loc::*;
+    let p = GOOD_POLICY;
+    vec![
+        case("policy syntax", "p.yaml", "cluster: cluster1\nrules: [\n", LineCol, &["end of stream", "did not find"]),
+        case("policy empty", "p.yaml", "", File, &["empty"]),
+        case("policy unknown key", "p.yaml", format!("{p}max_replica: 3\n"), LineCol, &["max_replica"]),
+        case("policy unknown rule key", "p.yaml", replace(p, "    target: 60\n", "    target: 60\n    threshold: 3\n"), LineCol, &["threshold"]),
+        case("policy min is a string", "p.yaml", replace(p, "min_replicas: 1", "min_replicas: two"), LineCol, &["min_replicas"]),
+        case("policy negative min", "p.yaml", replace(p, "min_replicas: 1", "min_replicas: -1"), LineCol, &["min_replicas"]),
+        case("policy min above max", "p.yaml", replace(p, "min_replicas: 1", "min_replicas: 3"), LineCol, &["min_replicas"]),
+        case("policy max beyond replica list", "p.yaml", replace(p, "max_replicas: 2", "max_replicas: 9"), LineCol, &["max_replicas"]),
+        case("policy unknown cluster", "p.yaml", replace(p, "cluster: cluster1", "cluster: cluster9"), LineCol, &["unknown cluster"]),
+        case("policy missing cluster", "p.yaml", replace(p, "cluster: cluster1\n", ""), LineCol, &["cluster"]),
+        case("policy unknown metric", "p.yaml", replace(p, "metric: cpu", "metric: iops"), LineCol, &["metric"]),
+        case("policy bad statistic", "p.yaml", replace(p, "    target: 60\n", "    target: 60\n    statistic: Median\n"), LineCol, &["statistic"]),
+        case("policy bad aggregation", "p.yaml", replace(p, "    target: 60\n", "    target: 60\n    aggregation: median\n"), LineCol, &["aggregation"]),
+        case("policy target zero", "p.yaml", replace(p, "target: 60", "target: 0"), LineCol, &["target"]),
+        case("policy negative cooldown", "p.yaml", replace(p, "cooldown: 5m", "cooldown: -5"), LineCol, &["cooldown"]),
+        case("policy bad duration", "p.yaml", replace(p, "cooldown: 5m", "cooldown: 5 parsecs"), LineCol, &["cooldown"]),
+        case("policy max_step zero", "p.yaml", replace(p, "  cooldown: 5m\n", "  cooldown: 5m\n  max_step: 0\n"), LineCol, &["max_step"]),
+        case("policy period not a minute multiple", "p.yaml", format!("{p}period: 90s\n"), LineCol, &["period"]),
+        case("policy bad missing-data mode", "p.yaml", format!("{p}missing_data:\n  scale_out: guess\n"), LineCol, &["missing_data.scale_out"]),
+        case("policy bad cron", "p.yaml", format!("{p}schedules:\n  - cron: \"61 8 * * *\"\n    duration: 9h\n    min_replicas: 2\n"), LineCol, &["cron"]),
+        case("policy unknown timezone", "p.yaml", format!("{p}schedules:\n  - cron: \"0 8 * * 1-5\"\n    timezone: Mars/Olympus\n    duration: 9h\n    min_replicas: 2\n"), LineCol, &["timezone"]),
+        case("policy schedule min above max", "p.yaml", format!("{p}schedules:\n  - cron: \"0 8 * * 1-5\"\n    duration: 9h\n    min_replicas: 2\n    max_replicas: 1\n"), LineCol, &["min_replicas"]),
+        case("policy schedule overrides nothing", "p.yaml", format!("{p}schedules:\n  - cron: \"0 8 * * 1-5\"\n    duration: 9h\n"), LineCol, &["overrides nothing"]),
+        case("policy binary junk", "p.yaml", junk(2048), File, &["utf-8"]),
+        case("policy deep nesting", "p.yaml", format!("cluster: cluster1\nrules: {}", "[".repeat(50_000)), File, &["nesting", "recursion"]),
+        case("policy nul bytes", "p.yaml", replace(p, "cluster1", "clus\0ter1"), File, &["nul"]),
+    ]
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Judge one answer; returns a description of what is wrong, if anything.
+fn judge(c: &Case, path: &Path, out: &Output, trip: &Tripwire) -> Option<String> {
+    let err = stderr_of(out);
+    let lower = err.to_ascii_lowercase();
+    let shown = path.display().to_string();
+    let mut problems = Vec::new();
+    if out.status.code() != Some(2) {
+        problems.push(format!("exit {:?}, want 2", out.status.code()));
+    }
+    if lower.contains("panicked") || lower.contains("stack backtrace") {
+        problems.push("panicked".into());
+    }
+    if !err.contains(&shown) {
+        problems.push(format!("stderr does not name {shown}"));
+    }
+    if let Loc::LineCol = c.loc {
+        let located = err.lines().any(|l| {
+            l.find(&shown).is_some_and(|i| {
+                let rest = &l[i + shown.len()..];
+                let mut parts = rest.splitn(4, ':');
+                parts.next() == Some("")
+                    && parts.next().is_some_and(|x| x.parse::<usize>().is_ok())
+                    && parts.next().is_some_and(|x| x.parse::<usize>().is_ok())
+            })
+        });
+        if !located {
+            problems.push("no file:line:column".into());
+        }
+    }
+    if !c
+        .any_of
+        .iter()
+        .any(|w| lower.contains(&w.to_ascii_lowercase()))
+    {
+        problems.push(format!("stderr mentions none of {:?}", c.any_of));
+    }
+    if err.len() > 20_000 {
+        problems.push(format!(
+            "stderr is {} bytes: not a clear message",
+            err.len()
+        ));
+    }
+    if trip.hits() != 0 {
+        problems.push("an AWS endpoint was contacted".into());
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "{}: {}\n    stderr: {}",
+            c.name,
+            problems.join("; "),
+            err.chars().take(400).collect::<String>()
+        )
+    })
+}
+
+fn run_table(cases: Vec<Case>, mut command: impl FnMut(&Path, &Tripwire) -> Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let n = cases.len();
+    for (i, c) in cases.iter().enumerate() {
+        let sub = dir.path().join(format!("{i:02}"));
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join(c.file);
+        std::fs::write(&path, &c.content).unwrap();
+        let trip = Tripwire::new();
+        let out = command(&path, &trip);
+        if let Some(f) = judge(c, &path, &out, &trip) {
+            failures.push(f);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} bad inputs were not answered with exit 2 and a located message:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn elasticrds(trip: &Tripwire) -> std::process::Command {
+    let mut cmd = support::elasticrds(Some(&trip.endpoint()));
+    cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", trip.endpoint());
+    cmd
+}
+
+#[test]
+fn the_table_is_large_enough() {
+    assert!(config_cases().len() + policy_cases().len() >= 40);
+}
+
+#[test]
+fn broken_configs_exit_2_with_a_located_message_and_no_aws_call() {
+    run_table(config_cases(), |path, trip| {
+        elasticrds(trip)
+            .arg("--config")
+            .arg(path)
+            .args(["status", "cluster1"])
+            .output()
+            .unwrap()
+    });
+}
+
+#[test]
+fn broken_configs_stop_the_service_before_any_aws_call() {
+    // The service refuses a broken config the same way (a subset: one per kind of problem).
+    let cases: Vec<Case> = config_cases()
+        .into_iter()
+        .filter(|c| {
+            [
+                "trailing comma",
+                "multi_az is a string",
+                "unknown key in master",
+                "id with double hyphen",
+                "binary junk",
+                "deep nesting json",
+            ]
+            .contains(&c.name)
+        })
+        .collect();
+    assert_eq!(cases.len(), 6);
+    run_table(cases, |path, trip| {
+        elasticrds(trip)
+            .arg("--config")
+            .arg(path)
+            .args(["run", "--once", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap()
+    });
+}
+
+#[test]
+fn broken_policies_exit_2_with_a_located_message_and_no_aws_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("elasticrds.json");
+    std::fs::write(&config, GOOD_CONFIG).unwrap();
+    // The good policy passes: the table's failures are the broken parts, not the fixture.
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, GOOD_POLICY).unwrap();
+    let trip = Tripwire::new();
+    let out = elasticrds(&trip)
+        .arg("--config")
+        .arg(&config)
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "good policy: {}",
+        stderr_of(&out)
+    );
+    run_table(policy_cases(), |path, trip| {
+        elasticrds(trip)
+            .arg("--config")
+            .arg(&config)
+            .arg("validate")
+            .arg(path)
+            .output()
+            .unwrap()
+    });
+}
+
+#[test]
+fn missing_and_unreadable_files_are_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let trip = Tripwire::new();
+    let missing = dir.path().join("nope.yaml");
+    let out = elasticrds(&trip)
+        .arg("--config")
+        .arg(&missing)
+        .args(["status", "cluster1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&missing.display().to_string()));
+    let out = elasticrds(&trip)
+        .arg("--config")
+        .arg(dir.path())
+        .args(["status", "cluster1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert_eq!(trip.hits(), 0);
+}

@@ -1,0 +1,211 @@
+//! docs/iam-policy.json is the least privilege the code needs: every AWS operation the code
+//! calls (found by scanning src/ for SDK client builder calls) is allowed by it, nothing it
+//! allows is unused, no action is a wildcard, and the actions that change instances are scoped
+//! to the configured identifiers (never `*`); the master is outside DeleteDBInstance's scope.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// `describe_db_instances` → `describedbinstances` (IAM names compare case-insensitively once
+/// the underscores are gone: DescribeDBInstances).
+fn norm(op: &str) -> String {
+    op.replace('_', "").to_ascii_lowercase()
+}
+
+/// Builder calls on an SDK client: `client.<op>()` or `client\n    .<op>()`, in files that use
+/// aws_sdk_rds or aws_sdk_cloudwatch. Returns (iam service prefix, normalized op) → file:line.
+fn operations_called() -> BTreeMap<(String, String), String> {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut ops = BTreeMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let uses_rds = text.contains("aws_sdk_rds");
+        let uses_cw = text.contains("aws_sdk_cloudwatch");
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while let Some(i) = text[from..].find("client") {
+            let start = from + i;
+            from = start + "client".len();
+            // `client` as a whole word (not `cloudwatch_client(`, `client_for`, ...).
+            if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+                continue;
+            }
+            let rest = &text[from..];
+            let trimmed = rest.trim_start();
+            let Some(after_dot) = trimmed.strip_prefix('.') else {
+                continue;
+            };
+            let name: String = after_dot
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name.is_empty() || !after_dot[name.len()..].starts_with("()") {
+                continue;
+            }
+            // Client methods that are not operations.
+            if ["config", "clone", "to_owned"].contains(&name.as_str()) {
+                continue;
+            }
+            let service = match (uses_rds, uses_cw) {
+                (true, false) => "rds",
+                (false, true) => "cloudwatch",
+                (true, true) => panic!(
+                    "{} uses both SDKs: cannot tell which service `{name}` belongs to; keep one SDK per file",
+                    f.display()
+                ),
+                (false, false) => continue,
+            };
+            let line = text[..start].matches('\n').count() + 1;
+            ops.entry((service.to_string(), norm(&name)))
+                .or_insert_with(|| format!("{}:{line}", f.strip_prefix(root()).unwrap().display()));
+        }
+    }
+    ops
+}
+
+struct Statement {
+    sid: String,
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+fn policy() -> Vec<Statement> {
+    let text = std::fs::read_to_string(root().join("docs/iam-policy.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("docs/iam-policy.json is JSON");
+    assert_eq!(v["Version"], "2012-10-17");
+    let list = |x: &serde_json::Value| -> Vec<String> {
+        match x {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|s| s.as_str().expect("string").to_string())
+                .collect(),
+            other => panic!("not a string or list: {other}"),
+        }
+    };
+    v["Statement"]
+        .as_array()
+        .expect("Statement list")
+        .iter()
+        .map(|s| {
+            assert_eq!(s["Effect"], "Allow", "only Allow statements: {s}");
+            assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none());
+            Statement {
+                sid: s["Sid"]
+                    .as_str()
+                    .expect("every statement has a Sid")
+                    .to_string(),
+                actions: list(&s["Action"]),
+                resources: list(&s["Resource"]),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_scan_finds_the_known_operations() {
+    // Guards the scanner itself: these calls are in src/adapters/rds.rs today.
+    let ops = operations_called();
+    for op in [
+        "describedbinstances",
+        "createdbinstancereadreplica",
+        "deletedbinstance",
+    ] {
+        assert!(
+            ops.contains_key(&("rds".to_string(), op.to_string())),
+            "scanner missed rds {op}: {ops:?}"
+        );
+    }
+}
+
+#[test]
+fn every_operation_the_code_calls_is_allowed_and_nothing_more() {
+    let called = operations_called();
+    let statements = policy();
+    let allowed: BTreeSet<(String, String)> = statements
+        .iter()
+        .flat_map(|s| s.actions.iter())
+        .map(|a| {
+            let (svc, op) = a.split_once(':').expect("service:Action");
+            assert!(!op.contains('*'), "wildcard action {a}");
+            (svc.to_string(), norm(op))
+        })
+        .collect();
+    let missing: Vec<String> = called
+        .iter()
+        .filter(|(k, _)| !allowed.contains(k))
+        .map(|((s, o), at)| format!("{s}:{o} (called at {at})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations called but not in docs/iam-policy.json: {missing:?}"
+    );
+    let unused: Vec<String> = allowed
+        .iter()
+        .filter(|k| !called.contains_key(*k))
+        .map(|(s, o)| format!("{s}:{o}"))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "docs/iam-policy.json allows operations the code never calls: {unused:?}"
+    );
+}
+
+#[test]
+fn changes_are_scoped_to_configured_identifiers() {
+    for s in policy() {
+        for a in &s.actions {
+            let mutating = [
+                "rds:CreateDBInstanceReadReplica",
+                "rds:DeleteDBInstance",
+                "rds:ModifyDBInstance",
+                "rds:RestoreDBInstanceFromDBSnapshot",
+                "rds:AddTagsToResource",
+            ]
+            .contains(&a.as_str());
+            if a.starts_with("rds:") {
+                for r in &s.resources {
+                    assert_ne!(r, "*", "{}: {a} on every resource", s.sid);
+                    assert!(r.starts_with("arn:aws:rds:"), "{}: {r}", s.sid);
+                    if mutating {
+                        let (kind, name) = r
+                            .rsplit_once(':')
+                            .map(|(k, n)| (k.rsplit(':').next().unwrap(), n))
+                            .unwrap();
+                        if kind == "db" {
+                            assert_ne!(name, "*", "{}: {a} on every DB instance", s.sid);
+                        }
+                    }
+                }
+            }
+            if a == "rds:DeleteDBInstance" {
+                // The example config's master is cluster1m01; replicas are cluster1s01...
+                for r in &s.resources {
+                    let name = r.rsplit(':').next().unwrap();
+                    let pattern = name.trim_end_matches('*');
+                    assert!(
+                        !"cluster1m01".starts_with(pattern),
+                        "{}: DeleteDBInstance scope {r} covers the master",
+                        s.sid
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! End to end: the built `elasticrds run` against moto (RDS) and ministack (CloudWatch), with
+//! CPU datapoints put through the SDK. One cluster, 4 replicas configured, policy min 1 max 4,
+//! cpu target 60 %, step 1, short cooldowns (out 20 s, in 40 s):
+//! 1. high CPU, a long-running `run`: replicas are created one step per action, the second only
+//!    after the scale-out cooldown; /metrics shows decisions, actions and AWS calls; SIGTERM
+//!    exits 0;
+//! 2. a restarted `run --once` inside the cooldown creates nothing (state from the master's tags)
+//!    and logs the cooldown as its reason (JSON logs);
+//! 3. low CPU, another `run`: the scale-in comes only once the scale-in cooldown has passed
+//!    since the last scale-out, one replica per action;
+//! and the foreign replica of the master is never touched; created replicas carry managed tags.
+
+mod support;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use chrono::{DateTime, DurationRound, Utc};
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = "e2e:\n  master_node: {identifier: snap-e2e, instance_id: e2e-m01, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: e2e-s01, instance_class: db.t3.micro}\n    - {id: e2e-s02, instance_class: db.t3.micro}\n    - {id: e2e-s03, instance_class: db.t3.micro}\n    - {id: e2e-s04, instance_class: db.t3.micro}\n";
+
+const POLICY: &str = "cluster: e2e\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 20s\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 40s\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n";
+
+struct Env {
+    moto: support::Moto,
+    ms: support::Ministack,
+    rds: aws_sdk_rds::Client,
+    cw: aws_sdk_cloudwatch::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = support::elasticrds(Some(&self.moto.endpoint()));
+        cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(self.dir.path().join("elasticrds.yaml"))
+            .arg("run")
+            .arg("--policies")
+            .arg(self.dir.path().join("policies"))
+            .args(args);
+        cmd
+    }
+
+    /// Existing instances: id → tags.
+    fn instances(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        support::block_on(async {
+            let out = self
+                .rds
+                .describe_db_instances()
+                .send()
+                .await
+                .expect("describe");
+            out.db_instances()
+                .iter()
+                .map(|i| {
+                    let tags = i
+                        .tag_list()
+                        .iter()
+                        .map(|t| {
+                            (
+                                t.key().unwrap_or("").to_string(),
+                                t.value().unwrap_or("").to_string(),
+                            )
+                        })
+                        .collect();
+                    (i.db_instance_identifier().unwrap_or("").to_string(), tags)
+                })
+                .collect()
+        })
+    }
+
+    fn replicas(&self) -> Vec<String> {
+        self.instances()
+            .into_keys()
+            .filter(|k| k.starts_with("e2e-s"))
+            .collect()
+    }
+
+    fn master_time(&self, key: &str) -> Option<DateTime<Utc>> {
+        let tags = self.instances().remove("e2e-m01")?;
+        DateTime::parse_from_rfc3339(tags.get(key)?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// Fresh CPU datapoints at `value` for every configured replica and the master, one per
+    /// minute over the last 12 minutes (ministack is reset first so old values do not mix in).
+    fn put_cpu(&self, value: f64) {
+        self.ms.reset();
+        support::block_on(async {
+            let minute = chrono::Duration::minutes(1);
+            let now = Utc::now().duration_trunc(minute).unwrap();
+            let mut data = Vec::new();
+            for id in ["e2e-m01", "e2e-s01", "e2e-s02", "e2e-s03", "e2e-s04"] {
+                for k in 0..12 {
+                    let at = now - minute * k + chrono::Duration::seconds(5);
+                    data.push(
+                        MetricDatum::builder()
+                            .metric_name("CPUUtilization")
+                            .dimensions(
+                                Dimension::builder()
+                                    .name("DBInstanceIdentifier")
+                                    .value(id)
+                                    .build(),
+                            )
+                            .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
+                            .value(value)
+                            .unit(StandardUnit::Percent)
+                            .build(),
+                    );
+                }
+            }
+            self.cw
+                .put_metric_data()
+                .namespace("AWS/RDS")
+                .set_metric_data(Some(data))
+                .send()
+                .await
+                .expect("PutMetricData");
+        });
+    }
+}
+
+fn setup() -> Env {
+    let moto = support::Moto::start();
+    let ms = support::Ministack::start();
+    let rds = support::rds_client(&moto.endpoint());
+    let cw = support::cloudwatch_client(&ms.endpoint());
+    support::block_on(async {
+        rds.create_db_instance()
+            .db_instance_identifier("e2e-m01")
+            .db_instance_class("db.t3.micro")
+            .engine("mysql")
+            .master_username("admin")
+            .master_user_password("password123")
+            .allocated_storage(20)
+            .send()
+            .await
+            .expect("create master");
+        for id in ["e2e-s01", "e2e-x01"] {
+            rds.create_db_instance_read_replica()
+                .db_instance_identifier(id)
+                .source_db_instance_identifier("e2e-m01")
+                .db_instance_class("db.t3.micro")
+                .send()
+                .await
+                .expect("create replica");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("elasticrds.yaml"), CONFIG).unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/e2e.yaml"), POLICY).unwrap();
+    Env {
+        moto,
+        ms,
+        rds,
+        cw,
+        dir,
+    }
+}
+
+struct Proc {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    fn spawn(env: &Env, name: &str) -> Proc {
+        let port = support::free_port();
+        let log = env.dir.path().join(format!("{name}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = env
+            .command(&["--interval", "2s", "--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(f.try_clone().unwrap()))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .expect("spawn elasticrds run");
+        Proc { child, port, log }
+    }
+    fn metrics(&self) -> String {
+        support::http_request(self.port, "GET", "/metrics").unwrap_or_default()
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// SIGTERM; the exit status (bounded wait).
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("run did not exit within 30 s of SIGTERM\n{}", self.log());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(
+    what: &str,
+    timeout: Duration,
+    log: &dyn Fn() -> String,
+    mut f: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("timed out waiting for {what}\n--- log ---\n{}", log());
+}
+
+fn metric(text: &str, line_prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn run_scales_out_and_in_on_moto_and_ministack_with_cooldowns_across_restarts() {
+    let env = setup();
+    assert_eq!(env.replicas(), vec!["e2e-s01"]);
+
+    // ---- 1. high CPU: one step per action, the next only after the 20 s cooldown.
+    env.put_cpu(90.0);
+    let p1 = Proc::spawn(&env, "p1");
+    wait_until("e2e-s02", Duration::from_secs(60), &|| p1.log(), || {
+        env.replicas().len() >= 2
+    });
+    assert_eq!(
+        env.replicas(),
+        vec!["e2e-s01", "e2e-s02"],
+        "one step: {}",
+        p1.log()
+    );
+    let t_s02 = Instant::now();
+    wait_until("e2e-s03", Duration::from_secs(90), &|| p1.log(), || {
+        env.replicas().len() >= 3
+    });
+    let gap = t_s02.elapsed();
+    assert!(
+        gap >= Duration::from_secs(15),
+        "second scale-out {gap:?} after the first, inside the 20 s cooldown"
+    );
+    assert_eq!(env.replicas(), vec!["e2e-s01", "e2e-s02", "e2e-s03"]);
+    let out_at = env
+        .master_time("elasticrds:last-scale-out")
+        .expect("state tag");
+    wait_until(
+        "metrics scrape",
+        Duration::from_secs(20),
+        &|| p1.log(),
+        || metric(&p1.metrics(), "elasticrds_replicas{cluster=\"e2e\"}") == Some(3.0),
+    );
+    let m = p1.metrics();
+    for (line, want) in [
+        (
+            "elasticrds_actions_total{action=\"create_replica\",cluster=\"e2e\",result=\"ok\"}",
+            Some(2.0),
+        ),
+        ("elasticrds_max_replicas{cluster=\"e2e\"}", Some(4.0)),
+        ("elasticrds_min_replicas{cluster=\"e2e\"}", Some(1.0)),
+        (
+            "elasticrds_cpu_utilization_ratio{cluster=\"e2e\"}",
+            Some(0.9),
+        ),
+        ("elasticrds_cpu_target_ratio{cluster=\"e2e\"}", Some(0.6)),
+    ] {
+        assert_eq!(metric(&m, line), want, "{line}\n{m}");
+    }
+    assert!(
+        metric(
+            &m,
+            "elasticrds_decisions_total{cluster=\"e2e\",direction=\"out\""
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "elasticrds_aws_calls_total{operation=\"GetMetricData\",service=\"cloudwatch\"}"
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "elasticrds_aws_calls_total{operation=\"DescribeDBInstances\",service=\"rds\"}"
+        )
+        .unwrap_or(0.0)
+            >= 2.0,
+        "{m}"
+    );
+    assert!(metric(&m, "elasticrds_last_successful_tick_timestamp_seconds").unwrap_or(0.0) > 1e9);
+    assert!(support::http_request(p1.port, "GET", "/readyz").is_ok());
+    let status = p1.stop();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+
+    // ---- 2. a restarted process inside the cooldown creates nothing, and says why.
+    let out = env
+        .command(&["--once", "--log-format", "json"])
+        .output()
+        .expect("run --once");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "--once: {stderr}");
+    let since_out = Utc::now() - out_at;
+    if since_out < chrono::Duration::seconds(19) {
+        assert_eq!(
+            env.replicas().len(),
+            3,
+            "created inside the cooldown: {stderr}"
+        );
+        let decision = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "decision")
+            .unwrap_or_else(|| panic!("no decision logged as JSON: {stderr}"));
+        assert_eq!(decision["reason"], "cooldown", "{decision}");
+        assert_eq!(decision["cluster"], "e2e");
+        assert_eq!(decision["desired"], 3);
+    } else {
+        panic!("too slow to test the restart inside the cooldown ({since_out}); log:\n{stderr}");
+    }
+
+    // ---- 3. low CPU: scale-in only after the 40 s scale-in cooldown, one per action.
+    env.put_cpu(10.0);
+    let p3 = Proc::spawn(&env, "p3");
+    wait_until("a scale-in", Duration::from_secs(90), &|| p3.log(), || {
+        env.replicas().len() < 3
+    });
+    assert_eq!(
+        env.replicas(),
+        vec!["e2e-s01", "e2e-s02"],
+        "deleted from the end, one step"
+    );
+    let in_at = env
+        .master_time("elasticrds:last-scale-in")
+        .expect("scale-in tag");
+    let out_at2 = env.master_time("elasticrds:last-scale-out").unwrap();
+    assert_eq!(out_at2, out_at, "no scale-out since");
+    assert!(
+        in_at - out_at >= chrono::Duration::seconds(40),
+        "scale-in at {in_at} only {} after the scale-out at {out_at}",
+        in_at - out_at
+    );
+    wait_until(
+        "metrics after scale-in",
+        Duration::from_secs(20),
+        &|| p3.log(),
+        || metric(&p3.metrics(), "elasticrds_replicas{cluster=\"e2e\"}") == Some(2.0),
+    );
+    let m = p3.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "elasticrds_actions_total{action=\"delete_replica\",cluster=\"e2e\",result=\"ok\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        m.contains("elasticrds_decisions_total{cluster=\"e2e\",direction=\"in\""),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "elasticrds_decisions_total{cluster=\"e2e\",direction=\"none\",reason=\"cooldown\"}"
+        ),
+        "the wait was a cooldown hold: {m}"
+    );
+    assert_eq!(
+        metric(&m, "elasticrds_cpu_utilization_ratio{cluster=\"e2e\"}"),
+        Some(0.1)
+    );
+    assert!(p3.stop().success());
+
+    // ---- Never touched: the foreign replica and the master; created replicas are tagged.
+    let all = env.instances();
+    let foreign = all.get("e2e-x01").expect("foreign replica still exists");
+    assert!(
+        !foreign.keys().any(|k| k.starts_with("elasticrds:")),
+        "foreign replica tagged: {foreign:?}"
+    );
+    assert!(all.contains_key("e2e-m01"));
+    let s02 = &all["e2e-s02"];
+    assert_eq!(
+        s02.get("elasticrds:managed-by").map(String::as_str),
+        Some("elasticrds")
+    );
+    assert_eq!(
+        s02.get("elasticrds:cluster").map(String::as_str),
+        Some("e2e")
+    );
+}

@@ -1,0 +1,252 @@
+//! The service's HTTP endpoint over real TCP on 127.0.0.1: /metrics passes `promtool check
+//! metrics` (Debian's prometheus package), /healthz, /readyz before and after a successful tick
+//! and when it gets old, and the hardening: oversized headers, request bodies, other methods,
+//! and a slow client that never finishes its headers.
+
+mod support;
+
+use chrono::Utc;
+use elasticrds::ports::{Clock, ManualClock};
+use elasticrds::service::http::{self, Health, HEADER_READ_TIMEOUT};
+use elasticrds::service::metrics::Metrics;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Send raw bytes, read until the server closes or `timeout`; returns the response text.
+fn raw(port: u16, request: &[u8], timeout: Duration) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn status(resp: &str) -> u16 {
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn get(port: u16, path: &str) -> String {
+    raw(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(10),
+    )
+}
+
+fn populated_metrics() -> Metrics {
+    let m = Metrics::new();
+    for c in ["c1", "c2"] {
+        m.init_cluster(c);
+        m.replicas.with_label_values(&[c]).set(2);
+        m.available_replicas.with_label_values(&[c]).set(1);
+        m.desired_replicas.with_label_values(&[c]).set(3);
+        m.min_replicas.with_label_values(&[c]).set(1);
+        m.max_replicas.with_label_values(&[c]).set(4);
+        m.decisions_total
+            .with_label_values(&[c, "out", "target_tracking"])
+            .inc();
+        m.actions_total
+            .with_label_values(&[c, "create_replica", "ok"])
+            .inc();
+        Metrics::set_optional(&m.cpu_utilization_ratio, c, Some(0.82));
+        Metrics::set_optional(&m.cpu_target_ratio, c, Some(0.6));
+        Metrics::set_optional(&m.connections, c, Some(120.0));
+        Metrics::set_optional(&m.connections_target, c, Some(200.0));
+        Metrics::set_optional(&m.replica_lag_seconds, c, Some(1.5));
+        Metrics::set_optional(&m.replica_lag_target_seconds, c, Some(30.0));
+        for d in ["out", "in"] {
+            m.cooldown_remaining_seconds
+                .with_label_values(&[c, d])
+                .set(42.0);
+        }
+        m.cluster_errors_total
+            .with_label_values(&[c, "throttled"])
+            .inc();
+        m.retries_total.with_label_values(&[c]).inc();
+        m.backoff_seconds.with_label_values(&[c]).set(120.0);
+    }
+    m.tick_duration_seconds.observe(0.3);
+    m.ticks_total.with_label_values(&["ok"]).inc();
+    m.aws_call("rds", "DescribeDBInstances", 1);
+    m.aws_call("cloudwatch", "GetMetricData", 9);
+    m.aws_error("cloudwatch", "GetMetricData", "throttled");
+    m.last_successful_tick_timestamp_seconds.set(1.7e9);
+    m
+}
+
+#[test]
+fn endpoints_health_readiness_and_promtool_clean_metrics() {
+    let promtool = support::promtool_bin();
+    support::block_on(async {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let health = Arc::new(Health::new(clock.clone(), Duration::from_secs(60)));
+        let metrics = populated_metrics();
+        let server = http::start(
+            "127.0.0.1:0".parse().unwrap(),
+            metrics.clone(),
+            health.clone(),
+        )
+        .await
+        .unwrap();
+        let port = server.local_addr.port();
+        assert!(server.local_addr.ip().is_loopback());
+
+        let checks = tokio::task::spawn_blocking(move || {
+            let r = get(port, "/healthz");
+            assert_eq!(status(&r), 200, "{r}");
+            let r = get(port, "/readyz");
+            assert_eq!(status(&r), 503, "not ready before any tick: {r}");
+            port
+        })
+        .await
+        .unwrap();
+
+        health.tick_succeeded(clock.now());
+        let port = tokio::task::spawn_blocking(move || {
+            let r = get(checks, "/readyz");
+            assert_eq!(status(&r), 200, "{r}");
+            checks
+        })
+        .await
+        .unwrap();
+        // Three intervals without a successful tick: not ready any more.
+        clock.advance(Duration::from_secs(181));
+        let body = tokio::task::spawn_blocking(move || {
+            let r = get(port, "/readyz");
+            assert_eq!(status(&r), 503, "{r}");
+            let r = get(port, "/nope");
+            assert_eq!(status(&r), 404, "{r}");
+            let r = get(port, "/metrics");
+            assert_eq!(status(&r), 200, "{r}");
+            assert!(r.contains("text/plain; version=0.0.4"), "{r}");
+            r.split_once("\r\n\r\n").unwrap().1.to_string()
+        })
+        .await
+        .unwrap();
+        for name in [
+            "elasticrds_replicas",
+            "elasticrds_available_replicas",
+            "elasticrds_desired_replicas",
+            "elasticrds_min_replicas",
+            "elasticrds_max_replicas",
+            "elasticrds_decisions_total",
+            "elasticrds_actions_total",
+            "elasticrds_cpu_utilization_ratio",
+            "elasticrds_cpu_target_ratio",
+            "elasticrds_connections",
+            "elasticrds_connections_target",
+            "elasticrds_replica_lag_seconds",
+            "elasticrds_replica_lag_target_seconds",
+            "elasticrds_cooldown_remaining_seconds",
+            "elasticrds_tick_duration_seconds",
+            "elasticrds_ticks_total",
+            "elasticrds_cluster_errors_total",
+            "elasticrds_aws_calls_total",
+            "elasticrds_aws_errors_total",
+            "elasticrds_retries_total",
+            "elasticrds_backoff_seconds",
+            "elasticrds_last_successful_tick_timestamp_seconds",
+            "elasticrds_build_info",
+        ] {
+            assert!(
+                body.contains(&format!("# TYPE {name} ")),
+                "{name} missing from /metrics:\n{body}"
+            );
+        }
+        let mut child = std::process::Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run promtool");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool failed: {printed}");
+        assert_eq!(
+            printed.trim(),
+            "",
+            "promtool check metrics printed something"
+        );
+        server.stop().await;
+    });
+}
+
+#[test]
+fn oversized_headers_bodies_methods_and_slow_clients_are_refused() {
+    support::block_on(async {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let health = Arc::new(Health::new(clock, Duration::from_secs(60)));
+        let server = http::start("127.0.0.1:0".parse().unwrap(), Metrics::new(), health)
+            .await
+            .unwrap();
+        let port = server.local_addr.port();
+        tokio::task::spawn_blocking(move || {
+            // 64 KiB of header: refused with 431, the connection closed.
+            let big = format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Junk: {}\r\n\r\n",
+                "a".repeat(64 * 1024)
+            );
+            let r = raw(port, big.as_bytes(), Duration::from_secs(10));
+            assert_eq!(status(&r), 431, "{r}");
+
+            // A request body is refused.
+            let r = raw(
+                port,
+                b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                Duration::from_secs(10),
+            );
+            assert_eq!(status(&r), 413, "{r}");
+            let r = raw(
+                port,
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                Duration::from_secs(10),
+            );
+            assert_eq!(status(&r), 413, "{r}");
+            let r = raw(
+                port,
+                b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(10),
+            );
+            assert_eq!(status(&r), 405, "{r}");
+
+            // A slow client that never finishes its headers is cut off after the timeout.
+            let t = Instant::now();
+            let r = raw(
+                port,
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\n",
+                HEADER_READ_TIMEOUT * 4,
+            );
+            let waited = t.elapsed();
+            assert!(
+                waited >= HEADER_READ_TIMEOUT - Duration::from_millis(500)
+                    && waited < HEADER_READ_TIMEOUT * 3,
+                "closed after {waited:?}: {r:?}"
+            );
+            assert!(!r.contains("200 OK"), "{r}");
+
+            // The server still serves afterwards.
+            let r = get(port, "/healthz");
+            assert_eq!(status(&r), 200, "{r}");
+        })
+        .await
+        .unwrap();
+        server.stop().await;
+    });
+}

@@ -1,0 +1,491 @@
+//! The control loop in process, on tokio's paused time: the simulated fleet (SimFleet) and a
+//! fake metrics source, with the daemon's clock following tokio time. Checks scale-out by at
+//! most the policy's step, cooldowns (also across a restart, from the master's tags), per-
+//! cluster isolation and capped exponential backoff, ticks that never overlap, and a stop that
+//! lets the call in flight finish.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use elasticrds::adapters::sim::{SimFleet, SimOptions};
+use elasticrds::core::config::Config;
+use elasticrds::core::config::MasterSpec;
+use elasticrds::core::decide::TAG_LAST_SCALE_OUT;
+use elasticrds::core::domain::{
+    Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Tags,
+};
+use elasticrds::core::policy::Policy;
+use elasticrds::ports::{Clock, ErrorKind, Fleet, MetricsSource, PortError};
+use elasticrds::service::daemon::{ClusterEntry, ClusterResult, Daemon, DaemonOptions, TokioClock};
+use elasticrds::service::metrics::Metrics;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MIN: Duration = Duration::from_secs(60);
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
+}
+
+fn config() -> Config {
+    let mut y = String::new();
+    for c in ["ca", "cb"] {
+        y.push_str(&format!(
+            "{c}:\n  master_node: {{identifier: snap-{c}, instance_id: {c}-m01, instance_class: db.t3.micro}}\n  replica_nodes:\n"
+        ));
+        for i in 1..=4 {
+            y.push_str(&format!(
+                "    - {{id: {c}-s0{i}, instance_class: db.t3.micro}}\n"
+            ));
+        }
+    }
+    Config::parse("test.yaml", &y).expect("config")
+}
+
+/// cpu target 60 %, scale-out step 1 with a 5 min cooldown, scale-in after a 10 min cooldown.
+fn policy(cluster: &str, config: &Config) -> Policy {
+    let y = format!(
+        "cluster: {cluster}\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 5m\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 10m\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"
+    );
+    Policy::parse(&format!("{cluster}.yaml"), &y, config).expect("policy")
+}
+
+/// CPU per cluster (by id prefix), every period present; can be slowed and made to fail.
+#[derive(Default)]
+struct FakeLoad {
+    cpu: Mutex<BTreeMap<String, f64>>,
+    delay: Mutex<Duration>,
+    fail: Mutex<VecDeque<PortError>>,
+    /// (start, end) of each fetch in tokio time since the test start, and queries per call.
+    calls: Mutex<Vec<(Duration, Duration, usize)>>,
+    t0: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl FakeLoad {
+    fn set(&self, cluster: &str, cpu: f64) {
+        self.cpu.lock().unwrap().insert(cluster.to_string(), cpu);
+    }
+    fn since(&self) -> Duration {
+        let mut t0 = self.t0.lock().unwrap();
+        t0.get_or_insert_with(tokio::time::Instant::now).elapsed()
+    }
+}
+
+#[async_trait]
+impl MetricsSource for FakeLoad {
+    async fn fetch(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSeries>, PortError> {
+        let began = self.since();
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push((began, self.since(), queries.len()));
+        if let Some(e) = self.fail.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        let cpu = self.cpu.lock().unwrap().clone();
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let cluster = q.instance.as_str().split('-').next().unwrap_or("");
+                let value = match q.metric {
+                    MetricKind::Cpu => cpu.get(cluster).copied().unwrap_or(30.0),
+                    _ => 1.0,
+                };
+                let p = chrono::Duration::seconds(i64::from(q.period_secs));
+                let mut samples = Vec::new();
+                let mut t = start;
+                while t + p <= end {
+                    samples.push(Sample { at: t, value });
+                    t += p;
+                }
+                MetricSeries {
+                    query: q.clone(),
+                    samples,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The simulated fleet, failing `create_replica` for ids with a prefix a set number of times.
+struct Flaky {
+    inner: Arc<SimFleet>,
+    prefix: &'static str,
+    failures: Mutex<usize>,
+}
+
+#[async_trait]
+impl Fleet for Flaky {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+        self.inner.describe(ids).await
+    }
+    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
+        self.inner.restore_master(m, tags).await
+    }
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError> {
+        let fail = {
+            let mut f = self.failures.lock().unwrap();
+            let fail = *f > 0 && id.as_str().starts_with(self.prefix);
+            if fail {
+                *f -= 1;
+            }
+            fail
+        };
+        if fail {
+            // Logged in the sim's call log, like an attempt on AWS.
+            let _ = self.inner.read_tags(id).await;
+            return Err(PortError::new(
+                ErrorKind::Throttled,
+                "CreateDBInstanceReadReplica",
+                "Rate exceeded",
+            ));
+        }
+        self.inner.create_replica(id, source, class, tags).await
+    }
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
+        self.inner.delete_replica(id).await
+    }
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
+        self.inner.modify_class(id, class).await
+    }
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
+        self.inner.read_tags(id).await
+    }
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
+        self.inner.write_tags(id, tags).await
+    }
+}
+
+struct Rig {
+    clock: Arc<TokioClock>,
+    sim: Arc<SimFleet>,
+    load: Arc<FakeLoad>,
+    config: Config,
+}
+
+impl Rig {
+    /// Masters available; `replicas` of each cluster available; a foreign replica on ca.
+    fn new(replicas: usize) -> Rig {
+        let clock = Arc::new(TokioClock::new(base()));
+        let sim = Arc::new(SimFleet::new(
+            clock.clone(),
+            SimOptions {
+                create_lead: Duration::from_secs(120),
+                ..SimOptions::default()
+            },
+        ));
+        for c in ["ca", "cb"] {
+            sim.insert(sim.available_instance(&format!("{c}-m01"), "db.t3.micro"));
+            for i in 1..=replicas {
+                let mut r = sim.available_instance(&format!("{c}-s0{i}"), "db.t3.micro");
+                r.source = Some(InstanceId::from_aws(&format!("{c}-m01")));
+                sim.insert(r);
+            }
+        }
+        let mut f = sim.available_instance("ca-x01", "db.t3.micro");
+        f.source = Some(InstanceId::from_aws("ca-m01"));
+        sim.insert(f);
+        Rig {
+            clock,
+            sim,
+            load: Arc::new(FakeLoad::default()),
+            config: config(),
+        }
+    }
+
+    fn daemon(&self, metrics: &Metrics) -> Daemon {
+        self.daemon_on(self.sim.clone(), metrics)
+    }
+
+    fn daemon_on(&self, fleet: Arc<dyn Fleet>, metrics: &Metrics) -> Daemon {
+        let entries = self
+            .config
+            .clusters
+            .values()
+            .map(|s| ClusterEntry::new(s.clone(), policy(&s.name, &self.config)))
+            .collect();
+        Daemon::new(
+            fleet,
+            self.load.clone(),
+            self.clock.clone(),
+            entries,
+            metrics.clone(),
+            DaemonOptions {
+                interval: MIN,
+                max_backoff: Duration::from_secs(600),
+                ..DaemonOptions::default()
+            },
+        )
+    }
+
+    /// Minutes since the start at which `op` was called for ids starting with `prefix`.
+    fn call_minutes(&self, op: &str, prefix: &str) -> Vec<i64> {
+        self.sim
+            .calls()
+            .iter()
+            .filter(|c| c.operation == op)
+            .filter(|c| c.id.as_ref().is_none_or(|i| i.as_str().starts_with(prefix)))
+            .map(|c| (c.at - base()).num_seconds() / 60)
+            .collect()
+    }
+
+    fn existing(&self, prefix: &str) -> Vec<String> {
+        self.sim
+            .instances()
+            .iter()
+            .map(|i| i.id.to_string())
+            .filter(|i| i.starts_with(prefix) && !i.contains("-m"))
+            .collect()
+    }
+}
+
+/// Run the loop for `d` of tokio time, then stop it; returns the daemon.
+async fn run_for(mut daemon: Daemon, d: Duration) -> Daemon {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(async move {
+        daemon.run(rx).await;
+        daemon
+    });
+    tokio::time::sleep(d).await;
+    tx.send(true).unwrap();
+    h.await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn scales_out_one_step_per_cooldown_and_in_only_after_the_cooldown() {
+    let rig = Rig::new(1);
+    rig.load.set("ca", 95.0);
+    let metrics = Metrics::new();
+    let d = rig.daemon(&metrics);
+    // 0..29 min of high CPU on ca: steps of 1, at least 5 minutes apart, up to max 4.
+    let d = run_for(d, Duration::from_secs(29 * 60 + 30)).await;
+    let creates = rig.call_minutes("create_replica", "ca-");
+    assert_eq!(creates.len(), 3, "creates at {creates:?}");
+    assert_eq!(creates[0], 0, "first scale-out at once: {creates:?}");
+    for w in creates.windows(2) {
+        assert!(
+            w[1] - w[0] >= 5,
+            "scale-outs closer than the cooldown: {creates:?}"
+        );
+    }
+    assert_eq!(rig.existing("ca-s").len(), 4);
+    assert!(
+        rig.call_minutes("create_replica", "cb-").is_empty(),
+        "cb idle"
+    );
+    // The foreign replica and both masters were never acted on.
+    for c in rig.sim.calls() {
+        if let Some(id) = &c.id {
+            assert!(!id.as_str().contains("-x"), "foreign touched: {c:?}");
+            if c.operation != "write_tags" {
+                assert!(!id.as_str().contains("-m"), "master acted on: {c:?}");
+            }
+        }
+    }
+    let last_out = *creates.last().unwrap();
+
+    // Low CPU: scale-in waits out the in-cooldown (10 min after the last scale).
+    rig.load.set("ca", 5.0);
+    let text = metrics.render();
+    assert!(
+        text.contains("elasticrds_desired_replicas{cluster=\"ca\"} 4"),
+        "{text}"
+    );
+    let _d = run_for(d, Duration::from_secs(25 * 60)).await;
+    let deletes = rig.call_minutes("delete_replica", "ca-");
+    assert!(!deletes.is_empty(), "no scale-in at all");
+    assert!(
+        deletes[0] - last_out >= 10,
+        "scale-in {deletes:?} within the cooldown after {last_out}"
+    );
+    for w in deletes.windows(2) {
+        assert!(
+            w[1] - w[0] >= 10,
+            "scale-ins closer than the cooldown: {deletes:?}"
+        );
+    }
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            "elasticrds_actions_total{action=\"create_replica\",cluster=\"ca\",result=\"ok\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("elasticrds_decisions_total{cluster=\"ca\",direction=\"in\""));
+    assert!(text.contains("elasticrds_cpu_utilization_ratio{cluster=\"ca\"} 0.05"));
+    assert!(text.contains("elasticrds_cpu_target_ratio{cluster=\"ca\"} 0.6"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_daemon_honours_the_cooldown_from_the_master_tags() {
+    let rig = Rig::new(1);
+    rig.load.set("ca", 95.0);
+    let metrics = Metrics::new();
+    let mut d = rig.daemon(&metrics);
+    let first = d.tick().await;
+    assert!(first.ok());
+    assert_eq!(rig.call_minutes("create_replica", "ca-"), vec![0]);
+    let master_tags = rig
+        .sim
+        .instances()
+        .into_iter()
+        .find(|i| i.id.as_str() == "ca-m01")
+        .unwrap()
+        .tags;
+    assert!(
+        master_tags
+            .get(TAG_LAST_SCALE_OUT)
+            .is_some_and(|v| !v.is_empty()),
+        "state written on the master: {master_tags:?}"
+    );
+    drop(d);
+
+    // A new process two minutes later: fresh memory, same fleet.
+    tokio::time::sleep(2 * MIN).await;
+    let metrics2 = Metrics::new();
+    let d2 = rig.daemon(&metrics2);
+    let _d2 = run_for(d2, Duration::from_secs(4 * 60 + 30)).await;
+    let creates = rig.call_minutes("create_replica", "ca-");
+    assert_eq!(creates[0], 0);
+    // The next scale-out waits for the cooldown started by the first process (minute 5).
+    assert_eq!(
+        creates,
+        vec![0, 5],
+        "scale-outs after a restart: {creates:?}"
+    );
+    let text = metrics2.render();
+    assert!(
+        text.contains(
+            "elasticrds_decisions_total{cluster=\"ca\",direction=\"none\",reason=\"cooldown\"}"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_cluster_failing_backs_off_exponentially_while_the_other_proceeds() {
+    let rig = Rig::new(1);
+    rig.load.set("ca", 95.0);
+    rig.load.set("cb", 95.0);
+    let metrics = Metrics::new();
+    // ca's creates fail (throttled) 4 times in a row; cb is not affected.
+    let flaky = Arc::new(Flaky {
+        inner: rig.sim.clone(),
+        prefix: "ca-",
+        failures: Mutex::new(4),
+    });
+    let mut d = rig.daemon_on(flaky, &metrics);
+    let t = d.tick().await;
+    assert!(!t.ok());
+    // cb created its replica in the same tick.
+    assert_eq!(rig.call_minutes("create_replica", "cb-"), vec![0]);
+    assert_eq!(rig.existing("cb-s").len(), 2);
+    assert!(matches!(
+        t.clusters.iter().find(|(c, _)| c == "ca").unwrap().1,
+        ClusterResult::ActionFailed(..)
+    ));
+    let _d = run_for(d, Duration::from_secs(20 * 60)).await;
+    // ca's create attempts: t=0 fails; backoff 1, 2, 4 minutes between failed retries, then ok.
+    let mut ca = rig.call_minutes("read_tags", "ca-s");
+    ca.extend(rig.call_minutes("create_replica", "ca-"));
+    assert_eq!(&ca[..5], &[0, 1, 3, 7, 15], "attempts {ca:?}");
+    let text = metrics.render();
+    for line in [
+        "elasticrds_cluster_errors_total{cluster=\"ca\",kind=\"throttled\"} 4",
+        "elasticrds_retries_total{cluster=\"ca\"} 4",
+        "elasticrds_retries_total{cluster=\"cb\"} 0",
+        "elasticrds_backoff_seconds{cluster=\"ca\"} 0",
+        "elasticrds_aws_errors_total{kind=\"throttled\",operation=\"CreateDBInstanceReadReplica\",service=\"rds\"} 4",
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_describe_backs_off_and_the_loop_keeps_ticking() {
+    let rig = Rig::new(1);
+    let metrics = Metrics::new();
+    let d = rig.daemon(&metrics);
+    for _ in 0..2 {
+        rig.sim.fail_next(
+            "describe",
+            PortError::new(ErrorKind::Transient, "DescribeDBInstances", "HTTP 503"),
+        );
+    }
+    let _d = run_for(d, Duration::from_secs(10 * 60 + 30)).await;
+    // describes at 0 (fail), 1 (fail, backoff now 2 min), 3 (ok), then every minute.
+    let mut describes = rig.call_minutes("describe", "");
+    describes.dedup();
+    assert_eq!(&describes[..4], &[0, 1, 3, 4], "{describes:?}");
+    let text = metrics.render();
+    assert!(
+        text.contains("elasticrds_ticks_total{result=\"error\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("elasticrds_cluster_errors_total{cluster=\"cb\",kind=\"transient\"} 2"));
+    assert!(text
+        .contains("elasticrds_aws_calls_total{operation=\"DescribeDBInstances\",service=\"rds\"}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticks_never_overlap_even_when_slower_than_the_interval() {
+    let rig = Rig::new(1);
+    *rig.load.delay.lock().unwrap() = Duration::from_secs(150);
+    let metrics = Metrics::new();
+    let d = rig.daemon(&metrics);
+    let _d = run_for(d, Duration::from_secs(20 * 60)).await;
+    let calls = rig.load.calls.lock().unwrap().clone();
+    assert!(calls.len() >= 6, "{calls:?}");
+    for w in calls.windows(2) {
+        assert!(w[1].0 >= w[0].1, "fetches overlap: {calls:?}");
+    }
+    // One fetch per tick for both clusters together (2 replicas × 1 metric).
+    assert!(calls.iter().all(|c| c.2 == 2), "{calls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_lets_the_call_in_flight_finish_then_acts_no_more() {
+    let rig = Rig::new(1);
+    rig.load.set("ca", 95.0);
+    *rig.load.delay.lock().unwrap() = Duration::from_secs(30);
+    let metrics = Metrics::new();
+    let mut d = rig.daemon(&metrics);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(async move {
+        d.run(rx).await;
+        d
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    tx.send(true).unwrap();
+    let started = tokio::time::Instant::now();
+    let _d = h.await.unwrap();
+    // The fetch in flight completed (20 s more), then nothing was created.
+    assert!(
+        started.elapsed() >= Duration::from_secs(19),
+        "{:?}",
+        started.elapsed()
+    );
+    let calls = rig.load.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].1, Duration::from_secs(30));
+    assert!(rig.call_minutes("create_replica", "").is_empty());
+    assert_eq!(
+        rig.clock.now().signed_duration_since(base()).num_seconds(),
+        30
+    );
+}

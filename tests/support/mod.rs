@@ -1,0 +1,756 @@
+//! Shared helpers for the integration tests. Use from a test file with `mod support;`.
+//!
+//! Emulators and real servers run on 127.0.0.1 at random free ports, as child processes that
+//! are stopped when their handle drops. When one cannot be started the test FAILS (panics) with
+//! a message pointing at `scripts/test.sh`, which installs them; nothing here skips.
+//!
+//! - [`repo_root`], [`venv_bin`]: paths of the repository and of `.venv/bin/<name>`.
+//! - [`free_port`]: a free TCP port on 127.0.0.1.
+//! - [`wait_for_port`]: wait (bounded) until 127.0.0.1:port accepts connections.
+//! - [`Moto::start`]: moto's standalone server (RDS); `.endpoint()`, `.reset()`, `.state()`.
+//! - [`Ministack::start`]: ministack with only CloudWatch (rpcv2Cbor); `.endpoint()`.
+//! - [`Server::spawn`]: any child process bound to a port, killed on drop (used by the two above;
+//!   handy for haproxy/prometheus), with its output in `.log()`.
+//! - [`haproxy_bin`], [`prometheus_bin`], [`promtool_bin`]: locate the Debian binaries.
+//! - [`aws_env`]: set the AWS test environment (fake credentials, us-east-1, endpoint overrides,
+//!   no profile/IMDS) on a `std::process::Command`.
+//! - [`rds_client`], [`cloudwatch_client`]: SDK clients pointed at an emulator, for test set-up.
+//! - [`block_on`]: run a future on a fresh current-thread tokio runtime.
+//! - [`Tripwire`]: a listener that counts connections, to prove a command made no AWS call.
+//! - [`RecordingProxy`]: an HTTP proxy in front of an emulator that records every AWS query
+//!   call (`Action` and parameters), to assert exactly which calls a command made.
+//! - [`Moto::ec2_query`], [`Moto::default_subnet_ids`], [`create_subnet_group`]: EC2 set-up
+//!   without an EC2 SDK (moto's default VPC subnets for a DB subnet group).
+//! - [`elasticrds`]: a `Command` for the built binary with [`aws_env`] applied.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an emulator may take to start listening (its Python imports are slow on a loaded
+/// 2-core machine).
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+const INSTALL_HINT: &str = "run scripts/test.sh to install the emulators";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `.venv/bin/<name>` of the repo-local virtualenv made by scripts/test.sh.
+pub fn venv_bin(name: &str) -> PathBuf {
+    repo_root().join(".venv").join("bin").join(name)
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Wait until 127.0.0.1:`port` accepts a TCP connection; `false` on timeout.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+            .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A child process serving on 127.0.0.1:`port`; stopped (TERM, then KILL) on drop.
+pub struct Server {
+    pub name: String,
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Spawn `cmd` (stdout and stderr to a log file in a private temp dir, which is also its
+    /// TMPDIR) and wait until `port` answers. Panics with the log when it exits or times out.
+    pub fn spawn(name: &str, mut cmd: Command, port: u16, timeout: Duration) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("elasticrds-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("create log");
+        let log2 = log.try_clone().expect("clone log handle");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .env("TMPDIR", dir.path())
+            .current_dir(dir.path());
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "cannot start {name} ({:?}): {e} — {INSTALL_HINT}",
+                cmd.get_program()
+            ),
+        };
+        let mut server = Server {
+            name: name.to_string(),
+            port,
+            child: Some(child),
+            dir,
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "{name} exited ({status}) before listening on 127.0.0.1:{port} — {INSTALL_HINT}\n--- {name} log ---\n{}",
+                    server.log()
+                );
+            }
+            if wait_for_port(port, Duration::from_millis(300)) {
+                return server;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{name} did not listen on 127.0.0.1:{port} within {timeout:?} — {INSTALL_HINT}\n--- {name} log ---\n{}",
+                    server.log()
+                );
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's private temp dir (its cwd and TMPDIR).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("server.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            // Ask politely first so Python servers can clean up, then insist.
+            let asked = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let grace = if asked {
+                Duration::from_secs(3)
+            } else {
+                Duration::ZERO
+            };
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+fn require(bin: &Path) {
+    if !bin.exists() {
+        panic!("{} is missing — {INSTALL_HINT}", bin.display());
+    }
+}
+
+/// moto's standalone server (RDS and friends), on a random loopback port.
+pub struct Moto {
+    pub server: Server,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = venv_bin("moto_server");
+        require(&bin);
+        let mut last = None;
+        // A free port can be taken between probing and binding: try a few.
+        for _ in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Server::spawn("moto", cmd, port, START_TIMEOUT)
+            })) {
+                Ok(server) => return Moto { server },
+                Err(e) => last = Some(e),
+            }
+        }
+        std::panic::resume_unwind(last.expect("at least one attempt"))
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// Forget every resource (moto's `/moto-api/reset`).
+    pub fn reset(&self) {
+        http_request(self.port(), "POST", "/moto-api/reset").expect("moto reset");
+    }
+
+    /// A raw AWS query call to moto's EC2 (moto does not check signatures); the XML answer.
+    pub fn ec2_query(&self, params: &str) -> String {
+        http(
+            self.port(),
+            "POST",
+            "/",
+            &[
+                (
+                    "Authorization",
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
+                ),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("{params}&Version=2016-11-15"),
+        )
+        .unwrap_or_else(|e| panic!("moto EC2 {params}: {e}"))
+    }
+
+    /// The subnets of moto's default VPC.
+    pub fn default_subnet_ids(&self) -> Vec<String> {
+        let xml = self.ec2_query("Action=DescribeSubnets");
+        xml.split("<subnetId>")
+            .skip(1)
+            .filter_map(|s| s.split('<').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// moto's whole state as JSON (`/moto-api/data.json`).
+    pub fn state(&self) -> serde_json::Value {
+        let body = http_request(self.port(), "GET", "/moto-api/data.json").expect("moto state");
+        serde_json::from_str(&body).expect("moto state is JSON")
+    }
+}
+
+/// ministack with only CloudWatch enabled, on a random loopback port.
+pub struct Ministack {
+    pub server: Server,
+}
+
+impl Ministack {
+    pub fn start() -> Ministack {
+        let bin = venv_bin("ministack");
+        require(&bin);
+        let mut last = None;
+        for _ in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new(&bin);
+            cmd.env("BIND_HOST", "127.0.0.1")
+                .env("IOT_MTLS_ENABLED", "0")
+                .env("SFTP_ENABLED", "0")
+                .env("SERVICES", "cloudwatch")
+                .env("GATEWAY_PORT", port.to_string())
+                .env("LOG_LEVEL", "WARNING");
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Server::spawn("ministack", cmd, port, START_TIMEOUT)
+            })) {
+                Ok(server) => return Ministack { server },
+                Err(e) => last = Some(e),
+            }
+        }
+        std::panic::resume_unwind(last.expect("at least one attempt"))
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// Forget every resource (`/_ministack/reset`).
+    pub fn reset(&self) {
+        http_request(self.port(), "POST", "/_ministack/reset").expect("ministack reset");
+    }
+}
+
+/// Create DB subnet group `name` in moto from the default VPC's subnets (moto checks that a
+/// restored instance's subnet group exists).
+pub async fn create_subnet_group(moto: &Moto, rds: &aws_sdk_rds::Client, name: &str) {
+    let subnets = moto.default_subnet_ids();
+    assert!(!subnets.is_empty(), "moto has no default subnets");
+    rds.create_db_subnet_group()
+        .db_subnet_group_name(name)
+        .db_subnet_group_description("test subnet group")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .expect("CreateDBSubnetGroup");
+}
+
+/// A minimal HTTP/1.1 request to 127.0.0.1:`port` (no body); returns the response body.
+/// Errors on a non-2xx status.
+pub fn http_request(port: u16, method: &str, path: &str) -> Result<String, String> {
+    http(port, method, path, &[], "")
+}
+
+/// A minimal HTTP/1.1 request with headers and a body; returns the response body.
+/// Errors on a non-2xx status.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<String, String> {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("malformed HTTP response: {text:?}"))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line: {head:?}"))?;
+    if !(200..300).contains(&status) {
+        return Err(format!("{method} {path}: HTTP {status}: {body}"));
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok(dechunk(body));
+    }
+    Ok(body.to_string())
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Find a binary on PATH or in the usual Debian places.
+pub fn find_bin(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for d in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"] {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn system_bin(name: &str, package: &str) -> PathBuf {
+    find_bin(name).unwrap_or_else(|| {
+        panic!("{name} not found (Debian package {package}) — run scripts/test.sh to install it")
+    })
+}
+
+pub fn haproxy_bin() -> PathBuf {
+    system_bin("haproxy", "haproxy")
+}
+
+pub fn prometheus_bin() -> PathBuf {
+    system_bin("prometheus", "prometheus")
+}
+
+pub fn promtool_bin() -> PathBuf {
+    system_bin("promtool", "prometheus")
+}
+
+/// Variables that could point the SDK at a real account or another endpoint.
+const AWS_VARS_TO_CLEAR: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_RDS",
+    "AWS_ENDPOINT_URL_CLOUDWATCH",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+];
+
+/// Put the AWS test environment on `cmd`: fake credentials, us-east-1, the given endpoint
+/// overrides (RDS, CloudWatch), no profile, no shared config files, no instance metadata.
+pub fn aws_env<'c>(
+    cmd: &'c mut Command,
+    rds_endpoint: Option<&str>,
+    cloudwatch_endpoint: Option<&str>,
+) -> &'c mut Command {
+    for v in AWS_VARS_TO_CLEAR {
+        cmd.env_remove(v);
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/elasticrds-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/elasticrds-test/credentials",
+        );
+    if let Some(e) = rds_endpoint {
+        cmd.env("AWS_ENDPOINT_URL_RDS", e);
+    }
+    if let Some(e) = cloudwatch_endpoint {
+        cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", e);
+    }
+    cmd
+}
+
+/// The built `elasticrds` binary with the AWS test environment (RDS endpoint only) and no
+/// ELASTICRDS_* variables from the caller.
+pub fn elasticrds(rds_endpoint: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_elasticrds"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ELASTICRDS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    aws_env(&mut cmd, rds_endpoint, None);
+    cmd
+}
+
+fn test_credentials() -> aws_sdk_rds::config::Credentials {
+    aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "elasticrds-tests")
+}
+
+/// An RDS client pointed at `endpoint` (moto) with the test credentials, for test set-up.
+pub fn rds_client(endpoint: &str) -> aws_sdk_rds::Client {
+    let conf = aws_sdk_rds::Config::builder()
+        .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
+        .region(aws_sdk_rds::config::Region::new("us-east-1"))
+        .credentials_provider(test_credentials())
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_rds::Client::from_conf(conf)
+}
+
+/// A CloudWatch client pointed at `endpoint` (ministack) with the test credentials.
+pub fn cloudwatch_client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
+    let conf = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "elasticrds-tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(conf)
+}
+
+/// Run a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// A loopback listener that accepts and counts connections (and closes them at once): point an
+/// endpoint at it to prove that a command made no call.
+pub struct Tripwire {
+    pub port: u16,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Tripwire {
+    pub fn new() -> Tripwire {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind tripwire");
+        let port = l.local_addr().expect("addr").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                if s.is_ok() {
+                    h.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        Tripwire { port, hits }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for Tripwire {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One AWS query-protocol call seen by a [`RecordingProxy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCall {
+    /// The `Action` parameter (`DescribeDBInstances`, `CreateDBInstanceReadReplica`, ...).
+    pub action: String,
+    /// Every form parameter, URL-decoded, in order.
+    pub params: Vec<(String, String)>,
+}
+
+impl RecordedCall {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// `DBInstanceIdentifier`, when the call has one.
+    pub fn instance(&self) -> Option<&str> {
+        self.param("DBInstanceIdentifier")
+    }
+}
+
+/// An HTTP/1.1 proxy on 127.0.0.1 in front of an upstream loopback server (moto) that records
+/// every request's form `Action` and parameters. One request per client connection (the proxy
+/// answers with `Connection: close`), which the SDK's client handles transparently.
+pub struct RecordingProxy {
+    pub port: u16,
+    calls: Arc<std::sync::Mutex<Vec<RecordedCall>>>,
+}
+
+impl RecordingProxy {
+    pub fn new(upstream_port: u16) -> RecordingProxy {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = l.local_addr().expect("addr").port();
+        let calls: Arc<std::sync::Mutex<Vec<RecordedCall>>> = Arc::default();
+        let c = calls.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming().flatten() {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let _ = proxy_one(stream, upstream_port, &c);
+                });
+            }
+        });
+        RecordingProxy { port, calls }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Forget the calls recorded so far.
+    pub fn clear(&self) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The calls whose action does not start with `Describe` or `List` (i.e. that change state).
+    pub fn mutations(&self) -> Vec<RecordedCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| !c.action.starts_with("Describe") && !c.action.starts_with("List"))
+            .collect()
+    }
+}
+
+fn read_head(r: &mut impl std::io::BufRead) -> std::io::Result<Option<Vec<String>>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            return Ok(Some(lines));
+        }
+        lines.push(line);
+    }
+}
+
+fn header<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
+    lines.iter().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+fn proxy_one(
+    client: TcpStream,
+    upstream_port: u16,
+    calls: &std::sync::Mutex<Vec<RecordedCall>>,
+) -> std::io::Result<()> {
+    use std::io::{BufReader, Write};
+    client.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let Some(head) = read_head(&mut reader)? else {
+        return Ok(());
+    };
+    let len: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body)?;
+    let form = String::from_utf8_lossy(&body).into_owned();
+    let params: Vec<(String, String)> = form
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (url_decode(k), url_decode(v))
+        })
+        .collect();
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| head[0].clone());
+    calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(RecordedCall { action, params });
+
+    let mut up = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    up.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = String::new();
+    req.push_str(&head[0]);
+    req.push_str("\r\n");
+    for l in head.iter().skip(1) {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if name != "connection" && name != "keep-alive" {
+            req.push_str(l);
+            req.push_str("\r\n");
+        }
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    up.write_all(req.as_bytes())?;
+    up.write_all(&body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    // Make sure the client does not try to reuse this connection.
+    let text_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head_text = String::from_utf8_lossy(&resp[..text_end]).into_owned();
+    let mut out = String::new();
+    for (i, l) in head_text.split("\r\n").enumerate() {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if i > 0 && (name == "connection" || name == "keep-alive") {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n");
+    let mut client = client;
+    client.write_all(out.as_bytes())?;
+    client.write_all(resp.get(text_end + 2..).unwrap_or_default())?;
+    client.flush()?;
+    Ok(())
+}
+
+/// Decode `application/x-www-form-urlencoded` text.
+pub fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
