@@ -4,7 +4,10 @@
 //! `modify-instance` and the control loop alike. Planning itself is pure (`core::plan`).
 
 use crate::core::config::{ClusterSpec, HaproxySpec, OnUnreachable};
-use crate::core::domain::{InstanceId, Tags, TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
+use crate::core::domain::{
+    InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags, TAG_CLUSTER,
+    TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE,
+};
 use crate::core::plan::{plan, Action, ClusterView, Plan, PlannedAction, Target};
 use crate::ports::{Clock, ErrorKind, Fleet, PortError, SystemClock, TrafficRouter};
 use serde::Serialize;
@@ -191,6 +194,11 @@ async fn drain_before_delete(hook: &RouterHook, id: &InstanceId) -> Gate {
                 "{id} is not a server of HAProxy backend {}: nothing to drain",
                 h.backend
             ));
+            // A line left in the config file (an older render) would bring the deleted
+            // replica back at the next reload: drop it too.
+            if let Err(e) = hook.router.remove(id).await {
+                notes.push(format!("{id}: config file not updated: {e}"));
+            }
             return Gate::Proceed(notes);
         }
         Ok(Some(_)) => {}
@@ -340,6 +348,85 @@ pub async fn sync_router(
         }
     }
     report
+}
+
+/// The ReplicaLag queries [`sync_router`] needs each tick for a cluster with a `haproxy`
+/// section: the maximum lag of every configured replica that is available, except those
+/// `have` (the policy's own queries) already asks for. Empty without a `haproxy` section.
+pub fn router_lag_queries(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    period_secs: u32,
+    have: &[MetricQuery],
+) -> Vec<MetricQuery> {
+    if spec.haproxy.is_none() {
+        return Vec::new();
+    }
+    view.replicas
+        .iter()
+        .flatten()
+        .filter(|i| i.status.is_available())
+        .filter(|i| {
+            !have
+                .iter()
+                .any(|q| q.metric == MetricKind::ReplicaLag && q.instance.same_as(&i.id))
+        })
+        .map(|i| MetricQuery {
+            instance: i.id.clone(),
+            metric: MetricKind::ReplicaLag,
+            statistic: Statistic::Maximum,
+            period_secs,
+        })
+        .collect()
+}
+
+/// The newest ReplicaLag sample of each instance in `series` (the largest when statistics
+/// disagree). Negative or non-finite values are left out (the lag is then unknown).
+pub fn latest_replica_lag(series: &[MetricSeries]) -> BTreeMap<InstanceId, Duration> {
+    let mut newest: BTreeMap<InstanceId, (chrono::DateTime<chrono::Utc>, f64)> = BTreeMap::new();
+    for s in series
+        .iter()
+        .filter(|s| s.query.metric == MetricKind::ReplicaLag)
+    {
+        for x in s
+            .samples
+            .iter()
+            .filter(|x| x.value.is_finite() && x.value >= 0.0)
+        {
+            let e = newest
+                .entry(s.query.instance.clone())
+                .or_insert((x.at, x.value));
+            if x.at > e.0 || (x.at == e.0 && x.value > e.1) {
+                *e = (x.at, x.value);
+            }
+        }
+    }
+    newest
+        .into_iter()
+        .filter_map(|(id, (_, v))| Duration::try_from_secs_f64(v).ok().map(|d| (id, d)))
+        .collect()
+}
+
+/// The control tick's router step for one cluster: when it has a `haproxy` section, add the
+/// replicas that are available and caught up (lag from the tick's fetched `series`) through
+/// its runtime API, leaving out what `plan` deletes ([`sync_router`]); the outcome is logged.
+/// `None` for a cluster without a `haproxy` section.
+pub async fn sync_router_for_tick(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    series: &[MetricSeries],
+    plan: &Plan,
+) -> Option<SyncReport> {
+    let h = spec.haproxy.as_ref()?;
+    let router = crate::adapters::haproxy::HaproxyRuntime::from_spec(h);
+    let report = sync_router(&router, spec, view, &latest_replica_lag(series), Some(plan)).await;
+    for id in &report.added {
+        tracing::info!(cluster = %spec.name, replica = %id, backend = %h.backend, "added to HAProxy");
+    }
+    for (id, e) in &report.errors {
+        tracing::warn!(cluster = %spec.name, replica = %id, backend = %h.backend, error = %e, "HAProxy add failed");
+    }
+    Some(report)
 }
 
 /// Defence in depth: whatever the planner said, refuse anything outside the config.
@@ -555,5 +642,55 @@ pub async fn converge(
             return Err(ConvergeError::Timeout(timeout, names.join(", ")));
         }
         clock.sleep(poll).await;
+    }
+}
+
+#[cfg(test)]
+mod router_tests {
+    use super::*;
+    use crate::core::domain::Sample;
+    use chrono::{TimeZone, Utc};
+
+    fn lag(id: &str, stat: Statistic, points: &[(i64, f64)]) -> MetricSeries {
+        MetricSeries {
+            query: MetricQuery {
+                instance: InstanceId::from_aws(id),
+                metric: MetricKind::ReplicaLag,
+                statistic: stat,
+                period_secs: 60,
+            },
+            samples: points
+                .iter()
+                .map(|(t, v)| Sample {
+                    at: Utc.timestamp_opt(*t, 0).unwrap(),
+                    value: *v,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn latest_lag_is_the_newest_sample_and_ignores_bad_values() {
+        let mut cpu = lag("r1", Statistic::Average, &[(300, 99.0)]);
+        cpu.query.metric = MetricKind::Cpu;
+        let series = vec![
+            lag("r1", Statistic::Maximum, &[(0, 50.0), (60, 2.0)]),
+            lag("r1", Statistic::Average, &[(60, 1.0)]),
+            cpu,
+            lag(
+                "r2",
+                Statistic::Maximum,
+                &[(0, 3.0), (60, f64::NAN), (120, -1.0)],
+            ),
+            lag("r3", Statistic::Maximum, &[(0, f64::INFINITY)]),
+        ];
+        let got = latest_replica_lag(&series);
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                (InstanceId::from_aws("r1"), Duration::from_secs(2)),
+                (InstanceId::from_aws("r2"), Duration::from_secs(3)),
+            ])
+        );
     }
 }

@@ -1,40 +1,79 @@
 //! Graceful scale-in through Debian's haproxy 2.6 on loopback: the test renders the config with
-//! elasticrds from a simulated fleet whose replica endpoints are small loopback listeners,
-//! starts haproxy (stats socket in a temp dir), holds connections open to one replica and
-//! scales in through the shared reconciler. Shown: new connections go elsewhere once the drain
-//! starts, the delete happens only after the held connections close (or at the drain timeout,
-//! which ends them), the server is gone from HAProxy and from the config file afterwards; an
-//! unreachable HAProxy holds the scale-in (`wait`) or lets it go ahead (`proceed`); replicas
-//! are added at runtime by `sync_router` once their lag is under the bound.
+//! elasticrds from a simulated fleet whose replica endpoints are small loopback listeners
+//! ("stand-ins", which count the client sessions they serve), starts haproxy (stats socket in a
+//! temp dir), holds connections open to one replica and scales in through the shared
+//! reconciler. The fleet is wrapped in a witness that, at the moment DeleteDBInstance is
+//! called, asks HAProxy whether the server still exists and the stand-in how many client
+//! sessions are still open on it. Shown: new connections go elsewhere once the drain starts;
+//! while the held connections stay open the reconciler keeps polling and deletes nothing; the
+//! delete comes after they closed (at that moment HAProxy no longer has the server and the
+//! replica serves no session), or at the drain timeout (which ends them); the server is gone
+//! from HAProxy and from the config file afterwards; an unreachable HAProxy holds the scale-in
+//! (`wait`) or lets it go ahead (`proceed`); replicas are added at runtime by `sync_router`
+//! once their lag is under the bound; and the daemon's tick (`elasticrds run`) does both for a
+//! cluster with a `haproxy` section.
 //! haproxy missing or not starting makes these tests FAIL.
 
 mod support;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use elasticrds::adapters::haproxy::render::{render, RenderOptions};
 use elasticrds::adapters::haproxy::HaproxyRuntime;
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
-use elasticrds::core::config::{ClusterSpec, Config};
-use elasticrds::core::domain::{Endpoint, InstanceId};
+use elasticrds::core::config::{ClusterSpec, Config, MasterSpec};
+use elasticrds::core::domain::{
+    Endpoint, Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Sample,
+    Tags,
+};
 use elasticrds::core::plan::{plan, Action, Target};
-use elasticrds::ports::{Clock, ErrorKind, ManualClock, SystemClock, TrafficRouter};
+use elasticrds::core::policy::Policy;
+use elasticrds::ports::{
+    Clock, ErrorKind, Fleet, ManualClock, MetricsSource, PortError, RouteState, SystemClock,
+    TrafficRouter,
+};
 use elasticrds::reconcile::{
     execute_routed, observe_one, sync_router, ExecOptions, Outcome, RouterHook,
 };
-use std::collections::BTreeMap;
+use elasticrds::service::daemon::{ClusterEntry, ClusterResult, Daemon, DaemonOptions};
+use elasticrds::service::metrics::Metrics;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const IO: Duration = Duration::from_secs(5);
 
-/// A loopback listener standing in for a DB instance: greets every connection with its name
-/// and keeps it open until the peer closes.
+/// Client sessions a stand-in served: connections on which a client said hello (HAProxy's
+/// health checks connect and close without a word, so they are not counted).
+#[derive(Debug, Default)]
+struct Sessions {
+    /// Client sessions ever opened.
+    opened: AtomicUsize,
+    /// Client sessions open now (decremented when the stand-in sees the end of the session,
+    /// before it closes its side).
+    open: AtomicUsize,
+}
+
+impl Sessions {
+    fn opened(&self) -> usize {
+        self.opened.load(Ordering::SeqCst)
+    }
+    fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// A loopback listener standing in for a DB instance: greets every connection with its name;
+/// a client answers `hi`, which makes it a counted client session and is acknowledged with
+/// `ok`; the connection is kept open until the peer closes it.
 struct StandIn {
     port: u16,
+    sessions: Arc<Sessions>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,43 +89,71 @@ async fn stand_in(name: &str) -> StandIn {
         .expect("bind stand-in");
     let port = l.local_addr().unwrap().port();
     let name = name.to_string();
+    let sessions = Arc::new(Sessions::default());
+    let counts = sessions.clone();
     let task = tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             let name = name.clone();
+            let counts = counts.clone();
             tokio::spawn(async move {
                 let _ = s.write_all(format!("{name}\n").as_bytes()).await;
+                let mut client = false;
                 let mut buf = [0u8; 64];
                 while let Ok(n) = s.read(&mut buf).await {
                     if n == 0 {
                         break;
                     }
+                    if !client {
+                        client = true;
+                        counts.opened.fetch_add(1, Ordering::SeqCst);
+                        counts.open.fetch_add(1, Ordering::SeqCst);
+                        if s.write_all(b"ok\n").await.is_err() {
+                            break;
+                        }
+                    }
                 }
+                if client {
+                    counts.open.fetch_sub(1, Ordering::SeqCst);
+                }
+                // `s` is closed here, after the count went down.
             });
         }
     });
-    StandIn { port, task }
+    StandIn {
+        port,
+        sessions,
+        task,
+    }
 }
 
-/// Connect through HAProxy and return the connection and the name of the instance it reached.
-async fn client(port: u16) -> (TcpStream, String) {
-    let mut s = tokio::time::timeout(IO, TcpStream::connect(("127.0.0.1", port)))
-        .await
-        .expect("connect through haproxy: timeout")
-        .expect("connect through haproxy");
+async fn read_line(s: &mut TcpStream) -> String {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
         let n = tokio::time::timeout(IO, s.read(&mut b))
             .await
-            .expect("greeting through haproxy: timeout")
-            .expect("read greeting");
-        assert!(n == 1, "haproxy closed the connection before a greeting");
+            .expect("read through haproxy: timeout")
+            .expect("read through haproxy");
+        assert!(n == 1, "haproxy closed the connection mid-line");
         if b[0] == b'\n' {
             break;
         }
         line.push(b[0]);
     }
-    (s, String::from_utf8(line).unwrap())
+    String::from_utf8(line).unwrap()
+}
+
+/// Connect through HAProxy, say hello, and return the connection and the name of the instance
+/// it reached (which has counted the session when this returns).
+async fn client(port: u16) -> (TcpStream, String) {
+    let mut s = tokio::time::timeout(IO, TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("connect through haproxy: timeout")
+        .expect("connect through haproxy");
+    let who = read_line(&mut s).await;
+    s.write_all(b"hi\n").await.expect("say hello");
+    assert_eq!(read_line(&mut s).await, "ok");
+    (s, who)
 }
 
 /// Whether the peer closed `s` within `within`.
@@ -102,10 +169,131 @@ struct Rig {
     _dir: tempfile::TempDir,
     spec: ClusterSpec,
     fleet: Arc<SimFleet>,
+    /// `fleet` behind the delete witness: what the reconciler is given.
+    witness: Arc<Witness>,
     front_port: u16,
     cfg_path: PathBuf,
     _haproxy: support::Server,
-    _standins: Vec<StandIn>,
+    standins: HashMap<String, StandIn>,
+}
+
+/// What was true when DeleteDBInstance was called for a replica.
+#[derive(Debug, Clone)]
+struct AtDelete {
+    id: String,
+    /// The fleet clock's time of the call.
+    at: DateTime<Utc>,
+    /// HAProxy's status of the server then (`None`: not a server of the backend).
+    haproxy_status: Option<String>,
+    /// Client sessions the replica's stand-in had open then.
+    open_sessions: usize,
+}
+
+/// The simulated fleet, recording on each `delete_replica` (before passing it on) what HAProxy
+/// and the replica's stand-in say at that moment.
+struct Witness {
+    inner: Arc<SimFleet>,
+    router: HaproxyRuntime,
+    sessions: Mutex<HashMap<String, Arc<Sessions>>>,
+    deletes: Mutex<Vec<AtDelete>>,
+}
+
+impl Witness {
+    fn deletes(&self) -> Vec<AtDelete> {
+        self.deletes.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Fleet for Witness {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+        self.inner.describe(ids).await
+    }
+    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
+        self.inner.restore_master(m, tags).await
+    }
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError> {
+        self.inner.create_replica(id, source, class, tags).await
+    }
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
+        let name = id.as_str().to_ascii_lowercase();
+        let haproxy_status = self
+            .router
+            .server(&name)
+            .await
+            .expect("show stat at delete time")
+            .map(|s| s.status);
+        let open_sessions = self
+            .sessions
+            .lock()
+            .unwrap()
+            .get(&name)
+            .map_or(0, |s| s.open());
+        let r = self.inner.delete_replica(id).await;
+        let at = self
+            .inner
+            .calls()
+            .iter()
+            .rev()
+            .find(|c| c.operation == "delete_replica")
+            .map(|c| c.at)
+            .expect("the sim fleet logged the delete");
+        self.deletes.lock().unwrap().push(AtDelete {
+            id: name,
+            at,
+            haproxy_status,
+            open_sessions,
+        });
+        r
+    }
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
+        self.inner.modify_class(id, class).await
+    }
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
+        self.inner.read_tags(id).await
+    }
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
+        self.inner.write_tags(id, tags).await
+    }
+}
+
+/// The HAProxy runtime, counting the `state` polls and remembering the sessions each saw.
+struct Polled {
+    inner: HaproxyRuntime,
+    polls: Mutex<Vec<Option<u64>>>,
+}
+
+impl Polled {
+    fn polls(&self) -> Vec<Option<u64>> {
+        self.polls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for Polled {
+    async fn add(&self, replica: &Instance) -> Result<(), PortError> {
+        self.inner.add(replica).await
+    }
+    async fn drain(&self, id: &InstanceId) -> Result<(), PortError> {
+        self.inner.drain(id).await
+    }
+    async fn state(&self, id: &InstanceId) -> Result<Option<RouteState>, PortError> {
+        let st = self.inner.state(id).await?;
+        self.polls
+            .lock()
+            .unwrap()
+            .push(st.as_ref().map(|s| s.current_sessions));
+        Ok(st)
+    }
+    async fn remove(&self, id: &InstanceId) -> Result<(), PortError> {
+        self.inner.remove(id).await
+    }
 }
 
 fn spec_for(dir: &Path, replicas: &[&str], extra: &str) -> ClusterSpec {
@@ -122,6 +310,8 @@ fn spec_for(dir: &Path, replicas: &[&str], extra: &str) -> ClusterSpec {
         sock.display(),
         cfg.display()
     ));
+    // Also on disk, for the CLI.
+    std::fs::write(dir.join("c.yaml"), &y).expect("write the test config");
     Config::parse("c.yaml", &y)
         .expect("test config")
         .cluster("c1")
@@ -154,14 +344,14 @@ async fn rig(clock: Arc<dyn Clock>, configured: &[&str], available: &[&str], ext
             ..Default::default()
         },
     ));
-    let mut standins = Vec::new();
+    let mut standins = HashMap::new();
     let m = stand_in("m1").await;
     seed(&fleet, "m1", m.port, None);
-    standins.push(m);
+    standins.insert("m1".to_string(), m);
     for r in available {
         let s = stand_in(r).await;
         seed(&fleet, r, s.port, Some("m1"));
-        standins.push(s);
+        standins.insert(r.to_string(), s);
     }
     let front_port = support::free_port();
     let view = observe_one(&*fleet, &spec).await.expect("observe");
@@ -181,14 +371,26 @@ async fn rig(clock: Arc<dyn Clock>, configured: &[&str], available: &[&str], ext
     let haproxy = tokio::task::block_in_place(|| {
         support::Server::spawn("haproxy", cmd, front_port, Duration::from_secs(20))
     });
+    let witness = Arc::new(Witness {
+        inner: fleet.clone(),
+        router: HaproxyRuntime::from_spec(spec.haproxy.as_ref().unwrap()),
+        sessions: Mutex::new(
+            standins
+                .iter()
+                .map(|(k, v)| (k.clone(), v.sessions.clone()))
+                .collect(),
+        ),
+        deletes: Mutex::new(Vec::new()),
+    });
     Rig {
         _dir: dir,
         spec,
         fleet,
+        witness,
         front_port,
         cfg_path,
         _haproxy: haproxy,
-        _standins: standins,
+        standins,
     }
 }
 
@@ -196,22 +398,38 @@ impl Rig {
     fn runtime(&self) -> HaproxyRuntime {
         HaproxyRuntime::from_spec(self.spec.haproxy.as_ref().unwrap())
     }
-    fn hook(&self, clock: Arc<dyn Clock>, poll: Duration) -> RouterHook {
-        let mut h = RouterHook::new(
-            Arc::new(self.runtime()),
-            self.spec.haproxy.clone().unwrap(),
-            clock,
-        );
+    /// The drain hook on a runtime that counts its polls.
+    fn hook(&self, clock: Arc<dyn Clock>, poll: Duration) -> (RouterHook, Arc<Polled>) {
+        let polled = Arc::new(Polled {
+            inner: self.runtime(),
+            polls: Mutex::new(Vec::new()),
+        });
+        let mut h = RouterHook::new(polled.clone(), self.spec.haproxy.clone().unwrap(), clock);
         h.poll = poll;
-        h
+        (h, polled)
     }
-    fn deletes(&self) -> Vec<(String, DateTime<Utc>)> {
-        self.fleet
-            .calls()
-            .into_iter()
-            .filter(|c| c.operation == "delete_replica")
-            .map(|c| (c.id.unwrap().to_string(), c.at))
-            .collect()
+    fn deletes(&self) -> Vec<AtDelete> {
+        self.witness.deletes()
+    }
+    fn config_yaml(&self) -> PathBuf {
+        self._dir.path().join("c.yaml")
+    }
+    fn sessions(&self, name: &str) -> &Sessions {
+        &self.standins[name].sessions
+    }
+    /// A replica that became available after the config was rendered: its stand-in, on the
+    /// fleet; returns its port.
+    async fn add_replica(&mut self, name: &str) -> u16 {
+        let s = stand_in(name).await;
+        seed(&self.fleet, name, s.port, Some("m1"));
+        self.witness
+            .sessions
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), s.sessions.clone());
+        let port = s.port;
+        self.standins.insert(name.to_string(), s);
+        port
     }
     async fn status_of(&self, name: &str) -> Option<String> {
         self.runtime()
@@ -251,6 +469,18 @@ async fn wait_status(rig: &Rig, name: &str, want: &str, within: Duration) {
     }
 }
 
+/// Wait until `f` holds, polling; fail after `within` (a bound on a hang, not a timing claim).
+async fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_in_drains_then_deletes_after_connections_close() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -264,6 +494,8 @@ async fn scale_in_drains_then_deletes_after_connections_close() {
     assert!(rig.status_of("r2").await.unwrap().starts_with("UP"));
 
     let mut held = rig.hold_on("r2", 2).await;
+    assert_eq!(rig.sessions("r2").open(), 2);
+    let opened_before = rig.sessions("r2").opened();
     let st = rig
         .runtime()
         .state(&InstanceId::from_aws("r2"))
@@ -279,19 +511,31 @@ async fn scale_in_drains_then_deletes_after_connections_close() {
     assert!(
         matches!(&p.actions[..], [a] if matches!(&a.action, Action::DeleteReplica { id } if id.as_str() == "r2"))
     );
-    let hook = rig.hook(clock.clone(), Duration::from_millis(100));
-    let (fleet, spec) = (rig.fleet.clone(), rig.spec.clone());
+    let (hook, polled) = rig.hook(clock.clone(), Duration::from_millis(100));
+    let (fleet, spec) = (rig.witness.clone(), rig.spec.clone());
     let task = tokio::spawn(async move {
         execute_routed(&*fleet, &spec, &p, &ExecOptions::default(), Some(&hook)).await
     });
 
     wait_status(&rig, "r2", "DRAIN", Duration::from_secs(10)).await;
-    // Draining: every new connection goes to r1, and nothing is deleted yet.
+    // Draining: every new connection goes to r1; r2 serves no new session.
     for _ in 0..6 {
         let (_s, who) = client(rig.front_port).await;
         assert_eq!(who, "r1", "a new connection reached the draining replica");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rig.sessions("r2").opened(), opened_before);
+    // The reconciler keeps polling while the sessions are open, and deletes nothing: wait for
+    // five more polls, all of which saw the two sessions.
+    let seen = polled.polls().len();
+    until("five more drain polls", Duration::from_secs(20), || {
+        polled.polls().len() >= seen + 5
+    })
+    .await;
+    assert!(
+        polled.polls().iter().all(|p| *p == Some(2)),
+        "{:?}",
+        polled.polls()
+    );
     assert!(rig.deletes().is_empty(), "deleted while sessions were open");
     assert!(!task.is_finished());
     let st = rig
@@ -320,14 +564,20 @@ async fn scale_in_drains_then_deletes_after_connections_close() {
         "{:?}",
         results[0].notes
     );
+    // One delete, of r2, after the clients closed; at that moment HAProxy no longer had the
+    // server and r2 served no session any more.
     let deletes = rig.deletes();
-    assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].0, "r2");
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    let d = &deletes[0];
+    assert_eq!(d.id, "r2");
     assert!(
-        deletes[0].1 >= closed_at,
+        d.at >= closed_at,
         "delete at {} before the connections closed at {closed_at}",
-        deletes[0].1
+        d.at
     );
+    assert_eq!(d.haproxy_status, None, "deleted while still in HAProxy");
+    assert_eq!(d.open_sessions, 0, "deleted while serving sessions");
+    assert_eq!(rig.sessions("r2").opened(), opened_before);
     // Gone from HAProxy and from the config file; traffic still flows.
     assert_eq!(rig.status_of("r2").await, None);
     let (_s, who) = client(rig.front_port).await;
@@ -354,11 +604,11 @@ async fn drain_timeout_ends_sessions_then_deletes() {
 
     let view = observe_one(&*rig.fleet, &rig.spec).await.unwrap();
     let p = plan(&rig.spec, &view, &Target::replicas(1));
-    let hook = rig.hook(clock.clone(), Duration::from_secs(5));
+    let (hook, polled) = rig.hook(clock.clone(), Duration::from_secs(5));
     let results = tokio::time::timeout(
         Duration::from_secs(30),
         execute_routed(
-            &*rig.fleet,
+            &*rig.witness,
             &rig.spec,
             &p,
             &ExecOptions::default(),
@@ -369,33 +619,115 @@ async fn drain_timeout_ends_sessions_then_deletes() {
     .expect("the scale-in finished");
     assert_eq!(results[0].outcome, Outcome::Done, "{:?}", results[0]);
     assert!(
-        results[0].notes.iter().any(|n| n.contains("drain timeout")),
+        results[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("drain timeout 30s reached with 1 session(s)")),
         "{:?}",
         results[0].notes
     );
-    // The delete came at the drain timeout on the injected clock, not before.
+    // Every poll during the drain (one per 5 s of the injected clock) saw the session open.
+    let polls = polled.polls();
+    assert!(polls.len() > 30 / 5, "{polls:?}");
+    assert!(polls.iter().all(|p| *p == Some(1)), "{polls:?}");
+    // The delete came at the drain timeout on the injected clock, not before, and HAProxy no
+    // longer had the server then.
     let deletes = rig.deletes();
     assert_eq!(deletes.len(), 1);
     assert!(
-        deletes[0].1 - t0 >= chrono::Duration::seconds(30),
+        deletes[0].at - t0 >= chrono::Duration::seconds(30),
         "deleted after {} only",
-        deletes[0].1 - t0
+        deletes[0].at - t0
     );
+    assert_eq!(deletes[0].haproxy_status, None);
     // The session left open was ended, and the server is gone.
     assert!(closed_within(&mut held[0], Duration::from_secs(5)).await);
     assert_eq!(rig.status_of("r2").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_status_shows_the_backend_servers() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let rig = rig(clock, &["r1", "r2"], &["r1"], "").await;
+    let _held = rig.hold_on("r1", 1).await;
+    let out = support::elasticrds(None)
+        .arg("--config")
+        .arg(rig.config_yaml())
+        .args(["haproxy", "status", "c1", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backend"], "replicas");
+    let servers = v["servers"].as_array().unwrap();
+    let names: Vec<&str> = servers
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["r1", "m1"]);
+    assert_eq!(servers[0]["current_sessions"], 1);
+    assert_eq!(servers[0]["backup"], false);
+    assert_eq!(servers[1]["backup"], true);
+    assert!(
+        servers[0]["status"].as_str().unwrap().starts_with("UP"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_unknown_to_haproxy_is_deleted_at_once_and_left_out_of_the_file() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let rig = rig(clock.clone(), &["r1", "r2"], &["r1", "r2"], "").await;
+    // An operator took r2 out of the running HAProxy; the file still has it.
+    let rt = rig.runtime();
+    for cmd in [
+        "set server replicas/r2 state maint",
+        "del server replicas/r2",
+    ] {
+        let answer = rt.command(cmd).await.unwrap();
+        assert!(!answer.contains("No such"), "{cmd}: {answer}");
+    }
+    assert_eq!(rig.status_of("r2").await, None);
+    assert!(std::fs::read_to_string(&rig.cfg_path)
+        .unwrap()
+        .contains("server r2 "));
+
+    let view = observe_one(&*rig.fleet, &rig.spec).await.unwrap();
+    let p = plan(&rig.spec, &view, &Target::replicas(1));
+    let (hook, _) = rig.hook(clock, Duration::from_millis(100));
+    let results = execute_routed(
+        &*rig.witness,
+        &rig.spec,
+        &p,
+        &ExecOptions::default(),
+        Some(&hook),
+    )
+    .await;
+    assert_eq!(results[0].outcome, Outcome::Done, "{:?}", results[0]);
+    assert!(
+        results[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("nothing to drain")),
+        "{:?}",
+        results[0].notes
+    );
+    assert_eq!(rig.deletes().len(), 1);
+    // A reload would not bring the deleted replica back.
+    let cfg = std::fs::read_to_string(&rig.cfg_path).unwrap();
+    assert!(!cfg.contains("server r2 "), "{cfg}");
+    assert!(cfg.contains("server r1 "), "{cfg}");
+    check_config(&rig.cfg_path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_router_adds_replicas_under_the_lag_bound() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // r2 and r3 are configured but do not exist when the config is rendered.
-    let rig = rig(clock.clone(), &["r1", "r2", "r3"], &["r1"], "").await;
+    let mut rig = rig(clock.clone(), &["r1", "r2", "r3"], &["r1"], "").await;
     assert_eq!(rig.status_of("r2").await, None);
-    let s2 = stand_in("r2").await;
-    seed(&rig.fleet, "r2", s2.port, Some("m1"));
-    let s3 = stand_in("r3").await;
-    seed(&rig.fleet, "r3", s3.port, Some("m1"));
+    let r2_port = rig.add_replica("r2").await;
+    rig.add_replica("r3").await;
 
     let view = observe_one(&*rig.fleet, &rig.spec).await.unwrap();
     let lag = BTreeMap::from([
@@ -422,8 +754,7 @@ async fn sync_router_adds_replicas_under_the_lag_bound() {
     let cfg = std::fs::read_to_string(&rig.cfg_path).unwrap();
     assert!(
         cfg.contains(&format!(
-            "server r2 127.0.0.1:{} check inter 10s fall 2\n",
-            s2.port
+            "server r2 127.0.0.1:{r2_port} check inter 10s fall 2\n"
         )),
         "{cfg}"
     );
@@ -434,6 +765,141 @@ async fn sync_router_adds_replicas_under_the_lag_bound() {
         again.added.is_empty() && again.errors.is_empty(),
         "{again:?}"
     );
+}
+
+/// CPU 10 % and replica lag 1 s for every instance, every period.
+struct Calm;
+
+#[async_trait]
+impl MetricsSource for Calm {
+    async fn fetch(
+        &self,
+        queries: &[MetricQuery],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSeries>, PortError> {
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let value = match q.metric {
+                    MetricKind::Cpu => 10.0,
+                    MetricKind::ReplicaLag => 1.0,
+                    MetricKind::Connections => 5.0,
+                };
+                let p = chrono::Duration::seconds(i64::from(q.period_secs.max(1)));
+                let mut samples = Vec::new();
+                let mut t = start;
+                while t + p <= end {
+                    samples.push(Sample { at: t, value });
+                    t += p;
+                }
+                MetricSeries {
+                    query: q.clone(),
+                    samples,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The daemon (`elasticrds run`'s control loop) on the rig's cluster with exactly `n`
+/// replicas wanted.
+fn daemon(rig: &Rig, n: usize, clock: Arc<dyn Clock>) -> Daemon {
+    let config = Config {
+        clusters: BTreeMap::from([("c1".to_string(), rig.spec.clone())]),
+    };
+    let y = format!(
+        "cluster: c1\nmin_replicas: {n}\nmax_replicas: {n}\nperiod: 60s\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 0s\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 0s\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"
+    );
+    let policy = Policy::parse("c1.yaml", &y, &config).expect("policy");
+    Daemon::new(
+        rig.witness.clone(),
+        Arc::new(Calm),
+        clock,
+        vec![ClusterEntry::new(rig.spec.clone(), policy)],
+        Metrics::new(),
+        DaemonOptions::default(),
+    )
+}
+
+fn report_of(
+    outcome: &elasticrds::service::daemon::TickOutcome,
+) -> elasticrds::control::TickReport {
+    match &outcome.clusters[..] {
+        [(_, ClusterResult::Done(r))] => (**r).clone(),
+        other => panic!("tick: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_tick_adds_caught_up_replicas_and_drains_before_delete() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // r2 is configured but not in the rendered config: it becomes available afterwards.
+    let mut rig = rig(clock.clone(), &["r1", "r2"], &["r1"], "").await;
+    rig.add_replica("r2").await;
+    assert_eq!(rig.status_of("r2").await, None);
+
+    // Tick with two replicas wanted: nothing to create or delete, and r2 (lag 1 s, under the
+    // default 30 s bound) is added to HAProxy.
+    let mut d = daemon(&rig, 2, clock.clone());
+    let report = report_of(&d.tick().await);
+    assert!(report.actions.is_empty(), "{:?}", report.actions);
+    let router = report.router.expect("the tick ran the router step");
+    assert_eq!(router.added, vec![InstanceId::from_aws("r2")], "{router:?}");
+    assert!(router.errors.is_empty(), "{router:?}");
+    wait_status(&rig, "r2", "UP", Duration::from_secs(5)).await;
+    let cfg = std::fs::read_to_string(&rig.cfg_path).unwrap();
+    assert!(cfg.contains("server r2 127.0.0.1:"), "{cfg}");
+    // A second tick adds nothing more.
+    let again = report_of(&d.tick().await).router.unwrap();
+    assert!(
+        again.added.is_empty() && again.errors.is_empty(),
+        "{again:?}"
+    );
+
+    // Tick with one replica wanted while a client holds a session on r2: the tick drains r2
+    // and waits; new connections go to r1; the delete comes after the client closed.
+    let mut held = rig.hold_on("r2", 1).await;
+    let mut d = daemon(&rig, 1, clock.clone());
+    let tick = tokio::spawn(async move { d.tick().await });
+    wait_status(&rig, "r2", "DRAIN", Duration::from_secs(10)).await;
+    for _ in 0..4 {
+        let (_s, who) = client(rig.front_port).await;
+        assert_eq!(who, "r1", "a new connection reached the draining replica");
+    }
+    assert!(rig.deletes().is_empty(), "deleted while a session was open");
+    assert!(!tick.is_finished());
+    held[0].shutdown().await.unwrap();
+    drop(held);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), tick)
+        .await
+        .expect("the tick finished")
+        .unwrap();
+    let report = report_of(&outcome);
+    assert!(
+        matches!(&report.actions[..], [a] if matches!(&a.planned.action, Action::DeleteReplica { id } if id.as_str() == "r2") && a.outcome == Outcome::Done),
+        "{:?}",
+        report.actions
+    );
+    let router = report.router.unwrap();
+    assert!(
+        router.added.is_empty(),
+        "re-added a replica being deleted: {router:?}"
+    );
+    let deletes = rig.deletes();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(deletes[0].id, "r2");
+    assert_eq!(
+        deletes[0].haproxy_status, None,
+        "deleted while still in HAProxy"
+    );
+    assert_eq!(
+        deletes[0].open_sessions, 0,
+        "deleted while serving a session"
+    );
+    assert_eq!(rig.status_of("r2").await, None);
+    let cfg = std::fs::read_to_string(&rig.cfg_path).unwrap();
+    assert!(!cfg.contains("server r2 "), "{cfg}");
 }
 
 fn check_config(path: &Path) {

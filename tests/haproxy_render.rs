@@ -202,3 +202,118 @@ fn cli_bad_template_exits_2_without_aws_calls() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.tmpl"));
     assert_eq!(wire.hits(), 0);
 }
+
+/// `elasticrds haproxy render` end to end against moto (the RDS adapter, the binary, exit
+/// code, `--output`): a MySQL and a PostgreSQL cluster, each with its master, one available
+/// replica and one configured replica that does not exist. Every server line carries the
+/// endpoint address and port DescribeDBInstances reports, and the written file passes
+/// `haproxy -c`.
+#[test]
+fn cli_render_from_moto_passes_haproxy_check() {
+    let moto = support::Moto::start();
+    let rds = support::rds_client(&moto.endpoint());
+    let endpoints = support::block_on(async {
+        for (master, replica, engine) in
+            [("c1m01", "c1s01", "mysql"), ("c2m01", "c2s01", "postgres")]
+        {
+            rds.create_db_instance()
+                .db_instance_identifier(master)
+                .db_instance_class("db.t3.micro")
+                .engine(engine)
+                .master_username("admin")
+                .master_user_password("password123")
+                .allocated_storage(20)
+                .send()
+                .await
+                .expect("CreateDBInstance");
+            rds.create_db_instance_read_replica()
+                .db_instance_identifier(replica)
+                .source_db_instance_identifier(master)
+                .db_instance_class("db.t3.micro")
+                .send()
+                .await
+                .expect("CreateDBInstanceReadReplica");
+        }
+        let out = rds
+            .describe_db_instances()
+            .send()
+            .await
+            .expect("DescribeDBInstances");
+        out.db_instances()
+            .iter()
+            .map(|d| {
+                let ep = d.endpoint().expect("moto gives an endpoint");
+                (
+                    d.db_instance_identifier().unwrap().to_string(),
+                    format!("{}:{}", ep.address().unwrap(), ep.port().unwrap()),
+                )
+            })
+            .collect::<std::collections::BTreeMap<String, String>>()
+    });
+    assert_eq!(endpoints.len(), 4, "{endpoints:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "c1:\n  master_node: {{identifier: snap, instance_id: c1m01, instance_class: db.t3.micro}}\n  replica_nodes:\n    - {{id: c1s01, instance_class: db.t3.micro}}\n    - {{id: c1s02, instance_class: db.t3.micro}}\n  haproxy: {{socket: {}, backend: mysql_ro, check_user: haproxy_check}}\nc2:\n  master_node: {{identifier: snap, instance_id: c2m01, instance_class: db.t3.micro}}\n  replica_nodes:\n    - {{id: c2s01, instance_class: db.t3.micro}}\n    - {{id: c2s02, instance_class: db.t3.micro}}\n  haproxy: {{socket: {}, backend: pg_ro, check_user: haproxy_check}}\n",
+            dir.path().join("c1.sock").display(),
+            dir.path().join("c2.sock").display(),
+        ),
+    )
+    .unwrap();
+    for (cluster, master, replica, check, port) in [
+        (
+            "c1",
+            "c1m01",
+            "c1s01",
+            "option mysql-check user haproxy_check post-41",
+            3306,
+        ),
+        (
+            "c2",
+            "c2m01",
+            "c2s01",
+            "option pgsql-check user haproxy_check",
+            5432,
+        ),
+    ] {
+        let out_file = dir.path().join(format!("{cluster}.cfg"));
+        let out = support::elasticrds(Some(&moto.endpoint()))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["haproxy", "render", cluster, "--output"])
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        check_file(&out_file, &text);
+        assert!(text.contains(&format!("    {check}\n")), "{text}");
+        assert!(
+            text.contains(&format!("    bind 127.0.0.1:{port}\n")),
+            "{text}"
+        );
+        assert!(text.contains("    balance leastconn\n"), "{text}");
+        assert!(text.contains(" mode 600 level admin\n"), "{text}");
+        assert_eq!(
+            servers(&text),
+            [
+                format!(
+                    "server {replica} {} check inter 10s fall 2",
+                    endpoints[replica]
+                ),
+                format!(
+                    "server {master} {} check inter 10s fall 2 backup",
+                    endpoints[master]
+                ),
+            ],
+            "{text}"
+        );
+        assert!(
+            endpoints[replica].ends_with(&format!(":{port}")),
+            "{endpoints:?}"
+        );
+    }
+}
