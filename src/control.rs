@@ -2,7 +2,9 @@
 //! backtest: for an already-observed cluster, fetch the policy's metrics in the policy's window,
 //! decide (`core::decide`), and unless observe-only plan (`core::plan::plan`) towards the
 //! decision's target and execute (`reconcile::execute`) whatever the plan holds (the scale
-//! action, a schedule's class change, a repair); then record the scale state and persist it as
+//! action, a schedule's class change, a repair; a replica behind HAProxy is drained before
+//! its delete), add caught-up replicas to HAProxy (`reconcile::sync_router_for_tick`, clusters
+//! with a `haproxy` section); then record the scale state and persist it as
 //! tags on the master when it changed materially.
 //!
 //! Batching: [`gather`] gives a cluster's queries and window, [`fetch_all`] fetches the queries
@@ -10,14 +12,23 @@
 //! GetMetricData), and [`decide_and_act`] finishes each cluster. [`tick_cluster`] is the three
 //! for one cluster. No prometheus, hyper or logging policy here: the caller turns the
 //! [`TickReport`] into metrics and logs.
+//!
+//! Observation beyond the rules: the daemon gathers with [`gather_all_metrics`], which adds
+//! queries for the metrics no rule reads (CPU, connections and replica lag are always
+//! fetched), and every [`TickReport`] carries [`ObservedMetric`]s for all three metrics: the
+//! value the decision used (or, for a metric without a rule, the plain aggregate of the
+//! serving instances' newest fresh datapoints) and the target only where a rule has one.
 
 use crate::core::config::ClusterSpec;
 use crate::core::decide::{decide, Decision, Direction, ScaleState, TAG_LAST_DECISION};
-use crate::core::domain::{MetricQuery, MetricSeries, Tags};
+use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{plan, Action, ClusterView, Plan};
 use crate::core::policy::Policy;
 use crate::ports::{Fleet, MetricsSource, PortError};
-use crate::reconcile::{execute, ActionResult, ExecOptions, Outcome};
+use crate::reconcile::{
+    execute, router_lag_queries, sync_router_for_tick, ActionResult, ExecOptions, Outcome,
+    SyncReport,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -38,8 +49,10 @@ pub struct TickReport {
     /// Configured replicas that exist (not being deleted) and of those available, as observed.
     pub replicas: usize,
     pub available: usize,
-    /// How many metric queries the decision read.
+    /// How many metric series the tick read (the rules' and the observation-only ones).
     pub queries: usize,
+    /// Observed value per metric (all three, in [`MetricKind::ALL`] order) next to its target.
+    pub metrics: Vec<ObservedMetric>,
     /// The reconcile plan (absent when observe-only).
     pub plan: Option<Plan>,
     pub actions: Vec<ActionResult>,
@@ -47,6 +60,10 @@ pub struct TickReport {
     pub acted: bool,
     /// Whether the state tags were written on the master this tick.
     pub state_written: bool,
+    /// Replicas added to HAProxy this tick (clusters with a `haproxy` section; not when
+    /// observe-only or dry-run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router: Option<SyncReport>,
 }
 
 impl TickReport {
@@ -59,6 +76,26 @@ impl TickReport {
     /// Whether any action failed or was refused.
     pub fn has_failed_action(&self) -> bool {
         self.actions.iter().any(|a| a.outcome.is_failure())
+    }
+}
+
+/// One metric of a cluster as a tick saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedMetric {
+    pub metric: MetricKind,
+    /// Aggregated over the serving instances with fresh data; `None` when none had any.
+    pub value: Option<f64>,
+    /// The target (or threshold) of the first rule on this metric that has one; `None` when
+    /// no rule reads the metric.
+    pub target: Option<f64>,
+}
+
+/// The statistic and how instances are combined for a metric no rule reads: the average of
+/// per-instance averages for CPU and connections, the worst instance's maximum for lag.
+fn display_statistic(m: MetricKind) -> (Statistic, bool) {
+    match m {
+        MetricKind::Cpu | MetricKind::Connections => (Statistic::Average, false),
+        MetricKind::ReplicaLag => (Statistic::Maximum, true),
     }
 }
 
@@ -78,11 +115,135 @@ pub fn gather(
     now: DateTime<Utc>,
 ) -> Gathered {
     let (start, end) = policy.fetch_window(now);
+    let mut queries = policy.queries(spec, view);
+    // A cluster behind HAProxy also needs each available replica's lag (the router step).
+    queries.extend(router_lag_queries(spec, view, policy.period_secs, &queries));
     Gathered {
-        queries: policy.queries(spec, view),
+        queries,
         start,
         end,
     }
+}
+
+/// The instances whose metrics a tick reads: every configured replica that exists and is not
+/// being deleted, plus the master when no replica is available (as [`Policy::queries`]).
+fn query_instances(spec: &ClusterSpec, view: &ClusterView) -> Vec<InstanceId> {
+    let mut ids: Vec<InstanceId> = spec
+        .replicas
+        .iter()
+        .zip(&view.replicas)
+        .filter(|(_, inst)| {
+            inst.as_ref()
+                .is_some_and(|i| i.status != crate::core::domain::InstanceStatus::Deleting)
+        })
+        .map(|(rs, _)| rs.id.clone())
+        .collect();
+    if view.available_replicas() == 0 {
+        ids.push(spec.master.id.clone());
+    }
+    ids
+}
+
+/// [`gather`], plus queries for every metric the policy's rules do not read, so that a tick
+/// observes CPU, connections and replica lag whatever the policy. The extra series do not
+/// change the decision (the core reads only the metric and statistic each rule names).
+pub fn gather_all_metrics(
+    policy: &Policy,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    now: DateTime<Utc>,
+) -> Gathered {
+    let mut g = gather(policy, spec, view, now);
+    let used = policy.metrics_used();
+    let ids = query_instances(spec, view);
+    for m in MetricKind::ALL {
+        if used.iter().any(|(u, _)| *u == m) {
+            continue;
+        }
+        let (statistic, _) = display_statistic(m);
+        for id in &ids {
+            let q = MetricQuery {
+                instance: id.clone(),
+                metric: m,
+                statistic,
+                period_secs: policy.period_secs,
+            };
+            // `gather` may already ask for it (replica lag for the HAProxy router step).
+            if !g.queries.contains(&q) {
+                g.queries.push(q);
+            }
+        }
+    }
+    g
+}
+
+/// Observed value and target of every metric, for export: from the decision where a rule
+/// reads the metric, else aggregated from `series` over the serving instances (available
+/// replicas, or the master when none is) with fresh data (newer than the policy's
+/// `stale_after_periods`). Gaps and stale data give `None`, never zero.
+pub fn observed_metrics(
+    policy: &Policy,
+    view: &ClusterView,
+    decision: &Decision,
+    series: &[MetricSeries],
+    now: DateTime<Utc>,
+) -> Vec<ObservedMetric> {
+    let (_, end) = policy.fetch_window(now);
+    let period = i64::from(policy.period_secs.max(1));
+    let stale_before =
+        end - chrono::Duration::seconds(period * i64::from(policy.missing_data.stale_periods));
+    let mut serving: Vec<&InstanceId> = view
+        .existing_replicas()
+        .filter(|i| i.status.is_available())
+        .map(|i| &i.id)
+        .collect();
+    if serving.is_empty() {
+        if let Some(m) = view.master.as_ref().filter(|m| m.status.is_available()) {
+            serving.push(&m.id);
+        }
+    }
+    MetricKind::ALL
+        .iter()
+        .map(|&m| {
+            let ruled: Vec<_> = decision.observed.iter().filter(|o| o.metric == m).collect();
+            if !ruled.is_empty() {
+                return ObservedMetric {
+                    metric: m,
+                    value: ruled.iter().find_map(|o| o.value),
+                    target: ruled.iter().find_map(|o| o.target),
+                };
+            }
+            let (statistic, use_max) = display_statistic(m);
+            let mut vals = Vec::new();
+            for id in &serving {
+                let newest = series
+                    .iter()
+                    .filter(|s| {
+                        s.query.metric == m
+                            && s.query.statistic == statistic
+                            && s.query.instance.same_as(id)
+                    })
+                    .flat_map(|s| s.samples.iter())
+                    .filter(|x| x.at < end && x.at >= stale_before && x.value.is_finite())
+                    .max_by_key(|x| x.at);
+                if let Some(x) = newest {
+                    vals.push(x.value);
+                }
+            }
+            let value = if vals.is_empty() {
+                None
+            } else if use_max {
+                vals.iter().copied().reduce(f64::max)
+            } else {
+                Some(vals.iter().sum::<f64>() / vals.len() as f64)
+            };
+            ObservedMetric {
+                metric: m,
+                value,
+                target: None,
+            }
+        })
+        .collect()
 }
 
 /// Fetch the queries of several clusters with ONE `fetch` over the union of their windows, and
@@ -197,10 +358,12 @@ pub async fn decide_and_act(
         replicas: view.replica_count(),
         available: view.available_replicas(),
         queries: series.len(),
+        metrics: observed_metrics(policy, view, &decision, series, now),
         plan: None,
         actions: Vec::new(),
         acted: false,
         state_written: false,
+        router: None,
         decision,
     };
     // Plan every tick unless observe-only: besides the scale action, the plan carries class
@@ -225,6 +388,11 @@ pub async fn decide_and_act(
                     Action::CreateReplica { .. } | Action::DeleteReplica { .. }
                 ) && matches!(r.outcome, Outcome::Done | Outcome::AlreadyDone)
             });
+        if !opts.dry_run {
+            // Add replicas that are available and caught up to HAProxy (with a `haproxy`
+            // section); the pre-execution view with this plan leaves out what it deletes.
+            report.router = sync_router_for_tick(spec, view, series, &p).await;
+        }
         report.plan = Some(p);
     }
     state.record(&report.decision, report.acted, now);
@@ -253,4 +421,142 @@ pub async fn tick_cluster(
     let g = gather(policy, spec, &view, now);
     let series = fetch_all(metrics, &[&g]).await?.remove(0);
     decide_and_act(fleet, spec, policy, &view, &series, state, now, opts).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sim::SimFleet;
+    use crate::core::config::Config;
+    use crate::core::domain::Sample;
+    use crate::ports::ManualClock;
+    use chrono::TimeZone;
+    use std::sync::Arc;
+
+    const CONFIG: &str = "c1:\n  master_node: {identifier: snap-c1, instance_id: c1-m01, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1-s01, instance_class: db.t3.micro}\n    - {id: c1-s02, instance_class: db.t3.micro}\n    - {id: c1-s03, instance_class: db.t3.micro}\n";
+
+    #[test]
+    fn every_metric_is_observed_and_only_ruled_ones_have_a_target() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 30).unwrap();
+        let config = Config::parse("c.yaml", CONFIG).unwrap();
+        let spec = config.cluster("c1").unwrap().clone();
+        let policy = Policy::parse(
+            "p.yaml",
+            "cluster: c1\nrules:\n  - metric: cpu\n    target: 60\nwarmup:\n  duration: 0s\n",
+            &config,
+        )
+        .unwrap();
+        let sim = SimFleet::new(Arc::new(ManualClock::new(now)), Default::default());
+        let view = ClusterView {
+            master: Some(sim.available_instance("c1-m01", "db.t3.micro")),
+            replicas: vec![
+                Some(sim.available_instance("c1-s01", "db.t3.micro")),
+                Some(sim.available_instance("c1-s02", "db.t3.micro")),
+                None,
+            ],
+            foreign: Vec::new(),
+        };
+
+        // The rules read CPU only; gathering adds connections and lag for both replicas.
+        let g = gather_all_metrics(&policy, &spec, &view, now);
+        assert_eq!(g, {
+            let mut want = gather(&policy, &spec, &view, now);
+            for (m, st) in [
+                (MetricKind::Connections, Statistic::Average),
+                (MetricKind::ReplicaLag, Statistic::Maximum),
+            ] {
+                for id in ["c1-s01", "c1-s02"] {
+                    want.queries.push(MetricQuery {
+                        instance: InstanceId::from_aws(id),
+                        metric: m,
+                        statistic: st,
+                        period_secs: 60,
+                    });
+                }
+            }
+            want
+        });
+
+        // Newest complete period: 09:58 (the window ends at 09:59). s02's lag is stale.
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap();
+        let value = |q: &MetricQuery| -> Vec<Sample> {
+            let v = match (q.metric, q.instance.as_str()) {
+                (MetricKind::Cpu, "c1-s01") => 70.0,
+                (MetricKind::Cpu, _) => 50.0,
+                (MetricKind::Connections, "c1-s01") => 100.0,
+                (MetricKind::Connections, _) => 300.0,
+                (MetricKind::ReplicaLag, "c1-s01") => 2.0,
+                (MetricKind::ReplicaLag, _) => 50.0,
+            };
+            let t = if q.metric == MetricKind::ReplicaLag && q.instance.as_str() == "c1-s02" {
+                at(9, 40)
+            } else {
+                at(9, 58)
+            };
+            vec![Sample { at: t, value: v }]
+        };
+        let series: Vec<MetricSeries> = g
+            .queries
+            .iter()
+            .map(|q| MetricSeries {
+                query: q.clone(),
+                samples: value(q),
+            })
+            .collect();
+        let mut state = ScaleState::default();
+        let d = decide(&policy, &spec, &view, &series, &state, now);
+        state.record(&d, false, now);
+        let got = observed_metrics(&policy, &view, &d, &series, now);
+        assert_eq!(
+            got,
+            vec![
+                ObservedMetric {
+                    metric: MetricKind::Cpu,
+                    value: Some(60.0),
+                    target: Some(60.0),
+                },
+                ObservedMetric {
+                    metric: MetricKind::Connections,
+                    value: Some(200.0),
+                    target: None,
+                },
+                ObservedMetric {
+                    metric: MetricKind::ReplicaLag,
+                    value: Some(2.0),
+                    target: None,
+                },
+            ]
+        );
+        // The extra series did not change the decision.
+        let rules_only: Vec<MetricSeries> = series
+            .iter()
+            .filter(|s| s.query.metric == MetricKind::Cpu)
+            .cloned()
+            .collect();
+        assert_eq!(
+            decide(
+                &policy,
+                &spec,
+                &view,
+                &rules_only,
+                &ScaleState::default(),
+                now
+            ),
+            d
+        );
+
+        // No fresh data at all: observed values absent, never zero.
+        let empty: Vec<MetricSeries> = g
+            .queries
+            .iter()
+            .map(|q| MetricSeries {
+                query: q.clone(),
+                samples: Vec::new(),
+            })
+            .collect();
+        let d = decide(&policy, &spec, &view, &empty, &ScaleState::default(), now);
+        let got = observed_metrics(&policy, &view, &d, &empty, now);
+        assert!(got.iter().all(|o| o.value.is_none()), "{got:?}");
+        assert_eq!(got[0].target, Some(60.0));
+    }
 }

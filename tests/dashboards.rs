@@ -7,9 +7,17 @@
 //!   no hard-coded job/instance, only metric names from docs/metrics.md, no overlapping panels;
 //! - `promtool check rules` and `promtool test rules`, with a firing and a non-firing unit test
 //!   of every alert;
-//! - a real Prometheus (Debian 2.42) on 127.0.0.1 scraping `elasticrds demo` every second:
-//!   every panel query returns data, the rules evaluate without error, and `promtool check
-//!   metrics` has nothing to say about the demo's `/metrics`.
+//! - a real Prometheus (Debian 2.42) on 127.0.0.1 scraping every second two services: the
+//!   `elasticrds demo` binary (its embedded policy policies/cpu-target.yaml: a CPU rule only)
+//!   and, in this process, the same daemon and `/metrics` server on the simulated fleet with
+//!   policies/connections-and-lag.yaml (connections and replica-lag rules, no CPU rule).
+//!   Every panel query of the overview (all clusters) returns data; on the cluster dashboard,
+//!   for each cluster, every query returns data except those dividing by or showing the target
+//!   of a metric that cluster's policy has no rule for, which must return NOTHING (no target is
+//!   made up; the observed value of every metric is exported whatever the rules). Every
+//!   `elasticrds_*` name a panel uses has series (a `vector(0)` fallback hides no typo). The
+//!   rules evaluate without error, and `promtool check metrics` has nothing to say about either
+//!   `/metrics`.
 //!
 //! Missing prometheus/promtool, schemas or a demo that does not start FAIL these tests.
 
@@ -23,11 +31,31 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{free_port, http_request, promtool_bin, repo_root, Server};
 
+use elasticrds::adapters::sim::{SimFleet, SimOptions};
+use elasticrds::adapters::sim_load::{LoadOptions, SimLoad};
+use elasticrds::backtest::replay::seed_fleet;
+use elasticrds::backtest::trace::Trace;
+use elasticrds::backtest::{load_policy, oracle, FLOOR_REPLICAS, PEAK_UTILIZATION};
+use elasticrds::cli::demo::EMBEDDED_TRACE;
+use elasticrds::ports::Clock;
+use elasticrds::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioClock};
+use elasticrds::service::{http, metrics::Metrics};
+use std::sync::Arc;
+
 const DASHBOARDS: [&str; 2] = [
     "dashboards/elasticrds-overview.json",
     "dashboards/elasticrds-cluster.json",
 ];
 const RULES: &str = "dashboards/prometheus/elasticrds.rules.yml";
+/// The policy of the demo (embedded in the binary) and of the in-process service.
+const DEMO_POLICY: &str = "policies/cpu-target.yaml";
+const SIM_POLICY: &str = "policies/connections-and-lag.yaml";
+/// Target series and the policy metric each stands for.
+const TARGET_METRICS: [(&str, &str); 3] = [
+    ("elasticrds_cpu_target_ratio", "cpu"),
+    ("elasticrds_connections_target", "connections"),
+    ("elasticrds_replica_lag_target_seconds", "replica_lag"),
+];
 const RULE_TESTS: &str = "dashboards/prometheus/elasticrds.rules.test.yml";
 
 /// Values the test gives Grafana's built-in variables (what Grafana would use for a 1s-scraped
@@ -512,15 +540,181 @@ fn start_demo() -> Server {
     Server::spawn("elasticrds-demo", cmd, port, Duration::from_secs(30))
 }
 
-fn start_prometheus(target_port: u16, dir: &Path) -> Server {
+/// The service as `elasticrds demo` runs it (daemon, shared decision path, `/metrics` server
+/// on the simulated fleet driven by the embedded trace, a simulated minute per 100 ms), in
+/// this process on its own thread, with the policy file `policy_rel`. Stops when dropped.
+struct InProcessService {
+    port: u16,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessService {
+    fn start(policy_rel: &str) -> InProcessService {
+        let text = std::fs::read_to_string(repo_root().join(policy_rel)).expect(policy_rel);
+        let case = load_policy("dashboards", policy_rel, &text, None, 4)
+            .unwrap_or_else(|e| panic!("{policy_rel}: {e:?}"));
+        let trace = Trace::parse("embedded demo trace", EMBEDDED_TRACE).expect("embedded trace");
+        let demand = Arc::new(trace.demand(4, PEAK_UTILIZATION));
+        let speed = Duration::from_millis(100);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let spec = case.spec.clone();
+                let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(
+                    demand.start(),
+                    60.0 / speed.as_secs_f64(),
+                ));
+                let fleet = Arc::new(SimFleet::new(
+                    clock.clone(),
+                    SimOptions {
+                        create_lead: Duration::from_secs(12 * 60),
+                        delete_time: Duration::ZERO,
+                        ..Default::default()
+                    },
+                ));
+                let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, 12) as usize;
+                seed_fleet(
+                    &fleet,
+                    &spec,
+                    initial,
+                    demand.start() - chrono::Duration::days(1),
+                );
+                let load = Arc::new(
+                    SimLoad::new(
+                        fleet.clone(),
+                        clock.clone(),
+                        &spec,
+                        demand.clone(),
+                        LoadOptions::default(),
+                    )
+                    .expect("simulated load"),
+                );
+                let metrics = Metrics::new();
+                let mut daemon = Daemon::new(
+                    fleet,
+                    load,
+                    clock,
+                    vec![ClusterEntry::new(spec, case.case.policy.clone())],
+                    metrics.clone(),
+                    DaemonOptions {
+                        interval: speed,
+                        ..Default::default()
+                    },
+                );
+                let server = http::start(
+                    "127.0.0.1:0".parse().expect("address"),
+                    metrics,
+                    daemon.health(),
+                )
+                .await
+                .expect("start the in-process /metrics server");
+                let _ = port_tx.send(server.local_addr.port());
+                daemon.run(stop_rx).await;
+                server.stop().await;
+            });
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("in-process service did not start");
+        InProcessService {
+            port,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcessService {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The metrics a policy file's rules read (`rules[].metric`).
+fn policy_rule_metrics(rel: &str) -> (String, BTreeSet<String>) {
+    let p = yaml(rel);
+    let cluster = p["cluster"].as_str().expect("policy cluster").to_string();
+    let metrics = p["rules"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["metric"].as_str().map(str::to_string))
+        .collect();
+    (cluster, metrics)
+}
+
+/// `promtool check metrics` on one exposition must print nothing.
+fn promtool_check_metrics(promtool: &Path, what: &str, exposition: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool check metrics");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool check metrics");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics on the {what} /metrics ({}):\n{said}",
+        out.status
+    );
+}
+
+/// Wait for an exposition with per-cluster observed values of all three metrics.
+fn wait_exposition(port: u16, log: &dyn Fn() -> String) -> String {
+    until(Instant::now() + Duration::from_secs(30), || {
+        let body = http_request(port, "GET", "/metrics")?;
+        let all = [
+            "elasticrds_replicas{",
+            "elasticrds_cpu_utilization_ratio{",
+            "elasticrds_connections{",
+            "elasticrds_replica_lag_seconds{",
+        ];
+        if all.iter().all(|n| body.contains(n)) {
+            Ok(body)
+        } else {
+            Err(format!("not every observed metric yet:\n{body}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("/metrics on port {port}: {e}\n--- log ---\n{}", log()))
+}
+
+fn start_prometheus(target_ports: &[u16], dir: &Path) -> Server {
     let port = free_port();
     let rules = repo_root().join(RULES);
+    let targets: Vec<String> = target_ports
+        .iter()
+        .map(|p| format!("'127.0.0.1:{p}'"))
+        .collect();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
          rule_files:\n  - {rules:?}\n\
-         scrape_configs:\n  - job_name: elasticrds-demo\n    scrape_interval: 1s\n    \
-         static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n",
-        rules = rules.display().to_string()
+         scrape_configs:\n  - job_name: elasticrds\n    scrape_interval: 1s\n    \
+         static_configs:\n      - targets: [{targets}]\n",
+        rules = rules.display().to_string(),
+        targets = targets.join(", ")
     );
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write prometheus.yml");
@@ -559,44 +753,34 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_the_demo() {
     let started = Instant::now();
     let promtool = promtool_bin();
     let demo = start_demo();
+    let sim = InProcessService::start(SIM_POLICY);
 
-    // `promtool check metrics` on the demo's exposition must print nothing.
-    let exposition = until(Instant::now() + Duration::from_secs(20), || {
-        let body = http_request(demo.port, "GET", "/metrics")?;
-        if body.contains("elasticrds_replicas{") {
-            Ok(body)
-        } else {
-            Err(format!("no per-cluster series yet:\n{body}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("demo /metrics: {e}\n--- demo log ---\n{}", demo.log()));
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool check metrics");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(exposition.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool check metrics");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // Which metrics each cluster's policy has rules (and so targets) for.
+    let policies: BTreeMap<String, BTreeSet<String>> = [DEMO_POLICY, SIM_POLICY]
+        .into_iter()
+        .map(policy_rule_metrics)
+        .collect();
+    assert_eq!(
+        policies.len(),
+        2,
+        "the two policies govern the same cluster"
     );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics on the demo's /metrics ({}):\n{said}",
-        out.status
-    );
+    for (_, m) in TARGET_METRICS {
+        assert!(
+            policies.values().any(|p| p.contains(m)),
+            "no policy with a {m} rule: its target series would go untested"
+        );
+    }
+
+    // `promtool check metrics` on both expositions must print nothing; both export an observed
+    // value for every metric, whatever their policy's rules.
+    let demo_text = wait_exposition(demo.port, &|| demo.log());
+    promtool_check_metrics(&promtool, "demo", &demo_text);
+    let sim_text = wait_exposition(sim.port, &String::new);
+    promtool_check_metrics(&promtool, "in-process service", &sim_text);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let prom = start_prometheus(demo.port, dir.path());
+    let prom = start_prometheus(&[demo.port, sim.port], dir.path());
     macro_rules! fail {
         ($msg:expr) => {
             fail_with(&prom, &demo, $msg)
@@ -618,42 +802,73 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_the_demo() {
             .flatten()
             .filter_map(|s| s.as_str().map(str::to_string))
             .collect();
-        if values.is_empty() {
-            Err("label_values(elasticrds_replicas, cluster) is empty".to_string())
+        if values.len() < policies.len() {
+            Err(format!(
+                "label_values(elasticrds_replicas, cluster) is {values:?}"
+            ))
         } else {
             Ok(values)
         }
     })
     .unwrap_or_else(|e| fail!(e));
+    assert_eq!(
+        clusters.iter().collect::<BTreeSet<_>>(),
+        policies.keys().collect::<BTreeSet<_>>(),
+        "clusters seen by Prometheus"
+    );
 
     // Every query of every panel, with the variables substituted: the overview with every
-    // cluster selected (a multi-value regex), the cluster dashboard with the first cluster.
+    // cluster selected (a multi-value regex), the cluster dashboard once per cluster. A query
+    // about the target of a metric the cluster's policy has no rule for must be empty; every
+    // other query must return data.
     let mut pending: Vec<(String, String)> = Vec::new();
+    let mut must_be_empty: Vec<(String, String)> = Vec::new();
     let mut annotations = Vec::new();
+    let mut used_names = BTreeSet::new();
     for rel in DASHBOARDS {
         let dash = load_dashboard(rel);
-        let value = if variable(&dash, "cluster")["multi"] == true {
-            let alts: Vec<String> = clusters.iter().map(|c| regex_escape(c)).collect();
-            format!("({})", alts.join("|"))
-        } else {
-            clusters[0].clone()
-        };
-        for (title, ref_id, expr) in queries(&dash) {
-            pending.push((
-                format!("{rel}: {title:?} {ref_id}"),
-                substitute(&expr, &value),
-            ));
-        }
-        for a in dash["annotations"]["list"].as_array().into_iter().flatten() {
-            if let Some(expr) = a["expr"].as_str() {
-                annotations.push((
-                    format!("{rel}: annotation {}", a["name"]),
-                    substitute(expr, &value),
-                ));
+        let values: Vec<(String, Option<&BTreeSet<String>>)> =
+            if variable(&dash, "cluster")["multi"] == true {
+                let alts: Vec<String> = clusters.iter().map(|c| regex_escape(c)).collect();
+                vec![(format!("({})", alts.join("|")), None)]
+            } else {
+                clusters
+                    .iter()
+                    .map(|c| (c.clone(), policies.get(c)))
+                    .collect()
+            };
+        for (value, rules) in &values {
+            for (title, ref_id, expr) in queries(&dash) {
+                used_names.extend(metric_names_in(&expr));
+                let what = format!("{rel} [{value}]: {title:?} {ref_id}");
+                let untargeted = rules.is_some_and(|rules| {
+                    TARGET_METRICS
+                        .iter()
+                        .any(|(name, m)| expr.contains(name) && !rules.contains(*m))
+                });
+                let q = (what, substitute(&expr, value));
+                if untargeted {
+                    must_be_empty.push(q);
+                } else {
+                    pending.push(q);
+                }
+            }
+            for a in dash["annotations"]["list"].as_array().into_iter().flatten() {
+                if let Some(expr) = a["expr"].as_str() {
+                    annotations.push((
+                        format!("{rel} [{value}]: annotation {}", a["name"]),
+                        substitute(expr, value),
+                    ));
+                }
             }
         }
     }
-    assert!(pending.len() >= 40, "only {} panel queries", pending.len());
+    assert!(pending.len() >= 60, "only {} panel queries", pending.len());
+    assert!(
+        must_be_empty.len() >= 4,
+        "only {} target queries without a rule",
+        must_be_empty.len()
+    );
     let total = pending.len();
 
     // Rates need a few scrapes: retry the empty ones until a bounded deadline.
@@ -685,6 +900,26 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_the_demo() {
             started.elapsed(),
             list.join("\n")
         ));
+    }
+    // By now every series has been scraped many times: a target without a rule is made up.
+    for (what, expr) in &must_be_empty {
+        match instant_query(prom.port, expr) {
+            Ok(result) if result.is_empty() => {}
+            Ok(result) => fail!(format!(
+                "{what}: a target the policy does not define was exported: {expr} = {result:?}"
+            )),
+            Err(e) => fail!(format!("{what}: query failed: {e}")),
+        }
+    }
+    // Every metric name a panel uses has series (a `... or on() vector(0)` fallback must not
+    // hide a misspelt name).
+    for name in &used_names {
+        let expr = format!("count({{__name__=\"{name}\"}})");
+        match instant_query(prom.port, &expr) {
+            Ok(result) if !result.is_empty() => {}
+            Ok(_) => fail!(format!("{name}, used by a panel, has no series")),
+            Err(e) => fail!(format!("{expr}: {e}")),
+        }
     }
     // Annotation queries must at least be valid PromQL (they are empty when nothing happened).
     for (what, expr) in &annotations {
@@ -741,7 +976,8 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_the_demo() {
         );
     }
     eprintln!(
-        "{total} panel queries answered, {} rules healthy, in {:?}",
+        "{total} panel queries answered, {} target queries empty as they must be, {} rules healthy, in {:?}",
+        must_be_empty.len(),
         rules.len(),
         started.elapsed()
     );

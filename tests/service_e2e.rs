@@ -8,6 +8,7 @@
 //!    and logs the cooldown as its reason (JSON logs);
 //! 3. low CPU, another `run`: the scale-in comes only once the scale-in cooldown has passed
 //!    since the last scale-out, one replica per action;
+//!
 //! and the foreign replica of the master is never touched; created replicas carry managed tags.
 
 mod support;

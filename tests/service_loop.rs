@@ -329,6 +329,20 @@ async fn scales_out_one_step_per_cooldown_and_in_only_after_the_cooldown() {
     assert!(text.contains("elasticrds_decisions_total{cluster=\"ca\",direction=\"in\""));
     assert!(text.contains("elasticrds_cpu_utilization_ratio{cluster=\"ca\"} 0.05"));
     assert!(text.contains("elasticrds_cpu_target_ratio{cluster=\"ca\"} 0.6"));
+    // Metrics without a rule: observed and exported, with no made-up target.
+    assert!(
+        text.contains("elasticrds_connections{cluster=\"ca\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("elasticrds_replica_lag_seconds{cluster=\"ca\"} 1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("elasticrds_connections_target{"), "{text}");
+    assert!(
+        !text.contains("elasticrds_replica_lag_target_seconds{"),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -454,8 +468,9 @@ async fn ticks_never_overlap_even_when_slower_than_the_interval() {
     for w in calls.windows(2) {
         assert!(w[1].0 >= w[0].1, "fetches overlap: {calls:?}");
     }
-    // One fetch per tick for both clusters together (2 replicas × 1 metric).
-    assert!(calls.iter().all(|c| c.2 == 2), "{calls:?}");
+    // One fetch per tick for both clusters together: 2 replicas × 3 metrics (the policy's CPU,
+    // and connections and replica lag, observed for export although no rule reads them).
+    assert!(calls.iter().all(|c| c.2 == 6), "{calls:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -488,4 +503,78 @@ async fn stop_lets_the_call_in_flight_finish_then_acts_no_more() {
         rig.clock.now().signed_duration_since(base()).num_seconds(),
         30
     );
+}
+
+/// A fleet whose describe takes `delay` (tokio time).
+struct SlowDescribe {
+    inner: Arc<SimFleet>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Fleet for SlowDescribe {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.describe(ids).await
+    }
+    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
+        self.inner.restore_master(m, tags).await
+    }
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError> {
+        self.inner.create_replica(id, source, class, tags).await
+    }
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
+        self.inner.delete_replica(id).await
+    }
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
+        self.inner.modify_class(id, class).await
+    }
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
+        self.inner.read_tags(id).await
+    }
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
+        self.inner.write_tags(id, tags).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_the_describe_makes_no_further_aws_call() {
+    let rig = Rig::new(1);
+    rig.load.set("ca", 95.0);
+    let metrics = Metrics::new();
+    let fleet = Arc::new(SlowDescribe {
+        inner: rig.sim.clone(),
+        delay: Duration::from_secs(30),
+    });
+    let mut d = rig.daemon_on(fleet, &metrics);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(async move {
+        d.run(rx).await;
+        d
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    tx.send(true).unwrap();
+    let _d = h.await.unwrap();
+    // The describe in flight completed; no fetch, no action, no tag write followed.
+    let describes = rig
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "describe")
+        .count();
+    assert!(describes >= 1, "{:?}", rig.sim.calls());
+    assert!(rig.load.calls.lock().unwrap().is_empty());
+    let acted: Vec<_> = rig
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation != "describe")
+        .collect();
+    assert!(acted.is_empty(), "{acted:?}");
 }

@@ -56,18 +56,119 @@ pub struct RunArgs {
 }
 
 /// Logging to stderr; level from RUST_LOG (default `info`, AWS SDK internals at `warn`).
+///
+/// Whatever RUST_LOG says, the AWS SDK's own targets are capped at `info`: at `debug` and
+/// `trace` they print the resolved credentials' access key id, the signed request and its
+/// session-token header. As a second guard every log line passes through [`RedactingStderr`],
+/// which blanks the credential values found in the environment.
 pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_rds=warn,aws_sdk_cloudwatch=warn,hyper=warn")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // Target prefixes: `aws_smithy` covers aws_smithy_runtime, aws_smithy_http_client, ...
+    let sdk_cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            [
+                "aws_smithy",
+                "aws_sigv4",
+                "aws_credential_types",
+                "aws_config",
+                "aws_runtime",
+                "aws_sdk",
+            ]
+            .map(|t| (t, LevelFilter::INFO)),
+        );
+    let writer = RedactingStderr::from_env();
+    let registry = tracing_subscriber::registry();
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(writer)
+                    .with_filter(filter.and(sdk_cap)),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(writer)
+                    .with_filter(filter.and(sdk_cap)),
+            )
+            .try_init(),
     };
+}
+
+/// A stderr writer that replaces the values of `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+/// and `AWS_SESSION_TOKEN` by `** redacted **`. The fmt layer makes one writer per event and
+/// writes the whole line before dropping it, so each line is buffered and checked whole.
+pub struct RedactingStderr {
+    secrets: Arc<Vec<String>>,
+}
+
+impl RedactingStderr {
+    pub fn from_env() -> Self {
+        let secrets = [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .filter(|v| v.len() >= 4)
+        .collect();
+        RedactingStderr {
+            secrets: Arc::new(secrets),
+        }
+    }
+}
+
+/// One log line of [`RedactingStderr`], written out on drop.
+pub struct RedactedLine {
+    secrets: Arc<Vec<String>>,
+    buf: Vec<u8>,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactedLine;
+    fn make_writer(&'a self) -> RedactedLine {
+        RedactedLine {
+            secrets: Arc::clone(&self.secrets),
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl std::io::Write for RedactedLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactedLine {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut line = String::from_utf8_lossy(&self.buf).into_owned();
+        for s in self.secrets.iter() {
+            if line.contains(s.as_str()) {
+                line = line.replace(s.as_str(), "** redacted **");
+            }
+        }
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
 }
 
 /// The clusters of the config, each with its policy file's policy or the default.

@@ -10,7 +10,9 @@
 use super::counting::{CountingFleet, CountingMetrics};
 use super::http::Health;
 use super::metrics::Metrics;
-use crate::control::{decide_and_act, fetch_all, gather, Gathered, TickOptions, TickReport};
+use crate::control::{
+    decide_and_act, fetch_all, gather_all_metrics, Gathered, TickOptions, TickReport,
+};
 use crate::core::config::ClusterSpec;
 use crate::core::decide::{Decision, ScaleState};
 use crate::core::domain::MetricKind;
@@ -87,6 +89,8 @@ struct ClusterRuntime {
     /// started and RDS gave no creation time).
     first_available: HashMap<String, Option<DateTime<Utc>>>,
     observed_once: bool,
+    /// What the last INFO decision line said (see [`decision_key`]).
+    last_logged: Option<String>,
 }
 
 /// What became of one cluster in a tick.
@@ -311,6 +315,13 @@ impl Daemon {
                 return;
             }
         };
+        if self.stopping() {
+            // Stop requested during the describe: make no further AWS call this tick.
+            for &i in due {
+                results[i] = Some(ClusterResult::Skipped);
+            }
+            return;
+        }
         let mut views: Vec<ClusterView> = views;
         for (k, &i) in due.iter().enumerate() {
             self.fill_available_since(i, &mut views[k], now);
@@ -321,7 +332,9 @@ impl Daemon {
                     .as_ref()
                     .map(|m| m.tags.clone())
                     .unwrap_or_default();
-                rt.state = Some(ScaleState::from_tags(&tags));
+                let mut state = ScaleState::from_tags(&tags);
+                state.recover_from_fleet(&views[k], now);
+                rt.state = Some(state);
             }
         }
 
@@ -331,7 +344,7 @@ impl Daemon {
             .zip(&views)
             .map(|(&i, v)| {
                 let c = &self.clusters[i];
-                gather(&c.policy, &c.spec, v, now)
+                gather_all_metrics(&c.policy, &c.spec, v, now)
             })
             .collect();
         let refs: Vec<&Gathered> = gathered.iter().collect();
@@ -376,7 +389,10 @@ impl Daemon {
             results[i] = Some(match r {
                 Ok(report) => {
                     self.export(&report);
-                    log_report(&report);
+                    let key = decision_key(&report.decision);
+                    let changed = self.runtime[i].last_logged.as_deref() != Some(key.as_str());
+                    log_report(&report, changed);
+                    self.runtime[i].last_logged = Some(key);
                     match report.action_error().cloned().or_else(|| {
                         report.has_failed_action().then(|| {
                             PortError::new(ErrorKind::Fatal, "reconcile", "action refused")
@@ -501,42 +517,74 @@ impl Daemon {
         m.cooldown_remaining_seconds
             .with_label_values(&[c, "in"])
             .set(d.cooldown_remaining_in.as_secs_f64());
-        let find = |k: MetricKind| d.observed.iter().find(|o| o.metric == k);
-        let pct = |v: Option<f64>| v.map(|v| v / 100.0);
-        let cpu = find(MetricKind::Cpu);
-        Metrics::set_optional(&m.cpu_utilization_ratio, c, pct(cpu.and_then(|o| o.value)));
-        Metrics::set_optional(&m.cpu_target_ratio, c, pct(cpu.and_then(|o| o.target)));
-        let conn = find(MetricKind::Connections);
-        Metrics::set_optional(&m.connections, c, conn.and_then(|o| o.value));
-        Metrics::set_optional(&m.connections_target, c, conn.and_then(|o| o.target));
-        let lag = find(MetricKind::ReplicaLag);
-        Metrics::set_optional(&m.replica_lag_seconds, c, lag.and_then(|o| o.value));
-        Metrics::set_optional(&m.replica_lag_target_seconds, c, lag.and_then(|o| o.target));
+        // Every metric's observed value (absent on a gap, never zero); a target only where a
+        // rule of the policy has one.
+        for o in &r.metrics {
+            let (value, target, scale) = match o.metric {
+                MetricKind::Cpu => (&m.cpu_utilization_ratio, &m.cpu_target_ratio, 0.01),
+                MetricKind::Connections => (&m.connections, &m.connections_target, 1.0),
+                MetricKind::ReplicaLag => {
+                    (&m.replica_lag_seconds, &m.replica_lag_target_seconds, 1.0)
+                }
+            };
+            Metrics::set_optional(value, c, o.value.map(|v| v * scale));
+            Metrics::set_optional(target, c, o.target.map(|v| v * scale));
+        }
     }
 }
 
-/// Log the decision once, with its reasons, and each action.
-fn log_report(r: &TickReport) {
+/// What makes a decision worth an INFO line: its direction, counts, bounds, observe-only flag
+/// and reason codes. Values inside the reason texts (the CPU moving by a percent, a cooldown
+/// counting down) do not: a decision repeated unchanged tick after tick is logged once at INFO
+/// and then at DEBUG.
+pub fn decision_key(d: &Decision) -> String {
+    let codes: Vec<&str> = d.reasons.iter().map(|r| r.code).collect();
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}",
+        d.direction.as_str(),
+        d.current,
+        d.desired,
+        d.min,
+        d.max,
+        d.primary_reason(),
+        d.observe_only,
+        codes.join(",")
+    )
+}
+
+/// Log the decision with its reasons — at INFO when `changed` (see [`decision_key`]), else at
+/// DEBUG — and each action (always: an action is never a repeat).
+fn log_report(r: &TickReport, changed: bool) {
     let d = &r.decision;
     let reasons: Vec<String> = d
         .reasons
         .iter()
         .map(|x| format!("{}: {}", x.code, x.text))
         .collect();
-    tracing::info!(
-        cluster = %d.cluster,
-        direction = d.direction.as_str(),
-        current = d.current,
-        desired = d.desired,
-        min = d.min,
-        max = d.max,
-        reason = d.primary_reason(),
-        reasons = %reasons.join("; "),
-        observe_only = d.observe_only,
-        cooldown_out_secs = d.cooldown_remaining_out.as_secs(),
-        cooldown_in_secs = d.cooldown_remaining_in.as_secs(),
-        "decision"
-    );
+    macro_rules! decision_event {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                cluster = %d.cluster,
+                direction = d.direction.as_str(),
+                current = d.current,
+                desired = d.desired,
+                min = d.min,
+                max = d.max,
+                reason = d.primary_reason(),
+                reasons = %reasons.join("; "),
+                observe_only = d.observe_only,
+                cooldown_out_secs = d.cooldown_remaining_out.as_secs(),
+                cooldown_in_secs = d.cooldown_remaining_in.as_secs(),
+                "decision"
+            )
+        };
+    }
+    if changed {
+        decision_event!(tracing::Level::INFO);
+    } else {
+        decision_event!(tracing::Level::DEBUG);
+    }
     for a in &r.actions {
         if a.outcome.is_failure() {
             tracing::warn!(

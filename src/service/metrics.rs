@@ -47,6 +47,19 @@ pub const TICK_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
+/// The `kind` label values (`ports::ErrorKind::as_str`), pre-created at zero so that the first
+/// error is an increase Prometheus can see (a counter born at 1 is invisible to `increase()`).
+pub const ERROR_KINDS: [&str; 5] = [
+    "not_found",
+    "already_exists",
+    "throttled",
+    "transient",
+    "fatal",
+];
+/// Scale actions and the results an alert watches, pre-created at zero per cluster.
+const SCALE_ACTIONS: [&str; 2] = ["create_replica", "delete_replica"];
+const ACTION_RESULTS: [&str; 3] = ["ok", "error", "refused"];
+
 fn name(n: &str) -> String {
     format!("elasticrds_{n}")
 }
@@ -226,17 +239,33 @@ impl Metrics {
         }
     }
 
-    /// Make the per-cluster series exist from the start (counters at 0, backoff 0).
+    /// Make the per-cluster series exist from the start (counters at 0, backoff 0): retries,
+    /// tick failures by kind, and scale actions by result.
     pub fn init_cluster(&self, cluster: &str) {
         self.retries_total.with_label_values(&[cluster]);
+        for kind in ERROR_KINDS {
+            self.cluster_errors_total
+                .with_label_values(&[cluster, kind]);
+        }
+        for action in SCALE_ACTIONS {
+            for result in ACTION_RESULTS {
+                self.actions_total
+                    .with_label_values(&[cluster, action, result]);
+            }
+        }
         self.backoff_seconds.with_label_values(&[cluster]).set(0.0);
     }
 
-    /// An AWS call made through a port (`service` is `rds` or `cloudwatch`).
+    /// An AWS call made through a port (`service` is `rds` or `cloudwatch`). The operation's
+    /// error counters are created at zero with its first call.
     pub fn aws_call(&self, service: &str, operation: &str, calls: u64) {
         self.aws_calls_total
             .with_label_values(&[service, operation])
             .inc_by(calls);
+        for kind in ERROR_KINDS {
+            self.aws_errors_total
+                .with_label_values(&[service, operation, kind]);
+        }
     }
 
     pub fn aws_error(&self, service: &str, operation: &str, kind: &str) {
@@ -273,6 +302,9 @@ mod tests {
             "elasticrds_aws_calls_total{operation=\"DescribeDBInstances\",service=\"rds\"} 1",
             "elasticrds_cpu_utilization_ratio{cluster=\"c1\"} 0.5",
             "elasticrds_backoff_seconds{cluster=\"c1\"} 0",
+            "elasticrds_cluster_errors_total{cluster=\"c1\",kind=\"throttled\"} 0",
+            "elasticrds_actions_total{action=\"create_replica\",cluster=\"c1\",result=\"error\"} 0",
+            "elasticrds_aws_errors_total{kind=\"transient\",operation=\"DescribeDBInstances\",service=\"rds\"} 0",
             "elasticrds_tick_duration_seconds_bucket",
             "elasticrds_last_successful_tick_timestamp_seconds 0",
         ] {
@@ -282,5 +314,12 @@ mod tests {
         assert!(!a.render().contains("elasticrds_cpu_utilization_ratio{"));
         // Separate registries: b saw none of a's values.
         assert!(!b.render().contains("cluster=\"c1\""));
+    }
+
+    #[test]
+    fn pre_created_error_kinds_are_the_port_error_kinds() {
+        use crate::ports::ErrorKind::*;
+        let kinds = [NotFound, AlreadyExists, Throttled, Transient, Fatal].map(|k| k.as_str());
+        assert_eq!(kinds, ERROR_KINDS);
     }
 }
