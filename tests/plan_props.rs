@@ -174,6 +174,60 @@ fn table_of_cases() {
             waiting: vec![],
         },
         Case {
+            name: "surplus kept while the replica within the target cannot be created yet",
+            config_replicas: 3,
+            instances: fleet(Some(Creating), &[(2, CLASS, Available)], &[]),
+            n: 1,
+            actions: vec![],
+            waiting: vec!["cluster1m01", "cluster1s01", "cluster1s03"],
+        },
+        Case {
+            name: "make-before-break: one serving surplus replica kept while s01 is created",
+            config_replicas: 3,
+            instances: fleet(
+                Some(Available),
+                &[(1, CLASS, Available), (2, CLASS, Available)],
+                &[],
+            ),
+            n: 1,
+            actions: vec![
+                ("create_replica", "cluster1s01"),
+                ("delete_replica", "cluster1s03"),
+            ],
+            waiting: vec!["cluster1s02"],
+        },
+        Case {
+            name: "make-before-break: the kept surplus goes once s01 serves",
+            config_replicas: 3,
+            instances: fleet(
+                Some(Available),
+                &[
+                    (0, CLASS, Available),
+                    (1, CLASS, Available),
+                    (2, CLASS, Available),
+                ],
+                &[],
+            ),
+            n: 1,
+            actions: vec![
+                ("delete_replica", "cluster1s03"),
+                ("delete_replica", "cluster1s02"),
+            ],
+            waiting: vec![],
+        },
+        Case {
+            name: "make-before-break: surplus kept while s01 is still being created",
+            config_replicas: 2,
+            instances: fleet(
+                Some(Available),
+                &[(0, CLASS, Creating), (1, CLASS, Available)],
+                &[],
+            ),
+            n: 1,
+            actions: vec![],
+            waiting: vec!["cluster1s01", "cluster1s02"],
+        },
+        Case {
             name: "N=4 of 3: clamped, only 3 created",
             config_replicas: 3,
             instances: fleet(Some(Available), &[(0, CLASS, Available)], &[]),
@@ -689,15 +743,51 @@ proptest! {
                 prop_assert_eq!(planned, master_available);
             }
         }
-        // Every idle surplus replica is deleted; busy ones are waited for.
-        for i in n..w.config_replicas {
+        // Idle surplus replicas are deleted from the end, but never so many that the replicas
+        // that exist (not being deleted) plus those created now drop below the target (a
+        // surplus replica is kept, and waited for, while one within the target cannot be
+        // created yet), and, make-before-break, serving surplus replicas make up for those
+        // within the target that do not serve yet, as long as the count stays within
+        // max(count before, target). Busy ones are waited for.
+        let alive = |i: usize| status_of(&replica_id(i)).is_some_and(|st| st != InstanceStatus::Deleting);
+        let serving = |i: usize| status_of(&replica_id(i)).is_some_and(|st| st.is_available());
+        let count = (0..w.config_replicas).filter(|&i| alive(i)).count();
+        let n_in = n.min(w.config_replicas);
+        let within_after = (0..n_in).filter(|&i| alive(i)).count() + created_idx.len();
+        let serving_within = (0..n_in).filter(|&i| serving(i)).count();
+        let surplus_idle = (n_in..w.config_replicas).filter(|&i| serving(i)).count();
+        let surplus_busy = (n_in..w.config_replicas).filter(|&i| alive(i) && !serving(i)).count();
+        let keep = (n.saturating_sub(within_after + surplus_busy))
+            .max(n.min(serving_within + surplus_idle).saturating_sub(serving_within)
+                .min(count.max(n).saturating_sub(within_after + surplus_busy)))
+            .min(surplus_idle);
+        let mut budget = surplus_idle - keep;
+        // Serving capacity never drops below what it was or the target, whichever is less,
+        // unless the count bound forbids keeping it.
+        prop_assert!(
+            serving_within + keep >= n.min(serving_within + surplus_idle)
+                || within_after + surplus_busy + keep >= count.max(n),
+            "reads left short"
+        );
+        for i in (n..w.config_replicas).rev() {
             let rid = replica_id(i);
+            let waits = p.waiting.iter().any(|x| x.id.same_as(&rid));
             match status_of(&rid) {
                 None => prop_assert!(!deleted_idx.contains(&i)),
-                Some(st) if st.is_available() => prop_assert!(deleted_idx.contains(&i)),
-                Some(_) => prop_assert!(p.waiting.iter().any(|x| x.id.same_as(&rid))),
+                Some(st) if st.is_available() && budget > 0 => {
+                    prop_assert!(deleted_idx.contains(&i), "{} not deleted", rid);
+                    budget -= 1;
+                }
+                Some(_) => {
+                    prop_assert!(!deleted_idx.contains(&i), "{} deleted", rid);
+                    prop_assert!(waits, "{} neither deleted nor waited for", rid);
+                }
             }
         }
+        prop_assert!(
+            count + created_idx.len() - deleted_idx.len() >= n.min(count + created_idx.len()),
+            "deleted below the target"
+        );
         // Busy configured instances are reported as waiting.
         for i in instances.iter().filter(|i| sp.contains(&i.id) && i.status.is_busy()) {
             let in_scope = sp.is_master(&i.id)

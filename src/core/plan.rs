@@ -286,7 +286,36 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         }
     }
 
-    // Surplus replicas, deleted from the end of the list.
+    // Surplus replicas, deleted from the end of the list, make-before-break within bounds:
+    // - never so many that the count (existing plus planned creates) drops below the target
+    //   (a surplus replica stays while one within the target cannot be created yet);
+    // - while replicas within the target are not serving yet (being created), keep as many
+    //   serving surplus replicas as make up for them, as long as the count stays within
+    //   max(count before, target): reads are never left without the capacity they had.
+    let creates = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::CreateReplica { .. }))
+        .count();
+    let slot = |i: usize| view.replicas[i].as_ref();
+    let alive = |i: usize| slot(i).is_some_and(|r| r.status != InstanceStatus::Deleting);
+    let idle = |i: usize| slot(i).is_some_and(|r| !r.status.is_busy());
+    let len = spec.replicas.len();
+    let n_in = n.min(len);
+    let before = view.replica_count();
+    let within_after = (0..n_in).filter(|&i| alive(i)).count() + creates;
+    let serving_within = (0..n_in)
+        .filter(|&i| slot(i).is_some_and(|r| r.status.is_available()))
+        .count();
+    let surplus_idle = (n_in..len).filter(|&i| idle(i)).count();
+    let surplus_busy = (n_in..len).filter(|&i| alive(i) && !idle(i)).count();
+    let keep_for_count = n.saturating_sub(within_after + surplus_busy);
+    let keep_for_reads = n
+        .min(serving_within + surplus_idle)
+        .saturating_sub(serving_within)
+        .min(before.max(n).saturating_sub(within_after + surplus_busy));
+    let keep = keep_for_count.max(keep_for_reads).min(surplus_idle);
+    let mut deletable = surplus_idle - keep;
     for (i, rs) in spec.replicas.iter().enumerate().skip(n).rev() {
         match &view.replicas[i] {
             None => {}
@@ -300,10 +329,20 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
                 status: Some(inst.status.to_string()),
                 reason: format!("beyond target {n}; will be deleted once available"),
             }),
-            Some(_) => p.actions.push(PlannedAction {
-                action: Action::DeleteReplica { id: rs.id.clone() },
-                reason: format!("replica {} of the list is beyond target {n}", i + 1),
+            Some(inst) if deletable == 0 => p.waiting.push(Waiting {
+                id: inst.id.clone(),
+                status: Some(inst.status.to_string()),
+                reason: format!(
+                    "beyond target {n}; kept until the replicas within the target exist and serve"
+                ),
             }),
+            Some(_) => {
+                deletable -= 1;
+                p.actions.push(PlannedAction {
+                    action: Action::DeleteReplica { id: rs.id.clone() },
+                    reason: format!("replica {} of the list is beyond target {n}", i + 1),
+                })
+            }
         }
     }
 
