@@ -530,7 +530,32 @@ fn done_when_scenario() {
     assert_eq!(w.instances(), before);
     let r = w.run(&["modify-instance", "cluster1s01", "db.m5.large", "--dry-run"]);
     r.ok();
-    assert!(r.stdout.contains("dry_run"), "{}", r.stdout);
+    assert!(r.stdout.contains("[dry-run]"), "{}", r.stdout);
+    assert!(mutations(&w.proxy.calls()).is_empty());
+    assert_eq!(w.instances(), before);
+    let v = w
+        .run(&[
+            "modify-instance",
+            "cluster1s01",
+            "db.m5.large",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["dry_run"], true, "{v:#}");
+    assert_eq!(v["changed"], false, "{v:#}");
+    assert_eq!(v["outcome"], "dry_run", "{v:#}");
+    assert_eq!(v["from"], "db.t1.micro", "{v:#}");
+    assert_eq!(v["to"], "db.m5.large", "{v:#}");
+    assert!(
+        v["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("out of service"),
+        "{v:#}"
+    );
     assert!(mutations(&w.proxy.calls()).is_empty());
     assert_eq!(w.instances(), before);
 
@@ -550,6 +575,27 @@ fn done_when_scenario() {
     assert_eq!(modify.param("DBInstanceClass"), Some("db.m5.large"));
     assert_eq!(modify.param("ApplyImmediately"), Some("true"));
     assert_eq!(w.instances()["cluster1s01"].class, "db.m5.large");
+    // The old tool's warning, made specific: out of service meanwhile, and who serves.
+    assert!(
+        r.stderr.contains(
+            "warning: cluster1s01 is out of service while its class changes; served meanwhile by the master cluster1m01 and replica(s) cluster1s02, cluster1s03"
+        ),
+        "{}",
+        r.stderr
+    );
+    // JSON: the same facts; asking again changes nothing.
+    let v = w
+        .run(&[
+            "modify-instance",
+            "cluster1s01",
+            "db.m5.large",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["changed"], false, "{v:#}");
+    assert!(mutations(&w.proxy.calls()).is_empty());
     // ... and status now reports the drift from the config.
     let st = w
         .run(&["status", "cluster1", "--output", "json"])
@@ -635,6 +681,14 @@ fn unsafe_modify_is_refused_unless_forced() {
 
     let r = w.run(&["modify-instance", MASTER, "db.m5.large", "--force"]);
     r.ok();
+    assert!(r.stdout.contains("forced although"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains(
+            "warning: cluster1m01 is out of service while its class changes; nothing else serves meanwhile"
+        ),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         mutations(&w.proxy.calls()),
         pairs(&[("ModifyDBInstance", MASTER)])
@@ -963,5 +1017,45 @@ fn harness_emulators_listen_on_loopback_only() {
     assert!(
         !support::wait_for_port(sp, std::time::Duration::from_millis(300)),
         "ministack still listening"
+    );
+}
+
+#[test]
+fn a_failed_action_exits_1_naming_the_aws_error() {
+    // No snapshot in this moto: the master cannot be restored.
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, EXAMPLE).expect("write");
+    let args = ["create-cluster", "cluster1", "--max-replicas", "1"];
+    let r = Run::from(
+        &args,
+        elasticrds(Some(&moto.endpoint()))
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("run"),
+    );
+    r.expect_code(1);
+    assert!(
+        r.stdout.contains("restore master cluster1m01")
+            && r.stdout
+                .contains("FAILED: RestoreDBInstanceFromDBSnapshot failed (not_found)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("error: 1 action(s) failed: restore master cluster1m01")
+            && r.stderr.contains("DBSnapshotNotFound"),
+        "{}",
+        r.stderr
+    );
+    // The replica was not attempted: its source does not exist.
+    assert!(
+        r.stdout.contains("waiting: cluster1s01 absent"),
+        "{}",
+        r.stdout
     );
 }

@@ -131,6 +131,8 @@ const BROKEN: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("bad statistic", "cluster: cluster1\nrules:\n  - metric: cpu\n    statistic: Median\n    target: 50\n", "rules[0].statistic", 4, 5, "not one of Average, Maximum"),
     ("bad missing-data mode", "cluster: cluster1\nmissing_data:\n  scale_out: maybe\n", "missing_data.scale_out", 3, 3, "not one of hold, act"),
     ("schedule max beyond the list", "cluster: cluster1\nschedules:\n  - cron: '0 8 * * *'\n    duration: 1h\n    max_replicas: 7\n", "schedules[0].max_replicas", 5, 5, "beyond the cluster's replica list"),
+    ("key given twice", "cluster: cluster1\nmin_replicas: 1\nmin_replicas: 2\n", "min_replicas", 3, 1, "duplicate field `min_replicas`"),
+    ("rule key given twice", "cluster: cluster1\nrules:\n  - metric: cpu\n    target: 50\n    target: 60\n", "rules[0].target", 5, 5, "duplicate field `target`"),
 ];
 
 #[test]

@@ -535,3 +535,115 @@ async fn observation_sees_foreign_replicas_through_the_port() {
         .count();
     assert_eq!(describes, 2);
 }
+
+fn create_args(max: usize, wait: bool, timeout: Duration) -> elasticrds::cli::cluster::CreateArgs {
+    elasticrds::cli::cluster::CreateArgs {
+        cluster: "cluster1".into(),
+        max_replicas: Some(max),
+        dry_run: false,
+        wait,
+        timeout,
+        poll: MIN,
+        output: elasticrds::cli::Output::Json,
+    }
+}
+
+/// `create-cluster --wait` as the CLI runs it, on the simulated fleet: the first round restores
+/// the master, the wait then creates the replicas once it is available, with a progress line
+/// per poll, until everything is available.
+#[tokio::test]
+async fn create_cluster_wait_reports_progress_until_available() {
+    use elasticrds::cli::cluster::create_cluster_on;
+    let s = sim(lead_times());
+    let start = s.clock.now();
+    let mut lines: Vec<String> = Vec::new();
+    let mut sink = |l: String| lines.push(l);
+    create_cluster_on(
+        &s.fleet,
+        s.clock.as_ref(),
+        &s.spec,
+        &create_args(2, true, 60 * MIN),
+        &mut sink,
+    )
+    .await
+    .expect("create-cluster --wait");
+    assert_eq!(
+        s.mutations(),
+        muts(&[
+            ("restore_master", "cluster1m01"),
+            ("create_replica", "cluster1s01"),
+            ("create_replica", "cluster1s02"),
+        ])
+    );
+    assert!(s
+        .fleet
+        .instances()
+        .iter()
+        .all(|i| i.status == InstanceStatus::Available));
+    let took = s.elapsed(start);
+    assert!(took >= 27 * MIN && took <= 29 * MIN, "took {took:?}");
+    // Progress: one line per poll while waiting, first for the master being restored, then
+    // for the replicas being created; then the actions of the wait, then "converged".
+    let waits: Vec<&String> = lines.iter().filter(|l| l.contains("waiting for")).collect();
+    assert!(waits.len() >= 26, "{lines:#?}");
+    assert!(
+        waits[0].starts_with("[0s] waiting for cluster1m01 (creating)")
+            && waits[0].contains("cluster1s01 (not created yet)"),
+        "{lines:#?}"
+    );
+    assert!(
+        waits.iter().any(|l| l.contains("cluster1s02 (creating)")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("create replica cluster1s01") && l.ends_with("[done]")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("cluster1: converged, every planned instance is available")
+    );
+}
+
+/// `--wait` gives up at `--timeout` with a runtime error (exit 1) naming what it waited for;
+/// what was started keeps going and a later run finds it done.
+#[tokio::test]
+async fn create_cluster_wait_times_out_with_exit_1() {
+    use elasticrds::cli::cluster::create_cluster_on;
+    let s = sim(lead_times());
+    s.seed(&[]);
+    let mut lines: Vec<String> = Vec::new();
+    let mut sink = |l: String| lines.push(l);
+    let err = create_cluster_on(
+        &s.fleet,
+        s.clock.as_ref(),
+        &s.spec,
+        &create_args(1, true, 5 * MIN),
+        &mut sink,
+    )
+    .await
+    .expect_err("a 12-minute create cannot finish within 5 minutes");
+    assert_eq!(err.code, 1);
+    assert!(
+        err.message.contains("timed out") && err.message.contains("cluster1s01 (creating)"),
+        "{}",
+        err.message
+    );
+    assert!(!lines.is_empty(), "progress was reported");
+    assert_eq!(s.mutations(), muts(&[("create_replica", "cluster1s01")]));
+    // Without --wait the same command returns at once and creates nothing twice.
+    s.clock.advance(10 * MIN);
+    let mut none = |_: String| {};
+    create_cluster_on(
+        &s.fleet,
+        s.clock.as_ref(),
+        &s.spec,
+        &create_args(1, false, 5 * MIN),
+        &mut none,
+    )
+    .await
+    .expect("converged");
+    assert_eq!(s.mutations().len(), 1);
+}

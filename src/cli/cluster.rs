@@ -6,7 +6,7 @@ use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
 use crate::core::plan::{plan, plan_modify, ClusterView, Plan, Target};
-use crate::ports::{Fleet, SystemClock};
+use crate::ports::{Clock, Fleet, SystemClock};
 use crate::reconcile::{converge, execute, observe_one, ActionResult, ExecOptions, Outcome};
 use clap::Args;
 use serde::Serialize;
@@ -32,6 +32,7 @@ pub struct CreateArgs {
     /// How often to poll while waiting.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll: Duration,
+    /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -45,15 +46,19 @@ pub struct ModifyArgs {
     /// Change it even when no other instance would serve meanwhile.
     #[arg(long)]
     pub force: bool,
+    /// Print the planned change and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Cluster name from the config.
     pub cluster: String,
+    /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -71,20 +76,25 @@ pub fn find_cluster<'a>(
     })
 }
 
+/// How an action's outcome is shown in text output.
+fn outcome_tag(o: &Outcome) -> String {
+    match o {
+        Outcome::Done => "done".to_string(),
+        Outcome::DryRun => "dry-run".to_string(),
+        Outcome::AlreadyDone => "already done".to_string(),
+        Outcome::Refused(w) => format!("REFUSED: {w}"),
+        Outcome::Failed(w) => format!("FAILED: {w}"),
+        Outcome::Held(w) => format!("HELD: {w}"),
+    }
+}
+
 fn print_plan_text(p: &Plan, results: &[ActionResult]) {
     println!("{}: target {} replica(s)", p.cluster, p.target_replicas);
     if p.actions.is_empty() {
         println!("  nothing to do");
     }
     for r in results {
-        let tag = match &r.outcome {
-            Outcome::Done => "done".to_string(),
-            Outcome::DryRun => "dry-run".to_string(),
-            Outcome::AlreadyDone => "already done".to_string(),
-            Outcome::Refused(w) => format!("REFUSED: {w}"),
-            Outcome::Failed(w) => format!("FAILED: {w}"),
-            Outcome::Held(w) => format!("HELD: {w}"),
-        };
+        let tag = outcome_tag(&r.outcome);
         println!("  {} [{}] ({})", r.planned.action, tag, r.planned.reason);
         for n in &r.notes {
             println!("    {n}");
@@ -121,7 +131,7 @@ fn failures(results: &[ActionResult]) -> CliResult {
     let failed: Vec<String> = results
         .iter()
         .filter(|r| r.outcome.is_failure())
-        .map(|r| format!("{}: {:?}", r.planned.action, r.outcome))
+        .map(|r| format!("{}: {}", r.planned.action, outcome_tag(&r.outcome)))
         .collect();
     if failed.is_empty() {
         Ok(())
@@ -137,12 +147,46 @@ fn failures(results: &[ActionResult]) -> CliResult {
 pub async fn create_cluster(config: Option<&Path>, a: CreateArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let spec = find_cluster(&config, &a.cluster)?;
+    if a.wait && a.poll.is_zero() {
+        return Err(CliError::input("--poll must be longer than 0s"));
+    }
     let fleet = RdsFleet::from_env().await;
-    create_cluster_on(&fleet, spec, &a).await
+    let mut progress = |line: String| eprintln!("{line}");
+    create_cluster_on(&fleet, &SystemClock, spec, &a, &mut progress).await
 }
 
-/// `create-cluster` against any fleet (the CLI passes RDS).
-pub async fn create_cluster_on(fleet: &dyn Fleet, spec: &ClusterSpec, a: &CreateArgs) -> CliResult {
+/// One `--wait` progress line: elapsed time, what is still being waited for, actions so far.
+pub fn progress_line(pr: &crate::reconcile::Progress) -> String {
+    let waiting: Vec<String> = pr
+        .waiting
+        .iter()
+        .map(|(id, st)| format!("{id} ({})", st.as_deref().unwrap_or("not created yet")))
+        .collect();
+    let elapsed = humantime::format_duration(Duration::from_secs(pr.elapsed.as_secs()));
+    if waiting.is_empty() {
+        format!(
+            "[{elapsed}] acted, checking again; {} action(s) executed so far",
+            pr.executed
+        )
+    } else {
+        format!(
+            "[{elapsed}] waiting for {}; {} action(s) executed so far",
+            waiting.join(", "),
+            pr.executed
+        )
+    }
+}
+
+/// `create-cluster` against any fleet and clock (the CLI passes RDS and the system clock;
+/// tests a simulated fleet and a manual clock). The plan and results go to stdout; with
+/// `--wait`, progress lines go to `progress` (stderr in the CLI).
+pub async fn create_cluster_on(
+    fleet: &dyn Fleet,
+    clock: &dyn Clock,
+    spec: &ClusterSpec,
+    a: &CreateArgs,
+    progress: &mut (dyn FnMut(String) + Send),
+) -> CliResult {
     let target = Target::replicas(a.max_replicas.unwrap_or(spec.replicas.len()));
     let view = observe_one(fleet, spec).await?;
     let mut p = plan(spec, &view, &target);
@@ -185,37 +229,21 @@ pub async fn create_cluster_on(fleet: &dyn Fleet, spec: &ClusterSpec, a: &Create
     }
     failures(&results)?;
     if a.wait && !a.dry_run {
-        let mut progress = |pr: &crate::reconcile::Progress| {
-            let waiting: Vec<String> = pr
-                .waiting
-                .iter()
-                .map(|(id, st)| format!("{id}={}", st.as_deref().unwrap_or("absent")))
-                .collect();
-            eprintln!(
-                "[{}s] waiting for {}",
-                pr.elapsed.as_secs(),
-                if waiting.is_empty() {
-                    "nothing".into()
-                } else {
-                    waiting.join(", ")
-                }
-            );
-        };
-        let done = converge(
-            fleet,
-            &SystemClock,
-            spec,
-            &target,
-            a.timeout,
-            a.poll,
-            &mut progress,
-        )
-        .await
-        .map_err(|e| CliError::runtime(e.to_string()))?;
+        let mut report = |pr: &crate::reconcile::Progress| progress(progress_line(pr));
+        let done = converge(fleet, clock, spec, &target, a.timeout, a.poll, &mut report)
+            .await
+            .map_err(|e| CliError::runtime(format!("{}: {e}", spec.name)))?;
         for r in &done {
-            eprintln!("  {} [{}]", r.planned.action, r.outcome.label());
+            progress(format!(
+                "  {} [{}]",
+                r.planned.action,
+                outcome_tag(&r.outcome)
+            ));
         }
-        eprintln!("{}: converged", spec.name);
+        progress(format!(
+            "{}: converged, every planned instance is available",
+            spec.name
+        ));
     }
     Ok(())
 }
@@ -235,6 +263,47 @@ pub async fn modify_instance(config: Option<&Path>, a: ModifyArgs) -> CliResult 
     modify_instance_on(&fleet, spec, &id, &class, &a).await
 }
 
+/// What `modify-instance --output json` prints.
+#[derive(Serialize)]
+struct ModifyReport<'a> {
+    instance: &'a InstanceId,
+    class: &'a InstanceClass,
+    /// Whether the class change was requested from RDS by this run.
+    changed: bool,
+    dry_run: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    result: Option<&'a ActionResult>,
+    /// The old tool's warning: the instance is out of service while its class changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+/// The old tool's warning made specific: who serves while `id` is out of service.
+pub fn out_of_service_warning(spec: &ClusterSpec, view: &ClusterView, id: &InstanceId) -> String {
+    let mut serving: Vec<String> = Vec::new();
+    if spec.is_master(id) {
+        if view.master.as_ref().is_some_and(|m| m.multi_az) {
+            serving.push("its multi-AZ standby (after a failover)".into());
+        }
+    } else if let Some(m) = view.master.as_ref().filter(|m| m.status.is_available()) {
+        serving.push(format!("the master {}", m.id));
+    }
+    let others: Vec<String> = view
+        .existing_replicas()
+        .filter(|r| !r.id.same_as(id) && r.status.is_available())
+        .map(|r| r.id.to_string())
+        .collect();
+    if !others.is_empty() {
+        serving.push(format!("replica(s) {}", others.join(", ")));
+    }
+    let meanwhile = if serving.is_empty() {
+        "nothing else serves meanwhile".to_string()
+    } else {
+        format!("served meanwhile by {}", serving.join(" and "))
+    };
+    format!("{id} is out of service while its class changes; {meanwhile}")
+}
+
 pub async fn modify_instance_on(
     fleet: &dyn Fleet,
     spec: &ClusterSpec,
@@ -248,12 +317,18 @@ pub async fn modify_instance_on(
     let Some(planned) = planned else {
         match a.output {
             Output::Text => println!("{id} is already {class}: nothing to do"),
-            Output::Json => {
-                print_json(&serde_json::json!({"instance": id, "class": class, "changed": false}))?
-            }
+            Output::Json => print_json(&ModifyReport {
+                instance: id,
+                class,
+                changed: false,
+                dry_run: a.dry_run,
+                result: None,
+                warning: None,
+            })?,
         }
         return Ok(());
     };
+    let warning = out_of_service_warning(spec, &view, id);
     let result = crate::reconcile::execute_action(
         fleet,
         spec,
@@ -262,13 +337,23 @@ pub async fn modify_instance_on(
     )
     .await;
     match a.output {
-        Output::Text => println!(
-            "{} [{}] ({})",
-            result.planned.action,
-            result.outcome.label(),
-            result.planned.reason
-        ),
-        Output::Json => print_json(&result)?,
+        Output::Text => {
+            println!(
+                "{} [{}] ({})",
+                result.planned.action,
+                outcome_tag(&result.outcome),
+                result.planned.reason
+            );
+            eprintln!("warning: {warning}");
+        }
+        Output::Json => print_json(&ModifyReport {
+            instance: id,
+            class,
+            changed: matches!(result.outcome, Outcome::Done),
+            dry_run: a.dry_run,
+            result: Some(&result),
+            warning: Some(warning),
+        })?,
     }
     failures(std::slice::from_ref(&result))
 }

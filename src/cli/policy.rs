@@ -6,8 +6,9 @@
 use super::cluster::find_cluster;
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::adapters::recorded::RecordedMetrics;
+use crate::control::{tick_cluster, TickOptions};
 use crate::core::config::{ClusterSpec, Config};
-use crate::core::decide::{decide, Decision, ScaleState};
+use crate::core::decide::{Decision, ScaleState};
 use crate::core::input::{InputError, InputErrors};
 use crate::core::plan::{plan, ClusterView, Plan};
 use crate::core::policy::Policy;
@@ -25,6 +26,7 @@ pub const DEFAULT_POLICIES_DIR: &str = "policies";
 pub struct ValidateArgs {
     /// Policy files (YAML). Default: policies/*.yaml and policies/*.yml.
     pub files: Vec<PathBuf>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -44,9 +46,12 @@ pub struct PlanArgs {
     /// CloudWatch.
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// Decide as of this time (RFC 3339). Default: now.
+    /// Decide as of this time (RFC 3339), e.g. to match a recorded metrics file. Moves the
+    /// clock for the metric window, schedules and cooldowns; the fleet is observed as it is
+    /// now. Default: now.
     #[arg(long, value_name = "TIME", value_parser = parse_at)]
     pub at: Option<DateTime<Utc>>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -206,16 +211,37 @@ pub async fn validate(config: Option<&Path>, a: ValidateArgs) -> CliResult {
 pub struct PlanReport {
     pub policy_file: Option<String>,
     pub decision: Decision,
+    /// The scale state the decision started from (read from the master's tags).
     pub state: ScaleState,
-    /// The reconciler's plan for the decision's target; `None` when observe-only (nothing
-    /// would be executed).
+    /// The reconciler's plan for the decision's target. Shown even when observe-only (then
+    /// `would_execute` is false: the daemon would not execute it).
     pub plan: Plan,
     pub would_execute: bool,
+    /// What executing the plan would involve beyond the actions themselves (e.g. draining a
+    /// replica from HAProxy before its delete).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// RDS reports no "available since". As the daemon does on its first look at a cluster, take
+/// an available replica as available since its creation time, so that one created minutes
+/// ago is still warming up. A creation time after `now` (a `--at` in the past) says nothing
+/// about `now`: such a replica is taken as warm.
+pub fn assume_available_since_creation(view: &mut ClusterView, now: DateTime<Utc>) {
+    for inst in view.replicas.iter_mut().flatten() {
+        if inst.status.is_available() && inst.available_since.is_none() {
+            inst.available_since = inst.created_at.filter(|t| *t <= now);
+        }
+    }
 }
 
 /// Decide and plan for one cluster from an observed view and metrics: the library half of
-/// `elasticrds plan`, shared with tests.
+/// `elasticrds plan`, shared with tests. It runs the daemon's own control tick
+/// (`control::tick_cluster`) in dry-run mode: the same metric window, the same decision and
+/// the same plan, with nothing executed and no state written.
+#[allow(clippy::too_many_arguments)]
 pub async fn plan_report(
+    fleet: &dyn Fleet,
     spec: &ClusterSpec,
     policy: &Policy,
     policy_file: Option<&Path>,
@@ -224,17 +250,38 @@ pub async fn plan_report(
     state: ScaleState,
     now: DateTime<Utc>,
 ) -> Result<PlanReport, CliError> {
-    let queries = policy.queries(spec, view);
-    let (start, end) = policy.fetch_window(now);
-    let series = metrics.fetch(&queries, start, end).await?;
-    let decision = decide(policy, spec, view, &series, &state, now);
-    let p = plan(spec, view, &decision.target);
+    let mut scratch = state.clone();
+    let tick = tick_cluster(
+        fleet,
+        metrics,
+        spec,
+        policy,
+        view.clone(),
+        &mut scratch,
+        now,
+        TickOptions {
+            observe_only: false,
+            dry_run: true,
+        },
+    )
+    .await?;
+    let decision = tick.decision;
+    // Observe-only: the tick plans nothing; show what would be planned all the same.
+    let p = tick
+        .plan
+        .unwrap_or_else(|| plan(spec, view, &decision.target));
+    let notes = tick
+        .actions
+        .iter()
+        .flat_map(|r| r.notes.iter().cloned())
+        .collect();
     Ok(PlanReport {
         policy_file: policy_file.map(|f| f.display().to_string()),
         would_execute: !decision.observe_only && !p.actions.is_empty(),
         decision,
         state,
         plan: p,
+        notes,
     })
 }
 
@@ -303,6 +350,15 @@ pub fn plan_text(r: &PlanReport) -> String {
             w.reason
         ));
     }
+    for n in &r.notes {
+        s.push_str(&format!("    note: {n}\n"));
+    }
+    for d in &r.plan.drift {
+        s.push_str(&format!(
+            "    drift: {} is {} (config says {}; reported, not changed)\n",
+            d.id, d.actual, d.configured
+        ));
+    }
     for f in &r.plan.foreign {
         s.push_str(&format!("    foreign: {f} (left alone)\n"));
     }
@@ -310,55 +366,66 @@ pub fn plan_text(r: &PlanReport) -> String {
     s
 }
 
+/// `plan --policy FILE`: the file must parse and govern `spec`'s cluster.
+fn policy_file_for(
+    f: &Path,
+    config: &Config,
+    spec: &ClusterSpec,
+) -> Result<(Option<PathBuf>, Policy), CliError> {
+    let name = f.display().to_string();
+    let text = read_input(f)?;
+    let p = Policy::parse(&name, &text, config)?;
+    if p.cluster != spec.name {
+        return Err(CliError::input(format!(
+            "{name}: the policy is for cluster {:?}, not {:?}",
+            p.cluster, spec.name
+        )));
+    }
+    Ok((Some(f.to_path_buf()), p))
+}
+
 pub async fn run_plan(config: Option<&Path>, a: PlanArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let spec = find_cluster(&config, &a.cluster)?;
-    let (policy_file, policy) = match &a.policy {
-        Some(f) => {
-            let name = f.display().to_string();
-            let text = read_input(f)?;
-            let p = Policy::parse(&name, &text, &config)?;
-            if p.cluster != spec.name {
-                return Err(CliError::input(format!(
-                    "{name}: the policy is for cluster {:?}, not {:?}",
-                    p.cluster, spec.name
-                )));
-            }
-            (Some(f.clone()), p)
-        }
+    let chosen = match &a.policy {
+        Some(f) => policy_file_for(f, &config, spec),
         None => policy_for(
             a.policies
                 .as_deref()
                 .unwrap_or(Path::new(DEFAULT_POLICIES_DIR)),
             &config,
             spec,
-        )?,
+        ),
     };
     let recorded = match &a.metrics {
-        Some(f) => Some(RecordedMetrics::load(f)?),
-        None => None,
+        Some(f) => RecordedMetrics::load(f).map(Some).map_err(CliError::from),
+        None => Ok(None),
+    };
+    // Bad input in the policy and in the metrics file: report both at once.
+    let ((policy_file, policy), recorded) = match (chosen, recorded) {
+        (Ok(p), Ok(r)) => (p, r),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+        (Err(p), Err(m)) => return Err(CliError::input(format!("{}\n{}", p.message, m.message))),
     };
     let fleet = crate::adapters::rds::RdsFleet::from_env().await;
-    let view = crate::reconcile::observe_one(&fleet, spec).await?;
-    let state = match &view.master {
-        Some(m) => ScaleState::from_tags(&fleet.read_tags(&m.id).await?),
-        None => ScaleState::default(),
-    };
     let now = a.at.unwrap_or_else(Utc::now);
+    let mut view = crate::reconcile::observe_one(&fleet, spec).await?;
+    assume_available_since_creation(&mut view, now);
+    // The state the daemon persists on the master (its tags come with the describe).
+    // As the daemon does on start: what the tags missed and the fleet shows (see
+    // `ScaleState::recover_from_fleet`).
+    let mut state = view
+        .master
+        .as_ref()
+        .map(|m| ScaleState::from_tags(&m.tags))
+        .unwrap_or_default();
+    state.recover_from_fleet(&view, now);
+    let file = policy_file.as_deref();
     let report = match &recorded {
-        Some(r) => plan_report(spec, &policy, policy_file.as_deref(), &view, r, state, now).await?,
+        Some(r) => plan_report(&fleet, spec, &policy, file, &view, r, state, now).await?,
         None => {
             let cw = crate::adapters::cloudwatch::CloudWatchMetrics::from_env().await;
-            plan_report(
-                spec,
-                &policy,
-                policy_file.as_deref(),
-                &view,
-                &cw,
-                state,
-                now,
-            )
-            .await?
+            plan_report(&fleet, spec, &policy, file, &view, &cw, state, now).await?
         }
     };
     match a.output {

@@ -4,7 +4,7 @@
 
 use super::domain::{InstanceClass, InstanceId};
 use super::input::{
-    parse_document, position_of, position_of_value, InputError, InputErrors, Syntax,
+    parse_document, position_of, position_of_value, InputError, InputErrors, Syntax, UniqueMap,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -155,7 +155,8 @@ impl Config {
     /// Parse and validate a config document. `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, InputErrors> {
         let syntax = Syntax::detect(file, text);
-        let raw: BTreeMap<String, RawCluster> = parse_document(file, text, syntax)?;
+        let raw: BTreeMap<String, RawCluster> =
+            parse_document::<UniqueMap<String, RawCluster>>(file, text, syntax)?.0;
         let mut errors = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
         // occurrence counters so that a value used twice is located at its second place
@@ -279,7 +280,7 @@ impl Config {
 fn field_key(field: &str) -> String {
     let last = field.rsplit('.').next().unwrap_or(field);
     let last = last.split('[').next().unwrap_or(last);
-    format!("{last}")
+    last.to_string()
 }
 
 fn check_id(

@@ -162,18 +162,20 @@ pub fn parse_document<T: DeserializeOwned>(
     }
     match syntax {
         Syntax::Json => {
-            let mut stripped = String::with_capacity(text.len());
             // Comments are replaced by spaces, so line and column numbers stay those of the file.
-            use std::io::Read;
-            json_comments::StripComments::new(text.as_bytes())
-                .read_to_string(&mut stripped)
-                .map_err(|e| InputError::new(file, "", format!("cannot read: {e}")))?;
+            let stripped = strip_json_comments(text).map_err(|pos| {
+                InputError::new(file, "", "unterminated /* comment: reached EOF").at(Some(pos))
+            })?;
             let mut de = serde_json::Deserializer::from_str(&stripped);
             let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                 let path = clean_path(&e.path().to_string());
                 let inner = e.into_inner();
                 let pos = (inner.line() > 0).then(|| (inner.line(), inner.column()));
-                InputError::new(file, path, strip_position(&inner.to_string())).at(pos)
+                refine(
+                    InputError::new(file, path, strip_position(&inner.to_string())).at(pos),
+                    text,
+                    Syntax::Json,
+                )
             })?;
             de.end().map_err(|e| {
                 InputError::new(file, "", strip_position(&e.to_string()))
@@ -190,10 +192,191 @@ pub fn parse_document<T: DeserializeOwned>(
                 let path = clean_path(&e.path().to_string());
                 let inner = e.into_inner();
                 let pos = inner.location().map(|l| (l.line(), l.column()));
-                InputError::new(file, path, strip_position(&inner.to_string())).at(pos)
+                refine(
+                    InputError::new(file, path, strip_position(&inner.to_string())).at(pos),
+                    text,
+                    Syntax::Yaml,
+                )
             })
         }
     }
+}
+
+/// Blank out `//` and `/* */` comments outside strings, keeping every newline so that
+/// positions stay those of the file. An unterminated block comment is an error at its
+/// start (1-based line and column); an unterminated string is left for the JSON parser.
+fn strip_json_comments(text: &str) -> Result<String, (usize, usize)> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let (mut line, mut col) = (1usize, 1usize);
+    let (mut in_str, mut esc) = (false, false);
+    while let Some(c) = chars.next() {
+        let start = (line, col);
+        let advance = |c: char, line: &mut usize, col: &mut usize| {
+            if c == '\n' {
+                *line += 1;
+                *col = 1;
+            } else {
+                *col += 1;
+            }
+        };
+        advance(c, &mut line, &mut col);
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            out.push(c);
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_str = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                out.push(' ');
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    chars.next();
+                    advance(n, &mut line, &mut col);
+                    out.push(' ');
+                }
+            }
+            ('/', Some('*')) => {
+                out.push(' ');
+                let mut prev = '\0';
+                let mut closed = false;
+                // the `*` that opens the comment cannot also close it
+                if let Some(n) = chars.next() {
+                    advance(n, &mut line, &mut col);
+                    out.push(' ');
+                }
+                for n in chars.by_ref() {
+                    advance(n, &mut line, &mut col);
+                    out.push(if n == '\n' { '\n' } else { ' ' });
+                    if prev == '*' && n == '/' {
+                        closed = true;
+                        break;
+                    }
+                    prev = n;
+                }
+                if !closed {
+                    return Err(start);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// A map that refuses a key given twice (serde's own maps keep the last one silently).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniqueMap<K: Ord, V>(pub std::collections::BTreeMap<K, V>);
+
+impl<'de, K, V> serde::Deserialize<'de> for UniqueMap<K, V>
+where
+    K: serde::Deserialize<'de> + Ord + fmt::Display,
+    V: serde::Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<K, V>(std::marker::PhantomData<(K, V)>);
+        impl<'de, K, V> serde::de::Visitor<'de> for Visit<K, V>
+        where
+            K: serde::Deserialize<'de> + Ord + fmt::Display,
+            V: serde::Deserialize<'de>,
+        {
+            type Value = UniqueMap<K, V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = std::collections::BTreeMap::new();
+                while let Some(k) = m.next_key::<K>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate key `{k}`"
+                        )));
+                    }
+                    let v = m.next_value()?;
+                    out.insert(k, v);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// Polish a parser error: drop the field path serde_yaml repeats at the start of its message,
+/// and for a key given twice name the key in the field and point at its second occurrence
+/// (serde_yaml locates the enclosing mapping instead).
+fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
+    if !e.field.is_empty() {
+        if let Some(rest) = e.message.strip_prefix(&format!("{}: ", e.field)) {
+            e.message = rest.to_string();
+        }
+    }
+    let key = ["duplicate field `", "duplicate key `"]
+        .iter()
+        .find_map(|p| {
+            let i = e.message.find(p)? + p.len();
+            let rest = &e.message[i..];
+            Some(rest[..rest.find('`')?].to_string())
+        });
+    if let Some(key) = key {
+        if syntax == Syntax::Yaml {
+            if let Some(pos) = second_yaml_key(text, &key, e.line.unwrap_or(1)) {
+                e.line = Some(pos.0);
+                e.column = Some(pos.1);
+            }
+        }
+        e.field = if e.field.is_empty() {
+            key
+        } else {
+            format!("{}.{key}", e.field)
+        };
+    }
+    e
+}
+
+/// Position of the second block-style occurrence of `key:` at one indentation, searching from
+/// line `from` (1-based). Best effort: `None` when there is no such pair.
+fn second_yaml_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
+    let mut first_col = None;
+    for (n, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let trimmed = line.trim_start();
+        let mut col = line.len() - trimmed.len();
+        let mut rest = trimmed;
+        if let Some(after) = rest.strip_prefix("- ") {
+            let t = after.trim_start();
+            col += 2 + (after.len() - t.len());
+            rest = t;
+        }
+        let is_key = [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+            .iter()
+            .any(|k| {
+                rest.strip_prefix(k.as_str())
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+            });
+        if !is_key {
+            continue;
+        }
+        match first_col {
+            None => first_col = Some(col),
+            Some(c) if c == col => return Some((n + 1, col + 1)),
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 fn clean_path(p: &str) -> String {
@@ -284,5 +467,69 @@ mod tests {
         assert_eq!(position_of("ab\ncd x", "x", 0), Some((2, 4)));
         assert_eq!(position_of("x x", "x", 1), Some((1, 3)));
         assert_eq!(position_of("x", "y", 0), None);
+    }
+
+    #[test]
+    fn comments_are_blanked_keeping_positions() {
+        let t = "{ // one\n \"a\": \"x//y\", /* two\n */ \"b\": 1 }";
+        let s = strip_json_comments(t).unwrap();
+        assert_eq!(s.len(), t.len());
+        assert_eq!(s.lines().count(), t.lines().count());
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["a"], "x//y");
+        assert_eq!(v["b"], 1);
+    }
+
+    #[test]
+    fn unterminated_block_comment_is_located_at_its_start() {
+        let e = parse_document::<serde_json::Value>("c.json", "{\n  /* open\n", Syntax::Json)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.json:2:3: unterminated /* comment: reached EOF"
+        );
+    }
+
+    #[test]
+    fn duplicate_map_keys_are_refused_in_both_syntaxes() {
+        let j = "{\"a\": 1,\n \"a\": 2}";
+        let e = parse_document::<UniqueMap<String, u8>>("c.json", j, Syntax::Json).unwrap_err();
+        assert!(e.to_string().contains("duplicate key `a`"), "{e}");
+        assert!(e.to_string().starts_with("c.json:2:"), "{e}");
+        let y = "a: 1\na: 2\n";
+        let e = parse_document::<UniqueMap<String, u8>>("c.yaml", y, Syntax::Yaml).unwrap_err();
+        assert_eq!(e.to_string(), "c.yaml:2:1: a: duplicate key `a`");
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        x: Vec<Inner>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: u32,
+        b: Option<u32>,
+    }
+
+    #[test]
+    fn a_duplicate_struct_field_points_at_its_second_occurrence() {
+        let y = "x:\n  - a: 1\n    b: 2\n  - a: 1\n    b: 2\n    b: 3\n";
+        let e = parse_document::<Outer>("p.yaml", y, Syntax::Yaml).unwrap_err();
+        assert_eq!(e.to_string(), "p.yaml:6:5: x[1].b: duplicate field `b`");
+        let j = "{\"x\": [{\"a\": 1,\n \"a\": 2}]}";
+        let e = parse_document::<Outer>("p.json", j, Syntax::Json).unwrap_err();
+        assert_eq!(e.field, "x[0].a", "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn yaml_messages_do_not_repeat_the_field() {
+        let e = parse_document::<Doc>("f.yaml", "a: two\n", Syntax::Yaml).unwrap_err();
+        assert_eq!(e.field, "a");
+        assert!(e.message.starts_with("invalid type"), "{e}");
     }
 }

@@ -77,7 +77,9 @@ impl PartialEq for Schedule {
 /// Parse a cron expression; the message is meant for a located error.
 pub fn parse_cron(expr: &str) -> Result<Cron, String> {
     let cron = Cron::from_str(expr)
-        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))?;
+        .map_err(|e| format!(
+            "{expr:?} is not a valid cron expression (minute hour day-of-month month day-of-week): {e}"
+        ))?;
     // A pattern such as "0 0 30 2 *" parses but never matches: refuse it.
     let probe = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
         .map(|d| d.with_timezone(&Utc))
