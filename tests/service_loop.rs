@@ -578,3 +578,75 @@ async fn a_stop_during_the_describe_makes_no_further_aws_call() {
         .collect();
     assert!(acted.is_empty(), "{acted:?}");
 }
+
+/// The simulated fleet, with every delete of an id under `prefix` taking `delay` (like a
+/// HAProxy drain that waits for sessions to end before DeleteDBInstance).
+struct SlowDelete {
+    inner: Arc<SimFleet>,
+    prefix: &'static str,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Fleet for SlowDelete {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+        self.inner.describe(ids).await
+    }
+    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
+        self.inner.restore_master(m, tags).await
+    }
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError> {
+        self.inner.create_replica(id, source, class, tags).await
+    }
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
+        if id.as_str().starts_with(self.prefix) {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.delete_replica(id).await
+    }
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
+        self.inner.modify_class(id, class).await
+    }
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
+        self.inner.read_tags(id).await
+    }
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
+        self.inner.write_tags(id, tags).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_step_of_one_cluster_does_not_hold_up_another() {
+    // ca (first in config order) scales in through a delete that takes 10 minutes; cb
+    // scales out in the same tick. cb's create must not wait for ca's delete.
+    let rig = Rig::new(2);
+    rig.load.set("ca", 5.0);
+    rig.load.set("cb", 95.0);
+    let metrics = Metrics::new();
+    let slow = Arc::new(SlowDelete {
+        inner: rig.sim.clone(),
+        prefix: "ca-",
+        delay: Duration::from_secs(600),
+    });
+    let mut d = rig.daemon_on(slow, &metrics);
+    let outcome = d.tick().await;
+    assert!(outcome.ok(), "{:?}", outcome.clusters);
+    let deletes = rig.call_minutes("delete_replica", "ca-");
+    let creates = rig.call_minutes("create_replica", "cb-");
+    assert_eq!(
+        deletes,
+        vec![10],
+        "ca's delete went through after its 10 minutes"
+    );
+    assert_eq!(
+        creates,
+        vec![0],
+        "cb's scale-out waited for ca's slow delete: creates at {creates:?}"
+    );
+}

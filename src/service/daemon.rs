@@ -364,6 +364,9 @@ impl Daemon {
             observe_only: self.opts.observe_only,
             dry_run: self.opts.dry_run,
         };
+        // Clusters act concurrently, so that a long step of one (a HAProxy drain, a slow AWS
+        // call) does not hold up the others; results are then recorded in config order.
+        let mut jobs = Vec::new();
         for ((&i, view), series) in due.iter().zip(views).zip(series) {
             if self.stopping() {
                 results[i] = Some(ClusterResult::Skipped);
@@ -372,18 +375,24 @@ impl Daemon {
             let entry = &self.clusters[i];
             let span = tracing::info_span!("cluster", cluster = %entry.spec.name);
             let mut state = self.runtime[i].state.take().unwrap_or_default();
-            let r = decide_and_act(
-                self.fleet.as_ref(),
-                &entry.spec,
-                &entry.policy,
-                &view,
-                &series,
-                &mut state,
-                now,
-                opts,
-            )
-            .instrument(span.clone())
-            .await;
+            let fleet = self.fleet.as_ref();
+            jobs.push(async move {
+                let r = decide_and_act(
+                    fleet,
+                    &entry.spec,
+                    &entry.policy,
+                    &view,
+                    &series,
+                    &mut state,
+                    now,
+                    opts,
+                )
+                .instrument(span.clone())
+                .await;
+                (i, span, state, r)
+            });
+        }
+        for (i, span, state, r) in futures_util::future::join_all(jobs).await {
             self.runtime[i].state = Some(state);
             let _g = span.enter();
             results[i] = Some(match r {
