@@ -144,7 +144,7 @@ fn config_cases() -> Vec<Case> {
         case("yaml tab indentation", "c.yaml", "cluster1:\n\tmaster_node: {}\n", LineCol, &["tab", "found character"]),
         case("yaml unclosed flow", "c.yaml", "cluster1: {master_node: [\n", LineCol, &["end of stream", "did not find", "invalid type"]),
         case("yaml duplicate cluster", "c.yaml", format!("{y}{}", y.replace("cluster1m01", "cluster1m02").replace("cluster1s0", "cluster1t0")), LineCol, &["duplicate"]),
-        case("json duplicate cluster", "c.json", format!("{{\"cluster1\": {{\"master_node\": {{\"identifier\": \"s\", \"instance_id\": \"cm01\", \"instance_class\": \"db.t3.micro\"}}}},\n \"cluster1\": {{\"master_node\": {{\"identifier\": \"s\", \"instance_id\": \"cm02\", \"instance_class\": \"db.t3.micro\"}}}}}}"), LineCol, &["duplicate"]),
+        case("json duplicate cluster", "c.json", "{\"cluster1\": {\"master_node\": {\"identifier\": \"s\", \"instance_id\": \"cm01\", \"instance_class\": \"db.t3.micro\"}},\n \"cluster1\": {\"master_node\": {\"identifier\": \"s\", \"instance_id\": \"cm02\", \"instance_class\": \"db.t3.micro\"}}}", LineCol, &["duplicate"]),
         case("deep nesting json", "c.json", "[".repeat(100_000), File, &["nesting"]),
         case("deep nesting yaml", "c.yaml", format!("a: {}", "[".repeat(100_000)), File, &["nesting", "recursion"]),
         case("yaml alias bomb", "c.yaml", alias_bomb, LineCol, &["repetition limit", "invalid type", "expected struct"]),
@@ -374,4 +374,337 @@ fn missing_and_unreadable_files_are_bad_input() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert_eq!(trip.hits(), 0);
+}
+
+// ---------------------------------------------------------------- recorded metrics and traces
+
+/// Lines `file:N:` that stderr locates.
+fn located_lines(err: &str, shown: &str) -> Vec<usize> {
+    err.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(shown)? + shown.len()..];
+            rest.strip_prefix(':')?.split(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_metrics_with_junk_rows_exit_2_naming_every_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("elasticrds.json");
+    std::fs::write(&config, GOOD_CONFIG).unwrap();
+    let metrics = dir.path().join("m.csv");
+    std::fs::write(
+        &metrics,
+        "timestamp,instance,metric,statistic,value\n\
+         2026-11-25T12:00:00Z,cluster1s01,cpu,Average,50\n\
+         not-a-time,cluster1s01,cpu,Average,50\n\
+         2026-11-25T12:01:00Z,cluster1s01,iops,Average,50\n\
+         2026-11-25T12:02:00Z,cluster1s01,cpu,Median,50\n\
+         2026-11-25T12:03:00Z,cluster1s01,cpu,Average,abc\n\
+         2026-11-25T12:04:00Z,cluster1s01,cpu\n\
+         2026-11-25T12:00:00Z,cluster1s01,cpu,Average,51\n\
+         2026-11-25T12:05:00Z,bad--id,cpu,Average,5\n",
+    )
+    .unwrap();
+    let trip = Tripwire::new();
+    let out = elasticrds(&trip)
+        .arg("--config")
+        .arg(&config)
+        .args(["plan", "cluster1", "--metrics"])
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines = located_lines(&err, &metrics.display().to_string());
+    for want in 3..=9 {
+        assert!(lines.contains(&want), "line {want} not located:\n{err}");
+    }
+    assert!(!lines.contains(&2), "the good row was blamed:\n{err}");
+    // The conflicting duplicate names the earlier row too.
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(trip.hits(), 0, "an AWS endpoint was contacted");
+}
+
+#[test]
+fn recorded_metrics_gaps_duplicates_and_disorder_follow_the_documented_rule() {
+    use elasticrds::adapters::recorded::RecordedMetrics;
+    use elasticrds::core::domain::{InstanceId, MetricKind, Statistic};
+    let t = |m: u32| format!("2026-11-25T12:{m:02}:00Z");
+    // Unordered rows, a gap (12:02 absent, 12:03 empty), a repeated row with the same value.
+    let csv = format!(
+        "{},cluster1s01,cpu,Average,40\n{},cluster1s01,cpu,Average,10\n{},cluster1s01,cpu,Average,\n{},cluster1s01,cpu,Average,20\n{},cluster1s01,cpu,Average,10\n",
+        t(4),
+        t(0),
+        t(3),
+        t(1),
+        t(0)
+    );
+    let json = format!(
+        "[{{\"timestamp\":\"{}\",\"instance\":\"cluster1s01\",\"metric\":\"cpu\",\"statistic\":\"Average\",\"value\":40}},\
+          {{\"timestamp\":\"{}\",\"instance\":\"cluster1s01\",\"metric\":\"cpu\",\"statistic\":\"Average\",\"value\":10}},\
+          {{\"timestamp\":\"{}\",\"instance\":\"cluster1s01\",\"metric\":\"cpu\",\"statistic\":\"Average\",\"value\":null}},\
+          {{\"timestamp\":\"{}\",\"instance\":\"cluster1s01\",\"metric\":\"cpu\",\"statistic\":\"Average\",\"value\":20}},\
+          {{\"timestamp\":\"{}\",\"instance\":\"cluster1s01\",\"metric\":\"cpu\",\"statistic\":\"Average\",\"value\":10}}]",
+        t(4),
+        t(0),
+        t(3),
+        t(1),
+        t(0)
+    );
+    let start = chrono::DateTime::parse_from_rfc3339(&t(0))
+        .unwrap()
+        .to_utc();
+    let end = start + chrono::Duration::minutes(10);
+    for (file, text) in [("m.csv", csv.as_str()), ("m.json", json.as_str())] {
+        let r = RecordedMetrics::parse(file, text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let s = r.samples(
+            &InstanceId::from_aws("cluster1s01"),
+            MetricKind::Cpu,
+            Statistic::Average,
+            start,
+            end,
+        );
+        let got: Vec<(i64, f64)> = s
+            .iter()
+            .map(|x| ((x.at - start).num_minutes(), x.value))
+            .collect();
+        // Sorted by time, the duplicate kept once, gaps missing (never zero).
+        assert_eq!(got, vec![(0, 10.0), (1, 20.0), (4, 40.0)], "{file}");
+    }
+    // The same timestamp with a different value is an error naming both rows.
+    let e = RecordedMetrics::parse(
+        "m.csv",
+        &format!(
+            "{},cluster1s01,cpu,Average,10\n{},cluster1s01,cpu,Average,11\n",
+            t(0),
+            t(0)
+        ),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("m.csv:2:") && e.contains("line 1"), "{e}");
+    // Binary junk and an empty file: a clear, located error, no panic.
+    assert!(RecordedMetrics::parse("m.csv", "\u{0}\u{1}junk,,,\n").is_err());
+}
+
+#[test]
+fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
+    use elasticrds::backtest::trace::Trace;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, GOOD_POLICY).unwrap();
+    let trace = dir.path().join("t.csv");
+    std::fs::write(
+        &trace,
+        "timestamp,value\n2014-01-01 00:00:00,1\nnope,2\n2014-01-01 00:02:00,x\n2014-01-01 00:03:00,-1\n2014-01-01 00:04:00\n2014-01-01 00:05:00,NaN\n",
+    )
+    .unwrap();
+    let trip = Tripwire::new();
+    let out = elasticrds(&trip)
+        .args(["backtest", "--policy"])
+        .arg(&policy)
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines = located_lines(&err, &trace.display().to_string());
+    for want in 3..=7 {
+        assert!(lines.contains(&want), "line {want} not located:\n{err}");
+    }
+    assert_eq!(trip.hits(), 0);
+    // Binary junk: refused with the file named.
+    std::fs::write(&trace, junk(1024)).unwrap();
+    let out = elasticrds(&trip)
+        .args(["backtest", "--policy"])
+        .arg(&policy)
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&trace.display().to_string()), "{err}");
+
+    // Unordered rows, a repeated timestamp (the later row wins), a gap (00:03 absent, 00:05
+    // empty): replayed as documented, gaps stay missing.
+    let t = Trace::parse(
+        "t.csv",
+        "2014-01-01 00:04:00,4\n2014-01-01 00:00:00,0\n2014-01-01 00:01:00,1\n2014-01-01 00:02:00,7\n2014-01-01 00:02:00,2\n2014-01-01 00:05:00,\n2014-01-01 00:06:00,6\n",
+    )
+    .unwrap();
+    assert_eq!(t.step_secs, 60);
+    assert_eq!(
+        t.values,
+        vec![
+            Some(0.0),
+            Some(1.0),
+            Some(2.0),
+            None,
+            Some(4.0),
+            None,
+            Some(6.0)
+        ]
+    );
+    assert_eq!(t.rows, 7);
+}
+
+// ---------------------------------------------------------------- bounded fuzzing on stable
+
+mod parser_fuzz {
+    //! The stable-toolchain companion of `fuzz/` (cargo fuzz needs nightly): random byte-level
+    //! mutations of good inputs (replace, insert, delete, duplicate a span) and plain random
+    //! bytes, through every parser of user files. Each must answer `Ok` or errors that name the
+    //! file, never panic. Bounded: a fixed number of cases per run (`PROPTEST_CASES` raises it).
+    use super::{GOOD_CONFIG, GOOD_POLICY, GOOD_YAML};
+    use elasticrds::adapters::recorded::RecordedMetrics;
+    use elasticrds::backtest::trace::Trace;
+    use elasticrds::core::config::Config;
+    use elasticrds::core::input::InputErrors;
+    use elasticrds::core::policy::Policy;
+    use proptest::prelude::*;
+
+    const METRICS: &str = "timestamp,instance,metric,statistic,value\n2026-11-25T12:00:00Z,cluster1s01,cpu,Average,50\n2026-11-25T12:01:00Z,cluster1s01,cpu,Average,\n";
+    const TRACE: &str = "timestamp,value\n2014-02-14 14:30:00,6.4\n2014-02-14 14:35:00,5.8\n";
+    const POLICY_EXTRA: &str = "schedules:\n  - cron: \"0 8 * * 1-5\"\n    timezone: Asia/Tokyo\n    duration: 9h\n    min_replicas: 2\nmissing_data:\n  scale_out: hold\n";
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Replace(usize, u8),
+        Insert(usize, Vec<u8>),
+        Delete(usize, usize),
+        Repeat(usize, usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let token = prop_oneof![
+            Just(b"{".to_vec()),
+            Just(b"}".to_vec()),
+            Just(b"[".to_vec()),
+            Just(b"]".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b"/*".to_vec()),
+            Just(b"//".to_vec()),
+            Just(b":".to_vec()),
+            Just(b",".to_vec()),
+            Just(b"\n  ".to_vec()),
+            Just(b"&a ".to_vec()),
+            Just(b"*a".to_vec()),
+            Just(b"!!binary ".to_vec()),
+            Just(b"-1".to_vec()),
+            Just(b"1e999".to_vec()),
+            Just(b"\xff".to_vec()),
+            Just(b"\0".to_vec()),
+            prop::collection::vec(any::<u8>(), 1..8),
+        ];
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Replace(i, b)),
+            (any::<usize>(), token).prop_map(|(i, t)| Edit::Insert(i, t)),
+            (any::<usize>(), 1usize..40).prop_map(|(i, n)| Edit::Delete(i, n)),
+            (any::<usize>(), 1usize..60, 1usize..50).prop_map(|(i, n, k)| Edit::Repeat(i, n, k)),
+        ]
+    }
+
+    fn apply(base: &str, edits: &[Edit]) -> Vec<u8> {
+        let mut v = base.as_bytes().to_vec();
+        for e in edits {
+            let len = v.len().max(1);
+            match e {
+                Edit::Replace(i, b) => {
+                    if !v.is_empty() {
+                        let i = i % v.len();
+                        v[i] = *b;
+                    }
+                }
+                Edit::Insert(i, t) => {
+                    let i = i % (v.len() + 1);
+                    v.splice(i..i, t.iter().copied());
+                }
+                Edit::Delete(i, n) => {
+                    let i = i % len;
+                    let end = (i + n).min(v.len());
+                    if i < end {
+                        v.drain(i..end);
+                    }
+                }
+                Edit::Repeat(i, n, k) => {
+                    let i = i % len;
+                    let end = (i + n).min(v.len());
+                    if i < end {
+                        let span: Vec<u8> = v[i..end].to_vec();
+                        for _ in 0..*k {
+                            v.splice(end..end, span.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    fn config() -> Config {
+        Config::parse("c.json", GOOD_CONFIG).expect("good config")
+    }
+
+    fn check(file: &str, r: Result<(), InputErrors>) -> Result<(), TestCaseError> {
+        if let Err(e) = r {
+            prop_assert!(
+                !e.0.is_empty(),
+                "{}: an error result without any error",
+                file
+            );
+            for x in &e.0 {
+                prop_assert_eq!(&x.file, file);
+                prop_assert!(!x.to_string().is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    /// Every parser of user files on one input (the lossy text where the parser takes text, as
+    /// the binary does only after its UTF-8 check).
+    fn all_parsers(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let text = String::from_utf8_lossy(bytes);
+        for file in ["f.json", "f.yaml", "f"] {
+            check(file, Config::parse(file, &text).map(|_| ()))?;
+        }
+        let c = config();
+        check("p.yaml", Policy::parse("p.yaml", &text, &c).map(|_| ()))?;
+        check("p.json", Policy::parse("p.json", &text, &c).map(|_| ()))?;
+        check("m.csv", RecordedMetrics::parse("m.csv", &text).map(|_| ()))?;
+        check(
+            "m.json",
+            RecordedMetrics::parse("m.json", &text).map(|_| ()),
+        )?;
+        check("t.csv", Trace::parse("t.csv", &text).map(|_| ()))?;
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn mutated_inputs_never_panic(
+            base in prop::sample::select(vec![0usize, 1, 2, 3, 4, 5]),
+            edits in prop::collection::vec(edit(), 1..12),
+        ) {
+            let policy = format!("{GOOD_POLICY}{POLICY_EXTRA}");
+            let b = [GOOD_CONFIG, GOOD_YAML, GOOD_POLICY, policy.as_str(), METRICS, TRACE][base];
+            all_parsers(&apply(b, &edits))?;
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            all_parsers(&bytes)?;
+        }
+    }
 }

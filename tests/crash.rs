@@ -202,6 +202,10 @@ fn kill_9_at_every_step_of_a_scale_out_and_a_scale_in() {
         }
     }
     cases.push((Dir::OutSingle, Point::AfterCall));
+    // ELASTICRDS_FAULTS_ONLY=<substring> runs the matching cases only (for debugging).
+    if let Ok(f) = std::env::var("ELASTICRDS_FAULTS_ONLY") {
+        cases.retain(|(d, p)| format!("kill -9 {d:?} {p:?}").to_lowercase().contains(&f));
+    }
     let width: usize = std::env::var("ELASTICRDS_FAULTS_PARALLEL")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -1,8 +1,9 @@
 //! The fault matrix: `elasticrds run` against moto (RDS) and ministack (CloudWatch) through the
 //! fault-injecting proxy (tests/faultkit/proxy.rs). For each fault — throttling, 500, 503,
 //! connection reset, a 10 s stall past the SDK's 5 s attempt timeout, a truncated response —
-//! on the RDS and CloudWatch operations the service uses, alone and in bursts longer than the
-//! SDK's three attempts, it checks:
+//! on every AWS operation the service calls ([`OPERATIONS`]: describe, create, delete, state
+//! tags, class change, master restore, GetMetricData) as a burst of the SDK's three attempts,
+//! alone (x1) on each service, and in longer bursts, it checks:
 //! - the loop keeps ticking (the process stays up, ticks_total grows, SIGTERM exits 0);
 //! - the other cluster is unaffected (it converges while cluster `ca` is being faulted);
 //! - no replica is created twice (the proxy refuses and counts a create for an existing id);
@@ -24,6 +25,8 @@ use faultkit::{
 use std::time::Duration;
 
 const STALL: Duration = Duration::from_secs(10);
+/// The class the Class scenarios' schedule moves ca's replicas to.
+const NEW_CLASS: &str = "db.t3.small";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Dir {
@@ -31,11 +34,15 @@ enum Dir {
     Out,
     /// ca 3 → 1 replicas, cb 0 → 2.
     In,
+    /// ca keeps 2 replicas, a schedule moves them to db.t3.small (ModifyDBInstance), cb 0 → 2.
+    Class,
+    /// ca's master is gone: restored from its snapshot, then 1 replica; cb 0 → 2.
+    Restore,
 }
 
 #[derive(Clone, Debug)]
 struct Scenario {
-    name: &'static str,
+    name: String,
     service: Service,
     operation: &'static str,
     fault: Fault,
@@ -46,17 +53,53 @@ struct Scenario {
     dir: Dir,
 }
 
-fn sc(
-    name: &'static str,
-    service: Service,
-    operation: &'static str,
-    fault: Fault,
-    burst: usize,
-    dir: Dir,
-) -> Scenario {
+/// Every AWS operation `elasticrds run` calls (tests/iam.rs checks the code calls no other,
+/// apart from ListTagsForResource, which only `elasticrds plan` uses), with the scenario
+/// direction that makes the service call it.
+const OPERATIONS: [(Service, &str, Dir); 7] = [
+    (Service::Rds, "DescribeDBInstances", Dir::Out),
+    (Service::Rds, "CreateDBInstanceReadReplica", Dir::Out),
+    (Service::Rds, "DeleteDBInstance", Dir::In),
+    (Service::Rds, "AddTagsToResource", Dir::Out),
+    (Service::Rds, "ModifyDBInstance", Dir::Class),
+    (
+        Service::Rds,
+        "RestoreDBInstanceFromDBSnapshot",
+        Dir::Restore,
+    ),
+    (Service::CloudWatch, "GetMetricData", Dir::Out),
+];
+
+fn faults() -> [Fault; 6] {
+    [
+        Fault::Throttle,
+        Fault::Http500,
+        Fault::Http503,
+        Fault::Reset,
+        Fault::Stall(STALL),
+        Fault::Truncate,
+    ]
+}
+
+fn sc(service: Service, operation: &'static str, fault: Fault, burst: usize, dir: Dir) -> Scenario {
     let scoped = service == Service::Rds && operation != "DescribeDBInstances";
+    let short = match operation {
+        "DescribeDBInstances" => "describe",
+        "CreateDBInstanceReadReplica" => "create",
+        "DeleteDBInstance" => "delete",
+        "AddTagsToResource" => "addtags",
+        "ModifyDBInstance" => "modify",
+        "RestoreDBInstanceFromDBSnapshot" => "restore",
+        "GetMetricData" => "getmetricdata",
+        other => other,
+    };
     Scenario {
-        name,
+        name: format!(
+            "{} {} {short} x{burst} {}",
+            service.label(),
+            fault.label(),
+            format!("{dir:?}").to_lowercase()
+        ),
         service,
         operation,
         fault,
@@ -66,68 +109,31 @@ fn sc(
     }
 }
 
+/// Every fault kind on every operation as a burst of 3 (all of the SDK's attempts, so the
+/// failure reaches the service); each fault kind alone (x1, absorbed by the SDK's retries) on
+/// each service; and a few longer bursts. The slow ones (stalls) first, so that they overlap
+/// the rest.
 fn matrix() -> Vec<Scenario> {
     use Dir::*;
     use Fault::*;
     use Service::*;
-    let c = "CreateDBInstanceReadReplica";
-    let d = "DeleteDBInstance";
-    let ds = "DescribeDBInstances";
-    let t = "AddTagsToResource";
-    let g = "GetMetricData";
-    vec![
-        // the slow ones first, so that they overlap the rest
-        sc("rds stall create x1", Rds, c, Stall(STALL), 1, Out),
-        sc(
-            "cw stall getmetricdata x3",
-            CloudWatch,
-            g,
-            Stall(STALL),
-            3,
-            Out,
-        ),
-        sc("rds throttle create x1", Rds, c, Throttle, 1, Out),
-        sc("rds throttle create burst x4", Rds, c, Throttle, 4, Out),
-        sc("rds throttle describe burst x6", Rds, ds, Throttle, 6, Out),
-        sc("rds 500 create x3", Rds, c, Http500, 3, Out),
-        sc("rds 503 delete x3", Rds, d, Http503, 3, In),
-        sc("rds 500 describe x3", Rds, ds, Http500, 3, In),
-        sc("rds reset create x3", Rds, c, Reset, 3, Out),
-        sc("rds reset delete x2", Rds, d, Reset, 2, In),
-        sc("rds truncate create x1", Rds, c, Truncate, 1, Out),
-        sc("rds truncate create x3", Rds, c, Truncate, 3, Out),
-        sc("rds truncate delete x1", Rds, d, Truncate, 1, In),
-        sc("rds truncate describe x3", Rds, ds, Truncate, 3, Out),
-        sc("rds throttle addtags x3", Rds, t, Throttle, 3, Out),
-        sc("rds 503 addtags x3", Rds, t, Http503, 3, In),
-        sc(
-            "cw throttle getmetricdata x1",
-            CloudWatch,
-            g,
-            Throttle,
-            1,
-            Out,
-        ),
-        sc(
-            "cw throttle getmetricdata burst x5",
-            CloudWatch,
-            g,
-            Throttle,
-            5,
-            Out,
-        ),
-        sc("cw 500 getmetricdata x3", CloudWatch, g, Http500, 3, Out),
-        sc("cw 503 getmetricdata x3", CloudWatch, g, Http503, 3, In),
-        sc("cw reset getmetricdata x3", CloudWatch, g, Reset, 3, Out),
-        sc(
-            "cw truncate getmetricdata x3",
-            CloudWatch,
-            g,
-            Truncate,
-            3,
-            In,
-        ),
-    ]
+    let mut v = Vec::new();
+    for (svc, op, dir) in OPERATIONS {
+        for f in faults() {
+            v.push(sc(svc, op, f, 3, dir));
+        }
+    }
+    for f in faults() {
+        v.push(sc(Rds, "CreateDBInstanceReadReplica", f, 1, Out));
+        v.push(sc(CloudWatch, "GetMetricData", f, 1, Out));
+    }
+    v.push(sc(Rds, "DeleteDBInstance", Truncate, 1, In));
+    v.push(sc(Rds, "CreateDBInstanceReadReplica", Throttle, 4, Out));
+    v.push(sc(Rds, "DescribeDBInstances", Throttle, 6, Out));
+    v.push(sc(CloudWatch, "GetMetricData", Throttle, 5, Out));
+    // stalls first
+    v.sort_by_key(|s| !matches!(s.fault, Stall(_)));
+    v
 }
 
 /// What one scenario found; `problems` empty when every check held.
@@ -141,9 +147,20 @@ fn run_scenario(s: &Scenario) -> Verdict {
     let (ca_start, ca_target) = match s.dir {
         Dir::Out => (1, 3),
         Dir::In => (3, 1),
+        Dir::Class => (2, 2),
+        Dir::Restore => (0, 1),
     };
-    rig.seed(ca_start, 0);
-    rig.set_policy("ca", &fixed_policy("ca", ca_target));
+    let mut ca_policy = fixed_policy("ca", ca_target);
+    match s.dir {
+        Dir::Restore => rig.seed_without_ca_master(0),
+        _ => rig.seed(ca_start, 0),
+    }
+    if s.dir == Dir::Class {
+        ca_policy.push_str(&format!(
+            "schedules:\n  - cron: \"* * * * *\"\n    duration: 1h\n    replica_class: {NEW_CLASS}\n"
+        ));
+    }
+    rig.set_policy("ca", &ca_policy);
     rig.set_policy("cb", &fixed_policy("cb", 2));
     let proxy: &FaultProxy = match s.service {
         Service::Rds => &rig.rds,
@@ -159,10 +176,27 @@ fn run_scenario(s: &Scenario) -> Verdict {
     let mut svc = rig.spawn("run", &[]);
     let expected_cb = set(&["cb-m01", "cb-s01", "cb-s02"]);
     let mut expected = expected_cb.clone();
-    expected.extend(["ca-m01".to_string(), faultkit::FOREIGN.to_string()]);
+    expected.insert("ca-m01".to_string());
+    if s.dir != Dir::Restore {
+        expected.insert(faultkit::FOREIGN.to_string());
+    }
     for i in 1..=ca_target {
         expected.insert(format!("ca-s{i:02}"));
     }
+    // Class changes: the ca replicas end in the scheduled class, nothing else changes class.
+    let classes_ok = || {
+        s.dir != Dir::Class || {
+            let c = rig.classes();
+            c.iter().all(|(id, class)| {
+                let want = if id.starts_with("ca-s") {
+                    NEW_CLASS
+                } else {
+                    "db.t3.micro"
+                };
+                class == want
+            })
+        }
+    };
 
     // The fault fires (every faulted request seen), and meanwhile the other cluster converges
     // when the fault is scoped to ca.
@@ -187,14 +221,19 @@ fn run_scenario(s: &Scenario) -> Verdict {
     rig.cw.clear_rules();
 
     // Once the fault stops the fleet converges.
-    let converged = wait_until(Duration::from_secs(90), || rig.fleet() == expected);
+    let converged = wait_until(Duration::from_secs(90), || {
+        rig.fleet() == expected && classes_ok()
+    });
     // ... and stays converged over a few more ticks (no late duplicate or deletion).
     std::thread::sleep(Duration::from_secs(3));
     let fleet = rig.fleet();
-    let lost_ids = lost(&fleet, &expected);
+    let mut lost_ids = lost(&fleet, &expected);
+    if !classes_ok() {
+        lost_ids.push(format!("class changes: {:?}", rig.classes()));
+    }
     if !converged || !lost_ids.is_empty() {
         problems.push(format!(
-            "not converged: fleet {fleet:?}, expected {expected:?}"
+            "not converged: fleet {fleet:?}, expected {expected:?}; {lost_ids:?}"
         ));
     }
     if !svc.alive() {
@@ -247,7 +286,7 @@ fn run_scenario(s: &Scenario) -> Verdict {
     Verdict {
         outcome: Outcome {
             test: "faults".into(),
-            scenario: s.name.into(),
+            scenario: s.name.clone(),
             injected: rig.rds.injected() + rig.cw.injected(),
             duplicates,
             lost: lost_ids.len(),
@@ -268,7 +307,8 @@ fn tail(s: &str, n: usize) -> &str {
 
 /// Run scenarios `width` at a time, each on its own emulators and proxies.
 fn run_all(list: Vec<Scenario>, width: usize) -> Vec<(Scenario, Verdict)> {
-    let queue = std::sync::Mutex::new(list.into_iter().enumerate().collect::<Vec<_>>());
+    // Popped from the back: reversed, so the list's order is the start order.
+    let queue = std::sync::Mutex::new(list.into_iter().enumerate().rev().collect::<Vec<_>>());
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..width {
@@ -284,7 +324,7 @@ fn run_all(list: Vec<Scenario>, width: usize) -> Vec<(Scenario, Verdict)> {
                     Verdict {
                         outcome: Outcome {
                             test: "faults".into(),
-                            scenario: s.name.into(),
+                            scenario: s.name.clone(),
                             ..Default::default()
                         },
                         problems: vec![format!("panicked: {msg}")],
@@ -318,15 +358,23 @@ fn run_all(list: Vec<Scenario>, width: usize) -> Vec<(Scenario, Verdict)> {
 #[ignore = "the fault matrix: run by scripts/faults.sh (cargo test --test faults -- --ignored)"]
 fn fault_matrix() {
     let list = matrix();
-    // The matrix covers every fault kind on both services.
-    for f in [
-        "throttle", "http500", "http503", "reset", "stall", "truncate",
-    ] {
-        for svc in [Service::Rds, Service::CloudWatch] {
+    // The matrix covers every fault kind on every operation the service uses, as a burst past
+    // the SDK's retries, and every fault kind alone on both services.
+    for (svc, op, _) in OPERATIONS {
+        for f in faults() {
             assert!(
                 list.iter()
-                    .any(|s| s.fault.label() == f && s.service == svc),
-                "no {f} scenario for {svc:?}"
+                    .any(|s| s.service == svc && s.operation == op && s.fault == f && s.burst >= 3),
+                "no burst of {f:?} on {svc:?} {op}"
+            );
+        }
+    }
+    for svc in [Service::Rds, Service::CloudWatch] {
+        for f in faults() {
+            assert!(
+                list.iter()
+                    .any(|s| s.service == svc && s.fault == f && s.burst == 1),
+                "no single {f:?} on {svc:?}"
             );
         }
     }

@@ -11,14 +11,23 @@
 //! - no create is issued for an identifier that exists;
 //! - no two actions on one instance in one tick, and no action on a busy instance;
 //! - a second plan after executing the first on an idle fleet plans nothing new (idempotence),
-//!   and repeated ticks with injected failures converge without any duplicate.
+//!   and repeated ticks with injected failures converge without any duplicate;
+//! - whole control ticks (`control::tick_cluster`: decide with a random policy on random
+//!   metrics, plan, execute) never take the fleet above the policy's max or below its min
+//!   (once inside the bounds), and never move it away from them when outside.
 
 use chrono::{TimeZone, Utc};
+use elasticrds::adapters::recorded::RecordedMetrics;
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
+use elasticrds::control::{tick_cluster, TickOptions};
 use elasticrds::core::config::Config;
-use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
+use elasticrds::core::decide::ScaleState;
+use elasticrds::core::domain::{
+    Instance, InstanceClass, InstanceId, InstanceStatus, MetricKind, Sample, Statistic,
+};
 use elasticrds::core::plan::{plan, Action, Target};
-use elasticrds::ports::{Clock, ErrorKind, Fleet, ManualClock, PortError};
+use elasticrds::core::policy::Policy;
+use elasticrds::ports::{Clock, ErrorKind, ManualClock, PortError};
 use elasticrds::reconcile::{execute, observe, ExecOptions};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -400,5 +409,79 @@ proptest! {
             prop_assert_eq!(view.replicas[i].is_some(), i < g.target.min(g.replicas));
         }
         let _ = clock.now();
+    }
+
+    /// Whole control ticks — the daemon's decision path — with a random policy (min, max) and
+    /// random CPU load: the count stays within [min, max] once inside, moves only towards the
+    /// bounds from outside (from below min it may go on up to what the load asks for, never past
+    /// max), and every tick obeys the same safety rules as above.
+    #[test]
+    fn control_ticks_stay_within_policy_bounds(
+        mut g in cluster(),
+        min_frac in 0.0f64..=1.0,
+        span_frac in 0.0f64..=1.0,
+        load in prop::collection::vec(0.0f64..100.0, 1..6),
+    ) {
+        g.master = Some((InstanceStatus::Available, "db.t3.micro".into()));
+        for p in g.present.iter_mut() {
+            *p = p.take().map(|_| (InstanceStatus::Available, "db.t3.micro".into()));
+        }
+        g.foreign = g.foreign.iter().map(|_| InstanceStatus::Available).collect();
+        let n = g.replicas;
+        let min = ((n as f64) * min_frac).floor() as usize;
+        let max = min + (((n - min) as f64) * span_frac).floor() as usize;
+        let (clock, fleet, config) = build(std::slice::from_ref(&g), SimOptions::default());
+        let spec = config.cluster("c0").unwrap();
+        let policy = Policy::parse(
+            "p.yaml",
+            &format!("cluster: c0\nmin_replicas: {min}\nmax_replicas: {max}\nrules:\n  - metric: cpu\n    target: 50\nwarmup:\n  duration: 0s\nscale_out:\n  cooldown: 0s\nscale_in:\n  cooldown: 0s\n  stabilization: 0s\n"),
+            &config,
+        ).expect("generated policy");
+        // CPU of every configured instance, one level per minute (cycling through `load`).
+        let ids: Vec<InstanceId> = spec.all_ids().cloned().collect();
+        let rows = (-20i64..60).flat_map(|m| {
+            let v = load[(m.rem_euclid(load.len() as i64)) as usize];
+            let at = t0() + chrono::Duration::minutes(m);
+            ids.iter().flat_map(move |id| {
+                [Statistic::Average, Statistic::Maximum].map(|st| {
+                    (id.clone(), MetricKind::Cpu, st, Sample { at, value: v })
+                })
+            })
+        });
+        let metrics = RecordedMetrics::from_rows(rows);
+        let rt = rt();
+        let mut state = ScaleState::default();
+        for _tick in 0..12 {
+            let view = rt.block_on(observe(&fleet, &[spec])).unwrap().remove(0);
+            let before = view.replica_count();
+            let existing: BTreeSet<String> = fleet.instances().iter()
+                .map(|i| i.id.as_str().to_ascii_lowercase()).collect();
+            let calls_before = fleet.calls().len();
+            let r = rt.block_on(tick_cluster(
+                &fleet, &metrics, spec, &policy, view, &mut state, clock.now(), TickOptions::default(),
+            ));
+            prop_assert!(r.is_ok(), "tick failed: {:?}", r.err());
+            let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+            for call in fleet.calls()[calls_before..].iter().filter(|c| MUTATING.contains(&c.operation)) {
+                let id = call.id.as_ref().unwrap();
+                prop_assert!(spec.contains(id), "{} on {} outside the config", call.operation, id);
+                prop_assert!(!(call.operation == "delete_replica" && spec.is_master(id)), "master deleted");
+                if call.operation == "create_replica" {
+                    prop_assert!(!existing.contains(&id.as_str().to_ascii_lowercase()), "create for existing {}", id);
+                }
+                *per_id.entry(id.as_str().to_ascii_lowercase()).or_default() += 1;
+            }
+            prop_assert!(per_id.values().all(|&k| k == 1), "two actions on one instance: {:?}", per_id);
+            let after = rt.block_on(observe(&fleet, &[spec])).unwrap().remove(0).replica_count();
+            if (min..=max).contains(&before) {
+                prop_assert!((min..=max).contains(&after), "{} -> {} left [{}, {}]", before, after, min, max);
+            } else if before < min {
+                // Raised (to min, or further when the load asks for it), never past max.
+                prop_assert!(after >= before && after <= max, "{} -> {} from below min {} (max {})", before, after, min, max);
+            } else {
+                prop_assert!(after <= before && after >= min, "{} -> {} from above max {} (min {})", before, after, max, min);
+            }
+            clock.advance(Duration::from_secs(60));
+        }
     }
 }

@@ -158,8 +158,9 @@ fn run_with_keys(
         .args(["--interval", "1s", "--log-format", log_format])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        // Files, not pipes: a debug log fills a pipe nobody drains yet and stalls the child.
+        .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap());
     let mut child = cmd.spawn().unwrap();
     // Let it tick and scale out (2 replicas wanted), then scrape and stop.
     let c = support::rds_client(&moto.endpoint());
@@ -190,21 +191,9 @@ fn run_with_keys(
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     let _ = child.wait();
+    let out = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    let err = std::fs::read_to_string(dir.path().join("err.log")).unwrap();
     (out, err, metrics)
 }
 

@@ -122,6 +122,65 @@ impl Rig {
         });
     }
 
+    /// For the restore scenarios: cluster ca has lost its master (a snapshot `snap-ca` of it
+    /// remains, as the config names), cluster cb has its master and `cb_replicas` replicas.
+    /// Created straight on moto (not through the proxy).
+    pub fn seed_without_ca_master(&self, cb_replicas: usize) {
+        let c = support::rds_client(&self.moto.endpoint());
+        self.rt.block_on(async {
+            for m in ["ca-m01", "cb-m01"] {
+                c.create_db_instance()
+                    .db_instance_identifier(m)
+                    .db_instance_class("db.t3.micro")
+                    .engine("mysql")
+                    .master_username("admin")
+                    .master_user_password("password123")
+                    .allocated_storage(20)
+                    .send()
+                    .await
+                    .expect("seed master");
+            }
+            c.create_db_snapshot()
+                .db_instance_identifier("ca-m01")
+                .db_snapshot_identifier("snap-ca")
+                .send()
+                .await
+                .expect("seed snapshot");
+            c.delete_db_instance()
+                .db_instance_identifier("ca-m01")
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .expect("drop the master");
+            for i in 1..=cb_replicas {
+                c.create_db_instance_read_replica()
+                    .db_instance_identifier(format!("cb-s{i:02}"))
+                    .source_db_instance_identifier("cb-m01")
+                    .db_instance_class("db.t3.micro")
+                    .send()
+                    .await
+                    .expect("seed replica");
+            }
+        });
+    }
+
+    /// Instance classes on moto now, by identifier.
+    pub fn classes(&self) -> std::collections::BTreeMap<String, String> {
+        let c = support::rds_client(&self.moto.endpoint());
+        self.rt.block_on(async {
+            let out = c.describe_db_instances().send().await.expect("describe");
+            out.db_instances()
+                .iter()
+                .filter_map(|i| {
+                    Some((
+                        i.db_instance_identifier()?.to_string(),
+                        i.db_instance_class()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+    }
+
     /// Identifiers that exist on moto now (read directly, not through the proxy).
     pub fn fleet(&self) -> BTreeSet<String> {
         let c = support::rds_client(&self.moto.endpoint());

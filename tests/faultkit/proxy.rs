@@ -390,8 +390,8 @@ impl FaultProxy {
         Some(with_connection_close(&resp))
     }
 
-    /// RDS semantics moto lacks: a create for an existing identifier is refused with
-    /// DBInstanceAlreadyExists, never overwritten. Counted as a duplicate unless it is the SDK's
+    /// RDS semantics moto lacks: a create (replica or restore) for an existing identifier is
+    /// refused with DBInstanceAlreadyExists, never overwritten. Counted as a duplicate unless it is the SDK's
     /// retry of the invocation that created the instance.
     async fn refuse_existing(&self, head: &str, seq: usize) -> Option<Vec<u8>> {
         if self.service != Service::Rds {
@@ -406,7 +406,11 @@ impl FaultProxy {
                 e.invocation.clone(),
             )
         };
-        if op != "CreateDBInstanceReadReplica" || !self.exists_upstream(&id).await {
+        let creates = matches!(
+            op.as_str(),
+            "CreateDBInstanceReadReplica" | "RestoreDBInstanceFromDBSnapshot"
+        );
+        if !creates || !self.exists_upstream(&id).await {
             return None;
         }
         let mut st = self.lock();
