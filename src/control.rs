@@ -368,8 +368,31 @@ pub async fn decide_and_act(
     };
     // Plan every tick unless observe-only: besides the scale action, the plan carries class
     // changes from a schedule and repairs; when the fleet matches it is empty.
+    // The master's tags as they stand on AWS (updated below when an intent is written).
+    let mut persisted: Tags = view
+        .master
+        .as_ref()
+        .map(|m| m.tags.clone())
+        .unwrap_or_default();
     if !report.decision.observe_only {
         let p = plan(spec, view, &report.decision.target);
+        // A scale-in is recorded on the master *before* the delete: a crash right after
+        // DeleteDBInstance (the instance may be gone at restart) must not lose the scale-in
+        // cooldown. If the delete does not happen, the state written after it puts the
+        // previous time back. No intent write, no delete.
+        let deletes = p
+            .actions
+            .iter()
+            .any(|a| matches!(a.action, Action::DeleteReplica { .. }));
+        if deletes && !opts.dry_run && report.decision.direction == Direction::In {
+            if let Some(master) = view.master.as_ref() {
+                let mut intent = state.clone();
+                intent.last_scale_in = Some(now);
+                let tags = intent.to_tags();
+                fleet.write_tags(&master.id, &tags).await?;
+                persisted.extend(tags);
+            }
+        }
         if !p.actions.is_empty() {
             report.actions = execute(
                 fleet,
@@ -398,7 +421,7 @@ pub async fn decide_and_act(
     state.record(&report.decision, report.acted, now);
     let may_write = !opts.dry_run && !report.decision.observe_only;
     if let (true, Some(master)) = (may_write, view.master.as_ref()) {
-        if persist_needed(&master.tags, state) {
+        if persist_needed(&persisted, state) {
             fleet.write_tags(&master.id, &state.to_tags()).await?;
             report.state_written = true;
         }

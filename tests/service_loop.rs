@@ -650,3 +650,70 @@ async fn a_slow_step_of_one_cluster_does_not_hold_up_another() {
         "cb's scale-out waited for ca's slow delete: creates at {creates:?}"
     );
 }
+
+/// The simulated fleet, recording the master's tags at the moment of each delete.
+struct TagsAtDelete {
+    inner: Arc<SimFleet>,
+    seen: Mutex<Vec<Tags>>,
+}
+
+#[async_trait]
+impl Fleet for TagsAtDelete {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+        self.inner.describe(ids).await
+    }
+    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
+        self.inner.restore_master(m, tags).await
+    }
+    async fn create_replica(
+        &self,
+        id: &InstanceId,
+        source: &InstanceId,
+        class: &InstanceClass,
+        tags: &Tags,
+    ) -> Result<(), PortError> {
+        self.inner.create_replica(id, source, class, tags).await
+    }
+    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
+        let master = InstanceId::from_aws(&format!("{}-m01", &id.as_str()[..2]));
+        let tags = self.inner.read_tags(&master).await?;
+        self.seen.lock().unwrap().push(tags);
+        self.inner.delete_replica(id).await
+    }
+    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
+        self.inner.modify_class(id, class).await
+    }
+    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
+        self.inner.read_tags(id).await
+    }
+    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
+        self.inner.write_tags(id, tags).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_scale_in_time_is_on_the_master_before_the_delete() {
+    // A crash right after DeleteDBInstance must not lose the scale-in cooldown: the time is
+    // written to the master's tags first.
+    let rig = Rig::new(3);
+    rig.load.set("ca", 5.0);
+    let metrics = Metrics::new();
+    let fleet = Arc::new(TagsAtDelete {
+        inner: rig.sim.clone(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let mut d = rig.daemon_on(fleet.clone(), &metrics);
+    let outcome = d.tick().await;
+    assert!(outcome.ok(), "{:?}", outcome.clusters);
+    // Both clusters scale in (ca at 5 % CPU, cb at the fake's default 30 %).
+    let seen = fleet.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one scale-in delete per cluster");
+    for tags in &seen {
+        let state = elasticrds::core::decide::ScaleState::from_tags(tags);
+        assert_eq!(
+            state.last_scale_in,
+            Some(base()),
+            "tags at delete: {tags:?}"
+        );
+    }
+}
