@@ -226,3 +226,48 @@ fn bad_traces_and_policies_are_located_errors() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The published result (docs/backtest.md) as a regression guard: on every shared trace the
+/// default policy breaches no more than the Aurora-style baseline and costs no more than it;
+/// within 1.15 × the oracle's replica-hours on every trace but rds_cpu_utilization_cc0c53,
+/// the documented loss (a reactive policy cannot ride one replica at 70–78 % there).
+#[test]
+fn the_default_policy_meets_the_published_goal() {
+    let dir = traces_dir();
+    for name in TRACES {
+        let out = elasticrds(&[
+            "backtest",
+            "--policy",
+            "policies/cpu-target.yaml",
+            "--trace",
+            s(&dir.join(name)),
+            "--output",
+            "json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let get = |kind: &str| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["kind"] == kind)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name}: no {kind} run in {v}"))
+        };
+        let (policy, oracle, aurora) = (get("policy"), get("oracle"), get("target_tracking"));
+        let rh = |r: &serde_json::Value| r["replica_hours"].as_f64().unwrap();
+        let bm = |r: &serde_json::Value| r["breach_minutes"].as_u64().unwrap();
+        assert!(bm(&policy) <= bm(&aurora), "{name}: {policy} vs {aurora}");
+        assert!(rh(&policy) <= rh(&aurora), "{name}: {policy} vs {aurora}");
+        if name != "rds_cpu_utilization_cc0c53.csv" {
+            assert!(
+                rh(&policy) <= 1.15 * rh(&oracle),
+                "{name}: {policy} vs {oracle}"
+            );
+        }
+    }
+}

@@ -83,6 +83,14 @@ fn demo_scales_serves_metrics_and_stops_with_a_summary() {
         "the embedded trace drops and rises again: {summary}"
     );
     assert!(summary.contains("max replicas 4"), "{summary}");
+    // Every scale action is printed as it happens, with the decision's reasons.
+    assert!(all.contains("] scale-in 4 -> 3: cpu "), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.contains("] scale-out 2 -> ") && l.contains("> target 66%")),
+        "{all}"
+    );
+    assert!(all.contains("] serving replicas 2 -> "), "{all}");
     // Decision logs, once per tick, with their reasons.
     assert!(logs.contains("decision"), "{logs}");
     assert!(logs.contains("target_tracking") || logs.contains("within_tolerance"));

@@ -1,8 +1,12 @@
 //! `elasticrds demo`: the whole service — control loop, shared reconciler, `/metrics` server,
 //! decision logs — on the simulated fleet, driven by a real load trace at compressed time (by
 //! default a simulated minute per 100 ms), with the default policy. No AWS account needed. It
-//! stops by itself at the end of the trace or of `--duration` (or on Ctrl-C) and prints a
-//! summary scored like the backtest.
+//! stops by itself at the end of the trace or of `--duration` (or on Ctrl-C, exit 0 in every
+//! case) and prints a summary scored like the backtest. On stdout: every scale action as it is
+//! carried out with the decision's reasons (`[sim 2014-04-16 14:21] scale-out 2 -> 4: cpu
+//! 100.0% > target 66% → 4`), every change in serving replicas, and a status line every 30
+//! simulated minutes; decision logs on stderr (a decision only when it changes, as the daemon
+//! logs them).
 //!
 //! Embedded: src/backtest/demo_trace.csv (15 hours of a real EC2 CPU trace from the Numenta
 //! Anomaly Benchmark, MIT licence: src/backtest/demo_trace.LICENSE.txt) and
@@ -15,6 +19,8 @@ use crate::backtest::replay::seed_fleet;
 use crate::backtest::score::{Recorder, RunKind};
 use crate::backtest::trace::Trace;
 use crate::backtest::{load_policy, oracle, FLOOR_REPLICAS, PEAK_UTILIZATION};
+use crate::control::TickReport;
+use crate::core::decide::Direction;
 use crate::ports::Clock;
 use crate::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioClock};
 use crate::service::{http, metrics::Metrics};
@@ -72,6 +78,35 @@ fn init_logs() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+fn sim_time(minute: i64) -> String {
+    crate::adapters::sim_load::minute_time(minute)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// `[sim 2014-04-16 14:31] scale-out 2 -> 4: cpu 100.0% > target 66% → 6; clamped to max 4`
+/// for a tick that carried out a scale action; `None` otherwise.
+pub fn scale_line(r: &TickReport) -> Option<String> {
+    let d = &r.decision;
+    if !r.acted || d.direction == Direction::None {
+        return None;
+    }
+    let why: Vec<&str> = d
+        .reasons
+        .iter()
+        .filter(|x| !x.text.starts_with("held:"))
+        .map(|x| x.text.as_str())
+        .collect();
+    Some(format!(
+        "[sim {}] scale-{} {} -> {}: {}",
+        d.at.format("%Y-%m-%d %H:%M"),
+        d.direction.as_str(),
+        d.current,
+        d.desired,
+        why.join("; ")
+    ))
 }
 
 pub async fn run(a: DemoArgs) -> CliResult {
@@ -153,22 +188,29 @@ pub async fn run(a: DemoArgs) -> CliResult {
         humantime::format_duration(a.duration)
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let looper = tokio::spawn(async move {
-        daemon.run(stop_rx).await;
-        daemon
-    });
-
+    // The control loop: the daemon's own tick on the daemon's interval (as `Daemon::run`
+    // drives it), here driven from the demo so that every scale action is printed as it
+    // happens and the minutes that are over are scored on the way.
+    let mut ticker = tokio::time::interval(a.speed);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let mut rec = Recorder::new("cpu-target (demo)", RunKind::Policy, false);
     let mut next_minute = demand.start_minute;
     let mut last_report = demand.start_minute;
+    let mut last_serving: Option<u32> = None;
     let end_minute = demand.start_minute + demand.len() as i64;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let why = loop {
         tokio::select! {
+            biased;
             _ = &mut ctrl_c => break "interrupted",
-            _ = tokio::time::sleep(a.speed) => {}
+            _ = ticker.tick() => {}
+        }
+        let outcome = daemon.tick().await;
+        for r in outcome.reports() {
+            if let Some(line) = scale_line(r) {
+                println!("{line}");
+            }
         }
         // Account the minutes that are over (the load model records them from the fleet).
         let now = clock.now();
@@ -178,12 +220,21 @@ pub async fn run(a: DemoArgs) -> CliResult {
             while next_minute <= done {
                 if let Some(st) = load.minute(next_minute) {
                     rec.minute(&st);
+                    if last_serving.is_some_and(|s| s != st.serving) {
+                        println!(
+                            "[sim {}] serving replicas {} -> {} ({} paid for)",
+                            sim_time(next_minute),
+                            last_serving.unwrap_or(0),
+                            st.serving,
+                            st.replicas
+                        );
+                    }
+                    last_serving = Some(st.serving);
                     if next_minute - last_report >= 30 {
                         last_report = next_minute;
                         println!(
                             "[sim {}] demand {:>4} replicas {} ({} serving) per-replica cpu {:>5}",
-                            crate::adapters::sim_load::minute_time(next_minute)
-                                .format("%Y-%m-%d %H:%M"),
+                            sim_time(next_minute),
                             st.demand.map_or("-".into(), |d| format!("{d:.2}")),
                             st.replicas,
                             st.serving,
@@ -202,10 +253,7 @@ pub async fn run(a: DemoArgs) -> CliResult {
             break "end of --duration";
         }
     };
-    let _ = stop_tx.send(true);
-    let daemon = looper
-        .await
-        .map_err(|e| CliError::runtime(format!("control loop failed: {e}")))?;
+    tracing::info!("control loop stopped");
     server.stop().await;
 
     let calls = fleet.calls();

@@ -15,7 +15,10 @@
 //!    stabilization window, cooldown; then the max step per action.
 
 use super::config::ClusterSpec;
-use super::domain::{Instance, InstanceId, MetricKind, MetricSeries, Sample, Statistic, Tags};
+use super::domain::{
+    Instance, InstanceId, InstanceStatus, MetricKind, MetricSeries, Sample, Statistic, Tags,
+    TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE,
+};
 use super::plan::{ClusterView, Target};
 use super::policy::{Aggregation, MissingScaleOut, Policy, RuleKind};
 use chrono::{DateTime, Utc};
@@ -237,6 +240,30 @@ impl ScaleState {
         d.truncate(TAG_VALUE_MAX);
         tags.insert(TAG_LAST_DECISION.into(), d);
         tags
+    }
+
+    /// After a restart, fill in what the master's tags may have missed: a process killed after
+    /// an AWS call but before its state write leaves the action visible only in the fleet. A
+    /// configured replica elasticrds created (tagged `elasticrds:managed-by`) counts as a
+    /// scale-out at its creation time (now, while RDS still reports it creating without a
+    /// time); a configured replica being deleted counts as a scale-in now. Times only move
+    /// forward, so the cooldowns hold at least as long as the tags alone say.
+    pub fn recover_from_fleet(&mut self, view: &ClusterView, now: DateTime<Utc>) {
+        for r in view.existing_replicas() {
+            if r.status == InstanceStatus::Deleting {
+                self.last_scale_in = self.last_scale_in.max(Some(now));
+                continue;
+            }
+            let ours = r.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(TAG_MANAGED_BY_VALUE);
+            let created = match (r.created_at, &r.status) {
+                (Some(t), _) => Some(t.min(now)),
+                (None, InstanceStatus::Creating) => Some(now),
+                (None, _) => None,
+            };
+            if ours {
+                self.last_scale_out = self.last_scale_out.max(created);
+            }
+        }
     }
 
     /// Read the state back; tolerant: a missing or malformed tag gives that field's default.
@@ -1038,7 +1065,7 @@ mod tests {
                 state: st(),
                 desired: 3,
                 primary: "target_tracking",
-                reason: ("target_tracking", "cpu 82.1% > target 60% → 3"),
+                reason: ("target_tracking", "cpu 82.1% > target 66% → 3"),
             },
             Case {
                 name: "within tolerance",
@@ -1048,7 +1075,7 @@ mod tests {
                 state: st(),
                 desired: 2,
                 primary: "within_tolerance",
-                reason: ("within_tolerance", "cpu 64.0% within 10% of target 60%"),
+                reason: ("within_tolerance", "cpu 64.0% within 15% of target 66%"),
             },
             Case {
                 name: "scale-in limited to one step",
@@ -1179,7 +1206,7 @@ mod tests {
                 },
                 desired: 2,
                 primary: "target_tracking",
-                reason: ("target_tracking", "cpu 10.0% < target 60% → 1"),
+                reason: ("target_tracking", "cpu 10.0% < target 66% → 1"),
             },
             Case {
                 name: "scale-out stabilization (configured)",
