@@ -1,16 +1,21 @@
 //! elasticrds: an autoscaler for Amazon RDS read replicas.
 //!
 //! Module map (dependencies point downwards; the core depends on nothing below it):
-//! - [`core`] — the pure core: domain types ([`core::domain`]), the cluster config
-//!   ([`core::config`]), located input errors ([`core::input`]) and reconcile planning
-//!   ([`core::plan`]). No I/O, no tokio/AWS/prometheus/hyper.
+//! - [`core`] — the pure core, no I/O and no tokio/AWS/prometheus/hyper; time comes in as a
+//!   value: domain types ([`core::domain`]), the cluster config ([`core::config`]), located
+//!   input errors ([`core::input`]), reconcile planning ([`core::plan`]), scaling policies
+//!   ([`core::policy`], [`core::schedule`]) and the decision core ([`core::decide`]).
 //! - [`ports`] — traits over domain types for the fleet, metrics source and traffic router,
-//!   the typed [`ports::PortError`], and the injected [`ports::Clock`].
-//! - [`reconcile`] — the shared reconciler's effectful half: observe, execute, converge.
-//! - [`adapters`] — port implementations: the simulated fleet, AWS RDS, ...
-//! - [`control`] — THE control tick (fetch metrics, decide, plan, execute, persist state),
-//!   shared by the daemon and the backtest.
-//! - [`service`] — the always-on service (`elasticrds run`): control loop, metrics, HTTP.
+//!   the typed [`ports::PortError`] (NotFound / AlreadyExists / retryable / fatal), and the
+//!   injected [`ports::Clock`].
+//! - [`reconcile`] — the shared reconciler's effectful half: observe, execute (with the
+//!   HAProxy drain before a delete), converge.
+//! - [`adapters`] — port implementations: AWS RDS, CloudWatch, HAProxy's runtime API, the
+//!   simulated fleet and its load model, recorded metrics files.
+//! - [`control`] — THE control tick (gather metrics, decide, plan, execute, persist state on
+//!   the master's tags), shared by the daemon, `plan`, the backtest and the demo.
+//! - [`service`] — the always-on service (`elasticrds run`): the daemon loop, its Prometheus
+//!   metrics (a `Metrics` struct owning its registry) and the HTTP server.
 //! - [`backtest`] — replaying load traces through policies on the simulated fleet, scored
 //!   against an oracle and baselines (`elasticrds backtest`, `elasticrds demo`).
 //! - [`cli`] — the `elasticrds` command line: argument parsing, output, exit codes.

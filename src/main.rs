@@ -1,3 +1,5 @@
+//! The `elasticrds` binary: everything lives in the library; see `elasticrds::cli`.
+
 fn main() -> std::process::ExitCode {
     elasticrds::cli::main()
 }
