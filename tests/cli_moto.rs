@@ -822,6 +822,46 @@ fn unreachable_endpoint_exits_1_with_a_clear_message() {
     }
 }
 
+#[test]
+fn missing_region_or_credentials_exit_1_with_a_hint() {
+    let port = support::free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, EXAMPLE).expect("write");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["AWS_REGION", "AWS_DEFAULT_REGION"],
+            "no AWS region configured",
+        ),
+        (
+            &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+            "no AWS credentials found",
+        ),
+    ];
+    for (unset, want) in cases {
+        let mut cmd = elasticrds(Some(&endpoint));
+        for v in unset {
+            cmd.env_remove(v);
+        }
+        let args = ["status", "cluster1"];
+        let out = cmd
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("run");
+        let r = Run::from(&args, out);
+        r.expect_code(1);
+        assert!(r.stderr.contains(want), "want {want:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("(fatal)"),
+            "not worth retrying: {}",
+            r.stderr
+        );
+    }
+}
+
 // ---- the RDS adapter directly ----
 
 fn fleet(moto: &Moto) -> RdsFleet {

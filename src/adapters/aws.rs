@@ -73,7 +73,23 @@ where
         }
         _ => ErrorKind::Fatal,
     };
-    PortError::new(kind, operation, describe(err))
+    let msg = describe(err);
+    // Set-up problems are not worth retrying, and deserve a hint rather than the SDK's words.
+    if msg.contains("missing signing region") || msg.contains("no region") {
+        return PortError::new(
+            ErrorKind::Fatal,
+            operation,
+            "no AWS region configured: set AWS_REGION (or a region in the AWS profile)",
+        );
+    }
+    if msg.contains("no credentials") || msg.contains("failed to load credentials") {
+        return PortError::new(
+            ErrorKind::Fatal,
+            operation,
+            format!("no AWS credentials found by the default chain ({msg})"),
+        );
+    }
+    PortError::new(kind, operation, msg)
 }
 
 fn describe<E>(err: &SdkError<E, Response>) -> String
