@@ -20,7 +20,10 @@
 //! serving instances' newest fresh datapoints) and the target only where a rule has one.
 
 use crate::core::config::ClusterSpec;
-use crate::core::decide::{decide, Decision, Direction, ScaleState, TAG_LAST_DECISION};
+use crate::core::decide::{
+    decide, Decision, Direction, ScaleState, TAG_LAST_DECISION, TAG_LAST_SCALE_IN,
+    TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
+};
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{plan, Action, ClusterView, Plan};
 use crate::core::policy::Policy;
@@ -31,6 +34,7 @@ use crate::reconcile::{
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// How a tick may act.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -205,16 +209,21 @@ pub fn observed_metrics(
     MetricKind::ALL
         .iter()
         .map(|&m| {
-            let ruled: Vec<_> = decision.observed.iter().filter(|o| o.metric == m).collect();
-            if !ruled.is_empty() {
+            let mut ruled = decision
+                .observed
+                .iter()
+                .filter(|o| o.metric == m)
+                .peekable();
+            if ruled.peek().is_some() {
                 return ObservedMetric {
                     metric: m,
-                    value: ruled.iter().find_map(|o| o.value),
-                    target: ruled.iter().find_map(|o| o.target),
+                    value: ruled.clone().find_map(|o| o.value),
+                    target: ruled.find_map(|o| o.target),
                 };
             }
             let (statistic, use_max) = display_statistic(m);
-            let mut vals = Vec::new();
+            // The values in serving order (no list: a fold gives the same sum and maximum).
+            let mut vals: Option<(f64, usize)> = None;
             for id in &serving {
                 let newest = series
                     .iter()
@@ -227,16 +236,14 @@ pub fn observed_metrics(
                     .filter(|x| x.at < end && x.at >= stale_before && x.value.is_finite())
                     .max_by_key(|x| x.at);
                 if let Some(x) = newest {
-                    vals.push(x.value);
+                    vals = Some(match vals {
+                        None => (x.value, 1),
+                        Some((acc, n)) if use_max => (acc.max(x.value), n + 1),
+                        Some((acc, n)) => (acc + x.value, n + 1),
+                    });
                 }
             }
-            let value = if vals.is_empty() {
-                None
-            } else if use_max {
-                vals.iter().copied().reduce(f64::max)
-            } else {
-                Some(vals.iter().sum::<f64>() / vals.len() as f64)
-            };
+            let value = vals.map(|(acc, n)| if use_max { acc } else { acc / n as f64 });
             ObservedMetric {
                 metric: m,
                 value,
@@ -269,11 +276,19 @@ pub async fn fetch_all(
         .map(|g| g.end)
         .max()
         .unwrap_or_default();
-    let all: Vec<MetricQuery> = wanted
-        .iter()
-        .flat_map(|g| g.queries.iter().cloned())
-        .collect();
-    let mut series = source.fetch(&all, start, end).await?.into_iter();
+    // One cluster (the backtest, a one-cluster daemon): its queries as they are, no copy.
+    let joined: Vec<MetricQuery>;
+    let all: &[MetricQuery] = match wanted {
+        [g] => &g.queries,
+        _ => {
+            joined = wanted
+                .iter()
+                .flat_map(|g| g.queries.iter().cloned())
+                .collect();
+            &joined
+        }
+    };
+    let mut series = source.fetch(all, start, end).await?.into_iter();
     let mut out = Vec::with_capacity(wanted.len());
     for g in wanted {
         let mut mine = Vec::with_capacity(g.queries.len());
@@ -287,8 +302,11 @@ pub async fn fetch_all(
                 },
             };
             let period = chrono::Duration::seconds(i64::from(q.period_secs.max(1)));
-            s.samples
-                .retain(|x| x.at >= g.start && x.at + period <= g.end);
+            // `at + period <= end`, without a date addition per sample.
+            match g.end.checked_sub_signed(period) {
+                Some(last) => s.samples.retain(|x| x.at >= g.start && x.at <= last),
+                None => s.samples.clear(),
+            }
             mine.push(s);
         }
         out.push(mine);
@@ -305,31 +323,41 @@ pub const STATE_REFRESH_SECS: i64 = 300;
 /// [`STATE_REFRESH_SECS`] newer than the persisted one. (Refreshing timestamps alone every
 /// tick would cost two RDS calls per cluster per tick.)
 pub fn persist_needed(persisted: &Tags, state: &ScaleState) -> bool {
-    let old = ScaleState::from_tags(persisted);
+    // The persisted fields are read as `ScaleState::from_tags` reads them and compared with
+    // `state` one by one, without building either as tags or lists (this runs every tick).
     let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
-    if secs(old.last_scale_out) != secs(state.last_scale_out)
-        || secs(old.last_scale_in) != secs(state.last_scale_in)
+    let old_time = |key| secs(ScaleState::time_from_tags(persisted, key));
+    if old_time(TAG_LAST_SCALE_OUT) != secs(state.last_scale_out)
+        || old_time(TAG_LAST_SCALE_IN) != secs(state.last_scale_in)
     {
         return true;
     }
-    let new_tags = state.to_tags();
-    if persisted.get(TAG_LAST_DECISION) != new_tags.get(TAG_LAST_DECISION) {
+    if !state.last_decision_tag_is(persisted.get(TAG_LAST_DECISION).map(String::as_str)) {
         return true;
     }
-    let values = |v: &[(DateTime<Utc>, usize)]| v.iter().map(|(_, n)| *n).collect::<Vec<_>>();
-    if values(&old.recent_high) != values(&state.recent_high)
-        || values(&old.recent_low) != values(&state.recent_low)
-    {
-        return true;
-    }
-    let newest = |s: &ScaleState| {
-        s.recent_high
-            .iter()
-            .chain(&s.recent_low)
-            .map(|(t, _)| t.timestamp())
-            .max()
+    // Each persisted history in one pass: the same values as `state`'s, and its newest time.
+    let read = |key, now: &[(DateTime<Utc>, usize)]| {
+        let mut values = now.iter().map(|(_, n)| *n);
+        ScaleState::fold_recent_tag(persisted, key, (true, None), |(same, newest), t, n| {
+            (same && values.next() == Some(n), newest.max(Some(t)))
+        })
+        .map(|(same, newest)| (same && values.next().is_none(), newest))
+        // A malformed history reads as empty.
+        .unwrap_or((now.is_empty(), None))
     };
-    match (newest(&old), newest(state)) {
+    let (same_high, high_newest) = read(TAG_RECENT_HIGH, &state.recent_high);
+    let (same_low, low_newest) = read(TAG_RECENT_LOW, &state.recent_low);
+    if !same_high || !same_low {
+        return true;
+    }
+    let old_newest = high_newest.max(low_newest);
+    let newest = state
+        .recent_high
+        .iter()
+        .chain(&state.recent_low)
+        .map(|(t, _)| t.timestamp())
+        .max();
+    match (old_newest, newest) {
         (Some(o), Some(n)) => n - o > STATE_REFRESH_SECS,
         (None, None) => false,
         _ => true,
@@ -369,11 +397,11 @@ pub async fn decide_and_act(
     // Plan every tick unless observe-only: besides the scale action, the plan carries class
     // changes from a schedule and repairs; when the fleet matches it is empty.
     // The master's tags as they stand on AWS (updated below when an intent is written).
-    let mut persisted: Tags = view
+    // Borrowed until an intent write changes it (no copy of the tags every tick).
+    let mut persisted: Cow<'_, Tags> = view
         .master
         .as_ref()
-        .map(|m| m.tags.clone())
-        .unwrap_or_default();
+        .map_or_else(|| Cow::Owned(Tags::new()), |m| Cow::Borrowed(&m.tags));
     if !report.decision.observe_only {
         let p = plan(spec, view, &report.decision.target);
         // A scale-in is recorded on the master *before* the delete: a crash right after
@@ -390,7 +418,7 @@ pub async fn decide_and_act(
                 intent.last_scale_in = Some(now);
                 let tags = intent.to_tags();
                 fleet.write_tags(&master.id, &tags).await?;
-                persisted.extend(tags);
+                persisted.to_mut().extend(tags);
             }
         }
         if !p.actions.is_empty() {
@@ -457,6 +485,116 @@ mod tests {
     use std::sync::Arc;
 
     const CONFIG: &str = "c1:\n  master_node: {identifier: snap-c1, instance_id: c1-m01, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1-s01, instance_class: db.t3.micro}\n    - {id: c1-s02, instance_class: db.t3.micro}\n    - {id: c1-s03, instance_class: db.t3.micro}\n";
+
+    /// `persist_needed` as first written: both sides decoded and encoded in full.
+    fn persist_needed_reference(persisted: &Tags, state: &ScaleState) -> bool {
+        let old = ScaleState::from_tags(persisted);
+        let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
+        if secs(old.last_scale_out) != secs(state.last_scale_out)
+            || secs(old.last_scale_in) != secs(state.last_scale_in)
+        {
+            return true;
+        }
+        let new_tags = state.to_tags();
+        if persisted.get(TAG_LAST_DECISION) != new_tags.get(TAG_LAST_DECISION) {
+            return true;
+        }
+        let values = |v: &[(DateTime<Utc>, usize)]| v.iter().map(|(_, n)| *n).collect::<Vec<_>>();
+        if values(&old.recent_high) != values(&state.recent_high)
+            || values(&old.recent_low) != values(&state.recent_low)
+        {
+            return true;
+        }
+        let newest = |s: &ScaleState| {
+            s.recent_high
+                .iter()
+                .chain(&s.recent_low)
+                .map(|(t, _)| t.timestamp())
+                .max()
+        };
+        match (newest(&old), newest(state)) {
+            (Some(o), Some(n)) => n - o > STATE_REFRESH_SECS,
+            (None, None) => false,
+            _ => true,
+        }
+    }
+
+    #[test]
+    fn persist_needed_agrees_with_decoding_and_encoding_in_full() {
+        let t = |m: i64| {
+            Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap() + chrono::Duration::minutes(m)
+        };
+        let mut states = vec![ScaleState::default()];
+        for (out, inn, high, low, d) in [
+            (
+                Some(0),
+                None,
+                vec![(0, 3)],
+                vec![(0, 3)],
+                Some("out 3 target_tracking"),
+            ),
+            (
+                None,
+                Some(2),
+                vec![(0, 4), (3, 2)],
+                vec![(3, 2)],
+                Some("in 2 target_tracking"),
+            ),
+            (
+                Some(0),
+                Some(2),
+                vec![(0, 4), (9, 2)],
+                vec![(1, 1), (9, 2)],
+                Some("none 2 steady"),
+            ),
+            (None, None, vec![(20, 2)], vec![], None),
+        ] {
+            states.push(ScaleState {
+                last_scale_out: out.map(t),
+                last_scale_in: inn.map(t),
+                recent_high: high.iter().map(|&(m, n)| (t(m), n)).collect(),
+                recent_low: low.iter().map(|&(m, n)| (t(m), n)).collect(),
+                last_decision: d.map(str::to_string),
+            });
+        }
+        // What each state writes, and variants: another spelling of a time, malformed,
+        // out-of-range or unordered histories, missing and empty tags, extra tags.
+        let mut tag_sets: Vec<Tags> = vec![Tags::new()];
+        for s in &states {
+            let tags = s.to_tags();
+            tag_sets.push(tags.clone());
+            let variants: [(&str, String); 9] = [
+                (TAG_LAST_SCALE_OUT, "2026-03-02T10:00:00+00:00".into()),
+                (TAG_LAST_SCALE_IN, " 2026-03-02T10:02:00Z ".into()),
+                (TAG_LAST_SCALE_OUT, "yesterday".into()),
+                (TAG_RECENT_HIGH, format!("{} x", tags[TAG_RECENT_HIGH])),
+                (TAG_RECENT_HIGH, "1772445600=4 1772445500=2".into()),
+                (TAG_RECENT_LOW, "1772445600=10001".into()),
+                (TAG_RECENT_LOW, "99999999999999999=1".into()),
+                (TAG_RECENT_HIGH, "  1772445600=4\t1772445780=2 ".into()),
+                (TAG_LAST_DECISION, "".into()),
+            ];
+            for (k, v) in variants {
+                let mut changed = tags.clone();
+                changed.insert(k.to_string(), v);
+                tag_sets.push(changed);
+            }
+            let mut partial = tags.clone();
+            partial.remove(TAG_RECENT_LOW);
+            partial.insert("other".into(), "x".into());
+            tag_sets.push(partial);
+        }
+        let mut differ = 0;
+        for tags in &tag_sets {
+            for s in &states {
+                let want = persist_needed_reference(tags, s);
+                assert_eq!(persist_needed(tags, s), want, "{tags:?} {s:?}");
+                differ += usize::from(want);
+            }
+        }
+        // Both answers occur.
+        assert!(differ > 0 && differ < tag_sets.len() * states.len());
+    }
 
     #[test]
     fn every_metric_is_observed_and_only_ruled_ones_have_a_target() {

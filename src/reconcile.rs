@@ -41,10 +41,13 @@ pub async fn observe(
     if !foreign.is_empty() {
         instances.extend(fleet.describe(&foreign).await?);
     }
-    Ok(specs
-        .iter()
-        .map(|s| ClusterView::build(s, &instances))
-        .collect())
+    // The last cluster takes the instances by value (no copies; the same view).
+    let mut views: Vec<ClusterView> = Vec::with_capacity(specs.len());
+    if let Some((last, rest)) = specs.split_last() {
+        views.extend(rest.iter().map(|s| ClusterView::build(s, &instances)));
+        views.push(ClusterView::build_owned(last, instances));
+    }
+    Ok(views)
 }
 
 /// Observe one cluster.

@@ -7,6 +7,7 @@ use crate::core::domain::{Endpoint, Instance, InstanceClass, InstanceId, Instanc
 use crate::ports::{Clock, ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,8 +69,15 @@ pub struct SimFleet {
     state: Mutex<State>,
 }
 
-fn key(id: &InstanceId) -> String {
-    id.as_str().to_ascii_lowercase()
+/// The map key of an id: lower case (RDS identifiers are case-insensitive); borrowed when the
+/// id already is (no allocation on the lookups every tick makes).
+fn key(id: &InstanceId) -> Cow<'_, str> {
+    let s = id.as_str();
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 fn chrono_dur(d: Duration) -> chrono::Duration {
@@ -125,14 +133,14 @@ impl SimFleet {
         }
         let mut st = self.lock();
         if let Some(src) = &inst.source {
-            if let Some(s) = st.instances.get_mut(&key(src)) {
+            if let Some(s) = st.instances.get_mut(&*key(src)) {
                 if !s.inst.replicas.iter().any(|r| r.same_as(&inst.id)) {
                     s.inst.replicas.push(inst.id.clone());
                 }
             }
         }
         st.instances.insert(
-            key(&inst.id),
+            key(&inst.id).into_owned(),
             SimInstance {
                 inst,
                 ready_at: None,
@@ -175,6 +183,18 @@ impl SimFleet {
         st.instances.values().map(|s| s.inst.clone()).collect()
     }
 
+    /// [`SimFleet::instances`] without the copies: `f` sees every instance as it is now
+    /// (transitions applied), sorted by id. Not a port call (not recorded), like `instances`.
+    /// `f` must not call back into the fleet.
+    pub fn for_each_instance(&self, mut f: impl FnMut(&Instance)) {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        Self::advance(&mut st, now);
+        for s in st.instances.values() {
+            f(&s.inst);
+        }
+    }
+
     fn advance(st: &mut State, now: DateTime<Utc>) {
         let mut gone = Vec::new();
         for (k, s) in st.instances.iter_mut() {
@@ -204,7 +224,7 @@ impl SimFleet {
     fn remove(st: &mut State, k: &str) {
         if let Some(s) = st.instances.remove(k) {
             if let Some(src) = &s.inst.source {
-                if let Some(m) = st.instances.get_mut(&key(src)) {
+                if let Some(m) = st.instances.get_mut(&*key(src)) {
                     m.inst.replicas.retain(|r| !r.same_as(&s.inst.id));
                 }
             }
@@ -246,7 +266,7 @@ impl Fleet for SimFleet {
         let st = self.enter("describe", None)?;
         Ok(ids
             .iter()
-            .filter_map(|id| st.instances.get(&key(id)).map(|s| s.inst.clone()))
+            .filter_map(|id| st.instances.get(&*key(id)).map(|s| s.inst.clone()))
             .collect())
     }
 
@@ -255,7 +275,7 @@ impl Fleet for SimFleet {
         let now = self.clock.now();
         let mut inst = self.new_instance(&master.id, &master.class, InstanceStatus::Creating);
         let mut st = self.enter(op, Some(&master.id))?;
-        if st.instances.contains_key(&key(&master.id)) {
+        if st.instances.contains_key(&*key(&master.id)) {
             return Err(PortError::new(
                 ErrorKind::AlreadyExists,
                 op,
@@ -272,7 +292,7 @@ impl Fleet for SimFleet {
         inst.multi_az = master.multi_az;
         inst.tags = tags.clone();
         st.instances.insert(
-            key(&master.id),
+            key(&master.id).into_owned(),
             SimInstance {
                 inst,
                 ready_at: Some(now + chrono_dur(self.opts.restore_lead)),
@@ -293,7 +313,7 @@ impl Fleet for SimFleet {
         let now = self.clock.now();
         let mut inst = self.new_instance(id, class, InstanceStatus::Creating);
         let mut st = self.enter(op, Some(id))?;
-        if st.instances.contains_key(&key(id)) {
+        if st.instances.contains_key(&*key(id)) {
             return Err(PortError::new(
                 ErrorKind::AlreadyExists,
                 op,
@@ -302,7 +322,7 @@ impl Fleet for SimFleet {
         }
         let src = st
             .instances
-            .get_mut(&key(source))
+            .get_mut(&*key(source))
             .ok_or_else(|| not_found(op, source))?;
         if !src.inst.status.is_available() {
             return Err(PortError::new(
@@ -320,7 +340,7 @@ impl Fleet for SimFleet {
             inst.available_since = Some(now);
         }
         st.instances.insert(
-            key(id),
+            key(id).into_owned(),
             SimInstance {
                 inst,
                 ready_at: (!self.opts.create_lead.is_zero()).then_some(ready_at),
@@ -336,7 +356,7 @@ impl Fleet for SimFleet {
         let mut st = self.enter(op, Some(id))?;
         let s = st
             .instances
-            .get_mut(&key(id))
+            .get_mut(&*key(id))
             .ok_or_else(|| not_found(op, id))?;
         if s.inst.status == InstanceStatus::Deleting {
             return Err(PortError::new(
@@ -360,7 +380,7 @@ impl Fleet for SimFleet {
         let mut st = self.enter(op, Some(id))?;
         let s = st
             .instances
-            .get_mut(&key(id))
+            .get_mut(&*key(id))
             .ok_or_else(|| not_found(op, id))?;
         if s.inst.status.is_busy() {
             return Err(PortError::new(
@@ -382,7 +402,7 @@ impl Fleet for SimFleet {
     async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
         let st = self.enter("read_tags", Some(id))?;
         st.instances
-            .get(&key(id))
+            .get(&*key(id))
             .map(|s| s.inst.tags.clone())
             .ok_or_else(|| not_found("read_tags", id))
     }
@@ -391,11 +411,18 @@ impl Fleet for SimFleet {
         let mut st = self.enter("write_tags", Some(id))?;
         let s = st
             .instances
-            .get_mut(&key(id))
+            .get_mut(&*key(id))
             .ok_or_else(|| not_found("write_tags", id))?;
-        s.inst
-            .tags
-            .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // As `extend`, reusing the buffers of the values already there (the state tags are
+        // rewritten often, mostly with the same or same-sized values).
+        for (k, v) in tags {
+            match s.inst.tags.get_mut(k) {
+                Some(old) => old.clone_from(v),
+                None => {
+                    s.inst.tags.insert(k.clone(), v.clone());
+                }
+            }
+        }
         Ok(())
     }
 }

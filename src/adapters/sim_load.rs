@@ -280,15 +280,15 @@ impl SimLoad {
         if start >= end {
             return;
         }
-        let instances = self.fleet.instances();
-        let master_available = instances
-            .iter()
-            .any(|i| i.id.same_as(&self.master) && i.status.is_available());
+        let mut master_available = false;
         // Per configured replica: (exists since minute, available since minute), or None.
         let mut slots: Vec<Option<(i64, Option<i64>)>> = vec![None; self.replicas.len()];
-        for inst in &instances {
+        self.fleet.for_each_instance(|inst| {
+            if inst.id.same_as(&self.master) && inst.status.is_available() {
+                master_available = true;
+            }
             if inst.status == InstanceStatus::Deleting {
-                continue;
+                return;
             }
             if let Some(i) = self.replicas.iter().position(|r| r.same_as(&inst.id)) {
                 let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
@@ -311,7 +311,7 @@ impl SimLoad {
                 };
                 slots[i] = Some((created, avail));
             }
-        }
+        });
         for m in start..end {
             let mut replicas = 0u32;
             let mut mask = 0u64;
@@ -455,6 +455,8 @@ impl MetricsSource for SimLoad {
                     b += period;
                 }
                 let end_m = epoch_minute(end) + i64::from(end.timestamp().rem_euclid(60) != 0);
+                let buckets = ((end_m.min(now_m) - b).max(0) + period - 1) / period;
+                samples.reserve(buckets.min(1 << 12) as usize);
                 while b < end_m.min(now_m) {
                     let mut n = 0u32;
                     let mut acc = 0.0f64;

@@ -23,6 +23,7 @@ use super::plan::{ClusterView, Target};
 use super::policy::{Aggregation, MissingScaleOut, Policy, RuleKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 // ---------------------------------------------------------------- decision types
@@ -179,35 +180,65 @@ pub const STATE_TAG_KEYS: [&str; 5] = [
 const TAG_VALUE_MAX: usize = 256;
 
 fn encode_recent(v: &[(DateTime<Utc>, usize)]) -> String {
-    // newest entries are kept when the value would be too long
-    let mut parts: Vec<String> = v
-        .iter()
-        .map(|(t, n)| format!("{}={n}", t.timestamp()))
-        .collect();
-    while parts.iter().map(|p| p.len() + 1).sum::<usize>() > TAG_VALUE_MAX {
-        parts.remove(0);
+    // `t=n` parts joined by spaces, written into one string; the newest entries are kept
+    // when the value would be too long: whole parts are dropped from the front while the
+    // parts left take more than TAG_VALUE_MAX characters counting one separator each.
+    let mut all = String::with_capacity(v.len() * 14);
+    for (i, (t, n)) in v.iter().enumerate() {
+        if i > 0 {
+            all.push(' ');
+        }
+        let _ = write!(all, "{}={n}", t.timestamp());
     }
-    parts.join(" ")
+    let mut from = 0;
+    while !v.is_empty() && all.len() - from + 1 > TAG_VALUE_MAX {
+        match all[from..].find(' ') {
+            Some(sp) => from += sp + 1,
+            None => return String::new(),
+        }
+    }
+    if from == 0 {
+        all
+    } else {
+        all[from..].to_string()
+    }
 }
 
 fn decode_recent(s: &str) -> Vec<(DateTime<Utc>, usize)> {
-    let mut out = Vec::new();
-    for part in s.split_whitespace() {
-        let Some((t, n)) = part.split_once('=') else {
-            return Vec::new();
-        };
-        let (Ok(t), Ok(n)) = (t.parse::<i64>(), n.parse::<usize>()) else {
-            return Vec::new();
-        };
-        let Some(t) = DateTime::from_timestamp(t, 0) else {
-            return Vec::new();
-        };
-        if n > 10_000 || out.last().is_some_and(|(lt, _)| *lt > t) {
-            return Vec::new();
+    fold_recent(s, Vec::new(), |mut v, t, n| {
+        // Always a time: `fold_recent` checked the range.
+        if let Some(t) = DateTime::from_timestamp(t, 0) {
+            v.push((t, n));
         }
-        out.push((t, n));
+        v
+    })
+    .unwrap_or_default()
+}
+
+/// One `t=n` part of a recommendation-history tag.
+fn recent_part(part: &str) -> Option<(i64, usize)> {
+    let (t, n) = part.split_once('=')?;
+    Some((t.parse().ok()?, n.parse().ok()?))
+}
+
+/// Fold `f` over the entries of a recommendation-history tag as (Unix seconds, value), oldest
+/// first, in one pass; `None` when the tag is malformed (a part not `t=n`, a time out of
+/// range, a value over 10,000, times decreasing): such a history reads as empty.
+fn fold_recent<B>(s: &str, init: B, mut f: impl FnMut(B, i64, usize) -> B) -> Option<B> {
+    let mut acc = init;
+    let mut last: Option<i64> = None;
+    for part in s.split_whitespace() {
+        let (t, n) = recent_part(part)?;
+        // Well inside chrono's range (±262,000 years) without working out the date.
+        let in_range = (-8_000_000_000_000..=8_000_000_000_000).contains(&t)
+            || DateTime::from_timestamp(t, 0).is_some();
+        if !in_range || n > 10_000 || last.is_some_and(|l| l > t) {
+            return None;
+        }
+        last = Some(t);
+        acc = f(acc, t, n);
     }
-    out
+    Some(acc)
 }
 
 fn parse_time(s: Option<&String>) -> Option<DateTime<Utc>> {
@@ -230,16 +261,35 @@ impl ScaleState {
         tags.insert(TAG_LAST_SCALE_IN.into(), time(&self.last_scale_in));
         tags.insert(TAG_RECENT_HIGH.into(), encode_recent(&self.recent_high));
         tags.insert(TAG_RECENT_LOW.into(), encode_recent(&self.recent_low));
-        let mut d: String = self
-            .last_decision
-            .clone()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(*c))
-            .collect();
-        d.truncate(TAG_VALUE_MAX);
-        tags.insert(TAG_LAST_DECISION.into(), d);
+        tags.insert(
+            TAG_LAST_DECISION.into(),
+            self.last_decision_tag_bytes().map(char::from).collect(),
+        );
         tags
+    }
+
+    /// The value [`ScaleState::to_tags`] writes for the last decision, within RDS's tag
+    /// character set and length, byte by byte: every character kept is ASCII, and no byte
+    /// of any other character is.
+    fn last_decision_tag_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        self.last_decision
+            .as_deref()
+            .unwrap_or_default()
+            .bytes()
+            .filter(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
+                    )
+            })
+            .take(TAG_VALUE_MAX)
+    }
+
+    /// Whether `value` is what [`ScaleState::to_tags`] would write for the last decision
+    /// (without building the tags).
+    pub fn last_decision_tag_is(&self, value: Option<&str>) -> bool {
+        value.is_some_and(|v| v.bytes().eq(self.last_decision_tag_bytes()))
     }
 
     /// After a restart, fill in what the master's tags may have missed: a process killed after
@@ -264,6 +314,26 @@ impl ScaleState {
                 self.last_scale_out = self.last_scale_out.max(created);
             }
         }
+    }
+
+    /// A scale time (`key` [`TAG_LAST_SCALE_OUT`] or [`TAG_LAST_SCALE_IN`]) as
+    /// [`ScaleState::from_tags`] reads it.
+    pub fn time_from_tags(tags: &Tags, key: &str) -> Option<DateTime<Utc>> {
+        parse_time(tags.get(key))
+    }
+
+    /// Fold `f` over a recommendation history (`key` [`TAG_RECENT_HIGH`] or
+    /// [`TAG_RECENT_LOW`]) as [`ScaleState::from_tags`] reads it, as (Unix seconds, value)
+    /// pairs oldest first, without building the list (for comparisons every tick). `None`
+    /// when the tag is malformed, which `from_tags` reads as an empty history; an absent tag
+    /// is an empty one.
+    pub fn fold_recent_tag<B>(
+        tags: &Tags,
+        key: &str,
+        init: B,
+        f: impl FnMut(B, i64, usize) -> B,
+    ) -> Option<B> {
+        fold_recent(tags.get(key).map_or("", String::as_str), init, f)
     }
 
     /// Read the state back; tolerant: a missing or malformed tag gives that field's default.
@@ -317,12 +387,10 @@ impl ScaleState {
                 Direction::None => {}
             }
         }
-        self.last_decision = Some(format!(
-            "{} {} {}",
-            d.direction.as_str(),
-            d.desired,
-            d.primary
-        ));
+        // Written into the previous string's buffer (one allocation less per tick).
+        let text = self.last_decision.get_or_insert_with(String::new);
+        text.clear();
+        let _ = write!(text, "{} {} {}", d.direction.as_str(), d.desired, d.primary);
     }
 
     /// Highest recommendation inside `(now − window, now]`.
@@ -364,25 +432,43 @@ pub fn fmt_secs(secs: u64) -> String {
     }
 }
 
-fn fmt_value(metric: MetricKind, v: f64) -> String {
-    match metric {
-        MetricKind::Cpu => format!("{v:.1}%"),
-        MetricKind::Connections => format!("{v:.0}"),
-        MetricKind::ReplicaLag => format!("{v:.1}s"),
-    }
+/// `format!` into a string sized for a rule's reason (no regrowth while it is written; the
+/// rule reasons are built every tick).
+macro_rules! text {
+    ($($arg:tt)*) => {{
+        let mut s = String::with_capacity(64);
+        let _ = write!(s, $($arg)*);
+        s
+    }};
 }
 
-fn fmt_limit(metric: MetricKind, v: f64) -> String {
-    let s = if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v}")
-    };
-    match metric {
-        MetricKind::Cpu => format!("{s}%"),
-        MetricKind::Connections => s,
-        MetricKind::ReplicaLag => format!("{s}s"),
-    }
+/// An observed value as reasons show it (`63.2%`, `180`, `4.0s`); formatted where it is
+/// written, without a string of its own.
+fn fmt_value(metric: MetricKind, v: f64) -> impl fmt::Display {
+    fmt::from_fn(move |f| match metric {
+        MetricKind::Cpu => write!(f, "{v:.1}%"),
+        MetricKind::Connections => write!(f, "{v:.0}"),
+        MetricKind::ReplicaLag => write!(f, "{v:.1}s"),
+    })
+}
+
+/// A target or threshold as reasons show it (`60%`, `62.5%`, `200`, `30s`).
+fn fmt_limit(metric: MetricKind, v: f64) -> impl fmt::Display {
+    fmt::from_fn(move |f| {
+        if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+            // What `{v:.0}` prints for a whole number, without float formatting.
+            write!(f, "{}", v as i64)?;
+        } else if v.fract() == 0.0 {
+            write!(f, "{v:.0}")?;
+        } else {
+            write!(f, "{v}")?;
+        }
+        match metric {
+            MetricKind::Cpu => f.write_str("%"),
+            MetricKind::Connections => Ok(()),
+            MetricKind::ReplicaLag => f.write_str("s"),
+        }
+    })
 }
 
 /// Remaining cooldown: `cooldown − (now − last)`, never more than the cooldown itself (a
@@ -545,7 +631,9 @@ pub fn decide(
     let mut warmup_only = false;
     let mut best: Option<(usize, &'static str)> = None; // usable proposal and its code
     let mut partial_best: Option<(usize, &'static str)> = None;
-    let mut rule_texts: Vec<Reason> = Vec::new();
+    // Each rule's text follows the reasons so far (nothing else is added during the rules).
+    reasons.reserve(policy.rules.len() + 2);
+    let rule_texts = &mut reasons;
     for rule in &policy.rules {
         let (mut sum, mut hi, mut n) = (0.0f64, f64::NEG_INFINITY, 0usize);
         let mut considered = 0usize;
@@ -591,7 +679,7 @@ pub fn decide(
                 if (ratio - 1.0).abs() <= *tolerance {
                     rule_texts.push(Reason::new(
                         "within_tolerance",
-                        format!(
+                        text!(
                             "{} {} within {:.0}% of target {}",
                             rule.metric,
                             fmt_value(rule.metric, v),
@@ -609,7 +697,7 @@ pub fn decide(
                     };
                     rule_texts.push(Reason::new(
                         "target_tracking",
-                        format!(
+                        text!(
                             "{} {} {} target {} → {want}",
                             rule.metric,
                             fmt_value(rule.metric, v),
@@ -642,7 +730,7 @@ pub fn decide(
                     };
                     rule_texts.push(Reason::new(
                         "threshold",
-                        format!(
+                        text!(
                             "{} {} > {} → +{add} → {want}{note}",
                             rule.metric,
                             fmt_value(rule.metric, v),
@@ -654,7 +742,7 @@ pub fn decide(
                     let want = current.saturating_sub(*remove);
                     rule_texts.push(Reason::new(
                         "threshold",
-                        format!(
+                        text!(
                             "{} {} < {} → -{remove} → {want}",
                             rule.metric,
                             fmt_value(rule.metric, v),
@@ -664,18 +752,18 @@ pub fn decide(
                     (shown, Some((want, "threshold")))
                 } else {
                     let range = match (above, below) {
-                        (Some(a), Some(b)) => format!(
+                        (Some(a), Some(b)) => text!(
                             "between {} and {}",
                             fmt_limit(rule.metric, *b),
                             fmt_limit(rule.metric, *a)
                         ),
-                        (Some(a), None) => format!("≤ {}", fmt_limit(rule.metric, *a)),
-                        (None, Some(b)) => format!("≥ {}", fmt_limit(rule.metric, *b)),
+                        (Some(a), None) => text!("≤ {}", fmt_limit(rule.metric, *a)),
+                        (None, Some(b)) => text!("≥ {}", fmt_limit(rule.metric, *b)),
                         (None, None) => String::new(),
                     };
                     rule_texts.push(Reason::new(
                         "steady",
-                        format!("{} {} {range}", rule.metric, fmt_value(rule.metric, v)),
+                        text!("{} {} {range}", rule.metric, fmt_value(rule.metric, v)),
                     ));
                     (shown, Some((current, "steady")))
                 }
@@ -702,7 +790,6 @@ pub fn decide(
         // Only ever used for a scale-out (scale-in needs complete data).
         best = partial_best.filter(|(p, _)| *p > current);
     }
-    reasons.extend(rule_texts);
 
     // Data holds: what is missing, stale or still warming.
     let mut data_holds: Vec<Reason> = Vec::new();
@@ -1614,5 +1701,102 @@ mod tests {
         assert_eq!(fmt_secs(432), "7m12s");
         assert_eq!(fmt_secs(3605), "1h0m5s");
         assert_eq!(fmt_secs(5), "5s");
+    }
+
+    #[test]
+    fn limits_print_as_whole_or_shortest_numbers() {
+        // As `{v:.0}` for whole numbers and `{v}` otherwise, with the metric's unit.
+        for v in [
+            0.0f64,
+            -0.0,
+            1.0,
+            60.0,
+            66.0,
+            -5.0,
+            62.5,
+            0.1,
+            1e15,
+            1e20,
+            123456789.0,
+        ] {
+            let plain = if v.fract() == 0.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v}")
+            };
+            assert_eq!(
+                fmt_limit(MetricKind::Cpu, v).to_string(),
+                format!("{plain}%")
+            );
+            assert_eq!(fmt_limit(MetricKind::Connections, v).to_string(), plain);
+            assert_eq!(
+                fmt_limit(MetricKind::ReplicaLag, v).to_string(),
+                format!("{plain}s")
+            );
+        }
+        assert_eq!(fmt_limit(MetricKind::Cpu, -0.0).to_string(), "-0%");
+        assert_eq!(fmt_limit(MetricKind::Cpu, f64::NAN).to_string(), "NaN%");
+        assert_eq!(fmt_value(MetricKind::Cpu, 63.25).to_string(), "63.2%");
+        assert_eq!(fmt_value(MetricKind::ReplicaLag, 4.0).to_string(), "4.0s");
+    }
+
+    #[test]
+    fn the_last_decision_tag_check_agrees_with_the_tags_written() {
+        let long = "out 3 target_tracking ".repeat(20);
+        for d in [
+            None,
+            Some(""),
+            Some("out 3 target_tracking"),
+            Some("in 1 ✓ Ünïcode;%"),
+            Some(long.as_str()),
+        ] {
+            let state = ScaleState {
+                last_decision: d.map(str::to_string),
+                ..Default::default()
+            };
+            let written = state.to_tags();
+            let value = written.get(TAG_LAST_DECISION).map(String::as_str);
+            assert!(state.last_decision_tag_is(value), "{d:?}");
+            assert!(!state.last_decision_tag_is(None));
+            let other = format!("{}x", value.unwrap_or_default());
+            assert!(!state.last_decision_tag_is(Some(&other)), "{d:?}");
+        }
+        assert!(written_len_is_bounded(&long));
+    }
+
+    #[test]
+    fn recent_lists_keep_their_newest_entries_within_the_tag_limit() {
+        // The rule as first written: parts dropped from the front while Σ(len + 1) > limit.
+        let reference = |v: &[(DateTime<Utc>, usize)]| {
+            let mut parts: Vec<String> = v
+                .iter()
+                .map(|(t, n)| format!("{}={n}", t.timestamp()))
+                .collect();
+            while parts.iter().map(|p| p.len() + 1).sum::<usize>() > TAG_VALUE_MAX {
+                parts.remove(0);
+            }
+            parts.join(" ")
+        };
+        for len in 0..40 {
+            for first in [-5_000_000_000i64, 0, 1_700_000_000] {
+                let v: Vec<(DateTime<Utc>, usize)> = (0..len)
+                    .map(|i| {
+                        let t = DateTime::from_timestamp(first + 60 * i as i64, 0).unwrap();
+                        (t, (i * 37) % 1000)
+                    })
+                    .collect();
+                let got = encode_recent(&v);
+                assert_eq!(got, reference(&v), "{len} entries from {first}");
+                assert!(got.len() < TAG_VALUE_MAX);
+            }
+        }
+    }
+
+    fn written_len_is_bounded(d: &str) -> bool {
+        let state = ScaleState {
+            last_decision: Some(d.to_string()),
+            ..Default::default()
+        };
+        state.to_tags()[TAG_LAST_DECISION].len() == TAG_VALUE_MAX
     }
 }

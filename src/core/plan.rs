@@ -32,37 +32,50 @@ pub struct Foreign {
 impl ClusterView {
     /// Build the view of `spec` from any set of observed instances (extra ones are ignored).
     pub fn build(spec: &ClusterSpec, instances: &[Instance]) -> ClusterView {
-        let find = |id: &InstanceId| instances.iter().find(|i| i.id.same_as(id)).cloned();
-        let master = find(&spec.master.id);
-        let replicas = spec.replicas.iter().map(|r| find(&r.id)).collect();
-        let mut foreign: Vec<Foreign> = Vec::new();
-        let mut add = |id: &InstanceId| {
-            if !spec.contains(id) && !foreign.iter().any(|f| f.id.same_as(id)) {
-                foreign.push(Foreign {
-                    id: id.clone(),
-                    instance: find(id),
-                });
-            }
-        };
-        if let Some(m) = &master {
-            for id in &m.replicas {
-                add(id);
-            }
+        Layout::of(spec, instances).view(|i| instances.get(i).cloned())
+    }
+
+    /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
+    /// into it rather than copied. Same view.
+    pub fn build_owned(spec: &ClusterSpec, instances: Vec<Instance>) -> ClusterView {
+        let layout = Layout::of(spec, &instances);
+        let distinct = layout
+            .indices()
+            .enumerate()
+            .all(|(k, i)| layout.indices().take(k).all(|p| p != i));
+        if !distinct {
+            // An instance the view holds twice (never with a valid config): copy.
+            return layout.view(|i| instances.get(i).cloned());
         }
-        for i in instances {
-            if i.source
-                .as_ref()
-                .is_some_and(|s| s.same_as(&spec.master.id))
-            {
-                add(&i.id);
-            }
-        }
-        foreign.sort_by(|a, b| a.id.cmp(&b.id));
-        ClusterView {
+        let Layout {
             master,
             replicas,
             foreign,
+        } = layout;
+        let foreign_at: Vec<Option<usize>> = foreign.iter().map(|(_, i)| *i).collect();
+        let mut view = ClusterView {
+            master: None,
+            replicas: replicas.iter().map(|_| None).collect(),
+            foreign: foreign
+                .into_iter()
+                .map(|(id, _)| Foreign { id, instance: None })
+                .collect(),
+        };
+        for (j, inst) in instances.into_iter().enumerate() {
+            let slot = if master == Some(j) {
+                Some(&mut view.master)
+            } else if let Some(k) = replicas.iter().position(|r| *r == Some(j)) {
+                view.replicas.get_mut(k)
+            } else if let Some(k) = foreign_at.iter().position(|f| *f == Some(j)) {
+                view.foreign.get_mut(k).map(|f| &mut f.instance)
+            } else {
+                None
+            };
+            if let Some(slot) = slot {
+                *slot = Some(inst);
+            }
         }
+        view
     }
 
     /// Configured replicas that exist, in config order.
@@ -82,6 +95,78 @@ impl ClusterView {
         self.existing_replicas()
             .filter(|i| i.status.is_available())
             .count()
+    }
+}
+
+/// Where each part of a [`ClusterView`] is among the observed instances (indices).
+struct Layout {
+    master: Option<usize>,
+    replicas: Vec<Option<usize>>,
+    /// Sorted by id.
+    foreign: Vec<(InstanceId, Option<usize>)>,
+}
+
+impl Layout {
+    fn of(spec: &ClusterSpec, instances: &[Instance]) -> Layout {
+        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
+        let master = find(&spec.master.id);
+        let replicas = spec.replicas.iter().map(|r| find(&r.id)).collect();
+        let mut foreign: Vec<(InstanceId, Option<usize>)> = Vec::new();
+        let mut add = |id: &InstanceId| {
+            if !spec.contains(id) && !foreign.iter().any(|(f, _)| f.same_as(id)) {
+                foreign.push((id.clone(), find(id)));
+            }
+        };
+        if let Some(m) = master.and_then(|i| instances.get(i)) {
+            for id in &m.replicas {
+                add(id);
+            }
+        }
+        for i in instances {
+            if i.source
+                .as_ref()
+                .is_some_and(|s| s.same_as(&spec.master.id))
+            {
+                add(&i.id);
+            }
+        }
+        foreign.sort_by(|a, b| a.0.cmp(&b.0));
+        Layout {
+            master,
+            replicas,
+            foreign,
+        }
+    }
+
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.master
+            .iter()
+            .chain(self.replicas.iter().flatten())
+            .chain(self.foreign.iter().filter_map(|(_, i)| i.as_ref()))
+            .copied()
+    }
+
+    /// The view, taking the instance at an index from `get`.
+    fn view(self, mut get: impl FnMut(usize) -> Option<Instance>) -> ClusterView {
+        let master = self.master.and_then(&mut get);
+        let replicas = self
+            .replicas
+            .into_iter()
+            .map(|i| i.and_then(&mut get))
+            .collect();
+        let foreign = self
+            .foreign
+            .into_iter()
+            .map(|(id, i)| Foreign {
+                id,
+                instance: i.and_then(&mut get),
+            })
+            .collect();
+        ClusterView {
+            master,
+            replicas,
+            foreign,
+        }
     }
 }
 
@@ -484,4 +569,54 @@ pub fn plan_modify(
         },
         reason,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Config;
+
+    fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
+        Instance {
+            id: InstanceId::from_aws(id),
+            class: InstanceClass::from_aws("db.t3.micro"),
+            status: InstanceStatus::Available,
+            engine: "mysql".into(),
+            multi_az: false,
+            source: source.map(InstanceId::from_aws),
+            replicas: replicas.iter().map(|r| InstanceId::from_aws(r)).collect(),
+            endpoint: None,
+            created_at: None,
+            available_since: None,
+            tags: [("k".to_string(), id.to_string())].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn build_owned_gives_the_view_build_gives() {
+        let config = Config::parse(
+            "c.yaml",
+            "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n",
+        )
+        .unwrap();
+        let spec = config.cluster("c1").unwrap();
+        let cases: Vec<Vec<Instance>> = vec![
+            vec![],
+            vec![inst("c1m", None, &[])],
+            // Ids in another case, a foreign replica on either side, an unrelated instance,
+            // a configured replica described twice (the first one wins), out of order.
+            vec![
+                inst("C1S3", Some("c1m"), &[]),
+                inst("other", None, &[]),
+                inst("c1m", None, &["c1s3", "adhoc", "c1s1"]),
+                inst("zz-foreign", Some("C1M"), &[]),
+                inst("c1s1", Some("c1m"), &[]),
+                inst("c1S1", Some("c1m"), &[]),
+            ],
+        ];
+        for instances in cases {
+            let want = ClusterView::build(spec, &instances);
+            assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
+        }
+    }
 }
