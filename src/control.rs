@@ -401,7 +401,7 @@ pub async fn decide_and_act(
     let mut persisted: Cow<'_, Tags> = view
         .master
         .as_ref()
-        .map_or_else(|| Cow::Owned(Tags::new()), |m| Cow::Borrowed(&m.tags));
+        .map_or_else(|| Cow::Owned(Tags::new()), |m| Cow::Borrowed(&*m.tags));
     if !report.decision.observe_only {
         let p = plan(spec, view, &report.decision.target);
         // A scale-in is recorded on the master *before* the delete: a crash right after

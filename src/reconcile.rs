@@ -21,6 +21,22 @@ pub async fn observe(
     fleet: &dyn Fleet,
     specs: &[&ClusterSpec],
 ) -> Result<Vec<ClusterView>, PortError> {
+    let instances = describe_all(fleet, specs).await?;
+    // The last cluster takes the instances by value (no copies; the same view).
+    let mut views: Vec<ClusterView> = Vec::with_capacity(specs.len());
+    if let Some((last, rest)) = specs.split_last() {
+        views.extend(rest.iter().map(|s| ClusterView::build(s, &instances)));
+        views.push(ClusterView::build_owned(last, instances));
+    }
+    Ok(views)
+}
+
+/// The describes of [`observe`]: every configured id in one, then the foreign replicas of
+/// the masters, if any, in a second.
+async fn describe_all(
+    fleet: &dyn Fleet,
+    specs: &[&ClusterSpec],
+) -> Result<Vec<crate::core::domain::Instance>, PortError> {
     let ids: Vec<InstanceId> = specs.iter().flat_map(|s| s.all_ids().cloned()).collect();
     let mut instances = fleet.describe(&ids).await?;
     let foreign: Vec<InstanceId> = specs
@@ -41,18 +57,14 @@ pub async fn observe(
     if !foreign.is_empty() {
         instances.extend(fleet.describe(&foreign).await?);
     }
-    // The last cluster takes the instances by value (no copies; the same view).
-    let mut views: Vec<ClusterView> = Vec::with_capacity(specs.len());
-    if let Some((last, rest)) = specs.split_last() {
-        views.extend(rest.iter().map(|s| ClusterView::build(s, &instances)));
-        views.push(ClusterView::build_owned(last, instances));
-    }
-    Ok(views)
+    Ok(instances)
 }
 
-/// Observe one cluster.
+/// Observe one cluster: [`observe`] of `[spec]` (the same describes and view, without the
+/// list of views).
 pub async fn observe_one(fleet: &dyn Fleet, spec: &ClusterSpec) -> Result<ClusterView, PortError> {
-    Ok(observe(fleet, &[spec]).await?.remove(0))
+    let instances = describe_all(fleet, &[spec]).await?;
+    Ok(ClusterView::build_owned(spec, instances))
 }
 
 /// The tags every replica elasticrds creates carries.

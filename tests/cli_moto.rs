@@ -913,7 +913,7 @@ fn rds_adapter_describes_in_batches_and_maps_errors() {
         let master = got.iter().find(|i| i.id.as_str() == MASTER).expect("m");
         assert_eq!(master.status, InstanceStatus::Available);
         assert!(master.multi_az);
-        assert_eq!(master.engine, "mysql");
+        assert_eq!(&*master.engine, "mysql");
         let mut reps: Vec<&str> = master.replicas.iter().map(InstanceId::as_str).collect();
         reps.sort();
         assert_eq!(reps, ["r0", "r1", "r2"]);
@@ -984,6 +984,56 @@ fn rds_adapter_pages_through_many_instances() {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), n, "duplicates across pages");
+    });
+}
+
+#[test]
+fn tags_after_a_describe_need_no_arn_look_up() {
+    let moto = Moto::start();
+    let rds = rds_client(&moto.endpoint());
+    let proxy = support::RecordingProxy::new(moto.port());
+    block_on(async {
+        rds.create_db_instance()
+            .db_instance_identifier("tagged01")
+            .db_instance_class("db.t3.micro")
+            .engine("mysql")
+            .master_username("admin")
+            .master_user_password("password123")
+            .allocated_storage(20)
+            .send()
+            .await
+            .expect("create");
+        let f = RdsFleet::from_client(rds_client(&proxy.endpoint()));
+        // Without a describe first, the ARN is looked up once.
+        let mut tags = elasticrds::core::domain::Tags::new();
+        tags.insert("k".into(), "v".into());
+        f.write_tags(&id("tagged01"), &tags).await.expect("write");
+        f.write_tags(&id("TAGGED01"), &tags)
+            .await
+            .expect("write again");
+        let got = f.read_tags(&id("tagged01")).await.expect("read");
+        assert_eq!(got.get("k").map(String::as_str), Some("v"));
+        let actions: Vec<String> = proxy.calls().into_iter().map(|c| c.action).collect();
+        assert_eq!(
+            actions,
+            [
+                "DescribeDBInstances",
+                "AddTagsToResource",
+                "AddTagsToResource",
+                "ListTagsForResource"
+            ],
+            "one look-up, then the remembered ARN"
+        );
+        // A fresh adapter that has described the instance looks nothing up.
+        let g = RdsFleet::from_client(rds_client(&proxy.endpoint()));
+        let before = proxy.calls().len();
+        g.describe(&[id("tagged01")]).await.expect("describe");
+        g.write_tags(&id("tagged01"), &tags).await.expect("write");
+        let actions: Vec<String> = proxy.calls()[before..]
+            .iter()
+            .map(|c| c.action.clone())
+            .collect();
+        assert_eq!(actions, ["DescribeDBInstances", "AddTagsToResource"]);
     });
 }
 

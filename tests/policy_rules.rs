@@ -45,7 +45,7 @@ fn inst(id: &str) -> Instance {
         endpoint: None,
         created_at: None,
         available_since: None,
-        tags: Tags::new(),
+        tags: Tags::new().into(),
     }
 }
 

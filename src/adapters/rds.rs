@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Filter, Tag};
 use aws_sdk_rds::Client;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// RDS accepts at most 100 values in one filter.
 pub const DESCRIBE_BATCH: usize = 100;
@@ -17,22 +18,43 @@ pub const DESCRIBE_BATCH: usize = 100;
 #[derive(Clone, Debug)]
 pub struct RdsFleet {
     client: Client,
+    /// ARNs seen in describes, by lower-case id, so that a tag read or write after a describe
+    /// needs no look-up of its own. An RDS instance ARN is derived from its identifier, so an
+    /// entry never goes stale.
+    arns: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl RdsFleet {
     /// A client from the environment (default credential chain, region, endpoint overrides).
     pub async fn from_env() -> Self {
         let cfg = sdk_config().await;
-        RdsFleet {
-            client: Client::new(&cfg),
-        }
+        RdsFleet::from_client(Client::new(&cfg))
     }
 
     pub fn from_client(client: Client) -> Self {
-        RdsFleet { client }
+        RdsFleet {
+            client,
+            arns: Arc::default(),
+        }
+    }
+
+    fn remember_arn(&self, d: &DbInstance) {
+        if let (Some(id), Some(arn)) = (d.db_instance_identifier(), d.db_instance_arn()) {
+            if let Ok(mut m) = self.arns.lock() {
+                m.insert(id.to_ascii_lowercase(), arn.to_string());
+            }
+        }
     }
 
     async fn arn_of(&self, id: &InstanceId, op: &str) -> Result<String, PortError> {
+        let known = self
+            .arns
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id.as_str().to_ascii_lowercase()).cloned());
+        if let Some(arn) = known {
+            return Ok(arn);
+        }
         let out = self
             .client
             .describe_db_instances()
@@ -40,6 +62,9 @@ impl RdsFleet {
             .send()
             .await
             .map_err(|e| classify(op, &e))?;
+        if let Some(d) = out.db_instances().first() {
+            self.remember_arn(d);
+        }
         out.db_instances()
             .first()
             .and_then(|i| i.db_instance_arn())
@@ -75,7 +100,7 @@ fn to_instance(d: &DbInstance) -> Option<Instance> {
         id: InstanceId::from_aws(id),
         class: InstanceClass::from_aws(d.db_instance_class().unwrap_or("")),
         status: InstanceStatus::parse(d.db_instance_status().unwrap_or("unknown")),
-        engine: d.engine().unwrap_or("").to_string(),
+        engine: d.engine().unwrap_or("").into(),
         multi_az: d.multi_az().unwrap_or(false),
         source: d.read_replica_source_db_instance_identifier().map(|s| {
             // RDS may report the source as an ARN (cross-region); keep the identifier part.
@@ -88,13 +113,13 @@ fn to_instance(d: &DbInstance) -> Option<Instance> {
             .collect(),
         endpoint: d.endpoint().and_then(|e| {
             Some(Endpoint {
-                address: e.address()?.to_string(),
+                address: e.address()?.into(),
                 port: u16::try_from(e.port()?).ok()?,
             })
         }),
         created_at,
         available_since: None,
-        tags: from_sdk_tags(d.tag_list()),
+        tags: Arc::new(from_sdk_tags(d.tag_list())),
     })
 }
 
@@ -116,6 +141,9 @@ impl Fleet for RdsFleet {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| classify(op, &e))?;
+                for d in page.db_instances() {
+                    self.remember_arn(d);
+                }
                 out.extend(page.db_instances().iter().filter_map(to_instance));
             }
         }

@@ -111,17 +111,17 @@ impl SimFleet {
             id: id.clone(),
             class: class.clone(),
             status,
-            engine: self.opts.engine.clone(),
+            engine: self.opts.engine.as_str().into(),
             multi_az: false,
             source: None,
             replicas: Vec::new(),
             endpoint: Some(Endpoint {
-                address: format!("{}.sim.local", id.as_str().to_ascii_lowercase()),
+                address: format!("{}.sim.local", id.as_str().to_ascii_lowercase()).into(),
                 port: self.opts.port,
             }),
             created_at: Some(self.clock.now()),
             available_since: None,
-            tags: Tags::new(),
+            tags: Arc::default(),
         }
     }
 
@@ -264,9 +264,20 @@ fn not_found(op: &str, id: &InstanceId) -> PortError {
 impl Fleet for SimFleet {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
         let st = self.enter("describe", None)?;
+        // A small fleet is scanned (`same_as` rejects most ids by length or last character,
+        // cheaper than the map's string comparisons); the instance found is the one stored
+        // under the id's key either way (the key is the lower-cased id).
+        let small = st.instances.len() <= 16;
         Ok(ids
             .iter()
-            .filter_map(|id| st.instances.get(&*key(id)).map(|s| s.inst.clone()))
+            .filter_map(|id| {
+                if small {
+                    st.instances.values().find(|s| s.inst.id.same_as(id))
+                } else {
+                    st.instances.get(&*key(id))
+                }
+                .map(|s| s.inst.clone())
+            })
             .collect())
     }
 
@@ -290,7 +301,7 @@ impl Fleet for SimFleet {
             ));
         }
         inst.multi_az = master.multi_az;
-        inst.tags = tags.clone();
+        inst.tags = Arc::new(tags.clone());
         st.instances.insert(
             key(&master.id).into_owned(),
             SimInstance {
@@ -333,7 +344,7 @@ impl Fleet for SimFleet {
         }
         src.inst.replicas.push(id.clone());
         inst.source = Some(src.inst.id.clone());
-        inst.tags = tags.clone();
+        inst.tags = Arc::new(tags.clone());
         let ready_at = now + chrono_dur(self.opts.create_lead);
         if self.opts.create_lead.is_zero() {
             inst.status = InstanceStatus::Available;
@@ -403,7 +414,7 @@ impl Fleet for SimFleet {
         let st = self.enter("read_tags", Some(id))?;
         st.instances
             .get(&*key(id))
-            .map(|s| s.inst.tags.clone())
+            .map(|s| Tags::clone(&s.inst.tags))
             .ok_or_else(|| not_found("read_tags", id))
     }
 
@@ -413,13 +424,18 @@ impl Fleet for SimFleet {
             .instances
             .get_mut(&*key(id))
             .ok_or_else(|| not_found("write_tags", id))?;
-        // As `extend`, reusing the buffers of the values already there (the state tags are
-        // rewritten often, mostly with the same or same-sized values).
+        // As `extend`. Nothing to change (the state tags are rewritten often, mostly with the
+        // same values): the shared map stays as it is. Otherwise reuse the buffers of the
+        // values already there (copying the map first only when a described copy shares it).
+        if tags.iter().all(|(k, v)| s.inst.tags.get(k) == Some(v)) {
+            return Ok(());
+        }
+        let stored = Arc::make_mut(&mut s.inst.tags);
         for (k, v) in tags {
-            match s.inst.tags.get_mut(k) {
+            match stored.get_mut(k) {
                 Some(old) => old.clone_from(v),
                 None => {
-                    s.inst.tags.insert(k.clone(), v.clone());
+                    stored.insert(k.clone(), v.clone());
                 }
             }
         }

@@ -84,6 +84,33 @@ pub fn minute_time(m: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// [`minute_time`] for many minutes, mostly of one day: the date is worked out once per day
+/// (the calendar arithmetic was a good part of answering a fetch).
+#[derive(Default)]
+struct MinuteTimes {
+    /// Epoch day and its date, from the last [`minute_time`] computed in full.
+    day: Option<(i64, chrono::NaiveDate)>,
+}
+
+impl MinuteTimes {
+    fn at(&mut self, m: i64) -> DateTime<Utc> {
+        let (day, in_day) = (m.div_euclid(1440), m.rem_euclid(1440));
+        if let Some((d, date)) = self.day {
+            if d == day {
+                if let Some(t) =
+                    chrono::NaiveTime::from_num_seconds_from_midnight_opt(in_day as u32 * 60, 0)
+                {
+                    return chrono::NaiveDateTime::new(date, t).and_utc();
+                }
+            }
+        }
+        let t = minute_time(m);
+        // Only an exact answer (not the out-of-range fallback) names the day.
+        self.day = (t.timestamp() == m.saturating_mul(60)).then(|| (day, t.date_naive()));
+        t
+    }
+}
+
 /// Epoch minute containing `t`.
 pub fn epoch_minute(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(60)
@@ -444,6 +471,7 @@ impl MetricsSource for SimLoad {
         // Complete minutes only: the minute in progress is not final.
         self.record_until(&mut inner, now_m);
         let mut out = Vec::with_capacity(queries.len());
+        let mut times = MinuteTimes::default();
         for q in queries {
             let mut samples = Vec::new();
             if let Some(who) = self.who(&q.instance) {
@@ -478,7 +506,7 @@ impl MetricsSource for SimLoad {
                             Statistic::Maximum => acc,
                         };
                         samples.push(Sample {
-                            at: minute_time(b),
+                            at: times.at(b),
                             value,
                         });
                     }
@@ -497,6 +525,27 @@ impl MetricsSource for SimLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minute_times_are_minute_time() {
+        let mut times = MinuteTimes::default();
+        // Across days, backwards, far apart, before 1970 and out of range.
+        let mut ms: Vec<i64> = (28_399_000..28_403_000).step_by(7).collect();
+        ms.extend([
+            28_401_439,
+            28_401_440,
+            28_401_439,
+            -1,
+            0,
+            -1441,
+            i64::MAX,
+            i64::MIN,
+            5,
+        ]);
+        for m in ms {
+            assert_eq!(times.at(m), minute_time(m), "minute {m}");
+        }
+    }
 
     #[test]
     fn serve_splits_and_falls_back_to_master() {

@@ -89,7 +89,7 @@ pub fn seed_fleet(fleet: &SimFleet, spec: &ClusterSpec, initial: usize, since: D
         i.available_since = Some(since);
         i.created_at = Some(since);
         i.source = Some(spec.master.id.clone());
-        i.tags = managed_tags(&spec.name);
+        i.tags = managed_tags(&spec.name).into();
         fleet.insert(i);
     }
 }

@@ -242,9 +242,38 @@ fn fold_recent<B>(s: &str, init: B, mut f: impl FnMut(B, i64, usize) -> B) -> Op
 }
 
 fn parse_time(s: Option<&String>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s?.trim())
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    let s = s?.trim();
+    // What `to_tags` writes (`2026-03-02T10:00:00Z`), read without the general parser (the
+    // persisted state is compared every tick); anything else, or a field out of range, goes
+    // through it.
+    parse_time_utc_secs(s).or_else(|| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly, when every field is in range.
+fn parse_time_utc_secs(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    Some(chrono::NaiveDateTime::new(date, time).and_utc())
 }
 
 impl ScaleState {
@@ -442,14 +471,143 @@ macro_rules! text {
     }};
 }
 
+/// `v` with `decimals` (0 or 1) fractional digits, exactly as `{v:.0}` / `{v:.1}` print it
+/// (the exact binary value rounded half to even), from integer arithmetic for the usual
+/// values: a non-negative finite value below 10^15. Anything else is printed by `{:.N}`.
+/// (The reasons format a value or two every tick; float formatting was most of that.)
+fn write_fixed(f: &mut fmt::Formatter<'_>, v: f64, decimals: u32) -> fmt::Result {
+    let decimals = decimals.min(1);
+    match fixed_digits(v, decimals) {
+        Some(q) if decimals == 1 => write!(f, "{}.{}", q / 10, q % 10),
+        Some(q) => write!(f, "{q}"),
+        None => write!(f, "{v:.*}", decimals as usize),
+    }
+}
+
+/// [`write_fixed`] appended to `s` without the formatting machinery.
+fn push_fixed(s: &mut String, v: f64, decimals: u32) {
+    let decimals = decimals.min(1);
+    match fixed_digits(v, decimals) {
+        Some(q) if decimals == 1 => {
+            push_uint(s, q / 10);
+            s.push('.');
+            push_uint(s, q % 10);
+        }
+        Some(q) => push_uint(s, q),
+        None => {
+            let _ = write!(s, "{v:.*}", decimals as usize);
+        }
+    }
+}
+
+/// `n` in decimal, as `{n}` prints it.
+fn push_uint(s: &mut String, mut n: u128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// `v · 10^decimals` rounded half to even, when `v` is one of the usual values
+/// [`write_fixed`] prints without float formatting.
+fn fixed_digits(v: f64, decimals: u32) -> Option<u128> {
+    if !(v.is_finite() && v < 1e15) || v < 0.0 || v.is_sign_negative() {
+        return None;
+    }
+    let bits = v.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    // v = m · 2^e exactly.
+    let (m, e) = if exp == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), exp - 1075)
+    };
+    let scale: u128 = if decimals == 1 { 10 } else { 1 };
+    // q = v · 10^decimals rounded half to even.
+    let q: u128 = if e >= 0 {
+        // A whole number below 10^15: no rounding.
+        (u128::from(m) << e) * scale
+    } else {
+        let s = e.unsigned_abs();
+        let num = u128::from(m) * scale;
+        if s >= 120 {
+            // Below 2^-60: rounds to 0 (num < 2^57, far below half of 2^s).
+            0
+        } else {
+            let q = num >> s;
+            let r = num & ((1u128 << s) - 1);
+            let half = 1u128 << (s - 1);
+            if r > half || (r == half && q & 1 == 1) {
+                q + 1
+            } else {
+                q
+            }
+        }
+    };
+    Some(q)
+}
+
+/// [`write_fixed`] as a `Display`.
+#[cfg(test)]
+fn fixed(v: f64, decimals: u32) -> impl fmt::Display {
+    fmt::from_fn(move |f| write_fixed(f, v, decimals))
+}
+
 /// An observed value as reasons show it (`63.2%`, `180`, `4.0s`); formatted where it is
 /// written, without a string of its own.
 fn fmt_value(metric: MetricKind, v: f64) -> impl fmt::Display {
     fmt::from_fn(move |f| match metric {
-        MetricKind::Cpu => write!(f, "{v:.1}%"),
-        MetricKind::Connections => write!(f, "{v:.0}"),
-        MetricKind::ReplicaLag => write!(f, "{v:.1}s"),
+        MetricKind::Cpu => {
+            write_fixed(f, v, 1)?;
+            f.write_str("%")
+        }
+        MetricKind::Connections => write_fixed(f, v, 0),
+        MetricKind::ReplicaLag => {
+            write_fixed(f, v, 1)?;
+            f.write_str("s")
+        }
     })
+}
+
+/// [`fmt_value`] appended to `s`.
+fn push_value(s: &mut String, metric: MetricKind, v: f64) {
+    match metric {
+        MetricKind::Cpu => {
+            push_fixed(s, v, 1);
+            s.push('%');
+        }
+        MetricKind::Connections => push_fixed(s, v, 0),
+        MetricKind::ReplicaLag => {
+            push_fixed(s, v, 1);
+            s.push('s');
+        }
+    }
+}
+
+/// [`fmt_limit`] appended to `s`.
+fn push_limit(s: &mut String, metric: MetricKind, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        let n = v as i64;
+        if n < 0 {
+            s.push('-');
+        }
+        push_uint(s, u128::from(n.unsigned_abs()));
+        match metric {
+            MetricKind::Cpu => s.push('%'),
+            MetricKind::Connections => {}
+            MetricKind::ReplicaLag => s.push('s'),
+        }
+    } else {
+        let _ = write!(s, "{}", fmt_limit(metric, v));
+    }
 }
 
 /// A target or threshold as reasons show it (`60%`, `62.5%`, `200`, `30s`).
@@ -677,16 +835,16 @@ pub fn decide(
             (RuleKind::TargetTracking { target, tolerance }, Some(v)) => {
                 let ratio = v / target;
                 if (ratio - 1.0).abs() <= *tolerance {
-                    rule_texts.push(Reason::new(
-                        "within_tolerance",
-                        text!(
-                            "{} {} within {:.0}% of target {}",
-                            rule.metric,
-                            fmt_value(rule.metric, v),
-                            tolerance * 100.0,
-                            fmt_limit(rule.metric, *target)
-                        ),
-                    ));
+                    // "{metric} {value} within {tolerance:.0}% of target {target}"
+                    let mut s = String::with_capacity(64);
+                    s.push_str(rule.metric.as_str());
+                    s.push(' ');
+                    push_value(&mut s, rule.metric, v);
+                    s.push_str(" within ");
+                    push_fixed(&mut s, tolerance * 100.0, 0);
+                    s.push_str("% of target ");
+                    push_limit(&mut s, rule.metric, *target);
+                    rule_texts.push(Reason::new("within_tolerance", s));
                     (Some(*target), Some((current, "within_tolerance")))
                 } else {
                     let want = (basis as f64 * ratio - 1e-9).ceil().max(0.0);
@@ -695,16 +853,20 @@ pub fn decide(
                     } else {
                         want as usize
                     };
-                    rule_texts.push(Reason::new(
-                        "target_tracking",
-                        text!(
-                            "{} {} {} target {} → {want}",
-                            rule.metric,
-                            fmt_value(rule.metric, v),
-                            if ratio > 1.0 { ">" } else { "<" },
-                            fmt_limit(rule.metric, *target)
-                        ),
-                    ));
+                    // "{metric} {value} {>|<} target {target} → {want}"
+                    let mut s = String::with_capacity(64);
+                    s.push_str(rule.metric.as_str());
+                    s.push(' ');
+                    push_value(&mut s, rule.metric, v);
+                    s.push_str(if ratio > 1.0 {
+                        " > target "
+                    } else {
+                        " < target "
+                    });
+                    push_limit(&mut s, rule.metric, *target);
+                    s.push_str(" → ");
+                    push_uint(&mut s, want as u128);
+                    rule_texts.push(Reason::new("target_tracking", s));
                     (Some(*target), Some((want, "target_tracking")))
                 }
             }
@@ -1044,6 +1206,121 @@ mod tests {
 
     const CONFIG: &str = "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n    - {id: c1s4, instance_class: db.t3.micro}\n";
 
+    #[test]
+    fn state_times_read_as_the_rfc3339_parser_reads_them() {
+        let full = |s: &str| {
+            DateTime::parse_from_rfc3339(s.trim())
+                .ok()
+                .map(|d| d.with_timezone(&Utc))
+        };
+        for s in [
+            "2026-03-02T10:00:00Z",
+            " 2026-03-02T10:02:00Z ",
+            "2024-02-29T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "2026-13-02T10:00:00Z",
+            "2026-03-02T24:00:00Z",
+            "2026-03-02T23:59:60Z",
+            "2026-03-02t10:00:00z",
+            "2026-03-02T10:00:00+00:00",
+            "2026-03-02T10:00:00.5Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-0a-02T10:00:00Z",
+            "+026-03-02T10:00:00Z",
+            "yesterday",
+            "",
+        ] {
+            assert_eq!(parse_time(Some(&s.to_string())), full(s), "{s:?}");
+        }
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 2, 10, 0, 0).unwrap();
+        let written = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        assert_eq!(parse_time_utc_secs(&written), Some(t));
+    }
+
+    #[test]
+    fn fixed_prints_what_std_prints() {
+        // Exact ties (x.x5, x.5 in binary), near ties, tiny, subnormal, large, whole,
+        // negative, signed zero, non-finite, and a pseudo-random spread.
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            0.05,
+            0.25,
+            0.75,
+            0.5,
+            1.5,
+            2.5,
+            3.5,
+            1.25,
+            1.35,
+            2.45,
+            0.95,
+            9.95,
+            99.95,
+            15.000000000000002,
+            14.999999999999998,
+            63.25,
+            79.75,
+            1e-300,
+            5e-324,
+            1e-20,
+            0.049999999999999996,
+            999_999_999_999_999.9,
+            1e15,
+            1e16,
+            123_456_789.05,
+            -1.25,
+            -0.01,
+            -3.0,
+            -1e14,
+            -2.5e15,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        for k in 0..200_000u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let unit = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            vals.push(match k % 4 {
+                0 => unit * 100.0,
+                1 => unit * 1e6,
+                2 => (unit * 2000.0).round() / 20.0, // many exact and near ties
+                _ => f64::from_bits(seed >> 2),
+            });
+        }
+        for v in vals {
+            assert_eq!(fixed(v, 1).to_string(), format!("{v:.1}"), "{v:e}");
+            assert_eq!(fixed(v, 0).to_string(), format!("{v:.0}"), "{v:e}");
+            for m in MetricKind::ALL {
+                let (mut value, mut limit) = (String::new(), String::new());
+                push_value(&mut value, m, v);
+                push_limit(&mut limit, m, v);
+                assert_eq!(value, fmt_value(m, v).to_string(), "{v:e}");
+                assert_eq!(limit, fmt_limit(m, v).to_string(), "{v:e}");
+            }
+        }
+        for n in [
+            0u128,
+            7,
+            10,
+            99,
+            1000,
+            10_000,
+            u128::from(u64::MAX),
+            u128::MAX,
+        ] {
+            let mut s = String::new();
+            push_uint(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -1074,7 +1351,7 @@ mod tests {
             endpoint: None,
             created_at: None,
             available_since: warm_mins.map(|m| now() - mins(m)),
-            tags: Tags::new(),
+            tags: Tags::new().into(),
         }
     }
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Tags as key → value, sorted so that output and comparisons are deterministic.
 pub type Tags = BTreeMap<String, String>;
@@ -32,12 +33,70 @@ pub enum IdError {
     DoubleHyphen(String),
 }
 
+/// The text of an identifier or class, shared: identifiers are copied many times per tick
+/// and a copy is a reference count, not a string. Compares, orders, hashes and prints as the
+/// `str` it holds.
+#[derive(Clone)]
+struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    fn new(s: &str) -> SharedStr {
+        SharedStr(s.into())
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    #[inline]
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Copies of one text.
+    #[inline]
+    fn same_text(&self, other: &SharedStr) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl PartialEq for SharedStr {
+    #[inline]
+    fn eq(&self, other: &SharedStr) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for SharedStr {}
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &SharedStr) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SharedStr {
+    /// As `str` orders: by bytes.
+    fn cmp(&self, other: &SharedStr) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+impl std::hash::Hash for SharedStr {
+    /// As `str` hashes.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A DB instance identifier that satisfies the RDS naming rules. RDS compares identifiers
 /// case-insensitively and stores them in lower case; we keep the spelling of the config and
 /// compare with [`InstanceId::same_as`] where AWS answers are involved.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct InstanceId(String);
+pub struct InstanceId(SharedStr);
 
 impl InstanceId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -59,22 +118,26 @@ impl InstanceId {
         if s.contains("--") {
             return Err(IdError::DoubleHyphen(s.to_string()));
         }
-        Ok(InstanceId(s.to_string()))
+        Ok(InstanceId(SharedStr::new(s)))
     }
 
     /// An identifier as AWS reported it; not re-validated (AWS is the authority on what exists).
     pub fn from_aws(s: &str) -> Self {
-        InstanceId(s.to_string())
+        InstanceId(SharedStr::new(s))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// RDS identifiers are case-insensitive.
+    #[inline(always)]
     pub fn same_as(&self, other: &InstanceId) -> bool {
         // Ids of one cluster mostly differ in length or last character: reject those first
-        // (this runs many times per tick).
+        // (this runs many times per tick). Copies of one id share their text.
+        if self.0.same_text(&other.0) {
+            return true;
+        }
         let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
         a.len() == b.len()
             && a.last().map(u8::to_ascii_lowercase) == b.last().map(u8::to_ascii_lowercase)
@@ -91,20 +154,20 @@ impl TryFrom<String> for InstanceId {
 
 impl From<InstanceId> for String {
     fn from(id: InstanceId) -> String {
-        id.0
+        id.0.as_str().to_owned()
     }
 }
 
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
 /// A DB instance class such as `db.m5.large`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct InstanceClass(String);
+pub struct InstanceClass(SharedStr);
 
 impl InstanceClass {
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -115,7 +178,7 @@ impl InstanceClass {
                 .iter()
                 .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         if ok {
-            Ok(InstanceClass(s.to_string()))
+            Ok(InstanceClass(SharedStr::new(s)))
         } else {
             Err(format!(
                 "instance class {s:?} is not of the form db.<family>.<size>"
@@ -123,10 +186,10 @@ impl InstanceClass {
         }
     }
     pub fn from_aws(s: &str) -> Self {
-        InstanceClass(s.to_string())
+        InstanceClass(SharedStr::new(s))
     }
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
@@ -138,12 +201,12 @@ impl TryFrom<String> for InstanceClass {
 }
 impl From<InstanceClass> for String {
     fn from(c: InstanceClass) -> String {
-        c.0
+        c.0.as_str().to_owned()
     }
 }
 impl fmt::Display for InstanceClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
@@ -211,18 +274,23 @@ impl fmt::Display for InstanceStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
-    pub address: String,
+    /// Shared: observing an instance copies it every tick.
+    #[serde(with = "shared")]
+    pub address: Arc<str>,
     pub port: u16,
 }
 
-/// One DB instance as observed on the fleet.
+/// One DB instance as observed on the fleet. Cheap to clone: the identifiers, class, engine,
+/// endpoint and tag map are shared (`Arc`), so observing an instance every tick copies pointers,
+/// not strings; change the tags with `Arc::make_mut(&mut inst.tags)` or assign new ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: InstanceId,
     pub class: InstanceClass,
     pub status: InstanceStatus,
     /// Engine name as RDS reports it (`mysql`, `mariadb`, `postgres`, ...).
-    pub engine: String,
+    #[serde(with = "shared")]
+    pub engine: Arc<str>,
     pub multi_az: bool,
     /// For a read replica: the instance it replicates from.
     pub source: Option<InstanceId>,
@@ -234,7 +302,33 @@ pub struct Instance {
     /// Since when the instance has been `available`, when the observer knows it (the simulated
     /// fleet does; for RDS the control loop remembers when it first saw it available).
     pub available_since: Option<DateTime<Utc>>,
-    pub tags: Tags,
+    /// Serialized as the plain map.
+    #[serde(with = "shared")]
+    pub tags: Arc<Tags>,
+}
+
+/// Serde for the shared (`Arc`) fields as the plain value they hold (the `rc` feature of
+/// serde is not needed).
+mod shared {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<T, S>(v: &Arc<T>, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: Serialize + ?Sized,
+        S: Serializer,
+    {
+        T::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Arc<T>, D::Error>
+    where
+        T: ?Sized,
+        Box<T>: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Box::<T>::deserialize(d).map(Arc::from)
+    }
 }
 
 /// Role of an instance within a configured cluster.
@@ -335,4 +429,45 @@ pub struct MetricQuery {
 pub struct MetricSeries {
     pub query: MetricQuery,
     pub samples: Vec<Sample>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_ids_behave_as_their_text() {
+        // Short and long, lower and upper case.
+        let texts = [
+            "a",
+            "sim-master",
+            "abcdefghij-abcdefghij1",  // 22
+            "abcdefghij-abcdefghij12", // 23
+            "Abcdefghij-abcdefghij-abcdefghij-abcdefghij-abcdefghij-abcdefgh",
+        ];
+        let ids: Vec<InstanceId> = texts
+            .iter()
+            .map(|t| InstanceId::parse(t).unwrap())
+            .collect();
+        for (a, ta) in ids.iter().zip(texts) {
+            assert_eq!(a.as_str(), ta);
+            assert_eq!(a.to_string(), ta);
+            assert_eq!(String::from(a.clone()), ta);
+            assert_eq!(format!("{a:?}"), format!("InstanceId({ta:?})"));
+            assert_eq!(serde_json::to_string(a).unwrap(), format!("{ta:?}"));
+            let back: InstanceId = serde_json::from_str(&format!("{ta:?}")).unwrap();
+            assert_eq!(&back, a);
+            let upper = InstanceId::from_aws(&ta.to_ascii_uppercase());
+            assert!(a.same_as(&upper) && upper.same_as(a));
+            for (b, tb) in ids.iter().zip(texts) {
+                assert_eq!(a == b, ta == tb);
+                assert_eq!(a.cmp(b), ta.cmp(tb));
+                assert_eq!(a.same_as(b), ta.eq_ignore_ascii_case(tb));
+            }
+        }
+        let class = InstanceClass::parse("db.r6g.large").unwrap();
+        assert_eq!(class.as_str(), "db.r6g.large");
+        let long = "db.x2iedn-verylongfamily.metal-24xl";
+        assert_eq!(InstanceClass::parse(long).unwrap().to_string(), long);
+    }
 }

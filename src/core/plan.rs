@@ -575,6 +575,7 @@ pub fn plan_modify(
 mod tests {
     use super::*;
     use crate::core::config::Config;
+    use std::sync::Arc;
 
     fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
         Instance {
@@ -588,7 +589,7 @@ mod tests {
             endpoint: None,
             created_at: None,
             available_since: None,
-            tags: [("k".to_string(), id.to_string())].into_iter().collect(),
+            tags: Arc::new([("k".to_string(), id.to_string())].into_iter().collect()),
         }
     }
 

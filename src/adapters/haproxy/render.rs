@@ -208,10 +208,10 @@ pub fn stats_socket_line(socket: &str) -> Result<String, RenderError> {
 }
 
 fn engine_of(view: &ClusterView) -> Option<&str> {
-    view.master.as_ref().map(|m| m.engine.as_str()).or_else(|| {
+    view.master.as_ref().map(|m| &*m.engine).or_else(|| {
         view.existing_replicas()
             .next()
-            .map(|i: &Instance| i.engine.as_str())
+            .map(|i: &Instance| &*i.engine)
     })
 }
 
