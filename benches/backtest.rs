@@ -7,7 +7,7 @@
 //!    (policies/cpu-target.yaml) through the daemon's tick — goal ≤ 1 s in a release build;
 //!    the same year with the three baselines as `elasticrds backtest` runs it;
 //! 2. a 100-variant parameter sweep (CPU target × scale-in cooldown) of the same policy on the
-//!    14-day trace ../shared/data/traces/rds_cpu_utilization_cc0c53.csv — goal ≤ 60 s.
+//!    14-day trace tests/data/traces/rds_cpu_utilization_cc0c53.csv — goal ≤ 60 s.
 //!
 //! Prints the measured figures; docs/backtest.md records them.
 
@@ -117,7 +117,7 @@ fn main() {
     }
 
     // 2. 100-variant sweep on a real 14-day trace.
-    let path = repo.join("../shared/data/traces/rds_cpu_utilization_cc0c53.csv");
+    let path = repo.join("tests/data/traces/rds_cpu_utilization_cc0c53.csv");
     let trace = Trace::load(&path).unwrap_or_else(|e| panic!("{e} (the shared traces are needed)"));
     let variants = sweep::variants(&case, 100).unwrap();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

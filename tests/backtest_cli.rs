@@ -1,5 +1,5 @@
-//! `elasticrds backtest` end to end on the real CloudWatch traces in ../shared/data/traces
-//! (the repository is cloned with shared/ beside it; these tests FAIL when it is missing):
+//! `elasticrds backtest` end to end on the real CloudWatch traces in tests/data/traces
+//! (copied into the repository, MIT licence beside them; these tests FAIL when they are missing):
 //! every trace parses, the JSON and text outputs carry every policy and baseline, the oracle
 //! never breaches and is the cheapest run without breaches, the plot is written, and bad input
 //! is a located error with exit code 2.
@@ -20,10 +20,10 @@ fn repo() -> PathBuf {
 }
 
 fn traces_dir() -> PathBuf {
-    let d = repo().join("../shared/data/traces");
+    let d = repo().join("tests/data/traces");
     assert!(
         d.join(TRACES[0]).is_file(),
-        "the shared traces are missing: expected {} (clone the repository with shared/ beside it)",
+        "the shared traces are missing: expected {} (they are part of the repository)",
         d.display()
     );
     d

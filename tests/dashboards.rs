@@ -1,8 +1,8 @@
 //! The Grafana dashboards and Prometheus alerting rules under `dashboards/`, checked against
 //! real tools:
-//! - every dashboard validates against Grafana's JSON schemas in `../shared/schemas/grafana`
+//! - every dashboard validates against Grafana's JSON schemas in `tests/data/grafana`
 //!   (dashboard, each panel, each panel's options, each Prometheus query); the schemas must be
-//!   there (CI clones the repo with `shared/` beside it);
+//!   there (copied into the repository from the shared set, Apache-2.0);
 //! - dashboard conventions: datasource and cluster template variables, a unit on every panel,
 //!   no hard-coded job/instance, only metric names from docs/metrics.md, no overlapping panels;
 //! - `promtool check rules` and `promtool test rules`, with a firing and a non-firing unit test
@@ -83,12 +83,12 @@ fn load_dashboard(rel: &str) -> Value {
     read_json(&repo_root().join(rel))
 }
 
-/// `../shared/schemas/grafana` beside the repository; a missing directory fails the test.
+/// `tests/data/grafana` (Grafana's schemas, copied in); a missing directory fails the test.
 fn schema_dir() -> PathBuf {
-    let dir = repo_root().join("../shared/schemas/grafana");
+    let dir = repo_root().join("tests/data/grafana");
     assert!(
         dir.join("dashboard.jsonschema.json").is_file(),
-        "Grafana JSON schemas not found at {} — the repository must be cloned with shared/ beside it",
+        "Grafana JSON schemas not found at {} — they are part of the repository",
         dir.display()
     );
     dir
