@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A deterministic year of 1-minute CPU-like samples (percent).
-fn year_csv() -> String {
+fn year_csv(minutes: i64) -> String {
     let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
         .unwrap()
         .and_hms_opt(0, 0, 0)
@@ -35,7 +35,7 @@ fn year_csv() -> String {
     let mut out = String::with_capacity(30 * 525_600);
     out.push_str("timestamp,value\n");
     let mut burst = 0u32;
-    for m in 0..525_600i64 {
+    for m in 0..minutes {
         let day = (m % 1440) as f64 / 1440.0;
         let weekday = (m / 1440) % 7 < 5;
         let base = 20.0 + 25.0 * (std::f64::consts::TAU * (day - 0.3)).sin().max(-0.6);
@@ -58,6 +58,14 @@ fn secs(d: Duration) -> String {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // in the dev profile: then it is a quick smoke run of the same code (a week, 4 variants),
+    // whose times are not measurements.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (minutes, n_variants) = if bench { (525_600, 100) } else { (7 * 1440, 4) };
+    if !bench {
+        println!("smoke run (no --bench: not a measurement; use `cargo bench --bench backtest`)");
+    }
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let policy_text = std::fs::read_to_string(repo.join("policies/cpu-target.yaml"))
         .expect("policies/cpu-target.yaml");
@@ -74,7 +82,7 @@ fn main() {
         .unwrap();
 
     // 1. One year, one policy.
-    let csv = year_csv();
+    let csv = year_csv(minutes);
     let t = Instant::now();
     let trace = Trace::parse("year.csv", &csv).expect("generated trace parses");
     let parse = t.elapsed();
@@ -119,7 +127,7 @@ fn main() {
     // 2. 100-variant sweep on a real 14-day trace.
     let path = repo.join("tests/data/traces/rds_cpu_utilization_cc0c53.csv");
     let trace = Trace::load(&path).unwrap_or_else(|e| panic!("{e} (the shared traces are needed)"));
-    let variants = sweep::variants(&case, 100).unwrap();
+    let variants = sweep::variants(&case, n_variants).unwrap();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = Instant::now();
     let scores = sweep::run_all(&trace, &variants, &opts, threads).unwrap();
