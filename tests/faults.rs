@@ -239,6 +239,15 @@ fn run_scenario(s: &Scenario) -> Verdict {
     if !svc.alive() {
         problems.push(format!("the service died:\n{}", svc.log_text()));
     }
+    // The loop keeps ticking: at least 3 ticks done (a tick held up by a stall that outlasts
+    // the SDK's attempts may end only after the fleet has converged).
+    wait_until(Duration::from_secs(60), || {
+        metric_sum(
+            &svc.metrics().unwrap_or_default(),
+            "elasticrds_ticks_total",
+            &[],
+        ) >= 3.0
+    });
     let metrics = svc.metrics().unwrap_or_default();
     let ticks = metric_sum(&metrics, "elasticrds_ticks_total", &[]);
     if ticks < 3.0 {
