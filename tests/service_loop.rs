@@ -579,16 +579,29 @@ async fn a_stop_during_the_describe_makes_no_further_aws_call() {
     assert!(acted.is_empty(), "{acted:?}");
 }
 
-/// The simulated fleet, with every delete of an id under `prefix` taking `delay` (like a
-/// HAProxy drain that waits for sessions to end before DeleteDBInstance).
-struct SlowDelete {
+/// The simulated fleet, watching deletes: each delete of an id under `slow_prefix` takes
+/// `delay` (like a HAProxy drain that waits for sessions to end before DeleteDBInstance), and
+/// the master's tags at the moment of every delete are recorded.
+struct DeleteProbe {
     inner: Arc<SimFleet>,
-    prefix: &'static str,
+    slow_prefix: &'static str,
     delay: Duration,
+    tags_seen: Mutex<Vec<Tags>>,
+}
+
+impl DeleteProbe {
+    fn new(inner: Arc<SimFleet>, slow_prefix: &'static str, delay: Duration) -> Arc<DeleteProbe> {
+        Arc::new(DeleteProbe {
+            inner,
+            slow_prefix,
+            delay,
+            tags_seen: Mutex::new(Vec::new()),
+        })
+    }
 }
 
 #[async_trait]
-impl Fleet for SlowDelete {
+impl Fleet for DeleteProbe {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
         self.inner.describe(ids).await
     }
@@ -605,9 +618,12 @@ impl Fleet for SlowDelete {
         self.inner.create_replica(id, source, class, tags).await
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
-        if id.as_str().starts_with(self.prefix) {
+        if !self.slow_prefix.is_empty() && id.as_str().starts_with(self.slow_prefix) {
             tokio::time::sleep(self.delay).await;
         }
+        let master = InstanceId::from_aws(&format!("{}-m01", &id.as_str()[..2]));
+        let tags = self.inner.read_tags(&master).await?;
+        self.tags_seen.lock().unwrap().push(tags);
         self.inner.delete_replica(id).await
     }
     async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
@@ -629,11 +645,7 @@ async fn a_slow_step_of_one_cluster_does_not_hold_up_another() {
     rig.load.set("ca", 5.0);
     rig.load.set("cb", 95.0);
     let metrics = Metrics::new();
-    let slow = Arc::new(SlowDelete {
-        inner: rig.sim.clone(),
-        prefix: "ca-",
-        delay: Duration::from_secs(600),
-    });
+    let slow = DeleteProbe::new(rig.sim.clone(), "ca-", Duration::from_secs(600));
     let mut d = rig.daemon_on(slow, &metrics);
     let outcome = d.tick().await;
     assert!(outcome.ok(), "{:?}", outcome.clusters);
@@ -651,46 +663,6 @@ async fn a_slow_step_of_one_cluster_does_not_hold_up_another() {
     );
 }
 
-/// The simulated fleet, recording the master's tags at the moment of each delete.
-struct TagsAtDelete {
-    inner: Arc<SimFleet>,
-    seen: Mutex<Vec<Tags>>,
-}
-
-#[async_trait]
-impl Fleet for TagsAtDelete {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
-        self.inner.describe(ids).await
-    }
-    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
-        self.inner.restore_master(m, tags).await
-    }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        self.inner.create_replica(id, source, class, tags).await
-    }
-    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
-        let master = InstanceId::from_aws(&format!("{}-m01", &id.as_str()[..2]));
-        let tags = self.inner.read_tags(&master).await?;
-        self.seen.lock().unwrap().push(tags);
-        self.inner.delete_replica(id).await
-    }
-    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
-        self.inner.modify_class(id, class).await
-    }
-    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
-        self.inner.read_tags(id).await
-    }
-    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
-        self.inner.write_tags(id, tags).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_scale_in_time_is_on_the_master_before_the_delete() {
     // A crash right after DeleteDBInstance must not lose the scale-in cooldown: the time is
@@ -698,15 +670,12 @@ async fn the_scale_in_time_is_on_the_master_before_the_delete() {
     let rig = Rig::new(3);
     rig.load.set("ca", 5.0);
     let metrics = Metrics::new();
-    let fleet = Arc::new(TagsAtDelete {
-        inner: rig.sim.clone(),
-        seen: Mutex::new(Vec::new()),
-    });
+    let fleet = DeleteProbe::new(rig.sim.clone(), "", Duration::ZERO);
     let mut d = rig.daemon_on(fleet.clone(), &metrics);
     let outcome = d.tick().await;
     assert!(outcome.ok(), "{:?}", outcome.clusters);
     // Both clusters scale in (ca at 5 % CPU, cb at the fake's default 30 %).
-    let seen = fleet.seen.lock().unwrap().clone();
+    let seen = fleet.tags_seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "one scale-in delete per cluster");
     for tags in &seen {
         let state = elasticrds::core::decide::ScaleState::from_tags(tags);
