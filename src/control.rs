@@ -20,10 +20,8 @@
 //! serving instances' newest fresh datapoints) and the target only where a rule has one.
 
 use crate::core::config::ClusterSpec;
-use crate::core::decide::{
-    decide, Decision, Direction, ScaleState, TAG_LAST_DECISION, TAG_LAST_SCALE_IN,
-    TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
-};
+pub use crate::core::decide::STATE_REFRESH_SECS;
+use crate::core::decide::{decide, Decision, Direction, PersistedState, ScaleState};
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{plan, Action, ClusterView, Plan};
 use crate::core::policy::Policy;
@@ -196,16 +194,20 @@ pub fn observed_metrics(
     let period = i64::from(policy.period_secs.max(1));
     let stale_before =
         end - chrono::Duration::seconds(period * i64::from(policy.missing_data.stale_periods));
-    let mut serving: Vec<&InstanceId> = view
-        .existing_replicas()
-        .filter(|i| i.status.is_available())
-        .map(|i| &i.id)
-        .collect();
-    if serving.is_empty() {
-        if let Some(m) = view.master.as_ref().filter(|m| m.status.is_available()) {
-            serving.push(&m.id);
-        }
-    }
+    let serving_replicas = || {
+        view.existing_replicas()
+            .filter(|i| i.status.is_available())
+            .map(|i| &i.id)
+    };
+    let master = match serving_replicas().next() {
+        Some(_) => None,
+        None => view
+            .master
+            .as_ref()
+            .filter(|m| m.status.is_available())
+            .map(|m| &m.id),
+    };
+    let serving = || serving_replicas().chain(master);
     MetricKind::ALL
         .iter()
         .map(|&m| {
@@ -224,7 +226,7 @@ pub fn observed_metrics(
             let (statistic, use_max) = display_statistic(m);
             // The values in serving order (no list: a fold gives the same sum and maximum).
             let mut vals: Option<(f64, usize)> = None;
-            for id in &serving {
+            for id in serving() {
                 let newest = series
                     .iter()
                     .filter(|s| {
@@ -288,7 +290,20 @@ pub async fn fetch_all(
             &joined
         }
     };
-    let mut series = source.fetch(all, start, end).await?.into_iter();
+    let series = source.fetch(all, start, end).await?;
+    // One cluster answered query by query in order (as the ports do): its series as they are.
+    if let [g] = wanted {
+        if series.len() == g.queries.len()
+            && series.iter().zip(&g.queries).all(|(s, q)| &s.query == q)
+        {
+            let mut mine = series;
+            for s in &mut mine {
+                keep_window(s, g);
+            }
+            return Ok(vec![mine]);
+        }
+    }
+    let mut series = series.into_iter();
     let mut out = Vec::with_capacity(wanted.len());
     for g in wanted {
         let mut mine = Vec::with_capacity(g.queries.len());
@@ -301,12 +316,7 @@ pub async fn fetch_all(
                     samples: Vec::new(),
                 },
             };
-            let period = chrono::Duration::seconds(i64::from(q.period_secs.max(1)));
-            // `at + period <= end`, without a date addition per sample.
-            match g.end.checked_sub_signed(period) {
-                Some(last) => s.samples.retain(|x| x.at >= g.start && x.at <= last),
-                None => s.samples.clear(),
-            }
+            keep_window(&mut s, g);
             mine.push(s);
         }
         out.push(mine);
@@ -314,54 +324,23 @@ pub async fn fetch_all(
     Ok(out)
 }
 
-/// Persisted copies of the recommendation history older than this are refreshed even when
-/// nothing else changed (bounds what a restart can forget of a stabilization window).
-pub const STATE_REFRESH_SECS: i64 = 300;
+/// Keep the samples of `s` whose whole period lies in `g`'s window.
+fn keep_window(s: &mut MetricSeries, g: &Gathered) {
+    let period = chrono::Duration::seconds(i64::from(s.query.period_secs.max(1)));
+    // `at + period <= end`, without a date addition per sample.
+    match g.end.checked_sub_signed(period) {
+        Some(last) => s.samples.retain(|x| x.at >= g.start && x.at <= last),
+        None => s.samples.clear(),
+    }
+}
 
-/// Whether `state` differs materially from what the master's tags hold: scale times, the last
-/// decision, the recommendation values, or a recommendation history more than
-/// [`STATE_REFRESH_SECS`] newer than the persisted one. (Refreshing timestamps alone every
-/// tick would cost two RDS calls per cluster per tick.)
+/// Whether `state` differs materially from what the master's tags hold
+/// ([`PersistedState::differs_from`]): scale times, the last decision, the recommendation
+/// values, or a recommendation history more than [`STATE_REFRESH_SECS`] newer than the
+/// persisted one. A tick uses [`ScaleState::persisted_differs`], the same with the tags read
+/// once per distinct tag map.
 pub fn persist_needed(persisted: &Tags, state: &ScaleState) -> bool {
-    // The persisted fields are read as `ScaleState::from_tags` reads them and compared with
-    // `state` one by one, without building either as tags or lists (this runs every tick).
-    let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
-    let old_time = |key| secs(ScaleState::time_from_tags(persisted, key));
-    if old_time(TAG_LAST_SCALE_OUT) != secs(state.last_scale_out)
-        || old_time(TAG_LAST_SCALE_IN) != secs(state.last_scale_in)
-    {
-        return true;
-    }
-    if !state.last_decision_tag_is(persisted.get(TAG_LAST_DECISION).map(String::as_str)) {
-        return true;
-    }
-    // Each persisted history in one pass: the same values as `state`'s, and its newest time.
-    let read = |key, now: &[(DateTime<Utc>, usize)]| {
-        let mut values = now.iter().map(|(_, n)| *n);
-        ScaleState::fold_recent_tag(persisted, key, (true, None), |(same, newest), t, n| {
-            (same && values.next() == Some(n), newest.max(Some(t)))
-        })
-        .map(|(same, newest)| (same && values.next().is_none(), newest))
-        // A malformed history reads as empty.
-        .unwrap_or((now.is_empty(), None))
-    };
-    let (same_high, high_newest) = read(TAG_RECENT_HIGH, &state.recent_high);
-    let (same_low, low_newest) = read(TAG_RECENT_LOW, &state.recent_low);
-    if !same_high || !same_low {
-        return true;
-    }
-    let old_newest = high_newest.max(low_newest);
-    let newest = state
-        .recent_high
-        .iter()
-        .chain(&state.recent_low)
-        .map(|(t, _)| t.timestamp())
-        .max();
-    match (old_newest, newest) {
-        (Some(o), Some(n)) => n - o > STATE_REFRESH_SECS,
-        (None, None) => false,
-        _ => true,
-    }
+    PersistedState::read(persisted).differs_from(state)
 }
 
 /// Decide for one cluster on already-fetched `series`, act when the decision changes the fleet,
@@ -449,7 +428,13 @@ pub async fn decide_and_act(
     state.record(&report.decision, report.acted, now);
     let may_write = !opts.dry_run && !report.decision.observe_only;
     if let (true, Some(master)) = (may_write, view.master.as_ref()) {
-        if persist_needed(&persisted, state) {
+        // The master's tags as observed (read once while they stay the same map), or as
+        // updated by this tick's intent write.
+        let needed = match &persisted {
+            Cow::Borrowed(_) => state.persisted_differs(&master.tags),
+            Cow::Owned(tags) => persist_needed(tags, state),
+        };
+        if needed {
             fleet.write_tags(&master.id, &state.to_tags()).await?;
             report.state_written = true;
         }
@@ -479,6 +464,9 @@ mod tests {
     use super::*;
     use crate::adapters::sim::SimFleet;
     use crate::core::config::Config;
+    use crate::core::decide::{
+        TAG_LAST_DECISION, TAG_LAST_SCALE_IN, TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
+    };
     use crate::core::domain::Sample;
     use crate::ports::ManualClock;
     use chrono::TimeZone;
@@ -555,6 +543,7 @@ mod tests {
                 recent_high: high.iter().map(|&(m, n)| (t(m), n)).collect(),
                 recent_low: low.iter().map(|&(m, n)| (t(m), n)).collect(),
                 last_decision: d.map(str::to_string),
+                ..Default::default()
             });
         }
         // What each state writes, and variants: another spelling of a time, malformed,
@@ -585,10 +574,22 @@ mod tests {
             tag_sets.push(partial);
         }
         let mut differ = 0;
+        // The memo of a state that carries on from tick to tick: the same answers whether
+        // the tags are one map seen again or a new one.
+        let mut carried = ScaleState::default();
         for tags in &tag_sets {
+            let shared = Arc::new(tags.clone());
             for s in &states {
                 let want = persist_needed_reference(tags, s);
                 assert_eq!(persist_needed(tags, s), want, "{tags:?} {s:?}");
+                let memo = std::mem::take(&mut carried.persisted);
+                carried = ScaleState {
+                    persisted: memo,
+                    ..s.clone()
+                };
+                for _ in 0..2 {
+                    assert_eq!(carried.persisted_differs(&shared), want, "{tags:?} {s:?}");
+                }
                 differ += usize::from(want);
             }
         }

@@ -60,6 +60,8 @@ struct State {
     instances: BTreeMap<String, SimInstance>,
     snapshots: BTreeSet<String>,
     calls: Vec<Call>,
+    /// No call log (a long replay that never reads it).
+    no_call_log: bool,
     failures: BTreeMap<&'static str, VecDeque<PortError>>,
 }
 
@@ -91,6 +93,13 @@ impl SimFleet {
             opts,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// A fleet that keeps no call log ([`SimFleet::calls`] stays empty): for long replays
+    /// (a backtest makes several calls per simulated minute and never reads them).
+    pub fn without_call_log(self) -> Self {
+        self.lock().no_call_log = true;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -239,11 +248,13 @@ impl SimFleet {
     ) -> Result<std::sync::MutexGuard<'_, State>, PortError> {
         let now = self.clock.now();
         let mut st = self.lock();
-        st.calls.push(Call {
-            operation,
-            id: id.cloned(),
-            at: now,
-        });
+        if !st.no_call_log {
+            st.calls.push(Call {
+                operation,
+                id: id.cloned(),
+                at: now,
+            });
+        }
         Self::advance(&mut st, now);
         if let Some(e) = st.failures.get_mut(operation).and_then(|q| q.pop_front()) {
             return Err(e);

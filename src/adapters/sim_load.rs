@@ -216,6 +216,8 @@ struct Inner {
     /// Bit mask of the previous minute's serving replicas (for lag reset on re-join); `None`
     /// before the first recorded minute.
     prev_mask: Option<u64>,
+    /// Scratch space of `record_until`, kept between calls.
+    slots: Vec<Option<(i64, Option<i64>)>>,
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -256,6 +258,7 @@ impl SimLoad {
                 history: VecDeque::with_capacity(opts.history_minutes.min(1 << 16) + 1),
                 lag: vec![0.0; spec.replicas.len()],
                 prev_mask: None,
+                slots: Vec::with_capacity(spec.replicas.len()),
             }),
             opts,
         })
@@ -309,7 +312,9 @@ impl SimLoad {
         }
         let mut master_available = false;
         // Per configured replica: (exists since minute, available since minute), or None.
-        let mut slots: Vec<Option<(i64, Option<i64>)>> = vec![None; self.replicas.len()];
+        let mut slots = std::mem::take(&mut inner.slots);
+        slots.clear();
+        slots.resize(self.replicas.len(), None);
         self.fleet.for_each_instance(|inst| {
             if inst.id.same_as(&self.master) && inst.status.is_available() {
                 master_available = true;
@@ -388,6 +393,7 @@ impl SimLoad {
             }
         }
         inner.next = Some(end);
+        inner.slots = slots;
     }
 
     /// One instance's value of `metric` in a recorded minute; `None` when it reported nothing.

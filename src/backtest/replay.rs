@@ -79,12 +79,18 @@ pub fn synthetic_spec(cluster: &str, replicas: usize) -> ClusterSpec {
 /// Put the master and the first `initial` configured replicas on `fleet`, available (and
 /// created) since `since`, the replicas tagged as elasticrds-managed.
 pub fn seed_fleet(fleet: &SimFleet, spec: &ClusterSpec, initial: usize, since: DateTime<Utc>) {
+    // The spec's own identifiers and classes (shared text: comparisons with the spec are
+    // then pointer checks).
     let mut master = fleet.available_instance(spec.master.id.as_str(), spec.master.class.as_str());
+    master.id = spec.master.id.clone();
+    master.class = spec.master.class.clone();
     master.available_since = Some(since);
     master.created_at = Some(since);
     fleet.insert(master);
     for r in spec.replicas.iter().take(initial) {
         let mut i = fleet.available_instance(r.id.as_str(), r.class.as_str());
+        i.id = r.id.clone();
+        i.class = r.class.clone();
         i.status = InstanceStatus::Available;
         i.available_since = Some(since);
         i.created_at = Some(since);
@@ -107,14 +113,17 @@ impl World {
         let start = setup.demand.start();
         let clock = Arc::new(ManualClock::new(start));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let fleet = Arc::new(SimFleet::new(
-            dyn_clock.clone(),
-            SimOptions {
-                create_lead: setup.lead,
-                delete_time: Duration::ZERO,
-                ..Default::default()
-            },
-        ));
+        let fleet = Arc::new(
+            SimFleet::new(
+                dyn_clock.clone(),
+                SimOptions {
+                    create_lead: setup.lead,
+                    delete_time: Duration::ZERO,
+                    ..Default::default()
+                },
+            )
+            .without_call_log(),
+        );
         seed_fleet(
             &fleet,
             &setup.spec,

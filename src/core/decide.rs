@@ -161,6 +161,99 @@ pub struct ScaleState {
     pub recent_low: Vec<(DateTime<Utc>, usize)>,
     /// `direction desired reason` of the last decision, for operators.
     pub last_decision: Option<String>,
+    /// A memo of the master's tags as last read for [`ScaleState::persisted_differs`]; not
+    /// part of the state's value (never serialized, always compares equal).
+    #[serde(skip)]
+    pub persisted: PersistedMemo,
+}
+
+/// What a set of tags holds of a [`ScaleState`], read as [`PersistedState::differs_from`]
+/// compares it: the scale times (Unix seconds), the last-decision tag as written, and each
+/// recommendation history's values and newest time (a malformed history reads as empty, as
+/// [`ScaleState::from_tags`] reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersistedState {
+    last_scale_out: Option<i64>,
+    last_scale_in: Option<i64>,
+    last_decision: Option<String>,
+    high: (Vec<usize>, Option<i64>),
+    low: (Vec<usize>, Option<i64>),
+}
+
+/// How long a persisted history may lag behind the state's newest recommendation before it
+/// is refreshed even when nothing else changed (bounds what a restart can forget of a
+/// stabilization window).
+pub const STATE_REFRESH_SECS: i64 = 300;
+
+impl PersistedState {
+    /// Read `tags` once.
+    pub fn read(tags: &Tags) -> PersistedState {
+        let secs = |key| ScaleState::time_from_tags(tags, key).map(|t| t.timestamp());
+        let history = |key| {
+            ScaleState::fold_recent_tag(tags, key, (Vec::new(), None), |(mut v, newest), t, n| {
+                v.push(n);
+                (v, newest.max(Some(t)))
+            })
+            .unwrap_or_default()
+        };
+        PersistedState {
+            last_scale_out: secs(TAG_LAST_SCALE_OUT),
+            last_scale_in: secs(TAG_LAST_SCALE_IN),
+            last_decision: tags.get(TAG_LAST_DECISION).cloned(),
+            high: history(TAG_RECENT_HIGH),
+            low: history(TAG_RECENT_LOW),
+        }
+    }
+
+    /// Whether `state` differs materially from this: scale times, the last decision, the
+    /// recommendation values, or a recommendation history more than [`STATE_REFRESH_SECS`]
+    /// newer than the persisted one. (Refreshing timestamps alone every tick would cost two
+    /// RDS calls per cluster per tick.)
+    pub fn differs_from(&self, state: &ScaleState) -> bool {
+        let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
+        if self.last_scale_out != secs(state.last_scale_out)
+            || self.last_scale_in != secs(state.last_scale_in)
+            || !state.last_decision_tag_is(self.last_decision.as_deref())
+        {
+            return true;
+        }
+        let same = |old: &[usize], now: &[(DateTime<Utc>, usize)]| {
+            old.len() == now.len() && old.iter().zip(now).all(|(o, (_, n))| o == n)
+        };
+        if !same(&self.high.0, &state.recent_high) || !same(&self.low.0, &state.recent_low) {
+            return true;
+        }
+        let newest = state
+            .recent_high
+            .iter()
+            .chain(&state.recent_low)
+            .map(|(t, _)| t.timestamp())
+            .max();
+        match (self.high.1.max(self.low.1), newest) {
+            (Some(o), Some(n)) => n - o > STATE_REFRESH_SECS,
+            (None, None) => false,
+            _ => true,
+        }
+    }
+}
+
+/// The master's tags a [`ScaleState`] last compared itself with, read: while a tick observes
+/// the very same tag map (one shared copy, as the simulated fleet hands out until the next
+/// write), they are not read again. Holding the map keeps its address from being reused.
+#[derive(Clone, Default)]
+pub struct PersistedMemo(Option<(std::sync::Arc<Tags>, PersistedState)>);
+
+impl PartialEq for PersistedMemo {
+    /// A memo is not part of a state's value.
+    fn eq(&self, _: &PersistedMemo) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for PersistedMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PersistedMemo")
+    }
 }
 
 pub const TAG_LAST_SCALE_OUT: &str = "elasticrds:last-scale-out";
@@ -382,6 +475,21 @@ impl ScaleState {
                 .get(TAG_LAST_DECISION)
                 .filter(|s| !s.is_empty())
                 .cloned(),
+            persisted: PersistedMemo::default(),
+        }
+    }
+
+    /// Whether this state differs materially from what `tags` (the master's) hold
+    /// ([`PersistedState::differs_from`]); the tags are read once per distinct tag map.
+    pub fn persisted_differs(&mut self, tags: &std::sync::Arc<Tags>) -> bool {
+        let seen =
+            matches!(&self.persisted.0, Some((seen, _)) if std::sync::Arc::ptr_eq(seen, tags));
+        if !seen {
+            self.persisted.0 = Some((tags.clone(), PersistedState::read(tags)));
+        }
+        match &self.persisted.0 {
+            Some((_, read)) => read.differs_from(self),
+            None => PersistedState::read(tags).differs_from(self),
         }
     }
 
@@ -1912,6 +2020,7 @@ mod tests {
             ],
             recent_low: vec![(t("2026-11-25T11:55:00Z"), 2)],
             last_decision: Some("out 3 target_tracking".into()),
+            ..Default::default()
         };
         let tags = s.to_tags();
         assert!(tags.keys().all(|k| k.starts_with("elasticrds:")));

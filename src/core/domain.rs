@@ -64,7 +64,7 @@ impl SharedStr {
 impl PartialEq for SharedStr {
     #[inline]
     fn eq(&self, other: &SharedStr) -> bool {
-        self.as_bytes() == other.as_bytes()
+        self.same_text(other) || self.as_bytes() == other.as_bytes()
     }
 }
 impl Eq for SharedStr {}

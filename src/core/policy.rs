@@ -744,39 +744,49 @@ impl Policy {
     /// The metrics the rules read, with their statistic, deduplicated, plus the replica lag
     /// (Maximum) the warm-up check needs when `warmup.max_lag` is set.
     pub fn metrics_used(&self) -> Vec<(MetricKind, Statistic)> {
-        let mut out: Vec<(MetricKind, Statistic)> = Vec::new();
+        let (pairs, n) = self.metrics_used_inline();
+        pairs[..n].to_vec()
+    }
+
+    /// [`Policy::metrics_used`] without an allocation (every tick asks): the pairs in the
+    /// first `n` places. There are at most 6 (3 metrics × 2 statistics).
+    fn metrics_used_inline(&self) -> ([(MetricKind, Statistic); 6], usize) {
+        let mut out = [(MetricKind::Cpu, Statistic::Average); 6];
+        let mut n = 0;
         for r in &self.rules {
-            if !out.contains(&(r.metric, r.statistic)) {
-                out.push((r.metric, r.statistic));
+            if !out[..n].contains(&(r.metric, r.statistic)) {
+                out[n] = (r.metric, r.statistic);
+                n += 1;
             }
         }
         if self.warmup.max_lag_secs.is_some()
-            && !out.iter().any(|(m, _)| *m == MetricKind::ReplicaLag)
+            && !out[..n].iter().any(|(m, _)| *m == MetricKind::ReplicaLag)
         {
-            out.push((MetricKind::ReplicaLag, Statistic::Maximum));
+            out[n] = (MetricKind::ReplicaLag, Statistic::Maximum);
+            n += 1;
         }
-        out
+        (out, n)
     }
 
     /// Metric queries needed for this cluster now: every configured replica that exists and is
     /// not being deleted × every metric used; plus the master when no replica is available
     /// (the master then serves the reads, and its load is what a scale-out from zero needs).
     pub fn queries(&self, spec: &ClusterSpec, view: &ClusterView) -> Vec<MetricQuery> {
-        let mut ids: Vec<&InstanceId> = Vec::new();
-        for (rs, inst) in spec.replicas.iter().zip(&view.replicas) {
-            if let Some(i) = inst {
-                if i.status != crate::core::domain::InstanceStatus::Deleting {
-                    ids.push(&rs.id);
-                }
-            }
-        }
-        if view.available_replicas() == 0 {
-            ids.push(&spec.master.id);
-        }
-        let metrics = self.metrics_used();
-        let mut out = Vec::with_capacity(ids.len() * metrics.len());
-        for id in ids {
-            for (m, s) in &metrics {
+        let replicas = spec
+            .replicas
+            .iter()
+            .zip(&view.replicas)
+            .filter(|(_, inst)| {
+                inst.as_ref()
+                    .is_some_and(|i| i.status != crate::core::domain::InstanceStatus::Deleting)
+            })
+            .map(|(rs, _)| &rs.id);
+        let master = (view.available_replicas() == 0).then_some(&spec.master.id);
+        let (metrics, n) = self.metrics_used_inline();
+        let metrics = &metrics[..n];
+        let mut out = Vec::with_capacity((spec.replicas.len() + 1) * metrics.len());
+        for id in replicas.chain(master) {
+            for (m, s) in metrics {
                 out.push(MetricQuery {
                     instance: id.clone(),
                     metric: *m,
