@@ -62,6 +62,9 @@ struct State {
     calls: Vec<Call>,
     /// No call log (a long replay that never reads it).
     no_call_log: bool,
+    /// Counts changes to the instances (any call that may change one, a transition, an
+    /// insert); see [`SimFleet::for_each_instance_since`].
+    generation: u64,
     failures: BTreeMap<&'static str, VecDeque<PortError>>,
 }
 
@@ -141,6 +144,7 @@ impl SimFleet {
             inst.available_since = Some(self.clock.now());
         }
         let mut st = self.lock();
+        st.generation += 1;
         if let Some(src) = &inst.source {
             if let Some(s) = st.instances.get_mut(&*key(src)) {
                 if !s.inst.replicas.iter().any(|r| r.same_as(&inst.id)) {
@@ -204,11 +208,27 @@ impl SimFleet {
         }
     }
 
+    /// [`SimFleet::for_each_instance`] when the instances may have changed since `seen` (a
+    /// value this returned before); otherwise `f` is not called. Returns the current value.
+    pub fn for_each_instance_since(&self, seen: Option<u64>, mut f: impl FnMut(&Instance)) -> u64 {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        Self::advance(&mut st, now);
+        if seen != Some(st.generation) {
+            for s in st.instances.values() {
+                f(&s.inst);
+            }
+        }
+        st.generation
+    }
+
     fn advance(st: &mut State, now: DateTime<Utc>) {
         let mut gone = Vec::new();
+        let mut changed = false;
         for (k, s) in st.instances.iter_mut() {
             match s.ready_at {
                 Some(t) if t <= now => {
+                    changed = true;
                     s.ready_at = None;
                     if s.inst.status == InstanceStatus::Deleting {
                         gone.push(k.clone());
@@ -227,6 +247,9 @@ impl SimFleet {
         }
         for k in gone {
             Self::remove(st, &k);
+        }
+        if changed {
+            st.generation += 1;
         }
     }
 
@@ -256,6 +279,10 @@ impl SimFleet {
             });
         }
         Self::advance(&mut st, now);
+        // Every call but a read may change an instance.
+        if !matches!(operation, "describe" | "read_tags") {
+            st.generation += 1;
+        }
         if let Some(e) = st.failures.get_mut(operation).and_then(|q| q.pop_front()) {
             return Err(e);
         }

@@ -216,8 +216,12 @@ struct Inner {
     /// Bit mask of the previous minute's serving replicas (for lag reset on re-join); `None`
     /// before the first recorded minute.
     prev_mask: Option<u64>,
-    /// Scratch space of `record_until`, kept between calls.
+    /// What `record_until` last read of the fleet: per configured replica (exists since
+    /// minute, available since minute) or `None`, and whether the master is available; as of
+    /// `fleet_seen` (the fleet's change count then).
     slots: Vec<Option<(i64, Option<i64>)>>,
+    master_available: bool,
+    fleet_seen: Option<u64>,
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -258,7 +262,9 @@ impl SimLoad {
                 history: VecDeque::with_capacity(opts.history_minutes.min(1 << 16) + 1),
                 lag: vec![0.0; spec.replicas.len()],
                 prev_mask: None,
-                slots: Vec::with_capacity(spec.replicas.len()),
+                slots: vec![None; spec.replicas.len()],
+                master_available: false,
+                fleet_seen: None,
             }),
             opts,
         })
@@ -310,12 +316,17 @@ impl SimLoad {
         if start >= end {
             return;
         }
-        let mut master_available = false;
-        // Per configured replica: (exists since minute, available since minute), or None.
+        // The fleet as it is now, read again only when it may have changed since last time.
         let mut slots = std::mem::take(&mut inner.slots);
-        slots.clear();
-        slots.resize(self.replicas.len(), None);
-        self.fleet.for_each_instance(|inst| {
+        let mut master_available = inner.master_available;
+        let mut fresh = true;
+        let seen = self.fleet.for_each_instance_since(inner.fleet_seen, |inst| {
+            if fresh {
+                fresh = false;
+                master_available = false;
+                slots.clear();
+                slots.resize(self.replicas.len(), None);
+            }
             if inst.id.same_as(&self.master) && inst.status.is_available() {
                 master_available = true;
             }
@@ -344,6 +355,14 @@ impl SimLoad {
                 slots[i] = Some((created, avail));
             }
         });
+        if fresh && inner.fleet_seen != Some(seen) {
+            // Changed, and no instance at all.
+            master_available = false;
+            slots.clear();
+            slots.resize(self.replicas.len(), None);
+        }
+        inner.fleet_seen = Some(seen);
+        inner.master_available = master_available;
         for m in start..end {
             let mut replicas = 0u32;
             let mut mask = 0u64;
@@ -478,17 +497,17 @@ impl MetricsSource for SimLoad {
         self.record_until(&mut inner, now_m);
         let mut out = Vec::with_capacity(queries.len());
         let mut times = MinuteTimes::default();
+        let first = epoch_minute(start);
+        let end_m = epoch_minute(end) + i64::from(end.timestamp().rem_euclid(60) != 0);
         for q in queries {
             let mut samples = Vec::new();
             if let Some(who) = self.who(&q.instance) {
                 let period = (q.period_secs.max(60) as i64 + 59) / 60; // minutes
-                let first = epoch_minute(start);
                 // Buckets aligned to multiples of the period since the epoch.
                 let mut b = first.div_euclid(period) * period;
                 if b < first {
                     b += period;
                 }
-                let end_m = epoch_minute(end) + i64::from(end.timestamp().rem_euclid(60) != 0);
                 let buckets = ((end_m.min(now_m) - b).max(0) + period - 1) / period;
                 samples.reserve(buckets.min(1 << 12) as usize);
                 while b < end_m.min(now_m) {

@@ -223,12 +223,14 @@ impl PersistedState {
         if !same(&self.high.0, &state.recent_high) || !same(&self.low.0, &state.recent_low) {
             return true;
         }
+        // The newest time, converted once (seconds are monotonic in the time).
         let newest = state
             .recent_high
             .iter()
             .chain(&state.recent_low)
-            .map(|(t, _)| t.timestamp())
-            .max();
+            .map(|(t, _)| *t)
+            .max()
+            .map(|t| t.timestamp());
         match (self.high.1.max(self.low.1), newest) {
             (Some(o), Some(n)) => n - o > STATE_REFRESH_SECS,
             (None, None) => false,
@@ -346,6 +348,41 @@ fn parse_time(s: Option<&String>) -> Option<DateTime<Utc>> {
     })
 }
 
+/// Whether a byte of the last decision is kept in its tag (RDS's tag character set).
+fn tag_byte_allowed(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
+        )
+}
+
+/// `t` as RFC 3339 in UTC to the second (`2026-03-02T10:00:00Z`), as
+/// `to_rfc3339_opts(SecondsFormat::Secs, true)` writes it, without its general formatter
+/// for the four-digit years (the state tags are written every few minutes).
+fn utc_secs_text(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let y = t.year();
+    if !(0..=9999).contains(&y) || t.nanosecond() >= 1_000_000_000 {
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    }
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    // ASCII digits and separators only.
+    String::from_utf8_lossy(&b).into_owned()
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` exactly, when every field is in range.
 fn parse_time_utc_secs(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
@@ -374,10 +411,7 @@ impl ScaleState {
     /// character set and 256-character limit). Absent times are written as empty values, so
     /// writing them overwrites older ones.
     pub fn to_tags(&self) -> Tags {
-        let time = |t: &Option<DateTime<Utc>>| {
-            t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_default()
-        };
+        let time = |t: &Option<DateTime<Utc>>| t.map(utc_secs_text).unwrap_or_default();
         let mut tags = Tags::new();
         tags.insert(TAG_LAST_SCALE_OUT.into(), time(&self.last_scale_out));
         tags.insert(TAG_LAST_SCALE_IN.into(), time(&self.last_scale_in));
@@ -385,7 +419,7 @@ impl ScaleState {
         tags.insert(TAG_RECENT_LOW.into(), encode_recent(&self.recent_low));
         tags.insert(
             TAG_LAST_DECISION.into(),
-            self.last_decision_tag_bytes().map(char::from).collect(),
+            self.last_decision_tag_text().into_owned(),
         );
         tags
     }
@@ -398,20 +432,26 @@ impl ScaleState {
             .as_deref()
             .unwrap_or_default()
             .bytes()
-            .filter(|b| {
-                b.is_ascii_alphanumeric()
-                    || matches!(
-                        b,
-                        b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
-                    )
-            })
+            .filter(|&b| tag_byte_allowed(b))
             .take(TAG_VALUE_MAX)
+    }
+
+    /// The value [`ScaleState::to_tags`] writes for the last decision, borrowed when the
+    /// decision is written as it is (short enough, every byte allowed: the usual case).
+    fn last_decision_tag_text(&self) -> std::borrow::Cow<'_, str> {
+        let d = self.last_decision.as_deref().unwrap_or_default();
+        if d.len() <= TAG_VALUE_MAX && d.bytes().all(tag_byte_allowed) {
+            std::borrow::Cow::Borrowed(d)
+        } else {
+            // Only ASCII bytes are kept: always valid UTF-8.
+            std::borrow::Cow::Owned(self.last_decision_tag_bytes().map(char::from).collect())
+        }
     }
 
     /// Whether `value` is what [`ScaleState::to_tags`] would write for the last decision
     /// (without building the tags).
     pub fn last_decision_tag_is(&self, value: Option<&str>) -> bool {
-        value.is_some_and(|v| v.bytes().eq(self.last_decision_tag_bytes()))
+        value.is_some_and(|v| *v == *self.last_decision_tag_text())
     }
 
     /// After a restart, fill in what the master's tags may have missed: a process killed after
@@ -2007,6 +2047,35 @@ mod tests {
         d2.recommendation = Some(2);
         s3.record(&d2, false, now());
         assert_eq!(s3.recent_high, vec![(now() - mins(5), 3), (now(), 2)]);
+    }
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        let mut times: Vec<DateTime<Utc>> = vec![DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC];
+        for base in [
+            -62_167_219_200i64, // 0000-01-01
+            -62_167_219_201,
+            0,
+            951_782_400, // 2000-02-29
+            1_772_445_600,
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800,
+        ] {
+            for off in (-200_000..200_000).step_by(7_919) {
+                for nanos in [0, 1, 999_999_999, 1_000_000_000, 1_999_999_999] {
+                    if let Some(t) = DateTime::from_timestamp(base + off, nanos) {
+                        times.push(t);
+                    }
+                }
+            }
+        }
+        for t in times {
+            assert_eq!(
+                utc_secs_text(t),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "{t:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::domain::{InstanceClass, InstanceId, MetricKind, MetricQuery, Statisti
 use super::input::{parse_document, position_of, InputError, InputErrors, Syntax};
 use super::plan::ClusterView;
 use super::schedule::{parse_cron, parse_timezone, Bounds, Schedule};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -807,8 +807,25 @@ impl Policy {
         let t = now.timestamp() - LANDING_DELAY_SECS;
         let end_s = t.div_euclid(p) * p;
         let n = i64::from((self.missing_data.stale_periods * 2).max(5));
-        let end = DateTime::from_timestamp(end_s, 0).unwrap_or(now);
-        let start = DateTime::from_timestamp(end_s - n * p, 0).unwrap_or(now);
+        // The same instants as `DateTime::from_timestamp` of `end_s` and `end_s - n·p`
+        // (`now` when out of range), built on `now`'s date when they fall on it (every tick
+        // asks; working out a date from seconds is the expensive part).
+        // (UTC: the naive parts are the fields as they are, no offset to apply.)
+        let naive = now.naive_utc();
+        let now_s = now.timestamp();
+        let midnight = now_s - i64::from(naive.time().num_seconds_from_midnight());
+        let at = |ts: i64| {
+            let same_day = (midnight..now_s + 1).contains(&ts).then(|| {
+                chrono::NaiveTime::from_num_seconds_from_midnight_opt((ts - midnight) as u32, 0)
+                    .map(|t| chrono::NaiveDateTime::new(naive.date(), t).and_utc())
+            });
+            same_day
+                .flatten()
+                .or_else(|| DateTime::from_timestamp(ts, 0))
+                .unwrap_or(now)
+        };
+        let end = at(end_s);
+        let start = at(end_s - n * p);
         (start, end)
     }
 
@@ -971,6 +988,59 @@ fn check_rule(r: &RawRule, f: &str, e: &mut Errs) -> Option<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `fetch_window` as first written: both ends worked out from Unix seconds.
+    fn fetch_window_reference(p: &Policy, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let period = i64::from(p.period_secs.max(1));
+        let t = now.timestamp() - LANDING_DELAY_SECS;
+        let end_s = t.div_euclid(period) * period;
+        let n = i64::from((p.missing_data.stale_periods * 2).max(5));
+        let end = DateTime::from_timestamp(end_s, 0).unwrap_or(now);
+        let start = DateTime::from_timestamp(end_s - n * period, 0).unwrap_or(now);
+        (start, end)
+    }
+
+    #[test]
+    fn fetch_window_is_the_window_worked_out_from_seconds() {
+        let base = Policy::default_for(&ClusterSpec {
+            name: "c".into(),
+            master: crate::core::config::MasterSpec {
+                snapshot: String::new(),
+                id: InstanceId::from_aws("m"),
+                class: InstanceClass::from_aws("db.t3.micro"),
+                multi_az: false,
+                subnet_group: None,
+            },
+            replicas: Vec::new(),
+            haproxy: None,
+        });
+        let mut nows: Vec<DateTime<Utc>> = Vec::new();
+        // Around midnights, a year end, a leap day, before 1970, with sub-second parts, and
+        // at both ends of the representable range.
+        for anchor in [0i64, 1_704_067_200, 1_709_164_800, -86_400 * 400, 1_798_761_600] {
+            for off in (-7_300..7_300).step_by(37) {
+                for nanos in [0, 1, 999_999_999, 500_000_000, 1_500_000_000] {
+                    if let Some(t) = DateTime::from_timestamp(anchor + off, nanos) {
+                        nows.push(t);
+                    }
+                }
+            }
+        }
+        nows.extend([DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC]);
+        nows.push(DateTime::<Utc>::MIN_UTC + chrono::Duration::seconds(90));
+        for (period, stale) in [(60, 3), (300, 3), (60, 1), (3600, 10), (1, 2), (86_400, 4)] {
+            let mut p = base.clone();
+            p.period_secs = period;
+            p.missing_data.stale_periods = stale;
+            for &now in &nows {
+                assert_eq!(
+                    p.fetch_window(now),
+                    fetch_window_reference(&p, now),
+                    "{now:?} {period} {stale}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn locate_block_yaml_paths() {
