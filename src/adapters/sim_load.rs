@@ -320,41 +320,43 @@ impl SimLoad {
         let mut slots = std::mem::take(&mut inner.slots);
         let mut master_available = inner.master_available;
         let mut fresh = true;
-        let seen = self.fleet.for_each_instance_since(inner.fleet_seen, |inst| {
-            if fresh {
-                fresh = false;
-                master_available = false;
-                slots.clear();
-                slots.resize(self.replicas.len(), None);
-            }
-            if inst.id.same_as(&self.master) && inst.status.is_available() {
-                master_available = true;
-            }
-            if inst.status == InstanceStatus::Deleting {
-                return;
-            }
-            if let Some(i) = self.replicas.iter().position(|r| r.same_as(&inst.id)) {
-                let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
-                let avail = if inst.status.is_available() {
-                    // Serving from the first whole minute it was available.
-                    Some(
-                        inst.available_since
-                            .map(|t| {
-                                let m = epoch_minute(t);
-                                if t.timestamp().rem_euclid(60) == 0 {
-                                    m
-                                } else {
-                                    m + 1
-                                }
-                            })
-                            .unwrap_or(i64::MIN),
-                    )
-                } else {
-                    None
-                };
-                slots[i] = Some((created, avail));
-            }
-        });
+        let seen = self
+            .fleet
+            .for_each_instance_since(inner.fleet_seen, |inst| {
+                if fresh {
+                    fresh = false;
+                    master_available = false;
+                    slots.clear();
+                    slots.resize(self.replicas.len(), None);
+                }
+                if inst.id.same_as(&self.master) && inst.status.is_available() {
+                    master_available = true;
+                }
+                if inst.status == InstanceStatus::Deleting {
+                    return;
+                }
+                if let Some(i) = self.replicas.iter().position(|r| r.same_as(&inst.id)) {
+                    let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
+                    let avail = if inst.status.is_available() {
+                        // Serving from the first whole minute it was available.
+                        Some(
+                            inst.available_since
+                                .map(|t| {
+                                    let m = epoch_minute(t);
+                                    if t.timestamp().rem_euclid(60) == 0 {
+                                        m
+                                    } else {
+                                        m + 1
+                                    }
+                                })
+                                .unwrap_or(i64::MIN),
+                        )
+                    } else {
+                        None
+                    };
+                    slots[i] = Some((created, avail));
+                }
+            });
         if fresh && inner.fleet_seen != Some(seen) {
             // Changed, and no instance at all.
             master_available = false;
@@ -503,7 +505,7 @@ impl MetricsSource for SimLoad {
             let mut samples = Vec::new();
             if let Some(who) = self.who(&q.instance) {
                 let period = (q.period_secs.max(60) as i64 + 59) / 60; // minutes
-                // Buckets aligned to multiples of the period since the epoch.
+                                                                       // Buckets aligned to multiples of the period since the epoch.
                 let mut b = first.div_euclid(period) * period;
                 if b < first {
                     b += period;

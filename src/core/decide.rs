@@ -2051,7 +2051,8 @@ mod tests {
 
     #[test]
     fn times_are_written_as_chrono_writes_them() {
-        let mut times: Vec<DateTime<Utc>> = vec![DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC];
+        let mut times: Vec<DateTime<Utc>> =
+            vec![DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC];
         for base in [
             -62_167_219_200i64, // 0000-01-01
             -62_167_219_201,

@@ -38,6 +38,61 @@ impl ClusterView {
     /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
     /// into it rather than copied. Same view.
     pub fn build_owned(spec: &ClusterSpec, instances: Vec<Instance>) -> ClusterView {
+        // Every tick builds one: each instance's place is found in one pass over the
+        // configured ids, and the instance moved there. An instance matching two configured
+        // ids (a spec that names one twice, never from a valid config) or a long answer take
+        // the general way below.
+        const SHORT: usize = 32;
+        const MASTER: u32 = u32::MAX;
+        const NONE: u32 = u32::MAX - 1;
+        let n = spec.replicas.len();
+        if instances.len() <= SHORT && n < NONE as usize {
+            let mut roles = [NONE; SHORT];
+            let mut master = None;
+            let mut ambiguous = false;
+            for (j, inst) in instances.iter().enumerate() {
+                let mut role = NONE;
+                if inst.id.same_as(&spec.master.id) {
+                    role = MASTER;
+                    master = master.or(Some(j));
+                }
+                for (k, r) in spec.replicas.iter().enumerate() {
+                    if r.id.same_as(&inst.id) {
+                        ambiguous |= role != NONE;
+                        role = k as u32;
+                    }
+                }
+                roles[j] = role;
+            }
+            if !ambiguous {
+                let foreign = Layout::foreign_of(spec, &instances, master, |j| roles[j] != NONE);
+                let foreign_at: Vec<Option<usize>> = foreign.iter().map(|(_, i)| *i).collect();
+                let mut view = ClusterView {
+                    master: None,
+                    replicas: (0..n).map(|_| None).collect(),
+                    foreign: foreign
+                        .into_iter()
+                        .map(|(id, _)| Foreign { id, instance: None })
+                        .collect(),
+                };
+                for (j, inst) in instances.into_iter().enumerate() {
+                    let slot = match roles[j] {
+                        MASTER => Some(&mut view.master),
+                        NONE => foreign_at
+                            .iter()
+                            .position(|f| *f == Some(j))
+                            .and_then(|k| view.foreign.get_mut(k))
+                            .map(|f| &mut f.instance),
+                        k => view.replicas.get_mut(k as usize),
+                    };
+                    // The first instance of an id takes its place.
+                    if let Some(slot @ None) = slot {
+                        *slot = Some(inst);
+                    }
+                }
+                return view;
+            }
+        }
         let layout = Layout::of(spec, &instances);
         let distinct = layout
             .indices()
@@ -111,6 +166,23 @@ impl Layout {
         let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
         let master = find(&spec.master.id);
         let replicas = spec.replicas.iter().map(|r| find(&r.id)).collect();
+        Layout {
+            master,
+            replicas,
+            foreign: Layout::foreign_of(spec, instances, master, |_| false),
+        }
+    }
+
+    /// The foreign replicas of the master (the instance at `master`): listed by it or naming
+    /// it as their source, not configured; each with the first instance of its id; sorted.
+    /// `configured(j)`: the instance at `j` is known to be configured (skipped unchecked).
+    fn foreign_of(
+        spec: &ClusterSpec,
+        instances: &[Instance],
+        master: Option<usize>,
+        configured: impl Fn(usize) -> bool,
+    ) -> Vec<(InstanceId, Option<usize>)> {
+        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
         let mut foreign: Vec<(InstanceId, Option<usize>)> = Vec::new();
         let mut add = |id: &InstanceId| {
             if !spec.contains(id) && !foreign.iter().any(|(f, _)| f.same_as(id)) {
@@ -122,20 +194,17 @@ impl Layout {
                 add(id);
             }
         }
-        for i in instances {
-            if i.source
-                .as_ref()
-                .is_some_and(|s| s.same_as(&spec.master.id))
+        for (j, i) in instances.iter().enumerate() {
+            if !configured(j)
+                && i.source
+                    .as_ref()
+                    .is_some_and(|s| s.same_as(&spec.master.id))
             {
                 add(&i.id);
             }
         }
         foreign.sort_by(|a, b| a.0.cmp(&b.0));
-        Layout {
-            master,
-            replicas,
-            foreign,
-        }
+        foreign
     }
 
     fn indices(&self) -> impl Iterator<Item = usize> + '_ {
@@ -615,9 +684,23 @@ mod tests {
                 inst("c1S1", Some("c1m"), &[]),
             ],
         ];
-        for instances in cases {
-            let want = ClusterView::build(spec, &instances);
-            assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
+        // A spec that names one instance twice (as master and replica, and as two replicas):
+        // never from a valid config; the view is still the one `build` gives.
+        let mut twice = spec.clone();
+        twice.replicas[1].id = InstanceId::from_aws("C1M");
+        twice.replicas[2].id = InstanceId::from_aws("c1s1");
+        let many: Vec<Instance> = (0..40)
+            .map(|i| inst(&format!("x{i}"), Some("c1m"), &[]))
+            .chain([
+                inst("c1m", None, &["x3", "c1s2"]),
+                inst("c1s2", Some("c1m"), &[]),
+            ])
+            .collect();
+        for instances in cases.iter().chain([&many]) {
+            for spec in [spec, &twice] {
+                let want = ClusterView::build(spec, instances);
+                assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
+            }
         }
     }
 }

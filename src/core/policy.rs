@@ -1017,7 +1017,13 @@ mod tests {
         let mut nows: Vec<DateTime<Utc>> = Vec::new();
         // Around midnights, a year end, a leap day, before 1970, with sub-second parts, and
         // at both ends of the representable range.
-        for anchor in [0i64, 1_704_067_200, 1_709_164_800, -86_400 * 400, 1_798_761_600] {
+        for anchor in [
+            0i64,
+            1_704_067_200,
+            1_709_164_800,
+            -86_400 * 400,
+            1_798_761_600,
+        ] {
             for off in (-7_300..7_300).step_by(37) {
                 for nanos in [0, 1, 999_999_999, 500_000_000, 1_500_000_000] {
                     if let Some(t) = DateTime::from_timestamp(anchor + off, nanos) {
