@@ -224,6 +224,15 @@ pub fn observed_metrics(
                 };
             }
             let (statistic, use_max) = display_statistic(m);
+            let read = |s: &&MetricSeries| s.query.metric == m && s.query.statistic == statistic;
+            // No series of this metric at all (the tick read none): nothing observed.
+            if !series.iter().any(|s| read(&s)) {
+                return ObservedMetric {
+                    metric: m,
+                    value: None,
+                    target: None,
+                };
+            }
             // The values in serving order (no list: a fold gives the same sum and maximum).
             let mut vals: Option<(f64, usize)> = None;
             for id in serving() {

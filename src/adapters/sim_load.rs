@@ -504,8 +504,8 @@ impl MetricsSource for SimLoad {
         for q in queries {
             let mut samples = Vec::new();
             if let Some(who) = self.who(&q.instance) {
-                let period = (q.period_secs.max(60) as i64 + 59) / 60; // minutes
-                                                                       // Buckets aligned to multiples of the period since the epoch.
+                // The period in minutes; buckets aligned to its multiples since the epoch.
+                let period = (q.period_secs.max(60) as i64 + 59) / 60;
                 let mut b = first.div_euclid(period) * period;
                 if b < first {
                     b += period;

@@ -565,9 +565,14 @@ impl ScaleState {
             }
         }
         // Written into the previous string's buffer (one allocation less per tick).
+        // "{direction} {desired} {primary}", without the formatting machinery.
         let text = self.last_decision.get_or_insert_with(String::new);
         text.clear();
-        let _ = write!(text, "{} {} {}", d.direction.as_str(), d.desired, d.primary);
+        text.push_str(d.direction.as_str());
+        text.push(' ');
+        push_uint(text, d.desired as u128);
+        text.push(' ');
+        text.push_str(d.primary);
     }
 
     /// Highest recommendation inside `(now − window, now]`.
@@ -637,9 +642,14 @@ fn push_fixed(s: &mut String, v: f64, decimals: u32) {
     let decimals = decimals.min(1);
     match fixed_digits(v, decimals) {
         Some(q) if decimals == 1 => {
-            push_uint(s, q / 10);
+            // (64-bit division where it fits: the values are below 10^16.)
+            let (whole, tenth) = match u64::try_from(q) {
+                Ok(q) => (u128::from(q / 10), u128::from(q % 10)),
+                Err(_) => (q / 10, q % 10),
+            };
+            push_uint(s, whole);
             s.push('.');
-            push_uint(s, q % 10);
+            push_uint(s, tenth);
         }
         Some(q) => push_uint(s, q),
         None => {
@@ -649,7 +659,23 @@ fn push_fixed(s: &mut String, v: f64, decimals: u32) {
 }
 
 /// `n` in decimal, as `{n}` prints it.
-fn push_uint(s: &mut String, mut n: u128) {
+fn push_uint(s: &mut String, n: u128) {
+    // Most numbers fit 64 bits, whose division is one instruction (128-bit is a library call).
+    if let Ok(mut n) = u64::try_from(n) {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+        return;
+    }
+    let mut n = n;
     let mut buf = [0u8; 40];
     let mut i = buf.len();
     loop {
