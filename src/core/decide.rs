@@ -350,12 +350,24 @@ fn parse_time(s: Option<&String>) -> Option<DateTime<Utc>> {
 
 /// Whether a byte of the last decision is kept in its tag (RDS's tag character set).
 fn tag_byte_allowed(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
-        )
+    TAG_BYTES[usize::from(b)]
 }
+
+/// [`tag_byte_allowed`] as a table (the last decision is checked every tick).
+const TAG_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b' ' | b'_' | b'.' | b':' | b'/' | b'=' | b'+' | b'-' | b'@'
+            );
+        b += 1;
+    }
+    t
+};
 
 /// `t` as RFC 3339 in UTC to the second (`2026-03-02T10:00:00Z`), as
 /// `to_rfc3339_opts(SecondsFormat::Secs, true)` writes it, without its general formatter
@@ -2073,6 +2085,14 @@ mod tests {
         d2.recommendation = Some(2);
         s3.record(&d2, false, now());
         assert_eq!(s3.recent_high, vec![(now() - mins(5), 3), (now(), 2)]);
+    }
+
+    #[test]
+    fn the_tag_byte_table_is_the_tag_character_set() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b" _.:/=+-@".contains(&b);
+            assert_eq!(tag_byte_allowed(b), want, "{b}");
+        }
     }
 
     #[test]
