@@ -196,30 +196,26 @@ impl SimFleet {
         st.instances.values().map(|s| s.inst.clone()).collect()
     }
 
-    /// [`SimFleet::instances`] without the copies: `f` sees every instance as it is now
-    /// (transitions applied), sorted by id. Not a port call (not recorded), like `instances`.
-    /// `f` must not call back into the fleet.
-    pub fn for_each_instance(&self, mut f: impl FnMut(&Instance)) {
+    /// [`SimFleet::instances`] without the copies, when they may have changed since `seen` (a
+    /// change count this returned before): `f` sees every instance as it is now (transitions
+    /// applied), sorted by id, and the current count is returned; otherwise `f` is not called
+    /// and `None` returned. Not a port call (not recorded), like `instances`. `f` must not call
+    /// back into the fleet.
+    pub fn for_each_instance_since(
+        &self,
+        seen: Option<u64>,
+        mut f: impl FnMut(&Instance),
+    ) -> Option<u64> {
         let now = self.clock.now();
         let mut st = self.lock();
         Self::advance(&mut st, now);
+        if seen == Some(st.generation) {
+            return None;
+        }
         for s in st.instances.values() {
             f(&s.inst);
         }
-    }
-
-    /// [`SimFleet::for_each_instance`] when the instances may have changed since `seen` (a
-    /// value this returned before); otherwise `f` is not called. Returns the current value.
-    pub fn for_each_instance_since(&self, seen: Option<u64>, mut f: impl FnMut(&Instance)) -> u64 {
-        let now = self.clock.now();
-        let mut st = self.lock();
-        Self::advance(&mut st, now);
-        if seen != Some(st.generation) {
-            for s in st.instances.values() {
-                f(&s.inst);
-            }
-        }
-        st.generation
+        Some(st.generation)
     }
 
     fn advance(st: &mut State, now: DateTime<Utc>) {

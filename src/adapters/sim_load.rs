@@ -222,6 +222,8 @@ struct Inner {
     slots: Vec<Option<(i64, Option<i64>)>>,
     master_available: bool,
     fleet_seen: Option<u64>,
+    /// Where `record_until` reads the fleet into (kept between calls).
+    scratch: Vec<Option<(i64, Option<i64>)>>,
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -265,6 +267,7 @@ impl SimLoad {
                 slots: vec![None; spec.replicas.len()],
                 master_available: false,
                 fleet_seen: None,
+                scratch: Vec::with_capacity(spec.replicas.len()),
             }),
             opts,
         })
@@ -317,18 +320,13 @@ impl SimLoad {
             return;
         }
         // The fleet as it is now, read again only when it may have changed since last time.
-        let mut slots = std::mem::take(&mut inner.slots);
-        let mut master_available = inner.master_available;
-        let mut fresh = true;
-        let seen = self
+        let mut read = std::mem::take(&mut inner.scratch);
+        read.clear();
+        read.resize(self.replicas.len(), None);
+        let mut master_available = false;
+        let changed = self
             .fleet
             .for_each_instance_since(inner.fleet_seen, |inst| {
-                if fresh {
-                    fresh = false;
-                    master_available = false;
-                    slots.clear();
-                    slots.resize(self.replicas.len(), None);
-                }
                 if inst.id.same_as(&self.master) && inst.status.is_available() {
                     master_available = true;
                 }
@@ -354,17 +352,17 @@ impl SimLoad {
                     } else {
                         None
                     };
-                    slots[i] = Some((created, avail));
+                    read[i] = Some((created, avail));
                 }
             });
-        if fresh && inner.fleet_seen != Some(seen) {
-            // Changed, and no instance at all.
-            master_available = false;
-            slots.clear();
-            slots.resize(self.replicas.len(), None);
+        if let Some(seen) = changed {
+            std::mem::swap(&mut inner.slots, &mut read);
+            inner.master_available = master_available;
+            inner.fleet_seen = Some(seen);
         }
-        inner.fleet_seen = Some(seen);
-        inner.master_available = master_available;
+        inner.scratch = read;
+        let slots = std::mem::take(&mut inner.slots);
+        let master_available = inner.master_available;
         for m in start..end {
             let mut replicas = 0u32;
             let mut mask = 0u64;

@@ -582,7 +582,7 @@ impl ScaleState {
         text.clear();
         text.push_str(d.direction.as_str());
         text.push(' ');
-        push_uint(text, d.desired as u128);
+        push_uint(text, d.desired as u64);
         text.push(' ');
         text.push_str(d.primary);
     }
@@ -654,14 +654,9 @@ fn push_fixed(s: &mut String, v: f64, decimals: u32) {
     let decimals = decimals.min(1);
     match fixed_digits(v, decimals) {
         Some(q) if decimals == 1 => {
-            // (64-bit division where it fits: the values are below 10^16.)
-            let (whole, tenth) = match u64::try_from(q) {
-                Ok(q) => (u128::from(q / 10), u128::from(q % 10)),
-                Err(_) => (q / 10, q % 10),
-            };
-            push_uint(s, whole);
+            push_uint(s, q / 10);
             s.push('.');
-            push_uint(s, tenth);
+            push_uint(s, q % 10);
         }
         Some(q) => push_uint(s, q),
         None => {
@@ -670,25 +665,9 @@ fn push_fixed(s: &mut String, v: f64, decimals: u32) {
     }
 }
 
-/// `n` in decimal, as `{n}` prints it.
-fn push_uint(s: &mut String, n: u128) {
-    // Most numbers fit 64 bits, whose division is one instruction (128-bit is a library call).
-    if let Ok(mut n) = u64::try_from(n) {
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
-        return;
-    }
-    let mut n = n;
-    let mut buf = [0u8; 40];
+/// `n` in decimal, as `{n}` prints it (64-bit: 128-bit division is a library call).
+fn push_uint(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -703,7 +682,7 @@ fn push_uint(s: &mut String, n: u128) {
 
 /// `v · 10^decimals` rounded half to even, when `v` is one of the usual values
 /// [`write_fixed`] prints without float formatting.
-fn fixed_digits(v: f64, decimals: u32) -> Option<u128> {
+fn fixed_digits(v: f64, decimals: u32) -> Option<u64> {
     if !(v.is_finite() && v < 1e15) || v < 0.0 || v.is_sign_negative() {
         return None;
     }
@@ -738,7 +717,8 @@ fn fixed_digits(v: f64, decimals: u32) -> Option<u128> {
             }
         }
     };
-    Some(q)
+    // Below 10^16: always 64 bits.
+    u64::try_from(q).ok()
 }
 
 /// [`write_fixed`] as a `Display`.
@@ -785,7 +765,7 @@ fn push_limit(s: &mut String, metric: MetricKind, v: f64) {
         if n < 0 {
             s.push('-');
         }
-        push_uint(s, u128::from(n.unsigned_abs()));
+        push_uint(s, n.unsigned_abs());
         match metric {
             MetricKind::Cpu => s.push('%'),
             MetricKind::Connections => {}
@@ -1051,7 +1031,7 @@ pub fn decide(
                     });
                     push_limit(&mut s, rule.metric, *target);
                     s.push_str(" → ");
-                    push_uint(&mut s, want as u128);
+                    push_uint(&mut s, want as u64);
                     rule_texts.push(Reason::new("target_tracking", s));
                     (Some(*target), Some((want, "target_tracking")))
                 }
@@ -1491,16 +1471,7 @@ mod tests {
                 assert_eq!(limit, fmt_limit(m, v).to_string(), "{v:e}");
             }
         }
-        for n in [
-            0u128,
-            7,
-            10,
-            99,
-            1000,
-            10_000,
-            u128::from(u64::MAX),
-            u128::MAX,
-        ] {
+        for n in [0u64, 7, 10, 99, 1000, 10_000, u64::MAX - 1, u64::MAX] {
             let mut s = String::new();
             push_uint(&mut s, n);
             assert_eq!(s, n.to_string());

@@ -38,61 +38,6 @@ impl ClusterView {
     /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
     /// into it rather than copied. Same view.
     pub fn build_owned(spec: &ClusterSpec, instances: Vec<Instance>) -> ClusterView {
-        // Every tick builds one: each instance's place is found in one pass over the
-        // configured ids, and the instance moved there. An instance matching two configured
-        // ids (a spec that names one twice, never from a valid config) or a long answer take
-        // the general way below.
-        const SHORT: usize = 32;
-        const MASTER: u32 = u32::MAX;
-        const NONE: u32 = u32::MAX - 1;
-        let n = spec.replicas.len();
-        if instances.len() <= SHORT && n < NONE as usize {
-            let mut roles = [NONE; SHORT];
-            let mut master = None;
-            let mut ambiguous = false;
-            for (j, inst) in instances.iter().enumerate() {
-                let mut role = NONE;
-                if inst.id.same_as(&spec.master.id) {
-                    role = MASTER;
-                    master = master.or(Some(j));
-                }
-                for (k, r) in spec.replicas.iter().enumerate() {
-                    if r.id.same_as(&inst.id) {
-                        ambiguous |= role != NONE;
-                        role = k as u32;
-                    }
-                }
-                roles[j] = role;
-            }
-            if !ambiguous {
-                let foreign = Layout::foreign_of(spec, &instances, master, |j| roles[j] != NONE);
-                let foreign_at: Vec<Option<usize>> = foreign.iter().map(|(_, i)| *i).collect();
-                let mut view = ClusterView {
-                    master: None,
-                    replicas: (0..n).map(|_| None).collect(),
-                    foreign: foreign
-                        .into_iter()
-                        .map(|(id, _)| Foreign { id, instance: None })
-                        .collect(),
-                };
-                for (j, inst) in instances.into_iter().enumerate() {
-                    let slot = match roles[j] {
-                        MASTER => Some(&mut view.master),
-                        NONE => foreign_at
-                            .iter()
-                            .position(|f| *f == Some(j))
-                            .and_then(|k| view.foreign.get_mut(k))
-                            .map(|f| &mut f.instance),
-                        k => view.replicas.get_mut(k as usize),
-                    };
-                    // The first instance of an id takes its place.
-                    if let Some(slot @ None) = slot {
-                        *slot = Some(inst);
-                    }
-                }
-                return view;
-            }
-        }
         let layout = Layout::of(spec, &instances);
         let distinct = layout
             .indices()
@@ -163,13 +108,34 @@ struct Layout {
 
 impl Layout {
     fn of(spec: &ClusterSpec, instances: &[Instance]) -> Layout {
-        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
-        let master = find(&spec.master.id);
-        let replicas = spec.replicas.iter().map(|r| find(&r.id)).collect();
+        // One pass over the instances (every tick builds a view): each configured id gets the
+        // first instance of that id, as a search per id would give.
+        let mut master = None;
+        let mut replicas: Vec<Option<usize>> = vec![None; spec.replicas.len()];
+        // Bit j: instance j is configured (the first 64; the rest are checked in full).
+        let mut configured = 0u64;
+        for (j, inst) in instances.iter().enumerate() {
+            let mut matched = false;
+            if inst.id.same_as(&spec.master.id) {
+                matched = true;
+                master = master.or(Some(j));
+            }
+            for (slot, r) in replicas.iter_mut().zip(&spec.replicas) {
+                if r.id.same_as(&inst.id) {
+                    matched = true;
+                    *slot = slot.or(Some(j));
+                }
+            }
+            if matched && j < 64 {
+                configured |= 1 << j;
+            }
+        }
         Layout {
             master,
             replicas,
-            foreign: Layout::foreign_of(spec, instances, master, |_| false),
+            foreign: Layout::foreign_of(spec, instances, master, |j| {
+                j < 64 && configured & (1 << j) != 0
+            }),
         }
     }
 
@@ -698,6 +664,17 @@ mod tests {
             .collect();
         for instances in cases.iter().chain([&many]) {
             for spec in [spec, &twice] {
+                // The one-pass layout is a search per configured id.
+                let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
+                let layout = Layout::of(spec, instances);
+                assert_eq!(layout.master, find(&spec.master.id));
+                let per_id: Vec<Option<usize>> =
+                    spec.replicas.iter().map(|r| find(&r.id)).collect();
+                assert_eq!(layout.replicas, per_id);
+                assert_eq!(
+                    layout.foreign,
+                    Layout::foreign_of(spec, instances, layout.master, |_| false)
+                );
                 let want = ClusterView::build(spec, instances);
                 assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
             }
