@@ -57,16 +57,7 @@ impl World {
         block_on(async {
             support::create_subnet_group(&moto, &rds, "qiita").await;
             // A throwaway instance to take the snapshot from; then it goes away.
-            rds.create_db_instance()
-                .db_instance_identifier("seed-source")
-                .db_instance_class("db.t3.micro")
-                .engine("mysql")
-                .master_username("admin")
-                .master_user_password("password123")
-                .allocated_storage(20)
-                .send()
-                .await
-                .expect("CreateDBInstance seed-source");
+            support::create_db_instance(&rds, "seed-source", "mysql").await;
             rds.create_db_snapshot()
                 .db_instance_identifier("seed-source")
                 .db_snapshot_identifier(SNAPSHOT)
@@ -965,16 +956,7 @@ fn rds_adapter_pages_through_many_instances() {
     let n = 130;
     block_on(async {
         for i in 0..n {
-            rds.create_db_instance()
-                .db_instance_identifier(format!("db{i:03}"))
-                .db_instance_class("db.t3.micro")
-                .engine("postgres")
-                .master_username("admin")
-                .master_user_password("password123")
-                .allocated_storage(20)
-                .send()
-                .await
-                .expect("create");
+            support::create_db_instance(&rds, &format!("db{i:03}"), "postgres").await;
         }
         let f = fleet(&moto);
         let ids: Vec<InstanceId> = (0..n).map(|i| id(&format!("db{i:03}"))).collect();
@@ -993,16 +975,7 @@ fn tags_after_a_describe_need_no_arn_look_up() {
     let rds = rds_client(&moto.endpoint());
     let proxy = support::RecordingProxy::new(moto.port());
     block_on(async {
-        rds.create_db_instance()
-            .db_instance_identifier("tagged01")
-            .db_instance_class("db.t3.micro")
-            .engine("mysql")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20)
-            .send()
-            .await
-            .expect("create");
+        support::create_db_instance(&rds, "tagged01", "mysql").await;
         let f = RdsFleet::from_client(rds_client(&proxy.endpoint()));
         // Without a describe first, the ARN is looked up once.
         let mut tags = elasticrds::core::domain::Tags::new();

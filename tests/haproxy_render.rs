@@ -216,16 +216,7 @@ fn cli_render_from_moto_passes_haproxy_check() {
         for (master, replica, engine) in
             [("c1m01", "c1s01", "mysql"), ("c2m01", "c2s01", "postgres")]
         {
-            rds.create_db_instance()
-                .db_instance_identifier(master)
-                .db_instance_class("db.t3.micro")
-                .engine(engine)
-                .master_username("admin")
-                .master_user_password("password123")
-                .allocated_storage(20)
-                .send()
-                .await
-                .expect("CreateDBInstance");
+            support::create_db_instance(&rds, master, engine).await;
             rds.create_db_instance_read_replica()
                 .db_instance_identifier(replica)
                 .source_db_instance_identifier(master)

@@ -18,16 +18,7 @@ fn config_path() -> PathBuf {
 fn fleet(moto: &Moto) -> aws_sdk_rds::Client {
     let rds = rds_client(&moto.endpoint());
     block_on(async {
-        rds.create_db_instance()
-            .db_instance_identifier("cluster1m01")
-            .db_instance_class("db.t3.micro")
-            .engine("mysql")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20)
-            .send()
-            .await
-            .expect("CreateDBInstance master");
+        support::create_db_instance(&rds, "cluster1m01", "mysql").await;
         for r in ["cluster1s01", "cluster1s02"] {
             rds.create_db_instance_read_replica()
                 .db_instance_identifier(r)
@@ -272,17 +263,7 @@ fn plan_explains_itself_and_changes_nothing() {
 /// master's own load needs more, further.
 fn master_only(moto: &Moto) -> aws_sdk_rds::Client {
     let rds = rds_client(&moto.endpoint());
-    block_on(
-        rds.create_db_instance()
-            .db_instance_identifier("cluster1m01")
-            .db_instance_class("db.t3.micro")
-            .engine("mysql")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20)
-            .send(),
-    )
-    .expect("CreateDBInstance master");
+    block_on(support::create_db_instance(&rds, "cluster1m01", "mysql"));
     rds
 }
 

@@ -204,16 +204,7 @@ fn no_credentials_in_logs_or_metrics() {
     // Masters to act on (created directly on moto).
     let c = support::rds_client(&moto.endpoint());
     support::block_on(async {
-        c.create_db_instance()
-            .db_instance_identifier("cs-m01")
-            .db_instance_class("db.t3.micro")
-            .engine("mysql")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20)
-            .send()
-            .await
-            .unwrap();
+        support::create_db_instance(&c, "cs-m01", "mysql").await;
     });
     for (i, format) in ["text", "json"].iter().enumerate() {
         if i == 1 {

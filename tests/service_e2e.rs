@@ -131,16 +131,7 @@ fn setup() -> Env {
     let rds = support::rds_client(&moto.endpoint());
     let cw = support::cloudwatch_client(&ms.endpoint());
     support::block_on(async {
-        rds.create_db_instance()
-            .db_instance_identifier("e2e-m01")
-            .db_instance_class("db.t3.micro")
-            .engine("mysql")
-            .master_username("admin")
-            .master_user_password("password123")
-            .allocated_storage(20)
-            .send()
-            .await
-            .expect("create master");
+        support::create_db_instance(&rds, "e2e-m01", "mysql").await;
         for id in ["e2e-s01", "e2e-x01"] {
             rds.create_db_instance_read_replica()
                 .db_instance_identifier(id)

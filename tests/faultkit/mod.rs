@@ -94,16 +94,7 @@ impl Rig {
         let c = support::rds_client(&self.moto.endpoint());
         self.rt.block_on(async {
             for m in ["ca-m01", "cb-m01"] {
-                c.create_db_instance()
-                    .db_instance_identifier(m)
-                    .db_instance_class("db.t3.micro")
-                    .engine("mysql")
-                    .master_username("admin")
-                    .master_user_password("password123")
-                    .allocated_storage(20)
-                    .send()
-                    .await
-                    .expect("seed master");
+                support::create_db_instance(&c, m, "mysql").await;
             }
             let mut replicas: Vec<(String, &str)> = (1..=ca_replicas)
                 .map(|i| (format!("ca-s{i:02}"), "ca-m01"))
@@ -129,16 +120,7 @@ impl Rig {
         let c = support::rds_client(&self.moto.endpoint());
         self.rt.block_on(async {
             for m in ["ca-m01", "cb-m01"] {
-                c.create_db_instance()
-                    .db_instance_identifier(m)
-                    .db_instance_class("db.t3.micro")
-                    .engine("mysql")
-                    .master_username("admin")
-                    .master_user_password("password123")
-                    .allocated_storage(20)
-                    .send()
-                    .await
-                    .expect("seed master");
+                support::create_db_instance(&c, m, "mysql").await;
             }
             c.create_db_snapshot()
                 .db_instance_identifier("ca-m01")

@@ -488,6 +488,24 @@ pub fn rds_client(endpoint: &str) -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::from_conf(conf)
 }
 
+/// Create DB instance `id` (db.t3.micro, `engine`) straight on moto, for test set-up; panics
+/// with the error when moto refuses.
+pub async fn create_db_instance(rds: &aws_sdk_rds::Client, id: &str, engine: &str) {
+    if let Err(e) = rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine(engine)
+        .master_username("admin")
+        .master_user_password("password123")
+        .allocated_storage(20)
+        .send()
+        .await
+    {
+        panic!("CreateDBInstance {id}: {e:?}");
+    }
+}
+
 /// A CloudWatch client pointed at `endpoint` (ministack) with the test credentials.
 pub fn cloudwatch_client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
     let conf = aws_sdk_cloudwatch::Config::builder()
