@@ -31,6 +31,8 @@ fn inst(id: &str) -> Instance {
         replicas: vec![],
         endpoint: None,
         created_at: None,
+        source_arn: None,
+        arn: None,
         available_since: None,
         tags: Tags::new().into(),
     }
@@ -47,6 +49,7 @@ fn main() {
     let mut view = ClusterView {
         master: Some(inst("c1m")),
         replicas: vec![None; 4],
+        conflicts: Vec::new(),
         foreign: vec![],
     };
     let mut series: Vec<MetricSeries> = replicas

@@ -23,7 +23,7 @@ use crate::core::config::ClusterSpec;
 pub use crate::core::decide::STATE_REFRESH_SECS;
 use crate::core::decide::{decide, Decision, Direction, PersistedState, ScaleState};
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
-use crate::core::plan::{plan, Action, ClusterView, Plan};
+use crate::core::plan::{blocked_of, plan, Action, Blocked, ClusterView, Plan};
 use crate::core::policy::Policy;
 use crate::ports::{Fleet, MetricsSource, PortError};
 use crate::reconcile::{
@@ -66,6 +66,10 @@ pub struct TickReport {
     /// observe-only or dry-run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub router: Option<SyncReport>,
+    /// Configured replica ids held by instances that are not replicas of the master (never
+    /// touched or counted; their slots are blocked).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Blocked>,
 }
 
 impl TickReport {
@@ -380,6 +384,7 @@ pub async fn decide_and_act(
         acted: false,
         state_written: false,
         router: None,
+        conflicts: blocked_of(view),
         decision,
     };
     // Plan every tick unless observe-only: besides the scale action, the plan carries class
@@ -625,6 +630,7 @@ mod tests {
                 Some(sim.available_instance("c1-s02", "db.t3.micro")),
                 None,
             ],
+            conflicts: Vec::new(),
             foreign: Vec::new(),
         };
 

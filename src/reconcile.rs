@@ -4,11 +4,12 @@
 //! `modify-instance` and the control loop alike. Planning itself is pure (`core::plan`).
 
 use crate::core::config::{ClusterSpec, HaproxySpec, OnUnreachable};
+use crate::core::domain::Instance;
 use crate::core::domain::{
     InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags, TAG_CLUSTER,
     TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE,
 };
-use crate::core::plan::{plan, Action, ClusterView, Plan, PlannedAction, Target};
+use crate::core::plan::{plan, Action, ClusterView, ConflictKind, Plan, PlannedAction, Target};
 use crate::ports::{Clock, ErrorKind, Fleet, PortError, SystemClock, TrafficRouter};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -315,7 +316,8 @@ pub async fn sync_router(
                 .actions
                 .iter()
                 .any(|a| matches!(&a.action, Action::DeleteReplica { id } if id.same_as(&inst.id)));
-            if deleted || i >= p.target_replicas {
+            let within = view.usable_slots().take(p.target_replicas).any(|u| u == i);
+            if deleted || !within {
                 report
                     .held
                     .push((inst.id.clone(), "planned for deletion".into()));
@@ -474,6 +476,57 @@ fn guard(spec: &ClusterSpec, action: &Action) -> Result<(), String> {
     }
 }
 
+/// Defence in depth against a view that went stale between observing and acting: describe the
+/// instance (and the master) again just before the call, and stop the action when the fleet
+/// already is as it wants (`AlreadyDone`) or when the instance holding a replica id is not a
+/// read replica of the master (`Refused`: never deleted, modified or drained; never created
+/// over, which an emulator would do silently). Read-only, so dry runs check too.
+async fn check_ownership(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    action: &Action,
+) -> Result<(), (Outcome, Option<PortError>)> {
+    let id = match action {
+        Action::RestoreMaster { .. } => &spec.master.id,
+        Action::ModifyClass { id, .. } if spec.is_master(id) => return Ok(()),
+        Action::CreateReplica { id, .. }
+        | Action::DeleteReplica { id }
+        | Action::ModifyClass { id, .. } => id,
+    };
+    let ids = [id.clone(), spec.master.id.clone()];
+    let found = fleet
+        .describe(&ids)
+        .await
+        .map_err(|e| (Outcome::Failed(e.to_string()), Some(e)))?;
+    let master = found.iter().find(|i| spec.is_master(&i.id));
+    let inst = found.iter().find(|i| i.id.same_as(id));
+    let member =
+        |i: &Instance| master.is_some_and(|m| i.replicates_from(m)) && !spec.is_master(&i.id);
+    let refuse = |i: &Instance| {
+        let kind = ConflictKind::of(i, master, &spec.master.id);
+        Err((
+            Outcome::Refused(format!(
+                "{} is {kind}, not a read replica of master {}: never touched",
+                i.id, spec.master.id
+            )),
+            None,
+        ))
+    };
+    match (action, inst) {
+        (Action::RestoreMaster { .. }, Some(_)) => Err((Outcome::AlreadyDone, None)),
+        (Action::RestoreMaster { .. }, None) => Ok(()),
+        (Action::CreateReplica { .. }, Some(i)) if member(i) => Err((Outcome::AlreadyDone, None)),
+        (Action::CreateReplica { .. }, Some(i)) => refuse(i),
+        (Action::CreateReplica { .. }, None) => Ok(()),
+        (Action::DeleteReplica { .. }, None) => Err((Outcome::AlreadyDone, None)),
+        (Action::ModifyClass { .. }, None) => {
+            Err((Outcome::Failed(format!("{id} does not exist")), None))
+        }
+        (_, Some(i)) if member(i) => Ok(()),
+        (_, Some(i)) => refuse(i),
+    }
+}
+
 /// Execute one planned action. A replica of a cluster with a `haproxy` section is drained
 /// from HAProxy (its runtime API, timed by the system clock) before it is deleted; see
 /// [`execute_action_routed`].
@@ -507,6 +560,9 @@ pub async fn execute_action_routed(
     };
     if let Err(why) = guard(spec, &planned.action) {
         return done(Outcome::Refused(why), None, notes);
+    }
+    if let Err((outcome, e)) = check_ownership(fleet, spec, &planned.action).await {
+        return done(outcome, e, notes);
     }
     if let Action::DeleteReplica { id } = &planned.action {
         let hook = router

@@ -1122,3 +1122,153 @@ fn a_failed_action_exits_1_naming_the_aws_error() {
         r.stdout
     );
 }
+
+/// Ownership (issue 12): an instance holding a configured replica id is ours only if it is a
+/// read replica of the cluster's master. A standalone instance (`cluster1s02`) and another
+/// master's replica (`cluster1s03`, of `cluster2m01`), both made with the SDK outside
+/// elasticrds, are never deleted, modified or counted; their slots are blocked and reported in
+/// `create-cluster`, `status` (text and JSON) and refused by `modify-instance`. The SDK's
+/// describe is the independent witness, the recording proxy shows every call made.
+#[test]
+fn instances_that_are_not_replicas_of_the_master_are_never_touched() {
+    let w = World::new();
+    w.run(&["create-cluster", "cluster1", "--max-replicas", "0"])
+        .ok();
+    block_on(async {
+        support::create_db_instance(&w.rds, "cluster2m01", "mysql").await;
+        support::create_db_instance(&w.rds, "cluster1s02", "mysql").await;
+        w.rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier("cluster1s03")
+            .source_db_instance_identifier("cluster2m01")
+            .db_instance_class("db.t3.small")
+            .send()
+            .await
+            .expect("CreateDBInstanceReadReplica cluster1s03 of cluster2m01");
+    });
+    let before = w.instances();
+    let untouched = |w: &World| {
+        let now = w.instances();
+        for id in ["cluster1s02", "cluster1s03", "cluster2m01"] {
+            assert_eq!(now.get(id), before.get(id), "{id} changed");
+        }
+    };
+
+    // The most the list allows now is one replica: s01 is created, nothing else is touched.
+    let r = w.run(&[
+        "create-cluster",
+        "cluster1",
+        "--max-replicas",
+        "3",
+        "--output",
+        "json",
+    ]);
+    r.ok();
+    let report = r.json();
+    assert_eq!(
+        planned(&report),
+        pairs(&[("create_replica", "cluster1s01")]),
+        "{report:#}"
+    );
+    assert_eq!(report["target_replicas"], 1, "{report:#}");
+    assert_eq!(report["usable_slots"], 1, "{report:#}");
+    let blocked: Vec<(String, String)> = report["blocked"]
+        .as_array()
+        .expect("blocked slots in the JSON")
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().to_string(),
+                b["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        blocked,
+        pairs(&[
+            ("cluster1s02", "standalone"),
+            ("cluster1s03", "replica_of_other")
+        ])
+    );
+    assert_eq!(
+        mutations(&w.proxy.calls()),
+        pairs(&[("CreateDBInstanceReadReplica", "cluster1s01")])
+    );
+    untouched(&w);
+
+    // The text output says why, and so does status (text and JSON).
+    let r = w.run(&[
+        "create-cluster",
+        "cluster1",
+        "--max-replicas",
+        "3",
+        "--dry-run",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("conflict: cluster1s02 (position 2 of the list) is a standalone instance")
+            && r.stdout.contains(
+                "conflict: cluster1s03 (position 3 of the list) is a read replica of cluster2m01"
+            )
+            && r.stdout.contains("usable replica slots: 1 of 3"),
+        "{}",
+        r.stdout
+    );
+    let r = w.run(&["status", "cluster1"]);
+    r.ok();
+    let conflict_section = r
+        .stdout
+        .split_once("conflict (holds a configured id")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_else(|| panic!("no conflict section:\n{}", r.stdout));
+    assert!(
+        conflict_section.contains("cluster1s02") && conflict_section.contains("cluster1s03"),
+        "{}",
+        r.stdout
+    );
+    let (replicas_part, _) = r.stdout.split_once("conflict (").unwrap();
+    assert!(
+        !replicas_part.contains("cluster1s02") && !replicas_part.contains("cluster1s03"),
+        "a conflicting instance listed as a read replica:\n{}",
+        r.stdout
+    );
+    let st = w.run(&["status", "cluster1", "--output", "json"]);
+    st.ok();
+    let st = st.json();
+    let kinds: Vec<&str> = st["conflicts"]
+        .as_array()
+        .expect("conflicts in status JSON")
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["standalone", "replica_of_other"], "{st:#}");
+    let replica_ids: Vec<&str> = st["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(replica_ids, ["cluster1s01"], "{st:#}");
+
+    // modify-instance refuses a conflicting instance, with no call.
+    let r = w.run(&["modify-instance", "cluster1s02", "db.m5.large"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("not a read replica of this cluster's master"),
+        "{}",
+        r.stderr
+    );
+    assert!(mutations(&w.proxy.calls()).is_empty());
+
+    // Scale to 0: only s01 goes; the old code deleted s02 (a primary!) and s03 here.
+    let r = w.run(&["create-cluster", "cluster1", "--max-replicas", "0"]);
+    r.ok();
+    assert_eq!(
+        mutations(&w.proxy.calls()),
+        pairs(&[("DeleteDBInstance", "cluster1s01")])
+    );
+    untouched(&w);
+    assert!(w.instances().contains_key(MASTER));
+}

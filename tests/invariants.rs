@@ -4,8 +4,10 @@
 //!
 //! For every generated case:
 //! - the master is never deleted;
-//! - nothing outside the configured list is touched (foreign replicas of the master, instances
-//!   of other clusters, strangers);
+//! - nothing outside the membership is touched: foreign replicas of the master, instances of
+//!   other clusters, strangers, and — the ownership rule — standalone instances and other
+//!   masters' replicas holding a configured replica id (in any position of the list) are never
+//!   deleted, modified or created over, and never counted; their slots are skipped;
 //! - the replica count never moves away from the target: it never exceeds max(before, target)
 //!   nor drops below min(before, target), and the target never exceeds the configured list;
 //! - no create is issued for an identifier that exists;
@@ -60,6 +62,25 @@ fn class() -> impl Strategy<Value = String> {
     ]
 }
 
+/// What holds a configured replica id on the fleet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Occupant {
+    /// A read replica of the cluster's master (a member once the master exists).
+    Member,
+    /// A standalone instance (no source).
+    Standalone,
+    /// A read replica of another instance (the stranger).
+    OtherReplica,
+}
+
+fn occupant() -> impl Strategy<Value = Occupant> {
+    prop_oneof![
+        6 => Just(Occupant::Member),
+        1 => Just(Occupant::Standalone),
+        1 => Just(Occupant::OtherReplica),
+    ]
+}
+
 /// One cluster as generated: config shape and what exists on the fleet.
 #[derive(Debug, Clone)]
 struct GenCluster {
@@ -68,6 +89,8 @@ struct GenCluster {
     master: Option<(InstanceStatus, String)>,
     /// Per configured replica: None = absent.
     present: Vec<Option<(InstanceStatus, String)>>,
+    /// Per configured replica: what holds the id when present.
+    occupants: Vec<Occupant>,
     /// Foreign replicas of the master (not in the config).
     foreign: Vec<InstanceStatus>,
     target: usize,
@@ -82,6 +105,7 @@ fn cluster() -> impl Strategy<Value = GenCluster> {
                 Just(n),
                 prop::option::weighted(0.9, (status(), class())),
                 prop::collection::vec(prop::option::of((status(), class())), n),
+                prop::collection::vec(occupant(), n),
                 prop::collection::vec(status(), 0..3),
                 0usize..9,
                 prop::option::weighted(0.2, class()),
@@ -89,11 +113,21 @@ fn cluster() -> impl Strategy<Value = GenCluster> {
             )
         })
         .prop_map(
-            |(replicas, master, present, foreign, target, replica_class, master_class)| {
+            |(
+                replicas,
+                master,
+                present,
+                occupants,
+                foreign,
+                target,
+                replica_class,
+                master_class,
+            )| {
                 GenCluster {
                     replicas,
                     master,
                     present,
+                    occupants,
                     foreign,
                     target,
                     replica_class,
@@ -154,7 +188,11 @@ fn build(clusters: &[GenCluster], opts: SimOptions) -> (Arc<ManualClock>, SimFle
         }
         for (r, p) in g.present.iter().enumerate() {
             if let Some((st, cl)) = p {
-                let src = g.master.as_ref().map(|_| master.as_str());
+                let src = match g.occupants[r] {
+                    Occupant::Member => g.master.as_ref().map(|_| master.as_str()),
+                    Occupant::Standalone => None,
+                    Occupant::OtherReplica => Some("stranger1"),
+                };
                 fleet.insert(inst(&fleet, &format!("c{c}s{r:02}"), st, cl, src));
             }
         }
@@ -194,13 +232,34 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Alive (existing, not being deleted) configured replicas of cluster `c` on the fleet.
+/// Whether slot `r` of a generated cluster is held by an instance that is not a replica of its
+/// master (a conflict: never touched, never counted).
+fn conflicting(g: &GenCluster, r: usize) -> bool {
+    g.present[r].is_some() && (g.master.is_none() || g.occupants[r] != Occupant::Member)
+}
+
+/// Ids (lower case) of the conflicting instances of every generated cluster.
+fn conflict_ids(gs: &[GenCluster]) -> BTreeSet<String> {
+    gs.iter()
+        .enumerate()
+        .flat_map(|(c, g)| {
+            (0..g.replicas)
+                .filter(|&r| conflicting(g, r))
+                .map(move |r| format!("c{c}s{r:02}"))
+        })
+        .collect()
+}
+
+/// Alive (existing, not being deleted) member replicas of cluster `c` on the fleet: configured
+/// ids that are replicas of the master (`c{c}m01`).
 fn alive(fleet: &SimFleet, c: usize, n: usize) -> usize {
     let ids: BTreeSet<String> = (0..n).map(|r| format!("c{c}s{r:02}")).collect();
+    let master = format!("c{c}m01");
     fleet
         .instances()
         .iter()
         .filter(|i| ids.contains(i.id.as_str()) && i.status != InstanceStatus::Deleting)
+        .filter(|i| i.source.as_ref().is_some_and(|s| s.as_str() == master))
         .count()
 }
 
@@ -224,25 +283,32 @@ proptest! {
         let target = target_of(&g);
         let p = plan(spec, &view, &target);
 
+        let usable: Vec<usize> = (0..g.replicas).filter(|&r| !conflicting(&g, r)).collect();
         prop_assert!(p.target_replicas <= spec.replicas.len());
-        prop_assert_eq!(p.target_replicas, g.target.min(spec.replicas.len()));
+        prop_assert_eq!(p.target_replicas, g.target.min(usable.len()));
+        prop_assert_eq!(p.blocked.len(), g.replicas - usable.len());
+        prop_assert_eq!(view.conflicts.len(), g.replicas - usable.len());
+        let within: BTreeSet<usize> = usable.iter().copied().take(p.target_replicas).collect();
+        let conflicts = conflict_ids(std::slice::from_ref(&g));
         let mut seen = BTreeSet::new();
         for a in &p.actions {
             let id = a.action.instance();
             prop_assert!(spec.contains(id), "action on {} outside the config: {:?}", id, a);
+            prop_assert!(!conflicts.contains(&id.as_str().to_ascii_lowercase()),
+                "action on {}, which is not a replica of the master: {:?}", id, a);
             prop_assert!(seen.insert(id.as_str().to_ascii_lowercase()), "two actions on {}", id);
             match &a.action {
                 Action::DeleteReplica { id } => {
                     prop_assert!(!spec.is_master(id), "master deleted");
                     let i = spec.replica_index(id).unwrap();
-                    prop_assert!(i >= p.target_replicas, "deleted {} within target", id);
+                    prop_assert!(!within.contains(&i), "deleted {} within target", id);
                     let obs = view.replicas[i].as_ref().expect("deleting an absent replica");
                     prop_assert!(obs.status.is_available(), "deleting busy {}", id);
                 }
                 Action::CreateReplica { id, source, .. } => {
                     let i = spec.replica_index(id).unwrap();
                     prop_assert!(view.replicas[i].is_none(), "create for existing {}", id);
-                    prop_assert!(i < p.target_replicas, "create beyond target");
+                    prop_assert!(within.contains(&i), "create beyond target or in a blocked slot");
                     prop_assert!(spec.is_master(source));
                     prop_assert!(view.master.as_ref().is_some_and(|m| m.status.is_available()),
                         "replica created while its source is not available");
@@ -267,13 +333,13 @@ proptest! {
         let n = p.target_replicas;
         // Replicas beyond the target that are still busy (creating, modifying) cannot be deleted
         // yet: they are waited for and deleted once available, so they may briefly sit on top.
-        let busy_beyond = (n..spec.replicas.len())
+        let busy_beyond = usable.iter().copied().skip(n)
             .filter(|&i| view.replicas[i].as_ref().is_some_and(|r| r.status.is_busy() && r.status != InstanceStatus::Deleting))
             .count();
         prop_assert!(after <= before.max(n) + busy_beyond, "after {} > max(before {}, target {})", after, before, n);
         prop_assert!(after >= before.min(n), "after {} < min(before {}, target {}): {:?}", after, before, n, p.actions);
         // Creates only fill positions within the target.
-        let alive_within = (0..n).filter(|&i| view.replicas[i].as_ref().is_some_and(|r| r.status != InstanceStatus::Deleting)).count();
+        let alive_within = within.iter().copied().filter(|&i| view.replicas[i].as_ref().is_some_and(|r| r.status != InstanceStatus::Deleting)).count();
         prop_assert!(alive_within + creates <= n);
     }
 
@@ -304,10 +370,12 @@ proptest! {
             .flat_map(|s| s.all_ids().map(|i| i.as_str().to_ascii_lowercase())).collect();
         let masters: BTreeSet<String> = config.clusters.values()
             .map(|s| s.master.id.as_str().to_ascii_lowercase()).collect();
+        let conflicts = conflict_ids(&gs);
         let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
         for call in calls.iter().filter(|c| MUTATING.contains(&c.operation)) {
             let id = call.id.as_ref().unwrap().as_str().to_ascii_lowercase();
             prop_assert!(configured.contains(&id), "{} on {} outside the config", call.operation, id);
+            prop_assert!(!conflicts.contains(&id), "{} on {}, not a replica of its master", call.operation, id);
             prop_assert!(!(call.operation == "delete_replica" && masters.contains(&id)), "master {} deleted", id);
             if call.operation == "create_replica" || call.operation == "restore_master" {
                 prop_assert!(!before.contains_key(&id), "create for existing {}", id);
@@ -317,9 +385,10 @@ proptest! {
         for (id, n) in &per_id {
             prop_assert!(*n == 1, "{} mutating calls on {} in one tick", n, id);
         }
-        // Instances outside the config are exactly as they were.
+        // Instances outside the membership are exactly as they were.
         for (id, inst) in &before {
-            if !configured.contains(&id.to_ascii_lowercase()) {
+            let lower = id.to_ascii_lowercase();
+            if !configured.contains(&lower) || conflicts.contains(&lower) {
                 let now = after.get(id).expect("an instance outside the config disappeared");
                 prop_assert_eq!(&now.class, &inst.class);
                 prop_assert_eq!(&now.status, &inst.status);
@@ -331,7 +400,7 @@ proptest! {
             let before_alive = views[*c].replica_count();
             let now_alive = alive(&fleet, *c, n);
             let spec = config.cluster(&format!("c{c}")).unwrap();
-            let busy_beyond = (p.target_replicas..n)
+            let busy_beyond = views[*c].usable_slots().skip(p.target_replicas)
                 .filter(|&i| views[*c].replicas[i].as_ref().is_some_and(|r| r.status.is_busy() && r.status != InstanceStatus::Deleting))
                 .count();
             let _ = spec;
@@ -372,6 +441,8 @@ proptest! {
         let spec = config.cluster("c0").unwrap();
         let target = target_of(&g);
         let rt = rt();
+        let conflicts = conflict_ids(std::slice::from_ref(&g));
+        let usable: Vec<usize> = (0..g.replicas).filter(|&r| !conflicting(&g, r)).collect();
         let mut converged = false;
         for _tick in 0..40 {
             let existing: BTreeSet<String> = fleet.instances().iter()
@@ -394,7 +465,10 @@ proptest! {
                     prop_assert!(!existing.contains(&id), "create for existing {}", id);
                 }
                 if MUTATING.contains(&call.operation) {
-                    prop_assert!(spec.contains(call.id.as_ref().unwrap()));
+                    let id = call.id.as_ref().unwrap();
+                    prop_assert!(spec.contains(id));
+                    prop_assert!(!conflicts.contains(&id.as_str().to_ascii_lowercase()),
+                        "{} on {}, not a replica of the master", call.operation, id);
                 }
             }
             clock.advance(Duration::from_secs(30));
@@ -402,11 +476,16 @@ proptest! {
         // Fatal failures are not retried by the executor, but the next tick re-plans them.
         prop_assert!(converged, "not converged after 40 ticks; calls: {:?}", fleet.calls());
         let view = rt.block_on(observe(&fleet, &[spec])).unwrap().remove(0);
-        prop_assert_eq!(view.replica_count(), g.target.min(g.replicas));
+        let n = g.target.min(usable.len());
+        prop_assert_eq!(view.replica_count(), n);
         let again = plan(spec, &view, &target);
         prop_assert!(again.actions.is_empty(), "converged fleet planned {:?}", again.actions);
         for i in 0..g.replicas {
-            prop_assert_eq!(view.replicas[i].is_some(), i < g.target.min(g.replicas));
+            prop_assert_eq!(view.replicas[i].is_some(), usable.iter().take(n).any(|&u| u == i));
+        }
+        // The conflicting instances are still there, untouched.
+        for id in &conflicts {
+            prop_assert!(fleet.instances().iter().any(|i| i.id.as_str() == id), "{} gone", id);
         }
         let _ = clock.now();
     }

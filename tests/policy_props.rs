@@ -44,6 +44,8 @@ fn inst(id: &str, status: InstanceStatus) -> Instance {
         replicas: vec![],
         endpoint: None,
         created_at: None,
+        source_arn: None,
+        arn: None,
         available_since: None,
         tags: Tags::new().into(),
     }
@@ -61,6 +63,7 @@ fn view_with(statuses: &[Option<InstanceStatus>]) -> ClusterView {
                     .map(|s| inst(&format!("c1s{}", i + 1), s))
             })
             .collect(),
+        conflicts: Vec::new(),
         foreign: vec![],
     }
 }

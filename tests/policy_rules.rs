@@ -44,6 +44,8 @@ fn inst(id: &str) -> Instance {
         replicas: vec![],
         endpoint: None,
         created_at: None,
+        source_arn: None,
+        arn: None,
         available_since: None,
         tags: Tags::new().into(),
     }
@@ -56,6 +58,7 @@ fn available(n: usize) -> ClusterView {
         replicas: (1..=4)
             .map(|i| (i <= n).then(|| inst(&format!("c1s{i}"))))
             .collect(),
+        conflicts: Vec::new(),
         foreign: vec![],
     }
 }

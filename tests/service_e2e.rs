@@ -409,3 +409,75 @@ fn run_scales_out_and_in_on_moto_and_ministack_with_cooldowns_across_restarts() 
         Some("e2e")
     );
 }
+
+/// Ownership (issue 12) in the service: a standalone instance (`e2e-s02`) and another master's
+/// replica (`e2e-s03`, of `other-m01`) hold configured ids. Under high CPU `run` scales out
+/// into the one usable free slot (`e2e-s04`) only, under low CPU it scales in by deleting
+/// `e2e-s04` only; the two are never touched (the SDK's describe is the witness), exported as
+/// `elasticrds_conflicting_instances` 2, and logged once, not every tick.
+#[test]
+fn run_never_touches_instances_that_are_not_replicas_of_the_master() {
+    let env = setup();
+    support::block_on(async {
+        support::create_db_instance(&env.rds, "other-m01", "mysql").await;
+        support::create_db_instance(&env.rds, "e2e-s02", "mysql").await;
+        env.rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier("e2e-s03")
+            .source_db_instance_identifier("other-m01")
+            .db_instance_class("db.t3.micro")
+            .send()
+            .await
+            .expect("create replica of other-m01");
+    });
+    let before = env.instances();
+    let untouched = |why: &str| {
+        let now = env.instances();
+        for id in ["e2e-s02", "e2e-s03", "other-m01"] {
+            assert_eq!(now.get(id), before.get(id), "{id} changed ({why})");
+        }
+    };
+    env.put_cpu(90.0);
+    let p = Proc::spawn(&env, "conflicts");
+    wait_until("e2e-s04", Duration::from_secs(60), &|| p.log(), || {
+        env.replicas().contains(&"e2e-s04".to_string())
+    });
+    wait_until(
+        "the conflict gauge at 2 and the members (s01, s04) counted as 2 replicas",
+        Duration::from_secs(20),
+        &|| p.log(),
+        || {
+            let m = p.metrics();
+            metric(&m, "elasticrds_conflicting_instances{cluster=\"e2e\"}") == Some(2.0)
+                && metric(&m, "elasticrds_replicas{cluster=\"e2e\"}") == Some(2.0)
+        },
+    );
+    let m = p.metrics();
+    assert_eq!(
+        metric(&m, "elasticrds_max_replicas{cluster=\"e2e\"}"),
+        Some(2.0),
+        "the maximum shrinks by the blocked slots:\n{m}"
+    );
+    untouched("scale-out");
+
+    // Low CPU: the scale-in deletes e2e-s04 (the last usable slot), never s03 or s02.
+    env.put_cpu(5.0);
+    wait_until(
+        "e2e-s04 deleted",
+        Duration::from_secs(120),
+        &|| p.log(),
+        || !env.replicas().contains(&"e2e-s04".to_string()),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    untouched("scale-in");
+    assert!(env.replicas().contains(&"e2e-s01".to_string()));
+    let log = p.log();
+    assert!(p.stop().success());
+    for id in ["e2e-s02", "e2e-s03"] {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains(&format!("{id} holds a configured replica id")))
+            .count();
+        assert_eq!(lines, 1, "{id} logged {lines} times, not once:\n{log}");
+    }
+}

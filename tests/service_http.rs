@@ -132,6 +132,7 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
         for name in [
             "elasticrds_replicas",
             "elasticrds_available_replicas",
+            "elasticrds_conflicting_instances",
             "elasticrds_desired_replicas",
             "elasticrds_min_replicas",
             "elasticrds_max_replicas",

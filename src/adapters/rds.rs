@@ -103,9 +103,15 @@ fn to_instance(d: &DbInstance) -> Option<Instance> {
         engine: d.engine().unwrap_or("").into(),
         multi_az: d.multi_az().unwrap_or(false),
         source: d.read_replica_source_db_instance_identifier().map(|s| {
-            // RDS may report the source as an ARN (cross-region); keep the identifier part.
+            // RDS may report the source as an ARN (cross-region); keep the identifier part
+            // for display, the whole ARN for the ownership check.
             InstanceId::from_aws(s.rsplit(':').next().unwrap_or(s))
         }),
+        source_arn: d
+            .read_replica_source_db_instance_identifier()
+            .filter(|s| s.starts_with("arn:"))
+            .map(str::to_string),
+        arn: d.db_instance_arn().map(str::to_string),
         replicas: d
             .read_replica_db_instance_identifiers()
             .iter()

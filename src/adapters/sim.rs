@@ -132,6 +132,8 @@ impl SimFleet {
                 port: self.opts.port,
             }),
             created_at: Some(self.clock.now()),
+            source_arn: None,
+            arn: None,
             available_since: None,
             tags: Arc::default(),
         }

@@ -5,7 +5,8 @@ use super::{load_config, print_json, CliError, CliResult, Output};
 use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
-use crate::core::plan::{plan, plan_modify, ClusterView, Plan, Target};
+use crate::core::plan::{plan, plan_modify, ClusterView, ConflictKind, MasterIssue, Plan, Target};
+use crate::core::view::conflict_message;
 use crate::ports::{Clock, Fleet, SystemClock};
 use crate::reconcile::{converge, execute, observe_one, ActionResult, ExecOptions, Outcome};
 use clap::Args;
@@ -117,6 +118,33 @@ fn print_plan_text(p: &Plan, results: &[ActionResult]) {
     for f in &p.foreign {
         println!("  foreign: {f} replicates from the master but is not in the config (left alone)");
     }
+    for line in blocked_lines(p) {
+        println!("  {line}");
+    }
+}
+
+/// The plan's blocked slots and master issues, as `create-cluster`, `modify-instance` and
+/// `plan` print them (without indentation).
+pub fn blocked_lines(p: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = p
+        .blocked
+        .iter()
+        .map(|b| {
+            format!(
+                "conflict: {} (position {} of the list) is {}, not a read replica of the master: left alone, slot blocked",
+                b.id, b.position, b.kind
+            )
+        })
+        .collect();
+    if !p.blocked.is_empty() {
+        out.push(format!(
+            "usable replica slots: {} of {}",
+            p.usable_slots,
+            p.usable_slots + p.blocked.len()
+        ));
+    }
+    out.extend(p.master_issues.iter().map(|m| format!("warning: {m}")));
+    out
 }
 
 #[derive(Serialize)]
@@ -376,6 +404,29 @@ pub struct StatusReport {
     absent: Vec<InstanceId>,
     /// Replicas of the master that are not in the config.
     foreign: Vec<InstanceRow>,
+    /// Instances holding a configured replica id that are not replicas of the master: never
+    /// touched or counted; their slots are blocked.
+    conflicts: Vec<ConflictRow>,
+    /// What an operator should know about the master (it is never deleted).
+    master_issues: Vec<MasterIssueRow>,
+}
+
+#[derive(Serialize)]
+struct ConflictRow {
+    #[serde(flatten)]
+    row: InstanceRow,
+    /// Position in the replica list, from 1.
+    position: usize,
+    #[serde(flatten)]
+    kind: ConflictKind,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct MasterIssueRow {
+    #[serde(flatten)]
+    issue: MasterIssue,
+    message: String,
 }
 
 fn row(
@@ -409,14 +460,33 @@ pub fn status_report(spec: &ClusterSpec, view: &ClusterView) -> StatusReport {
         absent: spec
             .replicas
             .iter()
+            .enumerate()
             .zip(&view.replicas)
-            .filter(|(_, v)| v.is_none())
-            .map(|(rs, _)| rs.id.clone())
+            .filter(|((i, _), v)| v.is_none() && !view.is_blocked(*i))
+            .map(|((_, rs), _)| rs.id.clone())
             .collect(),
         foreign: view
             .foreign
             .iter()
             .map(|f| row(&f.id, f.instance.as_ref(), None))
+            .collect(),
+        conflicts: view
+            .conflicts
+            .iter()
+            .map(|c| ConflictRow {
+                row: row(&c.instance.id, Some(&c.instance), None),
+                position: c.slot + 1,
+                kind: c.kind.clone(),
+                message: conflict_message(&c.instance.id, &c.kind, &spec.master.id),
+            })
+            .collect(),
+        master_issues: view
+            .master_issues(spec)
+            .into_iter()
+            .map(|issue| MasterIssueRow {
+                message: issue.to_string(),
+                issue,
+            })
             .collect(),
     }
 }
@@ -448,6 +518,18 @@ pub fn status_text(r: &StatusReport) -> String {
             out.push_str(&line(x));
             out.push('\n');
         }
+    }
+    if !r.conflicts.is_empty() {
+        out.push_str(
+            "     conflict (holds a configured id, not a replica of the master; left alone)\n",
+        );
+        for c in &r.conflicts {
+            out.push_str(&line(&c.row));
+            out.push_str(&format!("     (position {}: {})\n", c.position, c.kind));
+        }
+    }
+    for m in &r.master_issues {
+        out.push_str(&format!("     warning: {}\n", m.message));
     }
     out
 }

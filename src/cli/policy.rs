@@ -362,6 +362,9 @@ pub fn plan_text(r: &PlanReport) -> String {
     for f in &r.plan.foreign {
         s.push_str(&format!("    foreign: {f} (left alone)\n"));
     }
+    for line in super::cluster::blocked_lines(&r.plan) {
+        s.push_str(&format!("    {line}\n"));
+    }
     s.push_str("  nothing was changed\n");
     s
 }

@@ -856,11 +856,29 @@ pub fn decide(
     state: &ScaleState,
     now: DateTime<Utc>,
 ) -> Decision {
-    let bounds = policy.bounds_at(spec, now);
+    let bounds = policy.bounds_in(spec, view, now);
     let (min, max) = (bounds.min, bounds.max);
     let current = view.replica_count();
     let mut reasons: Vec<Reason> = Vec::new();
     let mut holds: Vec<Reason> = Vec::new();
+
+    if !view.conflicts.is_empty() {
+        let ids: Vec<&str> = view
+            .conflicts
+            .iter()
+            .map(|c| c.instance.id.as_str())
+            .collect();
+        reasons.push(Reason::new(
+            "blocked_slots",
+            format!(
+                "{} configured replica id(s) held by instances that are not replicas of the master ({}): at most {} of {} usable",
+                ids.len(),
+                ids.join(", "),
+                spec.replicas.len().saturating_sub(view.conflicts.len()),
+                spec.replicas.len()
+            ),
+        ));
+    }
 
     if !bounds.schedules.is_empty() {
         reasons.push(Reason::new(
@@ -1507,6 +1525,8 @@ mod tests {
             replicas: vec![],
             endpoint: None,
             created_at: None,
+            source_arn: None,
+            arn: None,
             available_since: warm_mins.map(|m| now() - mins(m)),
             tags: Tags::new().into(),
         }
@@ -1517,6 +1537,7 @@ mod tests {
         let mut v = ClusterView {
             master: Some(inst("c1m", "available", None)),
             replicas: vec![None; 4],
+            conflicts: Vec::new(),
             foreign: vec![],
         };
         for (i, (st, w)) in replicas.iter().enumerate() {

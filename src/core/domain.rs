@@ -292,8 +292,16 @@ pub struct Instance {
     #[serde(with = "shared")]
     pub engine: Arc<str>,
     pub multi_az: bool,
-    /// For a read replica: the instance it replicates from.
+    /// For a read replica: the instance it replicates from (the identifier part when RDS
+    /// reports the source as an ARN).
     pub source: Option<InstanceId>,
+    /// The source's full ARN when RDS reported the source as one (a replica of an instance in
+    /// another region or account); `None` when it reported a plain identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<String>,
+    /// The instance's own ARN, when the observer knows it (RDS does; the simulated fleet not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
     /// For a source instance: its read replicas (configured or not).
     pub replicas: Vec<InstanceId>,
     pub endpoint: Option<Endpoint>,
@@ -305,6 +313,23 @@ pub struct Instance {
     /// Serialized as the plain map.
     #[serde(with = "shared")]
     pub tags: Arc<Tags>,
+}
+
+impl Instance {
+    /// Whether this instance is a read replica of `master`: its source, as RDS reports it, is
+    /// the master. A source given as an ARN matches only the master's own ARN (an instance of
+    /// the same name in another region or account is another instance); a plain identifier
+    /// matches the master's identifier (case-insensitive).
+    pub fn replicates_from(&self, master: &Instance) -> bool {
+        match (&self.source_arn, &self.source) {
+            (Some(arn), _) => master
+                .arn
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(arn)),
+            (None, Some(src)) => src.same_as(&master.id),
+            (None, None) => false,
+        }
+    }
 }
 
 /// Serde for the shared (`Arc`) fields as the plain value they hold (the `rc` feature of

@@ -1,4 +1,4 @@
-//! The pure core: domain types, the cluster config, located input errors, reconcile planning,
+//! The pure core: domain types, the cluster config, located input errors, membership (`view`), reconcile planning,
 //! scaling policies and the decision core. No I/O and no tokio, aws_sdk_*, prometheus or hyper
 //! imports; time comes in as a value.
 
@@ -9,3 +9,4 @@ pub mod input;
 pub mod plan;
 pub mod policy;
 pub mod schedule;
+pub mod view;

@@ -2,208 +2,18 @@
 //! each with its reason, plus what is being waited for, class drift and foreign instances.
 //! Pure and deterministic; execution lives in `crate::reconcile`.
 //!
-//! Rules: restore the master only when absent; replicas are the first N of the configured list
-//! (N clamped to its length), created in order once their source is available, surplus deleted
-//! from the end; busy instances (creating, modifying, deleting, ...) are waited for, never acted
-//! on twice; the master is never deleted; instances outside the config are never touched.
+//! Rules: restore the master only when absent; replicas are the first N usable slots of the
+//! configured list (N clamped to their count; a slot held by an instance that is not a replica
+//! of the master is blocked, see `core::view`), created in order once their source is
+//! available, surplus deleted from the end; busy instances (creating, modifying, deleting, ...)
+//! are waited for, never acted on twice; the master is never deleted; instances outside the
+//! membership are never touched.
 
 use super::config::{ClusterSpec, MasterSpec};
 use super::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
+pub use super::view::{ClusterView, Conflict, ConflictKind, Foreign, MasterIssue};
 use serde::Serialize;
 use std::fmt;
-
-/// A cluster as observed: the master, each configured replica (index-aligned with the config)
-/// and replicas of the master that are not in the config.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClusterView {
-    pub master: Option<Instance>,
-    pub replicas: Vec<Option<Instance>>,
-    pub foreign: Vec<Foreign>,
-}
-
-/// An instance replicating from the master that the config does not list. Reported, never touched.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Foreign {
-    pub id: InstanceId,
-    /// Present when the observer described it.
-    pub instance: Option<Instance>,
-}
-
-impl ClusterView {
-    /// Build the view of `spec` from any set of observed instances (extra ones are ignored).
-    pub fn build(spec: &ClusterSpec, instances: &[Instance]) -> ClusterView {
-        Layout::of(spec, instances).view(|i| instances.get(i).cloned())
-    }
-
-    /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
-    /// into it rather than copied. Same view.
-    pub fn build_owned(spec: &ClusterSpec, instances: Vec<Instance>) -> ClusterView {
-        let layout = Layout::of(spec, &instances);
-        let distinct = layout
-            .indices()
-            .enumerate()
-            .all(|(k, i)| layout.indices().take(k).all(|p| p != i));
-        if !distinct {
-            // An instance the view holds twice (never with a valid config): copy.
-            return layout.view(|i| instances.get(i).cloned());
-        }
-        let Layout {
-            master,
-            replicas,
-            foreign,
-        } = layout;
-        let foreign_at: Vec<Option<usize>> = foreign.iter().map(|(_, i)| *i).collect();
-        let mut view = ClusterView {
-            master: None,
-            replicas: replicas.iter().map(|_| None).collect(),
-            foreign: foreign
-                .into_iter()
-                .map(|(id, _)| Foreign { id, instance: None })
-                .collect(),
-        };
-        for (j, inst) in instances.into_iter().enumerate() {
-            let slot = if master == Some(j) {
-                Some(&mut view.master)
-            } else if let Some(k) = replicas.iter().position(|r| *r == Some(j)) {
-                view.replicas.get_mut(k)
-            } else if let Some(k) = foreign_at.iter().position(|f| *f == Some(j)) {
-                view.foreign.get_mut(k).map(|f| &mut f.instance)
-            } else {
-                None
-            };
-            if let Some(slot) = slot {
-                *slot = Some(inst);
-            }
-        }
-        view
-    }
-
-    /// Configured replicas that exist, in config order.
-    pub fn existing_replicas(&self) -> impl Iterator<Item = &Instance> {
-        self.replicas.iter().flatten()
-    }
-
-    /// Configured replicas that exist and are not being deleted: the capacity the cluster has
-    /// or is getting.
-    pub fn replica_count(&self) -> usize {
-        self.existing_replicas()
-            .filter(|i| i.status != InstanceStatus::Deleting)
-            .count()
-    }
-
-    pub fn available_replicas(&self) -> usize {
-        self.existing_replicas()
-            .filter(|i| i.status.is_available())
-            .count()
-    }
-}
-
-/// Where each part of a [`ClusterView`] is among the observed instances (indices).
-struct Layout {
-    master: Option<usize>,
-    replicas: Vec<Option<usize>>,
-    /// Sorted by id.
-    foreign: Vec<(InstanceId, Option<usize>)>,
-}
-
-impl Layout {
-    fn of(spec: &ClusterSpec, instances: &[Instance]) -> Layout {
-        // One pass over the instances (every tick builds a view): each configured id gets the
-        // first instance of that id, as a search per id would give.
-        let mut master = None;
-        let mut replicas: Vec<Option<usize>> = vec![None; spec.replicas.len()];
-        // Bit j: instance j is configured (the first 64; the rest are checked in full).
-        let mut configured = 0u64;
-        for (j, inst) in instances.iter().enumerate() {
-            let mut matched = false;
-            if inst.id.same_as(&spec.master.id) {
-                matched = true;
-                master = master.or(Some(j));
-            }
-            for (slot, r) in replicas.iter_mut().zip(&spec.replicas) {
-                if r.id.same_as(&inst.id) {
-                    matched = true;
-                    *slot = slot.or(Some(j));
-                }
-            }
-            if matched && j < 64 {
-                configured |= 1 << j;
-            }
-        }
-        Layout {
-            master,
-            replicas,
-            foreign: Layout::foreign_of(spec, instances, master, |j| {
-                j < 64 && configured & (1 << j) != 0
-            }),
-        }
-    }
-
-    /// The foreign replicas of the master (the instance at `master`): listed by it or naming
-    /// it as their source, not configured; each with the first instance of its id; sorted.
-    /// `configured(j)`: the instance at `j` is known to be configured (skipped unchecked).
-    fn foreign_of(
-        spec: &ClusterSpec,
-        instances: &[Instance],
-        master: Option<usize>,
-        configured: impl Fn(usize) -> bool,
-    ) -> Vec<(InstanceId, Option<usize>)> {
-        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
-        let mut foreign: Vec<(InstanceId, Option<usize>)> = Vec::new();
-        let mut add = |id: &InstanceId| {
-            if !spec.contains(id) && !foreign.iter().any(|(f, _)| f.same_as(id)) {
-                foreign.push((id.clone(), find(id)));
-            }
-        };
-        if let Some(m) = master.and_then(|i| instances.get(i)) {
-            for id in &m.replicas {
-                add(id);
-            }
-        }
-        for (j, i) in instances.iter().enumerate() {
-            if !configured(j)
-                && i.source
-                    .as_ref()
-                    .is_some_and(|s| s.same_as(&spec.master.id))
-            {
-                add(&i.id);
-            }
-        }
-        foreign.sort_by(|a, b| a.0.cmp(&b.0));
-        foreign
-    }
-
-    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
-        self.master
-            .iter()
-            .chain(self.replicas.iter().flatten())
-            .chain(self.foreign.iter().filter_map(|(_, i)| i.as_ref()))
-            .copied()
-    }
-
-    /// The view, taking the instance at an index from `get`.
-    fn view(self, mut get: impl FnMut(usize) -> Option<Instance>) -> ClusterView {
-        let master = self.master.and_then(&mut get);
-        let replicas = self
-            .replicas
-            .into_iter()
-            .map(|i| i.and_then(&mut get))
-            .collect();
-        let foreign = self
-            .foreign
-            .into_iter()
-            .map(|(id, i)| Foreign {
-                id,
-                instance: i.and_then(&mut get),
-            })
-            .collect();
-        ClusterView {
-            master,
-            replicas,
-            foreign,
-        }
-    }
-}
 
 /// One change to the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -298,6 +108,23 @@ pub struct Plan {
     pub waiting: Vec<Waiting>,
     pub drift: Vec<Drift>,
     pub foreign: Vec<InstanceId>,
+    /// Slots held by instances that are not replicas of the master: not created, not counted.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub blocked: Vec<Blocked>,
+    /// The replicas the list allows: its length less the blocked slots.
+    pub usable_slots: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub master_issues: Vec<MasterIssue>,
+}
+
+/// A slot of the replica list held by a conflicting instance ([`Conflict`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocked {
+    pub id: InstanceId,
+    /// Position in the replica list, from 1.
+    pub position: usize,
+    #[serde(flatten)]
+    pub kind: ConflictKind,
 }
 
 impl Plan {
@@ -331,8 +158,12 @@ impl Target {
 }
 
 /// Plan the actions that bring `view` to `target` for `spec`.
+///
+/// The replicas are the first N *usable* slots of the list (slots held by a conflicting
+/// instance are skipped, never created or deleted); N is the target clamped to the usable count.
 pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
-    let n = target.replicas.min(spec.replicas.len());
+    let usable: Vec<usize> = view.usable_slots().collect();
+    let n = target.replicas.min(usable.len());
     let mut p = Plan {
         cluster: spec.name.clone(),
         requested_replicas: target.replicas,
@@ -341,18 +172,54 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         waiting: Vec::new(),
         drift: Vec::new(),
         foreign: view.foreign.iter().map(|f| f.id.clone()).collect(),
+        blocked: blocked_of(view),
+        usable_slots: usable.len(),
+        master_issues: view.master_issues(spec),
     };
-    let clamp_note = if target.replicas > n {
+    let master_available = plan_master(spec, view, &mut p);
+    let (within, surplus) = usable.split_at(n);
+    plan_within(spec, view, target, within, master_available, &mut p);
+    plan_surplus(spec, view, within, surplus, &mut p);
+    plan_classes(spec, view, target, within, &mut p);
+    p
+}
+
+/// The view's conflicts as blocked slots.
+pub fn blocked_of(view: &ClusterView) -> Vec<Blocked> {
+    view.conflicts
+        .iter()
+        .map(|c| Blocked {
+            id: c.instance.id.clone(),
+            position: c.slot + 1,
+            kind: c.kind.clone(),
+        })
+        .collect()
+}
+
+/// The note on a create when the target was clamped: by the list, or by blocked slots.
+fn clamp_note(spec: &ClusterSpec, p: &Plan) -> String {
+    if p.requested_replicas <= p.target_replicas {
+        String::new()
+    } else if p.blocked.is_empty() {
         format!(
             " (requested {} clamped to the {} configured)",
-            target.replicas,
+            p.requested_replicas,
             spec.replicas.len()
         )
     } else {
-        String::new()
-    };
+        format!(
+            " (requested {} clamped to {}: {} configured, {} blocked by instances that are not replicas of the master)",
+            p.requested_replicas,
+            p.usable_slots,
+            spec.replicas.len(),
+            p.blocked.len()
+        )
+    }
+}
 
-    let master_available = match &view.master {
+/// The master: restored when absent, waited for when busy. True when it is available.
+fn plan_master(spec: &ClusterSpec, view: &ClusterView, p: &mut Plan) -> bool {
+    match &view.master {
         None => {
             p.actions.push(PlannedAction {
                 action: Action::RestoreMaster {
@@ -371,10 +238,22 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
             false
         }
         Some(_) => true,
-    };
+    }
+}
 
-    // Replicas that should exist, in config order.
-    for (i, rs) in spec.replicas.iter().enumerate().take(n) {
+/// Replicas that should exist (the slots `within` the target, in list order).
+fn plan_within(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    target: &Target,
+    within: &[usize],
+    master_available: bool,
+    p: &mut Plan,
+) {
+    let note = clamp_note(spec, p);
+    let n = within.len();
+    for (k, &i) in within.iter().enumerate() {
+        let rs = &spec.replicas[i];
         match &view.replicas[i] {
             None if master_available => p.actions.push(PlannedAction {
                 action: Action::CreateReplica {
@@ -385,7 +264,7 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
                         .clone()
                         .unwrap_or_else(|| rs.class.clone()),
                 },
-                reason: format!("replica {} of {} wanted{}", i + 1, n, clamp_note),
+                reason: format!("replica {} of {} wanted{}", k + 1, n, note),
             }),
             None => p.waiting.push(Waiting {
                 id: rs.id.clone(),
@@ -405,30 +284,39 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
             Some(_) => {}
         }
     }
+}
 
-    // Surplus replicas, deleted from the end of the list, make-before-break within bounds:
-    // - never so many that the count (existing plus planned creates) drops below the target
-    //   (a surplus replica stays while one within the target cannot be created yet);
-    // - while replicas within the target are not serving yet (being created), keep as many
-    //   serving surplus replicas as make up for them, as long as the count stays within
-    //   max(count before, target): reads are never left without the capacity they had.
+/// Surplus replicas (usable slots beyond the target), deleted from the end of the list,
+/// make-before-break within bounds:
+/// - never so many that the count (existing plus planned creates) drops below the target
+///   (a surplus replica stays while one within the target cannot be created yet);
+/// - while replicas within the target are not serving yet (being created), keep as many
+///   serving surplus replicas as make up for them, as long as the count stays within
+///   max(count before, target): reads are never left without the capacity they had.
+fn plan_surplus(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    within: &[usize],
+    surplus: &[usize],
+    p: &mut Plan,
+) {
+    let n = within.len();
     let creates = p
         .actions
         .iter()
         .filter(|a| matches!(a.action, Action::CreateReplica { .. }))
         .count();
     let slot = |i: usize| view.replicas[i].as_ref();
-    let alive = |i: usize| slot(i).is_some_and(|r| r.status != InstanceStatus::Deleting);
-    let idle = |i: usize| slot(i).is_some_and(|r| !r.status.is_busy());
-    let len = spec.replicas.len();
-    let n_in = n.min(len);
+    let alive = |i: &usize| slot(*i).is_some_and(|r| r.status != InstanceStatus::Deleting);
+    let idle = |i: &usize| slot(*i).is_some_and(|r| !r.status.is_busy());
     let before = view.replica_count();
-    let within_after = (0..n_in).filter(|&i| alive(i)).count() + creates;
-    let serving_within = (0..n_in)
-        .filter(|&i| slot(i).is_some_and(|r| r.status.is_available()))
+    let within_after = within.iter().filter(|i| alive(i)).count() + creates;
+    let serving_within = within
+        .iter()
+        .filter(|&&i| slot(i).is_some_and(|r| r.status.is_available()))
         .count();
-    let surplus_idle = (n_in..len).filter(|&i| idle(i)).count();
-    let surplus_busy = (n_in..len).filter(|&i| alive(i) && !idle(i)).count();
+    let surplus_idle = surplus.iter().filter(|i| idle(i)).count();
+    let surplus_busy = surplus.iter().filter(|i| alive(i) && !idle(i)).count();
     let keep_for_count = n.saturating_sub(within_after + surplus_busy);
     let keep_for_reads = n
         .min(serving_within + surplus_idle)
@@ -436,37 +324,47 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         .min(before.max(n).saturating_sub(within_after + surplus_busy));
     let keep = keep_for_count.max(keep_for_reads).min(surplus_idle);
     let mut deletable = surplus_idle - keep;
-    for (i, rs) in spec.replicas.iter().enumerate().skip(n).rev() {
-        match &view.replicas[i] {
-            None => {}
-            Some(inst) if inst.status == InstanceStatus::Deleting => p.waiting.push(Waiting {
-                id: inst.id.clone(),
-                status: Some(inst.status.to_string()),
-                reason: "being deleted".into(),
-            }),
-            Some(inst) if inst.status.is_busy() => p.waiting.push(Waiting {
-                id: inst.id.clone(),
-                status: Some(inst.status.to_string()),
-                reason: format!("beyond target {n}; will be deleted once available"),
-            }),
-            Some(inst) if deletable == 0 => p.waiting.push(Waiting {
-                id: inst.id.clone(),
-                status: Some(inst.status.to_string()),
-                reason: format!(
-                    "beyond target {n}; kept until the replicas within the target exist and serve"
-                ),
-            }),
-            Some(_) => {
-                deletable -= 1;
-                p.actions.push(PlannedAction {
-                    action: Action::DeleteReplica { id: rs.id.clone() },
-                    reason: format!("replica {} of the list is beyond target {n}", i + 1),
-                })
-            }
+    for &i in surplus.iter().rev() {
+        let Some(inst) = &view.replicas[i] else {
+            continue;
+        };
+        let status = Some(inst.status.to_string());
+        let wait = |reason: String| Waiting {
+            id: inst.id.clone(),
+            status: status.clone(),
+            reason,
+        };
+        if inst.status == InstanceStatus::Deleting {
+            p.waiting.push(wait("being deleted".into()));
+        } else if inst.status.is_busy() {
+            p.waiting.push(wait(format!(
+                "beyond target {n}; will be deleted once available"
+            )));
+        } else if deletable == 0 {
+            p.waiting.push(wait(format!(
+                "beyond target {n}; kept until the replicas within the target exist and serve"
+            )));
+        } else {
+            deletable -= 1;
+            p.actions.push(PlannedAction {
+                action: Action::DeleteReplica {
+                    id: spec.replicas[i].id.clone(),
+                },
+                reason: format!("replica {} of the list is beyond target {n}", i + 1),
+            });
         }
     }
+}
 
-    // Classes of instances that stay and are idle.
+/// Classes of the master and the replicas within the target that stay and are idle: changed
+/// when the target names a class, otherwise differences are reported as drift.
+fn plan_classes(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    target: &Target,
+    within: &[usize],
+    p: &mut Plan,
+) {
     let acted: Vec<InstanceId> = p
         .actions
         .iter()
@@ -505,14 +403,18 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         }
     };
     if let Some(m) = &view.master {
-        class_check(m, &spec.master.class, target.master_class.as_ref(), &mut p);
+        class_check(m, &spec.master.class, target.master_class.as_ref(), p);
     }
-    for (i, rs) in spec.replicas.iter().enumerate().take(n) {
+    for &i in within {
         if let Some(inst) = &view.replicas[i] {
-            class_check(inst, &rs.class, target.replica_class.as_ref(), &mut p);
+            class_check(
+                inst,
+                &spec.replicas[i].class,
+                target.replica_class.as_ref(),
+                p,
+            );
         }
     }
-    p
 }
 
 /// Why a class change was refused.
@@ -522,6 +424,10 @@ pub enum ModifyRefusal {
     NotConfigured(InstanceId),
     #[error("{0} does not exist")]
     Absent(InstanceId),
+    #[error(
+        "{0} is {1}, not a read replica of this cluster's master: elasticrds never changes it"
+    )]
+    NotMember(InstanceId, ConflictKind),
     #[error("{0} is {1}; wait until it is available")]
     Busy(InstanceId, String),
     #[error("{0}")]
@@ -574,6 +480,9 @@ pub fn plan_modify(
     if !spec.contains(id) {
         return Err(ModifyRefusal::NotConfigured(id.clone()));
     }
+    if let Some(c) = view.conflicts.iter().find(|c| c.instance.id.same_as(id)) {
+        return Err(ModifyRefusal::NotMember(id.clone(), c.kind.clone()));
+    }
     let inst = if spec.is_master(id) {
         view.master.as_ref()
     } else {
@@ -604,80 +513,4 @@ pub fn plan_modify(
         },
         reason,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::config::Config;
-    use std::sync::Arc;
-
-    fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
-        Instance {
-            id: InstanceId::from_aws(id),
-            class: InstanceClass::from_aws("db.t3.micro"),
-            status: InstanceStatus::Available,
-            engine: "mysql".into(),
-            multi_az: false,
-            source: source.map(InstanceId::from_aws),
-            replicas: replicas.iter().map(|r| InstanceId::from_aws(r)).collect(),
-            endpoint: None,
-            created_at: None,
-            available_since: None,
-            tags: Arc::new([("k".to_string(), id.to_string())].into_iter().collect()),
-        }
-    }
-
-    #[test]
-    fn build_owned_gives_the_view_build_gives() {
-        let config = Config::parse(
-            "c.yaml",
-            "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n",
-        )
-        .unwrap();
-        let spec = config.cluster("c1").unwrap();
-        let cases: Vec<Vec<Instance>> = vec![
-            vec![],
-            vec![inst("c1m", None, &[])],
-            // Ids in another case, a foreign replica on either side, an unrelated instance,
-            // a configured replica described twice (the first one wins), out of order.
-            vec![
-                inst("C1S3", Some("c1m"), &[]),
-                inst("other", None, &[]),
-                inst("c1m", None, &["c1s3", "adhoc", "c1s1"]),
-                inst("zz-foreign", Some("C1M"), &[]),
-                inst("c1s1", Some("c1m"), &[]),
-                inst("c1S1", Some("c1m"), &[]),
-            ],
-        ];
-        // A spec that names one instance twice (as master and replica, and as two replicas):
-        // never from a valid config; the view is still the one `build` gives.
-        let mut twice = spec.clone();
-        twice.replicas[1].id = InstanceId::from_aws("C1M");
-        twice.replicas[2].id = InstanceId::from_aws("c1s1");
-        let many: Vec<Instance> = (0..40)
-            .map(|i| inst(&format!("x{i}"), Some("c1m"), &[]))
-            .chain([
-                inst("c1m", None, &["x3", "c1s2"]),
-                inst("c1s2", Some("c1m"), &[]),
-            ])
-            .collect();
-        for instances in cases.iter().chain([&many]) {
-            for spec in [spec, &twice] {
-                // The one-pass layout is a search per configured id.
-                let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
-                let layout = Layout::of(spec, instances);
-                assert_eq!(layout.master, find(&spec.master.id));
-                let per_id: Vec<Option<usize>> =
-                    spec.replicas.iter().map(|r| find(&r.id)).collect();
-                assert_eq!(layout.replicas, per_id);
-                assert_eq!(
-                    layout.foreign,
-                    Layout::foreign_of(spec, instances, layout.master, |_| false)
-                );
-                let want = ClusterView::build(spec, instances);
-                assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
-            }
-        }
-    }
 }

@@ -741,6 +741,18 @@ impl Policy {
         )
     }
 
+    /// [`Policy::bounds_at`] for an observed cluster: capped by the slots of the replica list
+    /// that are usable (slots held by instances that are not replicas of the master are not).
+    pub fn bounds_in(&self, spec: &ClusterSpec, view: &ClusterView, now: DateTime<Utc>) -> Bounds {
+        Bounds::combine(
+            self.min_replicas,
+            self.max_replicas,
+            view.usable_slots().count().min(spec.replicas.len()),
+            &self.schedules,
+            now,
+        )
+    }
+
     /// The metrics the rules read, with their statistic, deduplicated, plus the replica lag
     /// (Maximum) the warm-up check needs when `warmup.max_lag` is set.
     pub fn metrics_used(&self) -> Vec<(MetricKind, Statistic)> {

@@ -91,6 +91,8 @@ struct ClusterRuntime {
     observed_once: bool,
     /// What the last INFO decision line said (see [`decision_key`]).
     last_logged: Option<String>,
+    /// The conflicts last logged (ids and kinds): logged again only when they change.
+    last_conflicts: String,
 }
 
 /// What became of one cluster in a tick.
@@ -398,6 +400,7 @@ impl Daemon {
             results[i] = Some(match r {
                 Ok(report) => {
                     self.export(&report);
+                    self.log_conflicts(i, &report);
                     let key = decision_key(&report.decision);
                     let changed = self.runtime[i].last_logged.as_deref() != Some(key.as_str());
                     log_report(&report, changed);
@@ -499,6 +502,35 @@ impl Daemon {
         }
     }
 
+    /// Log the cluster's ownership conflicts when they change (a WARN line per conflicting
+    /// instance; an INFO line when the last one is gone), not every tick.
+    fn log_conflicts(&mut self, i: usize, r: &TickReport) {
+        let key: Vec<String> = r
+            .conflicts
+            .iter()
+            .map(|b| format!("{}@{}:{}", b.id, b.position, b.kind.label()))
+            .collect();
+        let key = key.join(",");
+        if key == self.runtime[i].last_conflicts {
+            return;
+        }
+        let master = &self.clusters[i].spec.master.id;
+        for b in &r.conflicts {
+            tracing::warn!(
+                cluster = %r.cluster,
+                instance = %b.id,
+                position = b.position,
+                kind = b.kind.label(),
+                "{}",
+                crate::core::view::conflict_message(&b.id, &b.kind, master)
+            );
+        }
+        if r.conflicts.is_empty() {
+            tracing::info!(cluster = %r.cluster, "ownership conflicts resolved: every configured id held is a replica of the master");
+        }
+        self.runtime[i].last_conflicts = key;
+    }
+
     fn export(&self, r: &TickReport) {
         let m = &self.metrics;
         let c = r.cluster.as_str();
@@ -507,6 +539,9 @@ impl Daemon {
         m.available_replicas
             .with_label_values(&[c])
             .set(r.available as i64);
+        m.conflicting_instances
+            .with_label_values(&[c])
+            .set(r.conflicts.len() as i64);
         m.desired_replicas
             .with_label_values(&[c])
             .set(d.desired as i64);

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub replicas: IntGaugeVec,
     pub available_replicas: IntGaugeVec,
+    pub conflicting_instances: IntGaugeVec,
     pub desired_replicas: IntGaugeVec,
     pub min_replicas: IntGaugeVec,
     pub max_replicas: IntGaugeVec,
@@ -101,6 +102,11 @@ impl Metrics {
             available_replicas: reg!(int_gauge(
                 "available_replicas",
                 "Configured replicas that are available.",
+                c
+            )),
+            conflicting_instances: reg!(int_gauge(
+                "conflicting_instances",
+                "Instances holding a configured replica id that are not read replicas of the master (never touched or counted; their slots are blocked).",
                 c
             )),
             desired_replicas: reg!(int_gauge(
@@ -254,6 +260,9 @@ impl Metrics {
             }
         }
         self.backoff_seconds.with_label_values(&[cluster]).set(0.0);
+        self.conflicting_instances
+            .with_label_values(&[cluster])
+            .set(0);
     }
 
     /// An AWS call made through a port (`service` is `rds` or `cloudwatch`). The operation's

@@ -1,0 +1,489 @@
+//! Membership: which observed instances belong to a configured cluster. Owns [`ClusterView`]
+//! (the master, the member replicas index-aligned with the config, conflicts and foreign
+//! replicas) and the one ownership rule every part of elasticrds goes by:
+//!
+//! An instance is a **member** (ours to count, create, modify, drain or delete) only if its id is
+//! in the cluster's replica list *and* it is a read replica of the cluster's master, as RDS
+//! reports its source (by identifier, or by ARN across regions). Any other instance holding a
+//! configured replica id is a [`Conflict`]: reported, never acted on, never counted; its slot is
+//! blocked. Replicas of the master that the list does not name are [`Foreign`]: reported only.
+//! Pure; observation itself lives in `crate::reconcile`.
+
+use super::config::ClusterSpec;
+use super::domain::{Instance, InstanceId, InstanceStatus};
+use serde::Serialize;
+use std::fmt;
+
+/// A cluster as observed: the master, each configured replica that is a member (index-aligned
+/// with the config; `None` when absent or held by a conflicting instance), the conflicts and the
+/// replicas of the master that are not in the config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterView {
+    pub master: Option<Instance>,
+    pub replicas: Vec<Option<Instance>>,
+    /// Instances holding a configured replica id that are not replicas of the master, by slot.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub conflicts: Vec<Conflict>,
+    pub foreign: Vec<Foreign>,
+}
+
+/// An instance replicating from the master that the config does not list. Reported, never touched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Foreign {
+    pub id: InstanceId,
+    /// Present when the observer described it.
+    pub instance: Option<Instance>,
+}
+
+/// An instance that holds a configured replica id but is not a read replica of the cluster's
+/// master. Never deleted, modified, drained or counted; the slot is blocked (not created).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conflict {
+    /// Position in the configured replica list, from 0.
+    pub slot: usize,
+    pub instance: Instance,
+    pub kind: ConflictKind,
+}
+
+/// Why an instance holding a configured id is not a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// It replicates from nothing: a standalone instance or another database's primary.
+    Standalone,
+    /// A read replica of another instance (the source as RDS reports it: an id or an ARN).
+    ReplicaOfOther { source: String },
+    /// It names the master's id as its source but the master was not observed (the master does
+    /// not exist, or RDS reported the source as an ARN that is not the master's).
+    MasterNotObserved { source: String },
+    /// It is the configured master itself (a config naming one id twice).
+    IsMaster,
+}
+
+impl ConflictKind {
+    /// Why `inst` is not a replica of `master` (which may not exist).
+    pub fn of(inst: &Instance, master: Option<&Instance>, master_id: &InstanceId) -> ConflictKind {
+        let source = inst
+            .source_arn
+            .as_deref()
+            .map(str::to_string)
+            .or_else(|| inst.source.as_ref().map(|s| s.to_string()));
+        match (source, &inst.source) {
+            _ if inst.id.same_as(master_id) => ConflictKind::IsMaster,
+            (None, _) => ConflictKind::Standalone,
+            (Some(source), Some(s)) if s.same_as(master_id) && master.is_none() => {
+                ConflictKind::MasterNotObserved { source }
+            }
+            (Some(source), _) => ConflictKind::ReplicaOfOther { source },
+        }
+    }
+
+    /// Short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ConflictKind::Standalone => "standalone",
+            ConflictKind::ReplicaOfOther { .. } => "replica_of_other",
+            ConflictKind::MasterNotObserved { .. } => "master_not_observed",
+            ConflictKind::IsMaster => "is_master",
+        }
+    }
+}
+
+impl fmt::Display for ConflictKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConflictKind::Standalone => f.write_str("a standalone instance, not a read replica"),
+            ConflictKind::ReplicaOfOther { source } => write!(f, "a read replica of {source}"),
+            ConflictKind::MasterNotObserved { source } => {
+                write!(
+                    f,
+                    "a read replica of {source}, which was not observed as the master"
+                )
+            }
+            ConflictKind::IsMaster => f.write_str("the cluster's master"),
+        }
+    }
+}
+
+/// One line on a conflicting instance, the same in `status`, `plan`, `create-cluster` and the
+/// service's log.
+pub fn conflict_message(id: &InstanceId, kind: &ConflictKind, master: &InstanceId) -> String {
+    format!(
+        "{id} holds a configured replica id but is {kind}, not a read replica of master {master}: never touched or counted, its slot is blocked"
+    )
+}
+
+/// Something about the configured master an operator should know; the master is never deleted
+/// whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "issue", rename_all = "snake_case")]
+pub enum MasterIssue {
+    /// The instance holding the master's id is itself a read replica.
+    IsReplica { source: String },
+    /// The snapshot elasticrds restored it from (its tag) is not the configured one.
+    SnapshotMismatch {
+        configured: String,
+        restored_from: String,
+    },
+}
+
+impl fmt::Display for MasterIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MasterIssue::IsReplica { source } => write!(
+                f,
+                "the configured master is itself a read replica of {source}"
+            ),
+            MasterIssue::SnapshotMismatch {
+                configured,
+                restored_from,
+            } => write!(
+                f,
+                "the master was restored from snapshot {restored_from}, not the configured {configured}"
+            ),
+        }
+    }
+}
+
+/// The tag elasticrds puts on a master it restores: the snapshot it was restored from.
+pub const TAG_SNAPSHOT: &str = "elasticrds:snapshot";
+
+impl ClusterView {
+    /// Build the view of `spec` from any set of observed instances (extra ones are ignored).
+    pub fn build(spec: &ClusterSpec, instances: &[Instance]) -> ClusterView {
+        Layout::of(spec, instances).view(|i| instances.get(i).cloned())
+    }
+
+    /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
+    /// into it rather than copied. Same view.
+    pub fn build_owned(spec: &ClusterSpec, instances: Vec<Instance>) -> ClusterView {
+        let layout = Layout::of(spec, &instances);
+        let distinct = layout
+            .indices()
+            .enumerate()
+            .all(|(k, i)| layout.indices().take(k).all(|p| p != i));
+        if !distinct {
+            // An instance the view holds twice (never with a valid config): copy.
+            return layout.view(|i| instances.get(i).cloned());
+        }
+        let mut pool: Vec<Option<Instance>> = instances.into_iter().map(Some).collect();
+        layout.view(|i| pool.get_mut(i).and_then(Option::take))
+    }
+
+    /// Configured replicas that exist and are members, in config order.
+    pub fn existing_replicas(&self) -> impl Iterator<Item = &Instance> {
+        self.replicas.iter().flatten()
+    }
+
+    /// Member replicas that exist and are not being deleted: the capacity the cluster has or is
+    /// getting.
+    pub fn replica_count(&self) -> usize {
+        self.existing_replicas()
+            .filter(|i| i.status != InstanceStatus::Deleting)
+            .count()
+    }
+
+    pub fn available_replicas(&self) -> usize {
+        self.existing_replicas()
+            .filter(|i| i.status.is_available())
+            .count()
+    }
+
+    /// Whether slot `i` of the replica list is held by a conflicting instance.
+    pub fn is_blocked(&self, i: usize) -> bool {
+        self.conflicts.iter().any(|c| c.slot == i)
+    }
+
+    /// The slots of the replica list elasticrds may use (not blocked), in list order.
+    pub fn usable_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.replicas.len()).filter(|&i| !self.is_blocked(i))
+    }
+
+    /// What an operator should know about the master ([`MasterIssue`]).
+    pub fn master_issues(&self, spec: &ClusterSpec) -> Vec<MasterIssue> {
+        let Some(m) = &self.master else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(source) = m
+            .source_arn
+            .as_deref()
+            .map(str::to_string)
+            .or_else(|| m.source.as_ref().map(|s| s.to_string()))
+        {
+            out.push(MasterIssue::IsReplica { source });
+        }
+        if let Some(tagged) = m.tags.get(TAG_SNAPSHOT) {
+            if tagged != &spec.master.snapshot {
+                out.push(MasterIssue::SnapshotMismatch {
+                    configured: spec.master.snapshot.clone(),
+                    restored_from: tagged.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Where each part of a [`ClusterView`] is among the observed instances (indices).
+struct Layout {
+    master: Option<usize>,
+    /// Members, by slot.
+    replicas: Vec<Option<usize>>,
+    /// (slot, instance index, why), by slot.
+    conflicts: Vec<(usize, usize, ConflictKind)>,
+    /// Sorted by id.
+    foreign: Vec<(InstanceId, Option<usize>)>,
+}
+
+impl Layout {
+    fn of(spec: &ClusterSpec, instances: &[Instance]) -> Layout {
+        // Each configured id gets the first instance of that id.
+        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
+        let master = find(&spec.master.id);
+        let m = master.and_then(|j| instances.get(j));
+        let mut replicas = Vec::with_capacity(spec.replicas.len());
+        let mut conflicts = Vec::new();
+        for (slot, r) in spec.replicas.iter().enumerate() {
+            let at = find(&r.id);
+            let member =
+                |j: usize| Some(j) != master && m.is_some_and(|m| instances[j].replicates_from(m));
+            match at {
+                Some(j) if !member(j) => {
+                    let kind = ConflictKind::of(&instances[j], m, &spec.master.id);
+                    conflicts.push((slot, j, kind));
+                    replicas.push(None);
+                }
+                _ => replicas.push(at),
+            }
+        }
+        Layout {
+            master,
+            replicas,
+            conflicts,
+            foreign: Layout::foreign_of(spec, instances, m),
+        }
+    }
+
+    /// The foreign replicas of `master`: listed by it or replicating from it, not configured;
+    /// each with the first instance of its id; sorted. Without an observed master, the
+    /// instances naming its id as their source (reported, never touched either way).
+    fn foreign_of(
+        spec: &ClusterSpec,
+        instances: &[Instance],
+        master: Option<&Instance>,
+    ) -> Vec<(InstanceId, Option<usize>)> {
+        let names_master = |i: &Instance| match master {
+            Some(m) => i.replicates_from(m),
+            None => i.source_arn.is_none() && i.source.as_ref().is_some_and(|s| spec.is_master(s)),
+        };
+        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
+        let mut foreign: Vec<(InstanceId, Option<usize>)> = Vec::new();
+        let mut add = |id: &InstanceId| {
+            if !spec.contains(id) && !foreign.iter().any(|(f, _)| f.same_as(id)) {
+                foreign.push((id.clone(), find(id)));
+            }
+        };
+        for id in master.iter().flat_map(|m| &m.replicas) {
+            add(id);
+        }
+        for i in instances.iter().filter(|i| names_master(i)) {
+            add(&i.id);
+        }
+        foreign.sort_by(|a, b| a.0.cmp(&b.0));
+        foreign
+    }
+
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.master
+            .iter()
+            .chain(self.replicas.iter().flatten())
+            .chain(self.conflicts.iter().map(|(_, j, _)| j))
+            .chain(self.foreign.iter().filter_map(|(_, i)| i.as_ref()))
+            .copied()
+    }
+
+    /// The view, taking the instance at an index from `get`.
+    fn view(self, mut get: impl FnMut(usize) -> Option<Instance>) -> ClusterView {
+        let master = self.master.and_then(&mut get);
+        let replicas = self
+            .replicas
+            .into_iter()
+            .map(|i| i.and_then(&mut get))
+            .collect();
+        let conflicts = self
+            .conflicts
+            .into_iter()
+            .filter_map(|(slot, j, kind)| {
+                get(j).map(|instance| Conflict {
+                    slot,
+                    instance,
+                    kind,
+                })
+            })
+            .collect();
+        let foreign = self
+            .foreign
+            .into_iter()
+            .map(|(id, i)| Foreign {
+                id,
+                instance: i.and_then(&mut get),
+            })
+            .collect();
+        ClusterView {
+            master,
+            replicas,
+            conflicts,
+            foreign,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Config;
+    use crate::core::domain::InstanceClass;
+    use std::sync::Arc;
+
+    fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
+        Instance {
+            id: InstanceId::from_aws(id),
+            class: InstanceClass::from_aws("db.t3.micro"),
+            status: InstanceStatus::Available,
+            engine: "mysql".into(),
+            multi_az: false,
+            source: source.map(InstanceId::from_aws),
+            source_arn: None,
+            arn: None,
+            replicas: replicas.iter().map(|r| InstanceId::from_aws(r)).collect(),
+            endpoint: None,
+            created_at: None,
+            available_since: None,
+            tags: Arc::new([("k".to_string(), id.to_string())].into_iter().collect()),
+        }
+    }
+
+    fn spec() -> ClusterSpec {
+        let config = Config::parse(
+            "c.yaml",
+            "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n",
+        )
+        .unwrap();
+        config.cluster("c1").unwrap().clone()
+    }
+
+    #[test]
+    fn build_owned_gives_the_view_build_gives() {
+        let spec = spec();
+        let cases: Vec<Vec<Instance>> = vec![
+            vec![],
+            vec![inst("c1m", None, &[])],
+            // Ids in another case, a foreign replica on either side, an unrelated instance,
+            // a configured replica described twice (the first one wins), out of order, a
+            // standalone and another master's replica holding configured ids.
+            vec![
+                inst("C1S3", Some("c1m"), &[]),
+                inst("other", None, &[]),
+                inst("c1m", None, &["c1s3", "adhoc", "c1s1"]),
+                inst("zz-foreign", Some("C1M"), &[]),
+                inst("c1s1", Some("c1m"), &[]),
+                inst("c1S1", Some("c1m"), &[]),
+                inst("c1s2", Some("c2m"), &[]),
+            ],
+            vec![inst("c1s1", None, &[]), inst("c1s2", Some("c1m"), &[])],
+        ];
+        // A spec that names one instance twice (as master and replica, and as two replicas):
+        // never from a valid config; the view is still the one `build` gives.
+        let mut twice = spec.clone();
+        twice.replicas[1].id = InstanceId::from_aws("C1M");
+        twice.replicas[2].id = InstanceId::from_aws("c1s1");
+        for instances in &cases {
+            for spec in [&spec, &twice] {
+                let want = ClusterView::build(spec, instances);
+                assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
+            }
+        }
+    }
+
+    #[test]
+    fn only_replicas_of_the_master_are_members() {
+        let spec = spec();
+        let instances = vec![
+            inst("c1m", None, &["c1s3"]),
+            inst("c1s1", None, &[]),
+            inst("c1s2", Some("c2m"), &[]),
+            inst("c1s3", Some("C1M"), &[]),
+        ];
+        let v = ClusterView::build(&spec, &instances);
+        assert!(v.replicas[0].is_none() && v.replicas[1].is_none());
+        assert_eq!(v.replicas[2].as_ref().unwrap().id.as_str(), "c1s3");
+        let kinds: Vec<(usize, &ConflictKind)> =
+            v.conflicts.iter().map(|c| (c.slot, &c.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (0, &ConflictKind::Standalone),
+                (
+                    1,
+                    &ConflictKind::ReplicaOfOther {
+                        source: "c2m".into()
+                    }
+                )
+            ]
+        );
+        assert_eq!(v.replica_count(), 1);
+        assert_eq!(v.usable_slots().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn without_a_master_nothing_is_a_member() {
+        let spec = spec();
+        let v = ClusterView::build(&spec, &[inst("c1s1", Some("c1m"), &[])]);
+        assert!(v.replicas.iter().all(Option::is_none));
+        assert_eq!(
+            v.conflicts[0].kind,
+            ConflictKind::MasterNotObserved {
+                source: "c1m".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_arn_source_matches_only_the_masters_own_arn() {
+        let spec = spec();
+        let mut master = inst("c1m", None, &[]);
+        master.arn = Some("arn:aws:rds:eu-west-1:111111111111:db:c1m".into());
+        let mut same = inst("c1s1", Some("c1m"), &[]);
+        same.source_arn = master.arn.clone();
+        let mut other_region = inst("c1s2", Some("c1m"), &[]);
+        other_region.source_arn = Some("arn:aws:rds:us-east-1:111111111111:db:c1m".into());
+        let v = ClusterView::build(&spec, &[master, same, other_region]);
+        assert!(v.replicas[0].is_some());
+        assert!(v.replicas[1].is_none());
+        assert_eq!(v.conflicts.len(), 1);
+        assert_eq!(v.conflicts[0].kind.label(), "replica_of_other");
+        // Neither is it foreign: not a replica of this master.
+        assert!(v.foreign.is_empty());
+    }
+
+    #[test]
+    fn master_issues_are_reported() {
+        let spec = spec();
+        let mut m = inst("c1m", Some("elsewhere"), &[]);
+        Arc::make_mut(&mut m.tags).insert(TAG_SNAPSHOT.into(), "other-snap".into());
+        let v = ClusterView::build(&spec, &[m]);
+        assert_eq!(
+            v.master_issues(&spec),
+            vec![
+                MasterIssue::IsReplica {
+                    source: "elsewhere".into()
+                },
+                MasterIssue::SnapshotMismatch {
+                    configured: "snap".into(),
+                    restored_from: "other-snap".into()
+                }
+            ]
+        );
+    }
+}
