@@ -10,6 +10,7 @@ use crate::core::domain::{
     TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE,
 };
 use crate::core::plan::{plan, Action, ClusterView, ConflictKind, Plan, PlannedAction, Target};
+use crate::core::view::TAG_SNAPSHOT;
 use crate::ports::{Clock, ErrorKind, Fleet, PortError, SystemClock, TrafficRouter};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -588,9 +589,9 @@ pub async fn execute_action_routed(
     }
     let result = match &planned.action {
         Action::RestoreMaster { master } => {
-            fleet
-                .restore_master(master, &managed_tags(&spec.name))
-                .await
+            let mut tags = managed_tags(&spec.name);
+            tags.insert(TAG_SNAPSHOT.to_string(), master.snapshot.clone());
+            fleet.restore_master(master, &tags).await
         }
         Action::CreateReplica { id, source, class } => {
             fleet

@@ -1,7 +1,10 @@
 //! docs/iam-policy.json is the least privilege the code needs: every AWS operation the code
 //! calls (found by scanning src/ for SDK client builder calls) is allowed by it, nothing it
 //! allows is unused, no action is a wildcard, and the actions that change instances are scoped
-//! to the configured identifiers (never `*`); the master is outside DeleteDBInstance's scope.
+//! to the configured identifiers (never `*`); the master is outside DeleteDBInstance's scope,
+//! and DeleteDBInstance needs the `elasticrds:managed-by` tag the created replicas carry (a
+//! standalone instance or another master's replica holding a configured id is not deletable
+//! even if the code were wrong).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -164,6 +167,27 @@ fn every_operation_the_code_calls_is_allowed_and_nothing_more() {
     assert!(
         unused.is_empty(),
         "docs/iam-policy.json allows operations the code never calls: {unused:?}"
+    );
+}
+
+#[test]
+fn deletes_need_the_tag_only_our_replicas_carry() {
+    let text = std::fs::read_to_string(root().join("docs/iam-policy.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let deletes: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("rds:DeleteDBInstance"))
+        .collect();
+    assert_eq!(deletes.len(), 1, "one statement allows DeleteDBInstance");
+    let cond = &deletes[0]["Condition"]["StringEquals"]["rds:db-tag/elasticrds:managed-by"];
+    assert_eq!(cond, "elasticrds", "{}", deletes[0]);
+    // The tag the condition names is the one every created replica carries.
+    let tags = elasticrds::reconcile::managed_tags("cluster1");
+    assert_eq!(
+        tags.get("elasticrds:managed-by").map(String::as_str),
+        Some("elasticrds")
     );
 }
 

@@ -92,7 +92,7 @@ impl ConflictKind {
 impl fmt::Display for ConflictKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConflictKind::Standalone => f.write_str("a standalone instance, not a read replica"),
+            ConflictKind::Standalone => f.write_str("a standalone instance (no source)"),
             ConflictKind::ReplicaOfOther { source } => write!(f, "a read replica of {source}"),
             ConflictKind::MasterNotObserved { source } => {
                 write!(
