@@ -7,7 +7,7 @@
 #   2. Debian packages haproxy and prometheus (brings promtool) when missing; their services are
 #      never started (the tests start their own copies on 127.0.0.1 random ports);
 #   3. `cargo test --all-targets` and `cargo test --doc` (dev profile, --no-fail-fast), then
-#      scripts/faults.sh if present.
+#      scripts/faults.sh (the fault matrix; its absence fails the run).
 # Exits non-zero on any failure. `scripts/test.sh --setup-only` does steps 1 and 2 only.
 set -euo pipefail
 SETUP_ONLY=""
@@ -94,9 +94,14 @@ cargo test --all-targets --no-fail-fast || status=1
 step "cargo test --doc"
 cargo test --doc --no-fail-fast || status=1
 
-if [[ -x "$ROOT/scripts/faults.sh" ]]; then
-    step "scripts/faults.sh"
-    "$ROOT/scripts/faults.sh" || status=1
+# The fault matrix is part of the suite: a missing script fails the run (it is run through
+# bash, so a lost run bit cannot skip it silently).
+step "scripts/faults.sh"
+if [[ -f "$ROOT/scripts/faults.sh" ]]; then
+    bash "$ROOT/scripts/faults.sh" || status=1
+else
+    echo "    scripts/faults.sh is missing: the fault matrix cannot run" >&2
+    status=1
 fi
 
 if ((status)); then

@@ -132,6 +132,7 @@ pub async fn run_target_tracking(
     let world = World::new(setup)?;
     let mut rec = Recorder::new(p.name(), RunKind::TargetTracking, timeline);
     let mut tracker = TargetTracker::default();
+    let mut failed = super::run::FailedTicks::default();
     let mut last = world.load.settle(world.clock_now());
     let minutes = setup.demand.len();
     for i in 0..minutes {
@@ -143,16 +144,20 @@ pub async fn run_target_tracking(
                 .filter(|_| last.serving > 0)
                 .map(|s| s.cpu_percent);
             if let Some(n) = tracker.step(p, t, cpu, last.serving, last.replicas) {
-                if let Ok(view) = observe_one(world.fleet.as_ref(), &setup.spec).await {
-                    let pl = plan(&setup.spec, &view, &Target::replicas(n as usize));
-                    let res = execute(
-                        world.fleet.as_ref(),
-                        &setup.spec,
-                        &pl,
-                        &ExecOptions::default(),
-                    )
-                    .await;
-                    rec.actions(scale_actions(&res));
+                match observe_one(world.fleet.as_ref(), &setup.spec).await {
+                    Err(e) => failed.record(i, e.to_string()),
+                    Ok(view) => {
+                        let pl = plan(&setup.spec, &view, &Target::replicas(n as usize));
+                        let res = execute(
+                            world.fleet.as_ref(),
+                            &setup.spec,
+                            &pl,
+                            &ExecOptions::default(),
+                        )
+                        .await;
+                        failed.actions(i, &res);
+                        rec.actions(scale_actions(&res));
+                    }
                 }
             }
         }
@@ -160,6 +165,7 @@ pub async fn run_target_tracking(
         debug_assert_eq!(last.minute, epoch_minute(now));
         rec.minute(&last);
     }
+    failed.into_result(&p.name(), minutes)?;
     Ok(rec.finish())
 }
 

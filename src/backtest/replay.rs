@@ -23,6 +23,9 @@ pub struct WorldSetup {
     /// Replicas available at the start (the first of the configured list).
     pub initial_replicas: usize,
     pub load: LoadOptions,
+    /// Failures the simulated fleet returns for its next calls of an operation (tests: a
+    /// replay whose ticks fail is an error, not a different score). Empty by default.
+    pub faults: Vec<(&'static str, crate::ports::ErrorKind)>,
 }
 
 impl WorldSetup {
@@ -45,6 +48,7 @@ impl WorldSetup {
             demand,
             lead,
             load: LoadOptions::default(),
+            faults: Vec::new(),
         })
     }
 
@@ -124,6 +128,9 @@ impl World {
             )
             .without_call_log(),
         );
+        for (op, kind) in &setup.faults {
+            fleet.fail_next(op, crate::ports::PortError::new(*kind, *op, "injected"));
+        }
         seed_fleet(
             &fleet,
             &setup.spec,

@@ -30,12 +30,15 @@ pub async fn run_policy(
     let policy = &case.policy;
     let mut rec = Recorder::new(case.name.clone(), RunKind::Policy, timeline);
     let mut state = ScaleState::default();
+    let mut failed = FailedTicks::default();
     for i in 0..setup.demand.len() {
         let now = world.minute(i);
-        // The daemon's tick, on the simulated ports. A failing port call skips the tick as the
-        // daemon would (the simulated ports do not fail unless told to).
-        if let Ok(view) = observe_one(world.fleet.as_ref(), spec).await {
-            if let Ok(report) = tick_cluster(
+        // The daemon's tick, on the simulated ports (which fail only when told to): a tick
+        // that fails, or an action that fails or is refused, is counted, and the run is an
+        // error (a failing tick would silently change the score).
+        match observe_one(world.fleet.as_ref(), spec).await {
+            Err(e) => failed.record(i, e.to_string()),
+            Ok(view) => match tick_cluster(
                 world.fleet.as_ref(),
                 world.load.as_ref(),
                 spec,
@@ -47,11 +50,49 @@ pub async fn run_policy(
             )
             .await
             {
-                rec.actions(scale_actions(&report.actions));
-            }
+                Err(e) => failed.record(i, e.to_string()),
+                Ok(report) => {
+                    failed.actions(i, &report.actions);
+                    rec.actions(scale_actions(&report.actions));
+                }
+            },
         }
         let m = world.load.settle(now);
         rec.minute(&m);
     }
+    failed.into_result(&case.name, setup.demand.len())?;
     Ok(rec.finish())
+}
+
+/// The ticks of a replay that failed: counted, the first one kept for the message.
+#[derive(Debug, Default)]
+pub struct FailedTicks {
+    count: usize,
+    first: Option<(usize, String)>,
+}
+
+impl FailedTicks {
+    /// Tick (minute) `i` failed with `why`.
+    pub fn record(&mut self, i: usize, why: String) {
+        self.count += 1;
+        self.first.get_or_insert((i, why));
+    }
+
+    /// Count tick `i` as failed when one of its actions failed, was refused or held.
+    pub fn actions(&mut self, i: usize, results: &[crate::reconcile::ActionResult]) {
+        if let Some(r) = results.iter().find(|r| r.outcome.is_failure()) {
+            self.record(i, format!("{}: {:?}", r.planned.action, r.outcome));
+        }
+    }
+
+    /// `Err` naming the run, the count and the first failure when any tick failed.
+    pub fn into_result(self, run: &str, ticks: usize) -> Result<(), String> {
+        match self.first {
+            None => Ok(()),
+            Some((i, why)) => Err(format!(
+                "{run}: {} of {ticks} ticks failed (the score would not be the policy's); first at minute {i}: {why}",
+                self.count
+            )),
+        }
+    }
 }
