@@ -18,6 +18,8 @@
 //!   metrics (a `Metrics` struct owning its registry) and the HTTP server.
 //! - [`backtest`] — replaying load traces through policies on the simulated fleet, scored
 //!   against an oracle and baselines (`elasticrds backtest`, `elasticrds demo`).
+//! - [`text`] — words for the core's data that several edges print alike (ownership conflicts,
+//!   master issues).
 //! - [`cli`] — the `elasticrds` command line: argument parsing, output, exit codes.
 
 pub mod adapters;
@@ -28,3 +30,4 @@ pub mod core;
 pub mod ports;
 pub mod reconcile;
 pub mod service;
+pub mod text;

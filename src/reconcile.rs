@@ -507,8 +507,10 @@ async fn check_ownership(
         let kind = ConflictKind::of(i, master, &spec.master.id);
         Err((
             Outcome::Refused(format!(
-                "{} is {kind}, not a read replica of master {}: never touched",
-                i.id, spec.master.id
+                "{} is {}, not a read replica of master {}: never touched",
+                i.id,
+                crate::text::conflict_kind(&kind),
+                spec.master.id
             )),
             None,
         ))

@@ -6,9 +6,9 @@ use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
 use crate::core::plan::{plan, plan_modify, ClusterView, ConflictKind, MasterIssue, Plan, Target};
-use crate::core::view::conflict_message;
 use crate::ports::{Clock, Fleet, SystemClock};
 use crate::reconcile::{converge, execute, observe_one, ActionResult, ExecOptions, Outcome};
+use crate::text::{conflict_kind, conflict_message, master_issue};
 use clap::Args;
 use serde::Serialize;
 use std::path::Path;
@@ -132,7 +132,9 @@ pub fn blocked_lines(p: &Plan) -> Vec<String> {
         .map(|b| {
             format!(
                 "conflict: {} (position {} of the list) is {}, not a read replica of the master: left alone, slot blocked",
-                b.id, b.position, b.kind
+                b.id,
+                b.position,
+                conflict_kind(&b.kind)
             )
         })
         .collect();
@@ -143,7 +145,11 @@ pub fn blocked_lines(p: &Plan) -> Vec<String> {
             p.usable_slots + p.blocked.len()
         ));
     }
-    out.extend(p.master_issues.iter().map(|m| format!("warning: {m}")));
+    out.extend(
+        p.master_issues
+            .iter()
+            .map(|m| format!("warning: {}", master_issue(m))),
+    );
     out
 }
 
@@ -484,7 +490,7 @@ pub fn status_report(spec: &ClusterSpec, view: &ClusterView) -> StatusReport {
             .master_issues(spec)
             .into_iter()
             .map(|issue| MasterIssueRow {
-                message: issue.to_string(),
+                message: master_issue(&issue),
                 issue,
             })
             .collect(),
@@ -525,7 +531,11 @@ pub fn status_text(r: &StatusReport) -> String {
         );
         for c in &r.conflicts {
             out.push_str(&line(&c.row));
-            out.push_str(&format!("     (position {}: {})\n", c.position, c.kind));
+            out.push_str(&format!(
+                "     (position {}: {})\n",
+                c.position,
+                conflict_kind(&c.kind)
+            ));
         }
     }
     for m in &r.master_issues {

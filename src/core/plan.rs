@@ -424,9 +424,7 @@ pub enum ModifyRefusal {
     NotConfigured(InstanceId),
     #[error("{0} does not exist")]
     Absent(InstanceId),
-    #[error(
-        "{0} is {1}, not a read replica of this cluster's master: elasticrds never changes it"
-    )]
+    #[error("{0} is not a read replica of this cluster's master ({kind}): elasticrds never changes it", kind = .1.label())]
     NotMember(InstanceId, ConflictKind),
     #[error("{0} is {1}; wait until it is available")]
     Busy(InstanceId, String),

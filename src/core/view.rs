@@ -12,7 +12,6 @@
 use super::config::ClusterSpec;
 use super::domain::{Instance, InstanceId, InstanceStatus};
 use serde::Serialize;
-use std::fmt;
 
 /// A cluster as observed: the master, each configured replica that is a member (index-aligned
 /// with the config; `None` when absent or held by a conflicting instance), the conflicts and the
@@ -89,30 +88,6 @@ impl ConflictKind {
     }
 }
 
-impl fmt::Display for ConflictKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConflictKind::Standalone => f.write_str("a standalone instance (no source)"),
-            ConflictKind::ReplicaOfOther { source } => write!(f, "a read replica of {source}"),
-            ConflictKind::MasterNotObserved { source } => {
-                write!(
-                    f,
-                    "a read replica of {source}, which was not observed as the master"
-                )
-            }
-            ConflictKind::IsMaster => f.write_str("the cluster's master"),
-        }
-    }
-}
-
-/// One line on a conflicting instance, the same in `status`, `plan`, `create-cluster` and the
-/// service's log.
-pub fn conflict_message(id: &InstanceId, kind: &ConflictKind, master: &InstanceId) -> String {
-    format!(
-        "{id} holds a configured replica id but is {kind}, not a read replica of master {master}: never touched or counted, its slot is blocked"
-    )
-}
-
 /// Something about the configured master an operator should know; the master is never deleted
 /// whatever this says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,24 +100,6 @@ pub enum MasterIssue {
         configured: String,
         restored_from: String,
     },
-}
-
-impl fmt::Display for MasterIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MasterIssue::IsReplica { source } => write!(
-                f,
-                "the configured master is itself a read replica of {source}"
-            ),
-            MasterIssue::SnapshotMismatch {
-                configured,
-                restored_from,
-            } => write!(
-                f,
-                "the master was restored from snapshot {restored_from}, not the configured {configured}"
-            ),
-        }
-    }
 }
 
 /// The tag elasticrds puts on a master it restores: the snapshot it was restored from.

@@ -522,7 +522,7 @@ impl Daemon {
                 position = b.position,
                 kind = b.kind.label(),
                 "{}",
-                crate::core::view::conflict_message(&b.id, &b.kind, master)
+                crate::text::conflict_message(&b.id, &b.kind, master)
             );
         }
         if r.conflicts.is_empty() {
