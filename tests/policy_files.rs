@@ -291,3 +291,50 @@ mod never_panics {
         }
     }
 }
+
+/// `--default-policy FILE`: a policy that names no cluster (`cluster: "*"`), validated for the
+/// cluster it is applied to; one naming a cluster is refused with its position.
+#[test]
+fn a_default_policy_names_no_cluster_and_is_checked_per_cluster() {
+    let config = config();
+    let text = "cluster: \"*\"\nmax_replicas: 2\nrules:\n  - metric: cpu\n    target: 50\n";
+    let name = config.clusters.keys().next().unwrap().clone();
+    let p = Policy::parse_default("d.yaml", text, &config, &name).expect("a default policy");
+    assert_eq!(p.cluster, name);
+    assert_eq!(p.max_replicas, 2);
+    let named = format!("cluster: {name}\nrules:\n  - metric: cpu\n    target: 50\n");
+    let e = Policy::parse_default("d.yaml", &named, &config, &name).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("d.yaml:1:") && msg.contains("cluster") && msg.contains("\"*\""),
+        "{msg}"
+    );
+    // Checked against the cluster's list like any policy.
+    let big = "cluster: \"*\"\nmax_replicas: 99\n";
+    let e = Policy::parse_default("d.yaml", big, &config, &name).unwrap_err();
+    assert!(e.to_string().contains("max_replicas"), "{e}");
+}
+
+/// At the repository root, with no option at all, `validate` reads the shipped example config
+/// (elasticrds.yaml) and the shipped policies, and they agree.
+#[test]
+fn validate_at_the_repository_root_passes() {
+    let out = elasticrds(None)
+        .current_dir(repo_root())
+        .env_remove("ELASTICRDS_CONFIG")
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches(": ok (cluster").count(),
+        shipped().len(),
+        "{stdout}"
+    );
+}

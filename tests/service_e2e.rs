@@ -481,3 +481,84 @@ fn run_never_touches_instances_that_are_not_replicas_of_the_master() {
         assert_eq!(lines, 1, "{id} logged {lines} times, not once:\n{log}");
     }
 }
+
+/// One rule for which policy governs a cluster (issue 12): a cluster no policy file names is
+/// observed only. With the load asking for more replicas, `run` (no policy for `e2e`) changes
+/// nothing and says at start that the cluster is observed only; `plan` shows the same; with
+/// `--default-policy builtin` the same tick scales out. A `--policies` directory that does not
+/// exist is bad input (exit 2) for `run` and `plan` alike.
+#[test]
+fn a_cluster_no_policy_names_is_observed_not_scaled() {
+    let env = setup();
+    std::fs::remove_file(env.dir.path().join("policies/e2e.yaml")).unwrap();
+    env.put_cpu(95.0);
+    let once = |extra: &[&str]| {
+        let mut args = vec!["--once"];
+        args.extend_from_slice(extra);
+        env.command(&args).output().expect("run --once")
+    };
+    let out = once(&[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("cluster observed only") && log.contains("e2e"),
+        "run does not say the cluster is observed only:\n{log}"
+    );
+    assert_eq!(env.replicas(), vec!["e2e-s01"], "{log}");
+
+    // plan says the same, and would not execute.
+    let plan = support::elasticrds(Some(&env.moto.endpoint()))
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", env.ms.endpoint())
+        .current_dir(env.dir.path())
+        .args(["--config", "elasticrds.yaml", "plan", "e2e"])
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        text.contains("observed only") && text.contains("would not be executed"),
+        "{text}"
+    );
+
+    // An explicit default policy governs it: the same load scales out. (A file with
+    // `cluster: "*"`; `builtin` would wait out its 10-minute warm-up of the new e2e-s01.)
+    let default = env.dir.path().join("default.yaml");
+    std::fs::write(
+        &default,
+        "cluster: \"*\"\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n",
+    )
+    .unwrap();
+    let out = once(&["--default-policy", default.to_str().unwrap()]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("cluster managed"), "{log}");
+    assert_eq!(env.replicas(), vec!["e2e-s01", "e2e-s02"], "{log}");
+
+    // A --policies directory that does not exist: exit 2 for run and plan alike.
+    let missing = env.dir.path().join("nowhere");
+    let missing = missing.to_str().unwrap();
+    let run = support::elasticrds(Some(&env.moto.endpoint()))
+        .args(["--config"])
+        .arg(env.dir.path().join("elasticrds.yaml"))
+        .args(["run", "--once", "--policies", missing])
+        .output()
+        .unwrap();
+    let plan = support::elasticrds(Some(&env.moto.endpoint()))
+        .args(["--config"])
+        .arg(env.dir.path().join("elasticrds.yaml"))
+        .args(["plan", "e2e", "--policies", missing])
+        .output()
+        .unwrap();
+    for (what, out) in [("run", run), ("plan", plan)] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            err.contains("nowhere") && err.contains("--policies"),
+            "{what}: {err}"
+        );
+    }
+}

@@ -63,6 +63,7 @@ fn a_second_signal_exits_at_once_while_the_first_waits_for_the_call_in_flight() 
     let f = std::fs::File::create(&log).unwrap();
     let port = support::free_port();
     let mut child = support::elasticrds(Some(&endpoint))
+        .current_dir(dir.path())
         .env("AWS_ENDPOINT_URL_CLOUDWATCH", &endpoint)
         .env("RUST_LOG", "info")
         .arg("--config")

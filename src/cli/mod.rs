@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub mod backtest;
 pub mod cluster;
 pub mod demo;
+pub mod govern;
 pub mod haproxy;
 pub mod policy;
 pub mod run;

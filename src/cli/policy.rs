@@ -4,6 +4,7 @@
 //! `policy_for`).
 
 use super::cluster::find_cluster;
+use super::govern::{govern_one, policies_dir, DefaultPolicy, DEFAULT_POLICIES_DIR};
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::adapters::recorded::RecordedMetrics;
 use crate::control::{tick_cluster, TickOptions};
@@ -19,12 +20,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Default directory of policy files.
-pub const DEFAULT_POLICIES_DIR: &str = "policies";
-
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Policy files (YAML). Default: policies/*.yaml and policies/*.yml.
+    /// Policy files (YAML). Default: every *.yaml/*.yml in ./policies.
     pub files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -35,10 +33,14 @@ pub struct ValidateArgs {
 pub struct PlanArgs {
     /// Cluster name from the config.
     pub cluster: String,
-    /// Directory of policy files; the one naming the cluster is used (the built-in default
-    /// when none does).
+    /// Directory of policy files; the one naming the cluster is used [default: ./policies
+    /// when it exists]. The same rule as `run`: a cluster no policy names is observed only.
     #[arg(long, value_name = "DIR", conflicts_with = "policy")]
     pub policies: Option<PathBuf>,
+    /// As `run --default-policy`: `builtin` or a policy file with `cluster: "*"` for a
+    /// cluster no policy file names.
+    #[arg(long, value_name = "FILE|builtin", conflicts_with = "policy")]
+    pub default_policy: Option<PathBuf>,
     /// One policy file to use instead.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -141,23 +143,6 @@ pub fn load_policies(
         .collect())
 }
 
-/// The policy for one cluster: the file in `dir` naming it, else the built-in default. A
-/// missing `dir` means the default.
-pub fn policy_for(
-    dir: &Path,
-    config: &Config,
-    spec: &ClusterSpec,
-) -> Result<(Option<PathBuf>, Policy), CliError> {
-    if !dir.exists() {
-        return Ok((None, Policy::default_for(spec)));
-    }
-    let mut all = load_policies(dir, config)?;
-    Ok(match all.remove(&spec.name) {
-        Some((f, p)) => (Some(f), p),
-        None => (None, Policy::default_for(spec)),
-    })
-}
-
 #[derive(Serialize)]
 struct ValidateReport {
     ok: bool,
@@ -168,13 +153,16 @@ struct ValidateReport {
 pub async fn validate(config: Option<&Path>, a: ValidateArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let files = if a.files.is_empty() {
-        policy_files(Path::new(DEFAULT_POLICIES_DIR))?
+        match policies_dir(None)? {
+            Some(dir) => policy_files(&dir)?,
+            None => Vec::new(),
+        }
     } else {
         a.files.clone()
     };
     if files.is_empty() {
         return Err(CliError::input(format!(
-            "no policy files given and none in {DEFAULT_POLICIES_DIR}/"
+            "no policy files given and none in ./{DEFAULT_POLICIES_DIR}/"
         )));
     }
     let (ok, errors) = parse_policy_files(&files, &config);
@@ -392,13 +380,9 @@ pub async fn run_plan(config: Option<&Path>, a: PlanArgs) -> CliResult {
     let spec = find_cluster(&config, &a.cluster)?;
     let chosen = match &a.policy {
         Some(f) => policy_file_for(f, &config, spec),
-        None => policy_for(
-            a.policies
-                .as_deref()
-                .unwrap_or(Path::new(DEFAULT_POLICIES_DIR)),
-            &config,
-            spec,
-        ),
+        None => DefaultPolicy::from_arg(a.default_policy.as_deref())
+            .and_then(|d| govern_one(&config, spec, a.policies.as_deref(), d.as_ref()))
+            .map(|e| (Some(PathBuf::from(e.policy_source)), e.policy)),
     };
     let recorded = match &a.metrics {
         Some(f) => RecordedMetrics::load(f).map(Some).map_err(CliError::from),

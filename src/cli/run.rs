@@ -2,18 +2,15 @@
 //! the RDS and CloudWatch adapters, the `/metrics` + health server, logging, and signals
 //! (SIGTERM/SIGINT finish the AWS call in flight and exit 0; a second signal exits at once).
 
-use super::policy::load_policies;
+use super::govern::{govern, DefaultPolicy};
 use super::{load_config, CliError, CliResult};
 use crate::adapters::cloudwatch::CloudWatchMetrics;
 use crate::adapters::rds::RdsFleet;
-use crate::core::config::Config;
-use crate::core::policy::Policy;
 use crate::ports::SystemClock;
-use crate::service::daemon::{ClusterEntry, Daemon, DaemonOptions};
+use crate::service::daemon::{Daemon, DaemonOptions};
 use crate::service::http::{self, DEFAULT_LISTEN};
 use crate::service::metrics::Metrics;
 use clap::{Args, ValueEnum};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,10 +25,15 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Directory of policy files (*.yaml, *.yml), each naming the cluster it governs; clusters
-    /// without one get the built-in default policy.
+    /// Directory of policy files (*.yaml, *.yml), each naming the cluster it governs
+    /// [default: ./policies when it exists]. A cluster no policy names is observed only, never
+    /// changed, unless --default-policy is given.
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
+    /// What governs the clusters no policy file names: `builtin` (the built-in default policy)
+    /// or a policy file with `cluster: "*"`. Without it those clusters are observed only.
+    #[arg(long, value_name = "FILE|builtin")]
+    pub default_policy: Option<PathBuf>,
     /// Address for /metrics, /healthz and /readyz [default: 127.0.0.1:9187; with --once the
     /// server only runs when --listen is given].
     #[arg(long, value_name = "ADDR")]
@@ -171,29 +173,6 @@ impl Drop for RedactedLine {
     }
 }
 
-/// The clusters of the config, each with its policy file's policy or the default.
-pub fn cluster_entries(
-    config: &Config,
-    policies: &BTreeMap<String, (PathBuf, Policy)>,
-) -> Vec<ClusterEntry> {
-    config
-        .clusters
-        .values()
-        .map(|spec| match policies.get(&spec.name) {
-            Some((f, p)) => ClusterEntry {
-                spec: spec.clone(),
-                policy: p.clone(),
-                policy_source: f.display().to_string(),
-            },
-            None => ClusterEntry {
-                spec: spec.clone(),
-                policy: Policy::default_for(spec),
-                policy_source: "default".into(),
-            },
-        })
-        .collect()
-}
-
 /// Wait for SIGTERM or SIGINT, then ask the loop to stop; a second signal exits at once.
 async fn handle_signals(stop: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -227,11 +206,8 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         )));
     }
     let (config_file, config) = load_config(config_path)?;
-    let policies = match &a.policies {
-        Some(dir) => load_policies(dir, &config)?,
-        None => BTreeMap::new(),
-    };
-    let entries = cluster_entries(&config, &policies);
+    let default = DefaultPolicy::from_arg(a.default_policy.as_deref())?;
+    let entries = govern(&config, a.policies.as_deref(), default.as_ref())?;
     if entries.is_empty() {
         return Err(CliError::input(format!(
             "{}: no cluster configured",
@@ -239,13 +215,17 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         )));
     }
     for e in &entries {
-        tracing::info!(
-            cluster = %e.spec.name,
-            policy = %e.policy_source,
-            min = e.policy.min_replicas,
-            max = e.policy.max_replicas,
-            "cluster configured"
-        );
+        if e.managed {
+            tracing::info!(
+                cluster = %e.spec.name,
+                policy = %e.policy_source,
+                min = e.policy.min_replicas,
+                max = e.policy.max_replicas,
+                "cluster managed"
+            );
+        } else {
+            tracing::info!(cluster = %e.spec.name, policy = %e.policy_source, "cluster observed only");
+        }
     }
 
     let fleet = Arc::new(RdsFleet::from_env().await);

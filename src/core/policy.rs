@@ -478,6 +478,42 @@ impl Policy {
     pub fn parse(file: &str, text: &str, config: &Config) -> Result<Policy, InputErrors> {
         let syntax = Syntax::detect(file, text);
         let raw: RawPolicy = parse_document(file, text, syntax)?;
+        Policy::from_raw(file, text, syntax, raw, config)
+    }
+
+    /// Parse a *default* policy (`run --default-policy FILE`) for `cluster`: the same document
+    /// and checks as [`Policy::parse`], except that it names no cluster (`cluster: "*"`) and
+    /// is validated against `cluster`'s replica list.
+    pub fn parse_default(
+        file: &str,
+        text: &str,
+        config: &Config,
+        cluster: &str,
+    ) -> Result<Policy, InputErrors> {
+        let syntax = Syntax::detect(file, text);
+        let mut raw: RawPolicy = parse_document(file, text, syntax)?;
+        if raw.cluster != "*" {
+            return Err(InputErrors(vec![InputError::new(
+                file,
+                "cluster",
+                format!(
+                    "a default policy governs every cluster no policy file names: write cluster: \"*\", not {:?}",
+                    raw.cluster
+                ),
+            )
+            .at(locate_field(text, "cluster"))]));
+        }
+        raw.cluster = cluster.to_string();
+        Policy::from_raw(file, text, syntax, raw, config)
+    }
+
+    fn from_raw(
+        file: &str,
+        text: &str,
+        syntax: Syntax,
+        raw: RawPolicy,
+        config: &Config,
+    ) -> Result<Policy, InputErrors> {
         let mut e = Errs {
             file,
             text,

@@ -33,16 +33,40 @@ use tracing::Instrument;
 pub struct ClusterEntry {
     pub spec: ClusterSpec,
     pub policy: Policy,
-    /// Where the policy came from (a file path, or `default`), for logs.
+    /// Where the policy came from (a file path, the default policy), for logs and `plan`.
     pub policy_source: String,
+    /// Whether a policy governs the cluster. An unmanaged cluster is observed and exported,
+    /// never changed (its policy is the built-in default in observe-only mode); see
+    /// `cli::govern` for the rule.
+    pub managed: bool,
 }
 
 impl ClusterEntry {
     pub fn new(spec: ClusterSpec, policy: Policy) -> Self {
+        ClusterEntry::governed(spec, policy, "given".into())
+    }
+
+    /// A cluster governed by `policy`, read from `source`.
+    pub fn governed(spec: ClusterSpec, policy: Policy, source: String) -> Self {
         ClusterEntry {
             spec,
             policy,
-            policy_source: "given".into(),
+            policy_source: source,
+            managed: true,
+        }
+    }
+
+    /// A cluster no policy names: observed and exported, never changed.
+    pub fn observed_only(spec: ClusterSpec) -> Self {
+        let mut policy = Policy::default_for(&spec);
+        policy.observe_only = true;
+        ClusterEntry {
+            spec,
+            policy,
+            policy_source:
+                "none: observed only, not managed (no policy file names it; see --default-policy)"
+                    .into(),
+            managed: false,
         }
     }
 }
