@@ -162,7 +162,8 @@ impl Target {
 /// The replicas are the first N *usable* slots of the list (slots held by a conflicting
 /// instance are skipped, never created or deleted); N is the target clamped to the usable count.
 pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
-    let usable: Vec<usize> = view.usable_slots().collect();
+    let mut usable: Vec<usize> = Vec::with_capacity(spec.replicas.len());
+    usable.extend(view.usable_slots());
     let n = target.replicas.min(usable.len());
     let mut p = Plan {
         cluster: spec.name.clone(),

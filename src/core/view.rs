@@ -123,8 +123,50 @@ impl ClusterView {
             // An instance the view holds twice (never with a valid config): copy.
             return layout.view(|i| instances.get(i).cloned());
         }
-        let mut pool: Vec<Option<Instance>> = instances.into_iter().map(Some).collect();
-        layout.view(|i| pool.get_mut(i).and_then(Option::take))
+        // Each instance goes straight to its one place in the view (or is dropped).
+        let mut master = None;
+        let none = |n: usize| -> Vec<Option<Instance>> { (0..n).map(|_| None).collect() };
+        let mut replicas = none(layout.replicas.len());
+        let mut conflicts = none(layout.conflicts.len());
+        let mut foreign = none(layout.foreign.len());
+        for (j, inst) in instances.into_iter().enumerate() {
+            let place = if layout.master == Some(j) {
+                Some(&mut master)
+            } else if let Some(k) = layout.replicas.iter().position(|r| *r == Some(j)) {
+                replicas.get_mut(k)
+            } else if let Some(k) = layout.conflicts.iter().position(|c| c.1 == j) {
+                conflicts.get_mut(k)
+            } else if let Some(k) = layout.foreign.iter().position(|f| f.1 == Some(j)) {
+                foreign.get_mut(k)
+            } else {
+                None
+            };
+            if let Some(place) = place {
+                *place = Some(inst);
+            }
+        }
+        ClusterView {
+            master,
+            replicas,
+            conflicts: layout
+                .conflicts
+                .into_iter()
+                .zip(conflicts)
+                .filter_map(|((slot, _, kind), i)| {
+                    i.map(|instance| Conflict {
+                        slot,
+                        instance,
+                        kind,
+                    })
+                })
+                .collect(),
+            foreign: layout
+                .foreign
+                .into_iter()
+                .zip(foreign)
+                .map(|((id, _), instance)| Foreign { id, instance })
+                .collect(),
+        }
     }
 
     /// Configured replicas that exist and are members, in config order.
