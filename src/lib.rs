@@ -18,6 +18,7 @@
 //!   metrics (a `Metrics` struct owning its registry) and the HTTP server.
 //! - [`backtest`] — replaying load traces through policies on the simulated fleet, scored
 //!   against an oracle and baselines (`elasticrds backtest`, `elasticrds demo`).
+//! - [`input_file`] — the one bounded reader of user files (regular files only, size limits).
 //! - [`cli`] — the `elasticrds` command line: argument parsing, output, exit codes.
 
 pub mod adapters;
@@ -25,6 +26,7 @@ pub mod backtest;
 pub mod cli;
 pub mod control;
 pub mod core;
+pub mod input_file;
 pub mod ports;
 pub mod reconcile;
 pub mod service;

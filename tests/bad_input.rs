@@ -554,6 +554,278 @@ fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
     assert_eq!(t.rows, 7);
 }
 
+// ---------------------------------------------------------------- files that are not files
+
+const GOOD_TRACE: &str =
+    "timestamp,value\n2014-02-14 14:30:00,6.4\n2014-02-14 14:35:00,5.8\n2014-02-14 14:40:00,6.1\n";
+
+/// Run `cmd` with its output in files, killing it after `limit` (a hang is an `Err`). The child
+/// runs under `ulimit -v` (4 GiB) so that an unbounded read fails fast instead of eating the
+/// machine before the time limit.
+fn run_bounded(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Result<Output, String> {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let program = cmd.get_program().to_owned();
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    let mut child = sh
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("still running after {limit:?}: killed"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Ok(Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    })
+}
+
+/// A named pipe at `path`, made with mkfifo(1). Nobody ever writes to it: opening it for
+/// reading blocks forever.
+fn mkfifo(path: &Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+/// Every command that reads a file, with the file given by `bad`; the other inputs are good.
+/// `dir` holds good fixtures; `bad_dir` is a policies directory whose `p.yaml` is the bad file.
+fn commands_reading(
+    bad: &Path,
+    bad_dir: &Path,
+    dir: &Path,
+) -> Vec<(&'static str, Vec<std::ffi::OsString>)> {
+    let config = dir.join("elasticrds.json");
+    let policy = dir.join("good.yaml");
+    let trace = dir.join("t.csv");
+    let os = |v: &[&dyn AsRef<std::ffi::OsStr>]| -> Vec<std::ffi::OsString> {
+        v.iter().map(|x| x.as_ref().to_owned()).collect()
+    };
+    let listen = "127.0.0.1:0";
+    vec![
+        (
+            "status --config",
+            os(&[&"--config", &bad, &"status", &"cluster1"]),
+        ),
+        (
+            "create-cluster --config",
+            os(&[
+                &"--config",
+                &bad,
+                &"create-cluster",
+                &"cluster1",
+                &"--dry-run",
+            ]),
+        ),
+        (
+            "run --config",
+            os(&[&"--config", &bad, &"run", &"--once", &"--listen", &listen]),
+        ),
+        (
+            "run --policies",
+            os(&[
+                &"--config",
+                &config,
+                &"run",
+                &"--once",
+                &"--listen",
+                &listen,
+                &"--policies",
+                &bad_dir,
+            ]),
+        ),
+        ("validate", os(&[&"--config", &config, &"validate", &bad])),
+        (
+            "plan --policy",
+            os(&[
+                &"--config",
+                &config,
+                &"plan",
+                &"cluster1",
+                &"--policy",
+                &bad,
+            ]),
+        ),
+        (
+            "plan --policies",
+            os(&[
+                &"--config",
+                &config,
+                &"plan",
+                &"cluster1",
+                &"--policies",
+                &bad_dir,
+            ]),
+        ),
+        (
+            "plan --metrics",
+            os(&[
+                &"--config",
+                &config,
+                &"plan",
+                &"cluster1",
+                &"--policy",
+                &policy,
+                &"--metrics",
+                &bad,
+            ]),
+        ),
+        (
+            "backtest --trace",
+            os(&[&"backtest", &"--policy", &policy, &"--trace", &bad]),
+        ),
+        (
+            "backtest --policy",
+            os(&[&"backtest", &"--policy", &bad, &"--trace", &trace]),
+        ),
+        (
+            "backtest --config",
+            os(&[
+                &"--config",
+                &bad,
+                &"backtest",
+                &"--policy",
+                &policy,
+                &"--trace",
+                &trace,
+            ]),
+        ),
+        (
+            "haproxy render --template",
+            os(&[
+                &"--config",
+                &config,
+                &"haproxy",
+                &"render",
+                &"cluster1",
+                &"--template",
+                &bad,
+            ]),
+        ),
+        (
+            "demo --trace",
+            os(&[
+                &"demo",
+                &"--listen",
+                &listen,
+                &"--duration",
+                &"1m",
+                &"--trace",
+                &bad,
+            ]),
+        ),
+    ]
+}
+
+/// `bad` (or `bad_dir/p.yaml`) given to every command that reads a file: each must exit 2
+/// within 20 s, name the path, and make no AWS call.
+fn refuse_everywhere(bad: &Path, bad_dir: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("elasticrds.json"), GOOD_CONFIG).unwrap();
+    std::fs::write(dir.path().join("good.yaml"), GOOD_POLICY).unwrap();
+    std::fs::write(dir.path().join("t.csv"), GOOD_TRACE).unwrap();
+    let entry = bad_dir.join("p.yaml");
+    let mut failures = Vec::new();
+    for (name, args) in commands_reading(bad, bad_dir, dir.path()) {
+        let trip = Tripwire::new();
+        let shown = if args.iter().any(|a| a.as_os_str() == bad_dir.as_os_str()) {
+            entry.display().to_string()
+        } else {
+            bad.display().to_string()
+        };
+        let mut cmd = elasticrds(&trip);
+        cmd.args(&args).current_dir(dir.path());
+        match run_bounded(&mut cmd, std::time::Duration::from_secs(20)) {
+            Err(e) => failures.push(format!("{name}: {e}")),
+            Ok(out) => {
+                let err = stderr_of(&out);
+                let mut p = Vec::new();
+                if out.status.code() != Some(2) {
+                    p.push(format!("exit {:?}, want 2", out.status.code()));
+                }
+                if !err.contains(&shown) {
+                    p.push(format!("stderr does not name {shown}"));
+                }
+                if !err.contains("not a regular file") {
+                    p.push("stderr does not say `not a regular file`".into());
+                }
+                if trip.hits() != 0 {
+                    p.push("an AWS endpoint was contacted".into());
+                }
+                if !p.is_empty() {
+                    failures.push(format!(
+                        "{name}: {}\n    stderr: {}",
+                        p.join("; "),
+                        err.chars().take(300).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dev_zero_is_refused_by_every_command_that_reads_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("p.yaml")).unwrap();
+    refuse_everywhere(Path::new("/dev/zero"), dir.path());
+}
+
+#[test]
+fn a_fifo_is_refused_by_every_command_that_reads_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    mkfifo(&fifo);
+    mkfifo(&dir.path().join("p.yaml"));
+    refuse_everywhere(&fifo, dir.path());
+}
+
+#[test]
+fn dev_urandom_and_a_directory_are_refused_as_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [Path::new("/dev/urandom"), dir.path()] {
+        let trip = Tripwire::new();
+        let mut cmd = elasticrds(&trip);
+        cmd.arg("--config").arg(bad).args(["status", "cluster1"]);
+        let out = run_bounded(&mut cmd, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{}: {e}", bad.display()));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("{}: ", bad.display())), "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert_eq!(trip.hits(), 0);
+    }
+}
+
 // ---------------------------------------------------------------- bounded fuzzing on stable
 
 mod parser_fuzz {

@@ -27,6 +27,9 @@ use std::path::Path;
 
 type Key = (String, MetricKind, Statistic);
 
+/// Largest recorded-metrics file accepted (the data-file limit, 64 MiB).
+const MAX_RECORDED_BYTES: usize = crate::input_file::MAX_DATA_BYTES as usize;
+
 /// Samples by (lower-case instance id, metric, statistic), each sorted by time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordedMetrics {
@@ -190,32 +193,8 @@ impl RecordedMetrics {
 
     /// Read a recorded-metrics file (CSV, or JSON by extension or a leading `[`).
     pub fn load(path: &Path) -> Result<RecordedMetrics, InputErrors> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| InputError::new(&file, "", format!("cannot read: {e}")))?;
-        if bytes.len() > MAX_INPUT_BYTES * 16 {
-            return Err(InputError::new(
-                &file,
-                "",
-                format!(
-                    "file is {} bytes; the limit is {}",
-                    bytes.len(),
-                    MAX_INPUT_BYTES * 16
-                ),
-            )
-            .into());
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            InputError::new(
-                &file,
-                "",
-                format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-        })?;
-        Self::parse(&file, &text)
+        let text = crate::input_file::read_text(path, MAX_RECORDED_BYTES as u64)?;
+        Self::parse(&path.display().to_string(), &text)
     }
 
     /// Parse recorded metrics; JSON when `file` ends in `.json` or the text starts with `[`.
@@ -228,7 +207,7 @@ impl RecordedMetrics {
     }
 
     fn parse_json(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
-        if text.len() > MAX_INPUT_BYTES * 16 {
+        if text.len() > MAX_RECORDED_BYTES {
             return Err(InputError::new(file, "", "file is too large").into());
         }
         // parse_document bounds the size at MAX_INPUT_BYTES; recorded files may be larger, so

@@ -19,7 +19,7 @@ use crate::core::input::{InputError, InputErrors};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// Largest trace file read (a year of 1-minute samples is about 15 MB).
-pub const MAX_TRACE_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_TRACE_BYTES: u64 = crate::input_file::MAX_DATA_BYTES;
 /// Longest span accepted, in minutes (three years).
 pub const MAX_SPAN_MINUTES: i64 = 3 * 366 * 24 * 60;
 /// Errors reported before giving up on a file.
@@ -54,21 +54,7 @@ impl Trace {
     /// Read and parse a trace file.
     pub fn load(path: &std::path::Path) -> Result<Trace, InputErrors> {
         let file = path.display().to_string();
-        let err = |m: String| InputErrors::from(InputError::new(&file, "", m));
-        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        if meta.len() > MAX_TRACE_BYTES {
-            return Err(err(format!(
-                "file is {} bytes; the limit is {MAX_TRACE_BYTES}",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            err(format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
+        let text = crate::input_file::read_text(path, MAX_TRACE_BYTES)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
