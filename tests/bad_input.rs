@@ -531,11 +531,11 @@ fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&trace.display().to_string()), "{err}");
 
-    // Unordered rows, a repeated timestamp (the later row wins), a gap (00:03 absent, 00:05
-    // empty): replayed as documented, gaps stay missing.
+    // Unordered rows, a repeated timestamp with the same value (kept once), a gap (00:03
+    // absent, 00:05 empty): replayed as documented, gaps stay missing.
     let t = Trace::parse(
         "t.csv",
-        "2014-01-01 00:04:00,4\n2014-01-01 00:00:00,0\n2014-01-01 00:01:00,1\n2014-01-01 00:02:00,7\n2014-01-01 00:02:00,2\n2014-01-01 00:05:00,\n2014-01-01 00:06:00,6\n",
+        "2014-01-01 00:04:00,4\n2014-01-01 00:00:00,0\n2014-01-01 00:01:00,1\n2014-01-01 00:02:00,2\n2014-01-01 00:02:00,2\n2014-01-01 00:05:00,\n2014-01-01 00:06:00,6\n",
     )
     .unwrap();
     assert_eq!(t.step_secs, 60);
@@ -552,6 +552,98 @@ fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
         ]
     );
     assert_eq!(t.rows, 7);
+}
+
+// ---------------------------------------------------------------- one set of rules for both data files
+
+#[test]
+fn one_timestamp_with_two_different_values_is_an_error_in_traces_and_recorded_metrics() {
+    use elasticrds::adapters::recorded::RecordedMetrics;
+    use elasticrds::backtest::trace::Trace;
+    // The trace: line 3 repeats line 2's timestamp with another value.
+    let trace = "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:00:00,5\n2014-01-01 00:01:00,2\n2014-01-01 00:02:00,3\n";
+    let e = Trace::parse("t.csv", trace).unwrap_err().to_string();
+    assert!(e.starts_with("t.csv:3:21: value: "), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+    // The same in a recorded-metrics file (the rule it already had).
+    let metrics = "timestamp,instance,metric,statistic,value\n2026-11-25T12:00:00Z,cluster1s01,cpu,Average,1\n2026-11-25T12:00:00Z,cluster1s01,cpu,Average,5\n";
+    let e = RecordedMetrics::parse("m.csv", metrics)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("m.csv:3:46: value: "), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+    // The same value repeated is one sample in both; an empty row beside a value is no conflict.
+    let t = Trace::parse(
+        "t.csv",
+        "2014-01-01 00:00:00,1\n2014-01-01 00:00:00,1\n2014-01-01 00:01:00,2\n2014-01-01 00:01:00,\n2014-01-01 00:02:00,\n2014-01-01 00:02:00,3\n",
+    )
+    .unwrap();
+    assert_eq!(t.values, vec![Some(1.0), Some(2.0), Some(3.0)]);
+    assert_eq!(t.rows, 6);
+    assert!(RecordedMetrics::parse("m.csv", &metrics.replace(",5\n", ",1\n")).is_ok());
+}
+
+#[test]
+fn recorded_metric_values_follow_one_range_rule() {
+    use elasticrds::adapters::recorded::RecordedMetrics;
+    let row = |m: u32, metric: &str, v: &str| {
+        format!("2026-11-25T12:{m:02}:00Z,cluster1s01,{metric},Average,{v}\n")
+    };
+    // CPU is a percentage: 0 and 100 are fine, -50 and 300 are not; connections and lag are
+    // counts and seconds: never negative.
+    let good = [
+        row(0, "cpu", "0"),
+        row(1, "cpu", "100"),
+        row(0, "connections", "0"),
+        row(0, "replica_lag", "0.5"),
+    ]
+    .concat();
+    RecordedMetrics::parse("m.csv", &good).unwrap();
+    let bad = [
+        row(0, "cpu", "-50"),
+        row(1, "cpu", "300"),
+        row(2, "connections", "-1"),
+        row(3, "replica_lag", "-2"),
+        row(4, "cpu", "100.5"),
+    ]
+    .concat();
+    let e = RecordedMetrics::parse("m.csv", &bad).unwrap_err().0;
+    let got: Vec<(Option<usize>, &str)> = e.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(1), "value"),
+            (Some(2), "value"),
+            (Some(3), "value"),
+            (Some(4), "value"),
+            (Some(5), "value")
+        ],
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("0 to 100"), "{}", e[0]);
+    assert!(e[2].message.contains(">= 0"), "{}", e[2]);
+    // JSON: the same rule, located at the row.
+    let json = "[\n{\"timestamp\": 1795608000, \"instance\": \"cluster1s01\", \"metric\": \"cpu\", \"statistic\": \"Average\", \"value\": 10},\n{\"timestamp\": 1795608060, \"instance\": \"cluster1s01\", \"metric\": \"cpu\", \"statistic\": \"Average\", \"value\": 300}\n]";
+    let e = RecordedMetrics::parse("m.json", json).unwrap_err().0;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        (e[0].line, e[0].field.as_str()),
+        (Some(3), "[1].value"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].message.contains("0 to 100"), "{}", e[0]);
+    // Traces hold load samples (any unit): finite and >= 0, as before.
+    let e = elasticrds::backtest::trace::Trace::parse(
+        "t.csv",
+        "2014-01-01 00:00:00,-1\n2014-01-01 00:01:00,1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("t.csv:1:21: value: -1 is not a finite number >= 0"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------- files that are not files

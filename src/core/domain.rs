@@ -372,6 +372,17 @@ impl MetricKind {
             MetricKind::ReplicaLag => "replica_lag",
         }
     }
+    /// The values a sample can take: CPU is a percentage (0 to 100); connections and replica
+    /// lag are finite and never negative.
+    pub fn check_value(self, v: f64) -> Result<(), String> {
+        match self {
+            MetricKind::Cpu if !(0.0..=100.0).contains(&v) => {
+                Err(format!("{v} is not a CPU percentage (0 to 100)"))
+            }
+            _ if !v.is_finite() || v < 0.0 => Err(format!("{v} is not a finite number >= 0")),
+            _ => Ok(()),
+        }
+    }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "cpu" | "CPUUtilization" => Some(MetricKind::Cpu),
