@@ -607,7 +607,7 @@ fn recorded_metric_values_follow_one_range_rule() {
         row(0, "cpu", "-50"),
         row(1, "cpu", "300"),
         row(2, "connections", "-1"),
-        row(3, "replica_lag", "-2"),
+        row(3, "replica_lag", "-1"),
         row(4, "cpu", "100.5"),
     ]
     .concat();
@@ -626,6 +626,12 @@ fn recorded_metric_values_follow_one_range_rule() {
     );
     assert!(e[0].message.contains("0 to 100"), "{}", e[0]);
     assert!(e[2].message.contains(">= 0"), "{}", e[2]);
+    // CloudWatch reports a ReplicaLag of -1 when replication is not active: say so.
+    assert!(
+        e[3].message.contains("replication is not active"),
+        "{}",
+        e[3]
+    );
     // JSON: the same rule, located at the row.
     let json = "[\n{\"timestamp\": 1795608000, \"instance\": \"cluster1s01\", \"metric\": \"cpu\", \"statistic\": \"Average\", \"value\": 10},\n{\"timestamp\": 1795608060, \"instance\": \"cluster1s01\", \"metric\": \"cpu\", \"statistic\": \"Average\", \"value\": 300}\n]";
     let e = RecordedMetrics::parse("m.json", json).unwrap_err().0;

@@ -406,6 +406,11 @@ impl MetricKind {
             MetricKind::Cpu if !(0.0..=100.0).contains(&v) => {
                 Err(format!("{v} is not a CPU percentage (0 to 100)"))
             }
+            MetricKind::ReplicaLag if v == -1.0 => Err(
+                "-1 is not a lag (finite, >= 0): CloudWatch reports -1 when replication is not \
+                 active; leave the value empty for no sample"
+                    .to_string(),
+            ),
             _ if !v.is_finite() || v < 0.0 => Err(format!("{v} is not a finite number >= 0")),
             _ => Ok(()),
         }
