@@ -20,6 +20,7 @@
 //!   against an oracle and baselines (`elasticrds backtest`, `elasticrds demo`).
 //! - [`text`] — words for the core's data that several edges print alike (ownership conflicts,
 //!   master issues).
+//! - [`input_file`] — the one bounded reader of user files (regular files only, size limits).
 //! - [`cli`] — the `elasticrds` command line: argument parsing, output, exit codes.
 
 pub mod adapters;
@@ -27,6 +28,7 @@ pub mod backtest;
 pub mod cli;
 pub mod control;
 pub mod core;
+pub mod input_file;
 pub mod ports;
 pub mod reconcile;
 pub mod service;

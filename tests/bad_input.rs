@@ -137,6 +137,9 @@ fn config_cases() -> Vec<Case> {
         case("id twice in a cluster", "c.json", replace(g, "cluster1s02", "cluster1s01"), LineCol, &["used twice"]),
         case("id twice across clusters", "c.yaml", format!("{y}cluster2:\n  master_node:\n    identifier: snap2\n    instance_id: cluster2m01\n    instance_class: db.t3.micro\n  replica_nodes:\n    - id: cluster1s01\n      instance_class: db.t3.micro\n"), LineCol, &["used twice"]),
         case("bad instance class", "c.yaml", replace(y, "instance_class: db.t3.micro\n  replica", "instance_class: t3.micro\n  replica"), LineCol, &["db.<family>.<size>"]),
+        case("instance class with four parts", "c.yaml", replace(y, "instance_class: db.t3.micro\n  replica", "instance_class: db.x.y.z\n  replica"), LineCol, &["db.<family>.<size>"]),
+        case("instance class in upper case", "c.json", replace(g, "\"db.t1.micro\",", "\"db.T1.micro\","), LineCol, &["db.<family>.<size>"]),
+        case("instance class of 5000 characters", "c.yaml", replace(y, "instance_class: db.t3.micro\n  replica", &format!("instance_class: db.r6g.{}\n  replica", "x".repeat(5000))), LineCol, &["limit is 64"]),
         case("bad snapshot identifier", "c.yaml", replace(y, "identifier: snap1", "identifier: \"snap shot\""), LineCol, &["snapshot"]),
         case("no cluster at all", "c.json", "{}", File, &["no cluster"]),
         case("haproxy duration", "c.yaml", format!("{y}  haproxy:\n    socket: /tmp/h.sock\n    backend: replicas\n    drain_timeout: soon\n"), LineCol, &["drain_timeout"]),
@@ -173,6 +176,7 @@ fn policy_cases() -> Vec<Case> {
         case("policy bad aggregation", "p.yaml", replace(p, "    target: 60\n", "    target: 60\n    aggregation: median\n"), LineCol, &["aggregation"]),
         case("policy target zero", "p.yaml", replace(p, "target: 60", "target: 0"), LineCol, &["target"]),
         case("policy negative cooldown", "p.yaml", replace(p, "cooldown: 5m", "cooldown: -5"), LineCol, &["cooldown"]),
+        case("policy cooldown longer than a day", "p.yaml", replace(p, "cooldown: 15m", "cooldown: 400d"), LineCol, &["scale_in.cooldown"]),
         case("policy bad duration", "p.yaml", replace(p, "cooldown: 5m", "cooldown: 5 parsecs"), LineCol, &["cooldown"]),
         case("policy max_step zero", "p.yaml", replace(p, "  cooldown: 5m\n", "  cooldown: 5m\n  max_step: 0\n"), LineCol, &["max_step"]),
         case("policy period not a minute multiple", "p.yaml", format!("{p}period: 90s\n"), LineCol, &["period"]),
@@ -531,11 +535,11 @@ fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&trace.display().to_string()), "{err}");
 
-    // Unordered rows, a repeated timestamp (the later row wins), a gap (00:03 absent, 00:05
-    // empty): replayed as documented, gaps stay missing.
+    // Unordered rows, a repeated timestamp with the same value (kept once), a gap (00:03
+    // absent, 00:05 empty): replayed as documented, gaps stay missing.
     let t = Trace::parse(
         "t.csv",
-        "2014-01-01 00:04:00,4\n2014-01-01 00:00:00,0\n2014-01-01 00:01:00,1\n2014-01-01 00:02:00,7\n2014-01-01 00:02:00,2\n2014-01-01 00:05:00,\n2014-01-01 00:06:00,6\n",
+        "2014-01-01 00:04:00,4\n2014-01-01 00:00:00,0\n2014-01-01 00:01:00,1\n2014-01-01 00:02:00,2\n2014-01-01 00:02:00,2\n2014-01-01 00:05:00,\n2014-01-01 00:06:00,6\n",
     )
     .unwrap();
     assert_eq!(t.step_secs, 60);
@@ -552,6 +556,376 @@ fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
         ]
     );
     assert_eq!(t.rows, 7);
+}
+
+// ---------------------------------------------------------------- one set of rules for both data files
+
+#[test]
+fn one_timestamp_with_two_different_values_is_an_error_in_traces_and_recorded_metrics() {
+    use elasticrds::adapters::recorded::RecordedMetrics;
+    use elasticrds::backtest::trace::Trace;
+    // The trace: line 3 repeats line 2's timestamp with another value.
+    let trace = "timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:00:00,5\n2014-01-01 00:01:00,2\n2014-01-01 00:02:00,3\n";
+    let e = Trace::parse("t.csv", trace).unwrap_err().to_string();
+    assert!(e.starts_with("t.csv:3:21: value: "), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+    // The same in a recorded-metrics file (the rule it already had).
+    let metrics = "timestamp,instance,metric,statistic,value\n2026-11-25T12:00:00Z,cluster1s01,cpu,Average,1\n2026-11-25T12:00:00Z,cluster1s01,cpu,Average,5\n";
+    let e = RecordedMetrics::parse("m.csv", metrics)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("m.csv:3:46: value: "), "{e}");
+    assert!(e.contains("line 2"), "{e}");
+    // The same value repeated is one sample in both; an empty row beside a value is no conflict.
+    let t = Trace::parse(
+        "t.csv",
+        "2014-01-01 00:00:00,1\n2014-01-01 00:00:00,1\n2014-01-01 00:01:00,2\n2014-01-01 00:01:00,\n2014-01-01 00:02:00,\n2014-01-01 00:02:00,3\n",
+    )
+    .unwrap();
+    assert_eq!(t.values, vec![Some(1.0), Some(2.0), Some(3.0)]);
+    assert_eq!(t.rows, 6);
+    assert!(RecordedMetrics::parse("m.csv", &metrics.replace(",5\n", ",1\n")).is_ok());
+}
+
+#[test]
+fn recorded_metric_values_follow_one_range_rule() {
+    use elasticrds::adapters::recorded::RecordedMetrics;
+    let row = |m: u32, metric: &str, v: &str| {
+        format!("2026-11-25T12:{m:02}:00Z,cluster1s01,{metric},Average,{v}\n")
+    };
+    // CPU is a percentage: 0 and 100 are fine, -50 and 300 are not; connections and lag are
+    // counts and seconds: never negative.
+    let good = [
+        row(0, "cpu", "0"),
+        row(1, "cpu", "100"),
+        row(0, "connections", "0"),
+        row(0, "replica_lag", "0.5"),
+    ]
+    .concat();
+    RecordedMetrics::parse("m.csv", &good).unwrap();
+    let bad = [
+        row(0, "cpu", "-50"),
+        row(1, "cpu", "300"),
+        row(2, "connections", "-1"),
+        row(3, "replica_lag", "-1"),
+        row(4, "cpu", "100.5"),
+    ]
+    .concat();
+    let e = RecordedMetrics::parse("m.csv", &bad).unwrap_err().0;
+    let got: Vec<(Option<usize>, &str)> = e.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(1), "value"),
+            (Some(2), "value"),
+            (Some(3), "value"),
+            (Some(4), "value"),
+            (Some(5), "value")
+        ],
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("0 to 100"), "{}", e[0]);
+    assert!(e[2].message.contains(">= 0"), "{}", e[2]);
+    // CloudWatch reports a ReplicaLag of -1 when replication is not active: say so.
+    assert!(
+        e[3].message.contains("replication is not active"),
+        "{}",
+        e[3]
+    );
+    // JSON: the same rule, located at the row.
+    let json = "[\n{\"timestamp\": 1795608000, \"instance\": \"cluster1s01\", \"metric\": \"cpu\", \"statistic\": \"Average\", \"value\": 10},\n{\"timestamp\": 1795608060, \"instance\": \"cluster1s01\", \"metric\": \"cpu\", \"statistic\": \"Average\", \"value\": 300}\n]";
+    let e = RecordedMetrics::parse("m.json", json).unwrap_err().0;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        (e[0].line, e[0].field.as_str()),
+        (Some(3), "[1].value"),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].message.contains("0 to 100"), "{}", e[0]);
+    // Traces hold load samples (any unit): finite and >= 0, as before.
+    let e = elasticrds::backtest::trace::Trace::parse(
+        "t.csv",
+        "2014-01-01 00:00:00,-1\n2014-01-01 00:01:00,1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("t.csv:1:21: value: -1 is not a finite number >= 0"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- files that are not files
+
+const GOOD_TRACE: &str =
+    "timestamp,value\n2014-02-14 14:30:00,6.4\n2014-02-14 14:35:00,5.8\n2014-02-14 14:40:00,6.1\n";
+
+/// Run `cmd` with its output in files, killing it after `limit` (a hang is an `Err`). The child
+/// runs under `ulimit -v` (4 GiB) so that an unbounded read fails fast instead of eating the
+/// machine before the time limit.
+fn run_bounded(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> Result<Output, String> {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let program = cmd.get_program().to_owned();
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    let mut child = sh
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("still running after {limit:?}: killed"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Ok(Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    })
+}
+
+/// A named pipe at `path`, made with mkfifo(1). Nobody ever writes to it: opening it for
+/// reading blocks forever.
+fn mkfifo(path: &Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+/// Every command that reads a file, with the file given by `bad`; the other inputs are good.
+/// `dir` holds good fixtures; `bad_dir` is a policies directory whose `p.yaml` is the bad file.
+fn commands_reading(
+    bad: &Path,
+    bad_dir: &Path,
+    dir: &Path,
+) -> Vec<(&'static str, Vec<std::ffi::OsString>)> {
+    let config = dir.join("elasticrds.json");
+    let policy = dir.join("good.yaml");
+    let trace = dir.join("t.csv");
+    let os = |v: &[&dyn AsRef<std::ffi::OsStr>]| -> Vec<std::ffi::OsString> {
+        v.iter().map(|x| x.as_ref().to_owned()).collect()
+    };
+    let listen = "127.0.0.1:0";
+    vec![
+        (
+            "status --config",
+            os(&[&"--config", &bad, &"status", &"cluster1"]),
+        ),
+        (
+            "create-cluster --config",
+            os(&[
+                &"--config",
+                &bad,
+                &"create-cluster",
+                &"cluster1",
+                &"--dry-run",
+            ]),
+        ),
+        (
+            "run --config",
+            os(&[&"--config", &bad, &"run", &"--once", &"--listen", &listen]),
+        ),
+        (
+            "run --policies",
+            os(&[
+                &"--config",
+                &config,
+                &"run",
+                &"--once",
+                &"--listen",
+                &listen,
+                &"--policies",
+                &bad_dir,
+            ]),
+        ),
+        ("validate", os(&[&"--config", &config, &"validate", &bad])),
+        (
+            "plan --policy",
+            os(&[
+                &"--config",
+                &config,
+                &"plan",
+                &"cluster1",
+                &"--policy",
+                &bad,
+            ]),
+        ),
+        (
+            "plan --policies",
+            os(&[
+                &"--config",
+                &config,
+                &"plan",
+                &"cluster1",
+                &"--policies",
+                &bad_dir,
+            ]),
+        ),
+        (
+            "plan --metrics",
+            os(&[
+                &"--config",
+                &config,
+                &"plan",
+                &"cluster1",
+                &"--policy",
+                &policy,
+                &"--metrics",
+                &bad,
+            ]),
+        ),
+        (
+            "backtest --trace",
+            os(&[&"backtest", &"--policy", &policy, &"--trace", &bad]),
+        ),
+        (
+            "backtest --policy",
+            os(&[&"backtest", &"--policy", &bad, &"--trace", &trace]),
+        ),
+        (
+            "backtest --config",
+            os(&[
+                &"--config",
+                &bad,
+                &"backtest",
+                &"--policy",
+                &policy,
+                &"--trace",
+                &trace,
+            ]),
+        ),
+        (
+            "haproxy render --template",
+            os(&[
+                &"--config",
+                &config,
+                &"haproxy",
+                &"render",
+                &"cluster1",
+                &"--template",
+                &bad,
+            ]),
+        ),
+        (
+            "demo --trace",
+            os(&[
+                &"demo",
+                &"--listen",
+                &listen,
+                &"--duration",
+                &"1m",
+                &"--trace",
+                &bad,
+            ]),
+        ),
+    ]
+}
+
+/// `bad` (or `bad_dir/p.yaml`) given to every command that reads a file: each must exit 2
+/// within 20 s, name the path, and make no AWS call.
+fn refuse_everywhere(bad: &Path, bad_dir: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("elasticrds.json"), GOOD_CONFIG).unwrap();
+    std::fs::write(dir.path().join("good.yaml"), GOOD_POLICY).unwrap();
+    std::fs::write(dir.path().join("t.csv"), GOOD_TRACE).unwrap();
+    let entry = bad_dir.join("p.yaml");
+    let mut failures = Vec::new();
+    for (name, args) in commands_reading(bad, bad_dir, dir.path()) {
+        let trip = Tripwire::new();
+        let shown = if args.iter().any(|a| a.as_os_str() == bad_dir.as_os_str()) {
+            entry.display().to_string()
+        } else {
+            bad.display().to_string()
+        };
+        let mut cmd = elasticrds(&trip);
+        cmd.args(&args).current_dir(dir.path());
+        match run_bounded(&mut cmd, std::time::Duration::from_secs(20)) {
+            Err(e) => failures.push(format!("{name}: {e}")),
+            Ok(out) => {
+                let err = stderr_of(&out);
+                let mut p = Vec::new();
+                if out.status.code() != Some(2) {
+                    p.push(format!("exit {:?}, want 2", out.status.code()));
+                }
+                if !err.contains(&shown) {
+                    p.push(format!("stderr does not name {shown}"));
+                }
+                if !err.contains("not a regular file") {
+                    p.push("stderr does not say `not a regular file`".into());
+                }
+                if trip.hits() != 0 {
+                    p.push("an AWS endpoint was contacted".into());
+                }
+                if !p.is_empty() {
+                    failures.push(format!(
+                        "{name}: {}\n    stderr: {}",
+                        p.join("; "),
+                        err.chars().take(300).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dev_zero_is_refused_by_every_command_that_reads_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("p.yaml")).unwrap();
+    refuse_everywhere(Path::new("/dev/zero"), dir.path());
+}
+
+#[test]
+fn a_fifo_is_refused_by_every_command_that_reads_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    mkfifo(&fifo);
+    mkfifo(&dir.path().join("p.yaml"));
+    refuse_everywhere(&fifo, dir.path());
+}
+
+#[test]
+fn dev_urandom_and_a_directory_are_refused_as_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [Path::new("/dev/urandom"), dir.path()] {
+        let trip = Tripwire::new();
+        let mut cmd = elasticrds(&trip);
+        cmd.arg("--config").arg(bad).args(["status", "cluster1"]);
+        let out = run_bounded(&mut cmd, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{}: {e}", bad.display()));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("{}: ", bad.display())), "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert_eq!(trip.hits(), 0);
+    }
 }
 
 // ---------------------------------------------------------------- bounded fuzzing on stable

@@ -13,11 +13,15 @@
 //! Rules: a bad row is a located error (`file:line:column: field: message`), every bad row is
 //! reported; gaps are missing samples, never zeros; rows may come in any order (they are sorted
 //! by time); a row repeating an earlier (instance, metric, statistic, timestamp) with the same
-//! value is ignored, with a different value it is an error naming both lines. Samples are
-//! returned as recorded (the query's period is not used to re-aggregate them).
+//! value is ignored, with a different value it is an error naming both lines (the rule of
+//! traces too); values are in their metric's range: CPU 0 to 100, connections and replica lag
+//! finite and ≥ 0 (docs/usage.md, "Input rules"). Samples are returned as recorded (the
+//! query's period is not used to re-aggregate them).
 
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
-use crate::core::input::{parse_document, InputError, InputErrors, Syntax, MAX_INPUT_BYTES};
+use crate::core::input::{
+    parse_document, position_of, InputError, InputErrors, Syntax, MAX_INPUT_BYTES,
+};
 use crate::ports::{MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,6 +30,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 type Key = (String, MetricKind, Statistic);
+
+/// Largest recorded-metrics file accepted (the data-file limit, 64 MiB).
+const MAX_RECORDED_BYTES: usize = crate::input_file::MAX_DATA_BYTES as usize;
 
 /// Samples by (lower-case instance id, metric, statistic), each sorted by time.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,15 +68,76 @@ fn parse_metric(s: &str) -> Result<MetricKind, String> {
     })
 }
 
-/// One JSON row; fields validated while deserializing so errors carry their position.
+/// A CSV value: empty is a missing sample; otherwise a number, in its metric's range when the
+/// metric is known (`MetricKind::check_value`).
+fn parse_value(s: &str, metric: Option<MetricKind>) -> Result<Option<f64>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let v = s
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("{s:?} is not a number"))?;
+    match metric {
+        Some(m) => m.check_value(v).map(|()| Some(v)),
+        None => Ok(Some(v)),
+    }
+}
+
+/// Starts the message of a JSON row whose value is out of its metric's range, so that the
+/// error can name the `value` field (serde locates the row).
+const VALUE_TAG: &str = "value: ";
+
+/// One JSON row: fields validated while deserializing so errors carry their position, and the
+/// value checked against its metric's range once the whole row is read.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "JsonFields")]
+struct JsonRow(JsonFields);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonRow {
+struct JsonFields {
     timestamp: JsonTime,
     instance: InstanceId,
     metric: JsonMetric,
     statistic: JsonStatistic,
     value: Option<f64>,
+}
+
+impl TryFrom<JsonFields> for JsonRow {
+    type Error = String;
+    fn try_from(r: JsonFields) -> Result<Self, String> {
+        match r.value.map(|v| r.metric.0.check_value(v)) {
+            Some(Err(m)) => Err(format!("{VALUE_TAG}{m}")),
+            _ => Ok(JsonRow(r)),
+        }
+    }
+}
+
+/// A range error from [`JsonRow`]: the field is the row's `value`, and the position (which
+/// serde puts after the row) that of the row's own `"value"` key, the last one before it (rows
+/// are flat objects).
+fn name_value_field(text: &str, mut e: InputError) -> InputError {
+    let Some(m) = e.message.strip_prefix(VALUE_TAG) else {
+        return e;
+    };
+    e.message = m.to_string();
+    e.field = format!("{}.value", e.field);
+    if let (Some(line), Some(col)) = (e.line, e.column) {
+        let start: usize = text
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum();
+        let end = (start + col.saturating_sub(1)).min(text.len());
+        let before = text.get(..end).unwrap_or(text);
+        let n = before.matches("\"value\"").count();
+        if n > 0 {
+            e = e.at(position_of(text, "\"value\"", n - 1));
+        }
+    }
+    e
 }
 
 #[derive(Debug)]
@@ -190,32 +258,8 @@ impl RecordedMetrics {
 
     /// Read a recorded-metrics file (CSV, or JSON by extension or a leading `[`).
     pub fn load(path: &Path) -> Result<RecordedMetrics, InputErrors> {
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| InputError::new(&file, "", format!("cannot read: {e}")))?;
-        if bytes.len() > MAX_INPUT_BYTES * 16 {
-            return Err(InputError::new(
-                &file,
-                "",
-                format!(
-                    "file is {} bytes; the limit is {}",
-                    bytes.len(),
-                    MAX_INPUT_BYTES * 16
-                ),
-            )
-            .into());
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            InputError::new(
-                &file,
-                "",
-                format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-        })?;
-        Self::parse(&file, &text)
+        let text = crate::input_file::read_text(path, MAX_RECORDED_BYTES as u64)?;
+        Self::parse(&path.display().to_string(), &text)
     }
 
     /// Parse recorded metrics; JSON when `file` ends in `.json` or the text starts with `[`.
@@ -228,13 +272,13 @@ impl RecordedMetrics {
     }
 
     fn parse_json(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
-        if text.len() > MAX_INPUT_BYTES * 16 {
+        if text.len() > MAX_RECORDED_BYTES {
             return Err(InputError::new(file, "", "file is too large").into());
         }
         // parse_document bounds the size at MAX_INPUT_BYTES; recorded files may be larger, so
         // only small ones go through it (same errors), large ones straight to serde_json.
-        let rows: Vec<JsonRow> = if text.len() <= MAX_INPUT_BYTES {
-            parse_document(file, text, Syntax::Json)?
+        let rows: Result<Vec<JsonRow>, InputError> = if text.len() <= MAX_INPUT_BYTES {
+            parse_document(file, text, Syntax::Json)
         } else {
             let mut de = serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -242,19 +286,12 @@ impl RecordedMetrics {
                 let inner = e.into_inner();
                 InputError::new(file, path, inner.to_string())
                     .at(Some((inner.line(), inner.column())))
-            })?
+            })
         };
+        let rows = rows.map_err(|e| name_value_field(text, e))?;
         let mut b = Builder::default();
-        for (i, r) in rows.into_iter().enumerate() {
+        for (i, JsonRow(r)) in rows.into_iter().enumerate() {
             if let Some(v) = r.value {
-                if !v.is_finite() {
-                    b.errors.push(InputError::new(
-                        file,
-                        format!("[{i}].value"),
-                        "must be a finite number",
-                    ));
-                    continue;
-                }
                 b.add(
                     file,
                     &r.instance,
@@ -360,17 +397,7 @@ impl RecordedMetrics {
                 .ok();
             let metric = parse_metric(&rec[2]).map_err(|m| bad(2, m)).ok();
             let stat = parse_statistic(&rec[3]).map_err(|m| bad(3, m)).ok();
-            let value = if rec[4].is_empty() {
-                Some(None)
-            } else {
-                match rec[4].parse::<f64>() {
-                    Ok(v) if v.is_finite() => Some(Some(v)),
-                    _ => {
-                        bad(4, format!("{:?} is not a number", &rec[4]));
-                        None
-                    }
-                }
-            };
+            let value = parse_value(&rec[4], metric).map_err(|m| bad(4, m)).ok();
             if let (Some(at), Some(id), Some(metric), Some(stat), Some(Some(v))) =
                 (at, id, metric, stat, value)
             {

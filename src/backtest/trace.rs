@@ -8,9 +8,11 @@
 //!   or RFC 3339 with a zone; values are finite numbers ≥ 0; an empty value is a missing sample;
 //! - the sample interval is the most common difference between consecutive timestamps and must
 //!   be 60 s or 300 s;
-//! - rows may come in any order; each sample belongs to the slot `floor((t − first) / interval)`;
-//!   when several samples fall in one slot (repeated timestamps, off-grid times) the one with the
-//!   latest timestamp wins, and among equal timestamps the later row in the file;
+//! - rows may come in any order; a timestamp repeated with the same value (or with an empty
+//!   value) is one sample, repeated with a different value it is an error naming both lines (the
+//!   rule of recorded metrics files too, docs/usage.md "Input rules");
+//! - each sample belongs to the slot `floor((t − first) / interval)`; when several distinct
+//!   timestamps fall in one slot (off-grid times) the latest one wins;
 //! - slots without a sample are gaps: missing data, never zero;
 //! - any other row is an error located at `file:line:column`, and nothing is replayed.
 
@@ -19,7 +21,7 @@ use crate::core::input::{InputError, InputErrors};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// Largest trace file read (a year of 1-minute samples is about 15 MB).
-pub const MAX_TRACE_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_TRACE_BYTES: u64 = crate::input_file::MAX_DATA_BYTES;
 /// Longest span accepted, in minutes (three years).
 pub const MAX_SPAN_MINUTES: i64 = 3 * 366 * 24 * 60;
 /// Errors reported before giving up on a file.
@@ -54,21 +56,7 @@ impl Trace {
     /// Read and parse a trace file.
     pub fn load(path: &std::path::Path) -> Result<Trace, InputErrors> {
         let file = path.display().to_string();
-        let err = |m: String| InputErrors::from(InputError::new(&file, "", m));
-        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        if meta.len() > MAX_TRACE_BYTES {
-            return Err(err(format!(
-                "file is {} bytes; the limit is {MAX_TRACE_BYTES}",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            err(format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
+        let text = crate::input_file::read_text(path, MAX_TRACE_BYTES)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -82,7 +70,7 @@ impl Trace {
     pub fn parse(file: &str, text: &str) -> Result<Trace, InputErrors> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut errors: Vec<InputError> = Vec::new();
-        let mut samples: Vec<(DateTime<Utc>, usize, Option<f64>)> = Vec::new();
+        let mut samples: Vec<Row> = Vec::new();
         let mut first_row = true;
         for (ln, raw) in text.lines().enumerate() {
             let line = ln + 1;
@@ -157,67 +145,21 @@ impl Trace {
                     }
                 }
             };
-            samples.push((at, line, value));
+            samples.push(Row {
+                at,
+                line,
+                col: vcol,
+                value,
+            });
         }
         if !errors.is_empty() {
             return Err(InputErrors(errors));
         }
-        let doc_err = |m: String| InputErrors::from(InputError::new(file, "", m));
-        if samples.len() < 2 {
-            return Err(doc_err(format!(
-                "a trace needs at least 2 samples, found {}",
-                samples.len()
-            )));
-        }
         let rows = samples.len();
-        // Stable: equal timestamps keep file order, so the later row wins below.
-        samples.sort_by_key(|s| s.0);
-        let mut diffs: std::collections::BTreeMap<i64, usize> = Default::default();
-        for w in samples.windows(2) {
-            let d = (w[1].0 - w[0].0).num_seconds();
-            if d > 0 {
-                *diffs.entry(d).or_default() += 1;
-            }
-        }
-        let step = diffs
-            .iter()
-            .max_by_key(|(d, n)| (**n, std::cmp::Reverse(**d)))
-            .map(|(d, _)| *d)
-            .unwrap_or(0);
-        if step != 60 && step != 300 {
-            return Err(doc_err(format!(
-                "the sample interval is {step} s; only 60 s or 300 s samples are supported"
-            )));
-        }
-        let start = samples[0].0;
-        let span = (samples[rows - 1].0 - start).num_seconds();
-        if span / 60 > MAX_SPAN_MINUTES {
-            let line = samples[rows - 1].1;
-            return Err(InputError::new(
-                file,
-                "timestamp",
-                format!(
-                    "the trace spans {} days; the limit is {} days",
-                    span / 86_400,
-                    MAX_SPAN_MINUTES / 1440
-                ),
-            )
-            .at(Some((line, 1)))
-            .into());
-        }
-        let slots = (span / step) as usize + 1;
-        let mut values = vec![None; slots];
-        for (at, _, v) in &samples {
-            let i = ((*at - start).num_seconds() / step) as usize;
-            values[i] = *v;
-        }
-        Ok(Trace {
-            name: file.to_string(),
-            start,
-            step_secs: step as u32,
-            values,
-            rows,
-        })
+        // Stable: equal timestamps keep file order.
+        samples.sort_by_key(|s| s.at);
+        let samples = merge_equal_timestamps(file, samples)?;
+        on_grid(file, &samples, rows)
     }
 
     /// Samples present (not gaps).
@@ -254,6 +196,114 @@ impl Trace {
     }
 }
 
+/// One data row of a trace: its time, where its value is (1-based line and column), the value.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    at: DateTime<Utc>,
+    line: usize,
+    col: usize,
+    value: Option<f64>,
+}
+
+/// Rows sorted by time (stably: equal timestamps in file order). Equal timestamps merge into
+/// one sample when they agree: the same value repeated, or a value and empty rows. Two
+/// different values for one timestamp are an error at the later row, naming the earlier one.
+fn merge_equal_timestamps(file: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputErrors> {
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    for r in rows {
+        match out.last_mut() {
+            Some(prev) if prev.at == r.at => match (prev.value, r.value) {
+                (Some(a), Some(b)) if a != b => {
+                    errors.push(
+                        InputError::new(
+                            file,
+                            "value",
+                            format!(
+                                "duplicate timestamp {} with a different value ({b} here, {a} at line {})",
+                                r.at.format("%Y-%m-%d %H:%M:%S"),
+                                prev.line
+                            ),
+                        )
+                        .at(Some((r.line, r.col))),
+                    );
+                    if errors.len() >= MAX_ERRORS {
+                        break;
+                    }
+                }
+                (None, Some(_)) => *prev = r,
+                _ => {}
+            },
+            _ => out.push(r),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(InputErrors(errors))
+    }
+}
+
+/// Place merged, sorted samples on their grid: detect the interval, bound the span, one slot
+/// per interval (the latest timestamp in a slot wins; empty slots are gaps). `rows` is the
+/// number of data rows read.
+fn on_grid(file: &str, samples: &[Row], rows: usize) -> Result<Trace, InputErrors> {
+    let doc_err = |m: String| InputErrors::from(InputError::new(file, "", m));
+    if samples.len() < 2 {
+        return Err(doc_err(format!(
+            "a trace needs at least 2 samples (distinct timestamps), found {}",
+            samples.len()
+        )));
+    }
+    let mut diffs: std::collections::BTreeMap<i64, usize> = Default::default();
+    for w in samples.windows(2) {
+        let d = (w[1].at - w[0].at).num_seconds();
+        if d > 0 {
+            *diffs.entry(d).or_default() += 1;
+        }
+    }
+    let step = diffs
+        .iter()
+        .max_by_key(|(d, n)| (**n, std::cmp::Reverse(**d)))
+        .map(|(d, _)| *d)
+        .unwrap_or(0);
+    if step != 60 && step != 300 {
+        return Err(doc_err(format!(
+            "the sample interval is {step} s; only 60 s or 300 s samples are supported"
+        )));
+    }
+    let start = samples[0].at;
+    let last = samples[samples.len() - 1];
+    let span = (last.at - start).num_seconds();
+    if span / 60 > MAX_SPAN_MINUTES {
+        let line = last.line;
+        return Err(InputError::new(
+            file,
+            "timestamp",
+            format!(
+                "the trace spans {} days; the limit is {} days",
+                span / 86_400,
+                MAX_SPAN_MINUTES / 1440
+            ),
+        )
+        .at(Some((line, 1)))
+        .into());
+    }
+    let slots = (span / step) as usize + 1;
+    let mut values = vec![None; slots];
+    for s in samples {
+        let i = ((s.at - start).num_seconds() / step) as usize;
+        values[i] = s.value;
+    }
+    Ok(Trace {
+        name: file.to_string(),
+        start,
+        step_secs: step as u32,
+        values,
+        rows,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,11 +327,21 @@ mod tests {
     fn duplicates_and_disorder_follow_the_rule() {
         let t = Trace::parse(
             "t.csv",
-            "2014-01-01 00:02:00,5\n2014-01-01 00:00:00,1\n2014-01-01 00:01:00,2\n2014-01-01 00:01:00,3\n",
+            "2014-01-01 00:02:00,5\n2014-01-01 00:00:00,1\n2014-01-01 00:01:00,3\n2014-01-01 00:01:00,3\n",
         )
         .unwrap();
         assert_eq!(t.step_secs, 60);
         assert_eq!(t.values, vec![Some(1.0), Some(3.0), Some(5.0)]);
+        let e = Trace::parse(
+            "t.csv",
+            "2014-01-01 00:00:00,1\n2014-01-01 00:01:00,2\n2014-01-01 00:01:00,3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("t.csv:3:21: value: duplicate timestamp"),
+            "{e}"
+        );
     }
 
     #[test]

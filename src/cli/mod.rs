@@ -104,25 +104,13 @@ impl From<PortError> for CliError {
 
 pub type CliResult = Result<(), CliError>;
 
-/// Read a text file for parsing; unreadable or non-UTF-8 files are bad input.
+/// Read a config, policy or template for parsing, through the bounded reader
+/// ([`crate::input_file`]): unreadable, non-regular, oversized or non-UTF-8 files are bad input.
 pub fn read_input(path: &Path) -> Result<String, CliError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
-    if bytes.len() > crate::core::input::MAX_INPUT_BYTES {
-        return Err(CliError::input(format!(
-            "{}: file is {} bytes; the limit is {}",
-            path.display(),
-            bytes.len(),
-            crate::core::input::MAX_INPUT_BYTES
-        )));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        CliError::input(format!(
-            "{}: not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    Ok(crate::input_file::read_text(
+        path,
+        crate::input_file::MAX_CONFIG_BYTES,
+    )?)
 }
 
 /// Load the cluster config from `path`, or the default paths.

@@ -64,17 +64,18 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-25T12:00:00Z): {e}"))
 }
 
-/// Policy files in `dir` (`*.yaml`, `*.yml`), sorted.
+/// Policy files in `dir` (`*.yaml`, `*.yml`), sorted. Entries of any type are listed: one
+/// that is not a regular file (a FIFO, a device, a dangling link) is refused when read, not
+/// skipped in silence.
 pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| CliError::input(format!("{}: cannot read directory: {e}", dir.display())))?;
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file()
-                && p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
-                })
+            p.extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml"))
         })
         .collect();
     out.sort();

@@ -169,19 +169,46 @@ impl fmt::Display for InstanceId {
 #[serde(try_from = "String", into = "String")]
 pub struct InstanceClass(SharedStr);
 
+/// Longest instance class accepted (real ones are under 30 characters).
+pub const MAX_CLASS_LEN: usize = 64;
+
+/// `db.<family>.<size>`, or RDS for Oracle's preconfigured `db.<family>.<size>.tpc<N>.mem<N>x`;
+/// family and size are lower-case letters, digits and `-`.
+fn is_class_shape(s: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    };
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
+    match s.split('.').collect::<Vec<_>>().as_slice() {
+        ["db", family, size] => part(family) && part(size),
+        ["db", family, size, tpc, mem] => {
+            part(family)
+                && part(size)
+                && tpc.strip_prefix("tpc").is_some_and(number)
+                && mem
+                    .strip_prefix("mem")
+                    .and_then(|m| m.strip_suffix('x'))
+                    .is_some_and(number)
+        }
+        _ => false,
+    }
+}
+
 impl InstanceClass {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = s.split('.').collect();
-        let ok = parts.len() >= 3
-            && parts[0] == "db"
-            && parts[1..]
-                .iter()
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        if ok {
+        if s.len() > MAX_CLASS_LEN {
+            return Err(format!(
+                "instance class of {} characters: the limit is {MAX_CLASS_LEN}",
+                s.len()
+            ));
+        }
+        if is_class_shape(s) {
             Ok(InstanceClass(SharedStr::new(s)))
         } else {
             Err(format!(
-                "instance class {s:?} is not of the form db.<family>.<size>"
+                "instance class {s:?} is not of the form db.<family>.<size> (lower case, e.g. db.r6g.large)"
             ))
         }
     }
@@ -397,6 +424,22 @@ impl MetricKind {
             MetricKind::ReplicaLag => "replica_lag",
         }
     }
+    /// The values a sample can take: CPU is a percentage (0 to 100); connections and replica
+    /// lag are finite and never negative.
+    pub fn check_value(self, v: f64) -> Result<(), String> {
+        match self {
+            MetricKind::Cpu if !(0.0..=100.0).contains(&v) => {
+                Err(format!("{v} is not a CPU percentage (0 to 100)"))
+            }
+            MetricKind::ReplicaLag if v == -1.0 => Err(
+                "-1 is not a lag (finite, >= 0): CloudWatch reports -1 when replication is not \
+                 active; leave the value empty for no sample"
+                    .to_string(),
+            ),
+            _ if !v.is_finite() || v < 0.0 => Err(format!("{v} is not a finite number >= 0")),
+            _ => Ok(()),
+        }
+    }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "cpu" | "CPUUtilization" => Some(MetricKind::Cpu),
@@ -494,5 +537,34 @@ mod tests {
         assert_eq!(class.as_str(), "db.r6g.large");
         let long = "db.x2iedn-verylongfamily.metal-24xl";
         assert_eq!(InstanceClass::parse(long).unwrap().to_string(), long);
+    }
+
+    #[test]
+    fn instance_classes_are_db_family_size() {
+        for ok in [
+            "db.t3.micro",
+            "db.r6g.16xlarge",
+            "db.x2iedn.24xlarge",
+            "db.m7i.metal-24xl",
+            "db.r5b.4xlarge.tpc2.mem2x",
+        ] {
+            assert!(InstanceClass::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "db.x.y.z",
+            "db.serverless",
+            "db.r5.large.tpc.mem2x",
+            "db.r5.large.tpc2.mem2",
+            "db.T3.micro",
+            "db..micro",
+            "rds.t3.micro",
+            "db.t3.micro.",
+        ] {
+            let e = InstanceClass::parse(bad).unwrap_err();
+            assert!(e.contains("db.<family>.<size>"), "{bad}: {e}");
+        }
+        let huge = format!("db.r6g.{}", "x".repeat(5000));
+        let e = InstanceClass::parse(&huge).unwrap_err();
+        assert!(e.len() < 200 && e.contains("limit is 64"), "{e}");
     }
 }

@@ -28,6 +28,8 @@ pub const DEFAULT_STABILIZATION_IN_SECS: u64 = 600;
 pub const DEFAULT_POLICY_CPU_TARGET: f64 = 66.0;
 pub const DEFAULT_POLICY_TOLERANCE: f64 = 0.15;
 pub const DEFAULT_POLICY_STABILIZATION_IN_SECS: u64 = 1200;
+/// Longest cooldown or stabilization window a policy may set: a day.
+pub const MAX_WINDOW_SECS: u64 = 86_400;
 pub const DEFAULT_MAX_STEP_OUT: usize = 2;
 pub const DEFAULT_MAX_STEP_IN: usize = 1;
 pub const DEFAULT_STALE_PERIODS: u32 = 3;
@@ -616,13 +618,16 @@ impl Policy {
                 d.enabled = v;
             }
             if let Some(Dur(v)) = r.cooldown {
-                d.cooldown_secs = v;
+                if v > MAX_WINDOW_SECS {
+                    e.push(format!("{name}.cooldown"), "is longer than a day");
+                }
+                d.cooldown_secs = v.min(MAX_WINDOW_SECS);
             }
             if let Some(Dur(v)) = r.stabilization {
-                if v > 86_400 {
+                if v > MAX_WINDOW_SECS {
                     e.push(format!("{name}.stabilization"), "is longer than a day");
                 }
-                d.stabilization_secs = v.min(86_400);
+                d.stabilization_secs = v.min(MAX_WINDOW_SECS);
             }
             if let Some(v) = r.max_step {
                 if v == 0 {

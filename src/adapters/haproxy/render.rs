@@ -386,8 +386,8 @@ pub fn edit_block(text: &str, edit: &BlockEdit, file: &str) -> Result<Option<Str
 /// next to it, then rename). Returns whether the file changed.
 pub fn edit_file(path: &Path, edit: &BlockEdit) -> Result<bool, RenderError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RenderError::Io(format!("{shown}: cannot read: {e}")))?;
+    let text = crate::input_file::read_text(path, crate::input_file::MAX_CONFIG_BYTES)
+        .map_err(|e| RenderError::Io(e.to_string()))?;
     let Some(new) = edit_block(&text, edit, &shown)? else {
         return Ok(false);
     };
