@@ -1,13 +1,14 @@
 //! The service's HTTP endpoint over real TCP on 127.0.0.1: /metrics passes `promtool check
 //! metrics` (Debian's prometheus package), /healthz, /readyz before and after a successful tick
 //! and when it gets old, and the hardening: oversized headers, request bodies, other methods,
-//! and a slow client that never finishes its headers.
+//! a slow client that never finishes its headers, and 200 idle connections: the oldest idle ones
+//! are closed to make room, so /healthz still answers and at most 64 stay open.
 
 mod support;
 
 use chrono::Utc;
 use elasticrds::ports::{Clock, ManualClock};
-use elasticrds::service::http::{self, Health, HEADER_READ_TIMEOUT};
+use elasticrds::service::http::{self, Health, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 use elasticrds::service::metrics::Metrics;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -85,7 +86,12 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
     let promtool = support::promtool_bin();
     support::block_on(async {
         let clock = Arc::new(ManualClock::new(Utc::now()));
-        let health = Arc::new(Health::new(clock.clone(), Duration::from_secs(60)));
+        let clusters = vec!["c1".to_string(), "c2".to_string()];
+        let health = Arc::new(Health::new(
+            clock.clone(),
+            Duration::from_secs(60),
+            clusters,
+        ));
         let metrics = populated_metrics();
         let server = http::start(
             "127.0.0.1:0".parse().unwrap(),
@@ -107,7 +113,17 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
         .await
         .unwrap();
 
-        health.tick_succeeded(clock.now());
+        // One of two clusters observed: not ready; both: ready.
+        health.observed(0, clock.now());
+        let checks = tokio::task::spawn_blocking(move || {
+            let r = get(checks, "/readyz");
+            assert_eq!(status(&r), 503, "c2 was never observed: {r}");
+            assert!(r.contains("c2"), "names the cluster: {r}");
+            checks
+        })
+        .await
+        .unwrap();
+        health.observed(1, clock.now());
         let port = tokio::task::spawn_blocking(move || {
             let r = get(checks, "/readyz");
             assert_eq!(status(&r), 200, "{r}");
@@ -115,7 +131,7 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
         })
         .await
         .unwrap();
-        // Three intervals without a successful tick: not ready any more.
+        // Three intervals without an observation: not ready any more.
         clock.advance(Duration::from_secs(181));
         let body = tokio::task::spawn_blocking(move || {
             let r = get(port, "/readyz");
@@ -193,7 +209,7 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
 fn oversized_headers_bodies_methods_and_slow_clients_are_refused() {
     support::block_on(async {
         let clock = Arc::new(ManualClock::new(Utc::now()));
-        let health = Arc::new(Health::new(clock, Duration::from_secs(60)));
+        let health = Arc::new(Health::new(clock, Duration::from_secs(60), Vec::new()));
         let server = http::start("127.0.0.1:0".parse().unwrap(), Metrics::new(), health)
             .await
             .unwrap();
@@ -245,6 +261,57 @@ fn oversized_headers_bodies_methods_and_slow_clients_are_refused() {
             // The server still serves afterwards.
             let r = get(port, "/healthz");
             assert_eq!(status(&r), 200, "{r}");
+        })
+        .await
+        .unwrap();
+        server.stop().await;
+    });
+}
+
+/// Whether the server has closed `s` (EOF or reset); `false` while it is still open.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn healthz_answers_with_200_idle_connections_open_and_at_most_the_cap_stay_open() {
+    support::block_on(async {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let health = Arc::new(Health::new(clock, Duration::from_secs(60), Vec::new()));
+        let server = http::start("127.0.0.1:0".parse().unwrap(), Metrics::new(), health)
+            .await
+            .unwrap();
+        let port = server.local_addr.port();
+        tokio::task::spawn_blocking(move || {
+            // 200 connections that send nothing, held open.
+            let mut idle: Vec<TcpStream> = (0..200)
+                .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+                .collect();
+            let r = get(port, "/healthz");
+            assert_eq!(
+                status(&r),
+                200,
+                "liveness probe behind 200 idle connections: {r:?}"
+            );
+            let open = idle.iter_mut().map(closed_by_server).filter(|c| !c).count();
+            assert!(
+                open <= MAX_CONNECTIONS,
+                "{open} idle connections still open (cap {MAX_CONNECTIONS})"
+            );
+            // The ones kept are the newest: the oldest idle connection is shed first.
+            assert!(closed_by_server(&mut idle[0]), "the oldest is closed");
+            assert!(!closed_by_server(&mut idle[199]), "the newest is kept");
+            let r = get(port, "/healthz");
+            assert_eq!(status(&r), 200, "{r:?}");
         })
         .await
         .unwrap();

@@ -75,21 +75,58 @@ where
     };
     let msg = describe(err);
     // Set-up problems are not worth retrying, and deserve a hint rather than the SDK's words.
-    if msg.contains("missing signing region") || msg.contains("no region") {
-        return PortError::new(
-            ErrorKind::Fatal,
-            operation,
-            "no AWS region configured: set AWS_REGION (or a region in the AWS profile)",
-        );
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("missing signing region")
+        || lower.contains("no region")
+        || lower.contains("missing region")
+    {
+        return PortError::new(ErrorKind::Fatal, operation, NO_REGION);
     }
-    if msg.contains("no credentials") || msg.contains("failed to load credentials") {
+    if lower.contains("no credentials") || lower.contains("failed to load credentials") {
         return PortError::new(
             ErrorKind::Fatal,
             operation,
-            format!("no AWS credentials found by the default chain ({msg})"),
+            format!("{NO_CREDENTIALS} ({msg})"),
         );
     }
     PortError::new(kind, operation, msg)
+}
+
+const NO_REGION: &str = "no AWS region configured: set AWS_REGION (or a region in the AWS profile)";
+const NO_CREDENTIALS: &str = "no AWS credentials found by the default chain: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance or task role";
+
+/// How long the start-up check waits for the credential chain (IMDS may not answer).
+const CREDENTIALS_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Check at start that the environment gives a region and credentials, so that a service
+/// missing either stops at once with a hint instead of retrying every tick. Endpoint overrides
+/// change neither: requests are still signed for a region with credentials.
+pub async fn check_environment() -> Result<(), PortError> {
+    use aws_sdk_rds::config::ProvideCredentials;
+    let cfg = sdk_config().await;
+    let op = "start-up check";
+    if cfg.region().is_none() {
+        return Err(PortError::new(ErrorKind::Fatal, op, NO_REGION));
+    }
+    let Some(provider) = cfg.credentials_provider() else {
+        return Err(PortError::new(ErrorKind::Fatal, op, NO_CREDENTIALS));
+    };
+    match tokio::time::timeout(CREDENTIALS_CHECK_TIMEOUT, provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(PortError::new(
+            ErrorKind::Fatal,
+            op,
+            format!("{NO_CREDENTIALS} ({e})"),
+        )),
+        Err(_) => Err(PortError::new(
+            ErrorKind::Fatal,
+            op,
+            format!(
+                "{NO_CREDENTIALS} (the credential chain gave none within {}s)",
+                CREDENTIALS_CHECK_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 fn describe<E>(err: &SdkError<E, Response>) -> String

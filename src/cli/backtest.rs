@@ -28,6 +28,9 @@ pub struct BacktestArgs {
     /// Provisioning lead time of a new replica.
     #[arg(long, default_value = "12m", value_parser = parse_lead)]
     pub lead_time: Duration,
+    /// What is printed on stdout: `text` (the table of policies, oracle and baselines) or
+    /// `json` (the whole report as one JSON document; schema in docs/backtest.md). Errors go to
+    /// stderr either way.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Write an SVG with demand, per-replica CPU and replica count over time for each run.

@@ -34,22 +34,29 @@ pub struct RunArgs {
     /// or a policy file with `cluster: "*"`. Without it those clusters are observed only.
     #[arg(long, value_name = "FILE|builtin")]
     pub default_policy: Option<PathBuf>,
-    /// Address for /metrics, /healthz and /readyz [default: 127.0.0.1:9187; with --once the
-    /// server only runs when --listen is given].
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    /// Address for /metrics, /healthz and /readyz, as IP:PORT or a host name that resolves
+    /// (localhost:9187) [default: 127.0.0.1:9187; with --once the server only runs when
+    /// --listen is given].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
     /// Time between the starts of two ticks (ticks never overlap).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
     /// Run exactly one tick, then exit (1 if the tick failed).
     #[arg(long)]
     pub once: bool,
-    /// Decide, log and export metrics; change nothing on AWS (no actions, no state tags).
+    /// Reads the fleet and the metrics, decides, logs and exports the decision; plans no
+    /// action. Writes nothing: no change on AWS, no state tags on the master, no HAProxy change.
+    /// (What a policy's `observe_only: true` does for one cluster.)
     #[arg(long)]
     pub observe_only: bool,
-    /// Plan the actions and report them, execute none.
+    /// Reads and decides as a normal run and also plans the reconciler's actions: each is
+    /// logged and counted in elasticrds_actions_total with result="dry_run", none is executed.
+    /// Writes nothing: no change on AWS, no state tags on the master, no HAProxy change.
     #[arg(long)]
     pub dry_run: bool,
+    /// Log lines on stderr: `text` (human-readable; coloured only on a terminal and never with
+    /// NO_COLOR set) or `json` (one JSON object per line, for log collectors).
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
     /// Cap of the per-cluster backoff after failures.
@@ -91,6 +98,7 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => registry
             .with(
                 fmt::layer()
+                    .with_ansi(colour_logs())
                     .with_writer(writer)
                     .with_filter(filter.and(sdk_cap)),
             )
@@ -105,6 +113,42 @@ pub fn init_logging(format: LogFormat) {
             )
             .try_init(),
     };
+}
+
+/// Colour in text logs only when stderr is a terminal and NO_COLOR is unset or empty
+/// (no-color.org).
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `--listen HOST:PORT`: an IP literal, or a host name that resolves (the first address).
+async fn resolve_listen(s: &str) -> Result<SocketAddr, CliError> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(CliError::input(format!(
+            "--listen {s}: expected HOST:PORT (e.g. 127.0.0.1:9187 or localhost:9187)"
+        )));
+    };
+    if port.parse::<u16>().is_err() || host.is_empty() {
+        return Err(CliError::input(format!(
+            "--listen {s}: expected HOST:PORT with a port from 0 to 65535"
+        )));
+    }
+    let found = tokio::time::timeout(Duration::from_secs(10), tokio::net::lookup_host(s)).await;
+    match found {
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| {
+            CliError::input(format!("--listen {s}: cannot resolve {host}: no address"))
+        }),
+        Ok(Err(e)) => Err(CliError::input(format!(
+            "--listen {s}: cannot resolve {host}: {e}"
+        ))),
+        Err(_) => Err(CliError::input(format!(
+            "--listen {s}: cannot resolve {host} within 10s"
+        ))),
+    }
 }
 
 /// A stderr writer that replaces the values of `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
@@ -206,6 +250,10 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         )));
     }
     let (config_file, config) = load_config(config_path)?;
+    let listen = match &a.listen {
+        Some(s) => Some(resolve_listen(s).await?),
+        None => None,
+    };
     let default = DefaultPolicy::from_arg(a.default_policy.as_deref())?;
     let entries = govern(&config, a.policies.as_deref(), default.as_ref())?;
     if entries.is_empty() {
@@ -228,6 +276,10 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         }
     }
 
+    // A missing region or credentials ends the service here, before any tick, with a hint.
+    crate::adapters::aws::check_environment()
+        .await
+        .map_err(|e| CliError::input(e.to_string()))?;
     let fleet = Arc::new(RdsFleet::from_env().await);
     let source = Arc::new(CloudWatchMetrics::from_env().await);
     let metrics = Metrics::new();
@@ -245,7 +297,7 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         },
     );
 
-    let listen = match (a.listen, a.once) {
+    let listen = match (listen, a.once) {
         (Some(addr), _) => Some(addr),
         (None, false) => Some(DEFAULT_LISTEN.parse().expect("default listen address")),
         (None, true) => None,

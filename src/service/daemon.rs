@@ -192,7 +192,11 @@ impl Daemon {
         Daemon {
             fleet: Arc::new(CountingFleet::new(fleet, metrics.clone())),
             source: Arc::new(CountingMetrics::new(source, metrics.clone())),
-            health: Arc::new(Health::new(clock.clone(), opts.interval)),
+            health: Arc::new(Health::new(
+                clock.clone(),
+                opts.interval,
+                clusters.iter().map(|c| c.spec.name.clone()).collect(),
+            )),
             clock,
             runtime: clusters.iter().map(|_| ClusterRuntime::default()).collect(),
             clusters,
@@ -313,7 +317,6 @@ impl Daemon {
             self.metrics
                 .last_successful_tick_timestamp_seconds
                 .set(end.timestamp_millis() as f64 / 1000.0);
-            self.health.tick_succeeded(end);
         }
         tracing::debug!(
             ok,
@@ -384,6 +387,11 @@ impl Daemon {
                 return;
             }
         };
+        // Described and fetched: observed, for readiness (a cluster skipped by backoff is not).
+        let seen = self.clock.now();
+        for &i in due {
+            self.health.observed(i, seen);
+        }
 
         // 3. Decide and act per cluster; one failing does not stop the others.
         let opts = TickOptions {

@@ -1,8 +1,9 @@
 //! The service's HTTP endpoint on hyper 1: `/metrics` (Prometheus text), `/healthz` (process
-//! up) and `/readyz` (the last successful tick is younger than three intervals). Hardened for a
+//! up) and `/readyz` (every managed cluster observed within three intervals, [`Health`]). Hardened for a
 //! long-running process: bounded header size, a header read timeout, a cap on each connection's
 //! lifetime and on concurrent connections, and request bodies refused.
 
+use super::conns::{Slots, TrackedBody};
 use super::metrics::Metrics;
 use crate::ports::Clock;
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Default listen address: loopback only.
@@ -30,42 +31,77 @@ pub const MAX_BUF_BYTES: usize = 16 * 1024;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection, idle keep-alive included, lives longer than this.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
-/// Connections beyond this many at once are closed at once.
+/// At most this many connections at once: at the cap, a new connection takes the slot of the
+/// one idle the longest (else the oldest), which is closed (`service::conns`).
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// Liveness and readiness: when the last tick succeeded, on the service's clock.
+/// Readiness: when each managed cluster was last observed, on the service's clock.
+///
+/// A cluster is observed at a tick when that tick's batched DescribeDBInstances covered it and
+/// its metrics were fetched; a cluster skipped by backoff, or whose describe or fetch failed,
+/// is not. Ready means every managed cluster was observed less than three intervals ago.
 pub struct Health {
     clock: Arc<dyn Clock>,
     interval: Duration,
-    /// Unix milliseconds of the last successful tick; `i64::MIN` when none yet.
-    last_ok_ms: AtomicI64,
+    /// Per managed cluster: its name and the Unix milliseconds of its last observation
+    /// (`i64::MIN` when never).
+    observed_ms: Vec<(String, AtomicI64)>,
 }
 
 impl Health {
-    pub fn new(clock: Arc<dyn Clock>, interval: Duration) -> Self {
+    /// Readiness over `clusters`, in the daemon's order (see [`Health::observed`]).
+    pub fn new(clock: Arc<dyn Clock>, interval: Duration, clusters: Vec<String>) -> Self {
         Health {
             clock,
             interval,
-            last_ok_ms: AtomicI64::new(i64::MIN),
+            observed_ms: clusters
+                .into_iter()
+                .map(|c| (c, AtomicI64::new(i64::MIN)))
+                .collect(),
         }
     }
-    pub fn tick_succeeded(&self, at: DateTime<Utc>) {
-        self.last_ok_ms
-            .store(at.timestamp_millis(), Ordering::Relaxed);
+    /// Cluster number `i` was observed `at`.
+    pub fn observed(&self, i: usize, at: DateTime<Utc>) {
+        if let Some((_, ms)) = self.observed_ms.get(i) {
+            ms.store(at.timestamp_millis(), Ordering::Relaxed);
+        }
     }
-    pub fn last_ok(&self) -> Option<DateTime<Utc>> {
-        match self.last_ok_ms.load(Ordering::Relaxed) {
+    /// When cluster number `i` was last observed.
+    pub fn last_observed(&self, i: usize) -> Option<DateTime<Utc>> {
+        match self.observed_ms.get(i)?.1.load(Ordering::Relaxed) {
             i64::MIN => None,
             ms => DateTime::from_timestamp_millis(ms),
         }
     }
-    /// Ready when the last successful tick is younger than three intervals.
+    /// Ready when every managed cluster was observed less than three intervals ago (never
+    /// with no cluster to manage).
     pub fn is_ready(&self) -> bool {
-        let Some(last) = self.last_ok() else {
-            return false;
-        };
-        let age = (self.clock.now() - last).to_std().unwrap_or_default();
-        age < self.interval.saturating_mul(3)
+        self.not_ready_reason().is_none()
+    }
+    /// Why the service is not ready (the clusters not observed lately), `None` when ready.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.observed_ms.is_empty() {
+            return Some("no cluster to manage".into());
+        }
+        let now = self.clock.now();
+        let window = self.interval.saturating_mul(3);
+        let stale: Vec<String> = (0..self.observed_ms.len())
+            .filter_map(|i| {
+                let name = &self.observed_ms[i].0;
+                match self.last_observed(i) {
+                    None => Some(format!("{name} never observed")),
+                    Some(t) if (now - t).to_std().unwrap_or_default() >= window => {
+                        Some(format!("{name} last observed at {}", t.to_rfc3339()))
+                    }
+                    Some(_) => None,
+                }
+            })
+            .collect();
+        match stale.len() {
+            0 => None,
+            n if n > 5 => Some(format!("{}; and {} more", stale[..5].join("; "), n - 5)),
+            _ => Some(stale.join("; ")),
+        }
     }
 }
 
@@ -127,14 +163,15 @@ fn route(metrics: &Metrics, health: &Health, req: &Request<Incoming>) -> Respons
             r
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if health.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            match health.last_ok() {
-                None => "not ready: no successful tick yet\n".to_string(),
-                Some(t) => format!("not ready: last successful tick at {}\n", t.to_rfc3339()),
-            },
-        ),
+        "/readyz" => match health.not_ready_reason() {
+            None => text(StatusCode::OK, "ready\n"),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: {why} (each cluster must be observed within three intervals)\n"
+                ),
+            ),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try /metrics, /healthz, /readyz\n",
@@ -166,7 +203,7 @@ async fn accept_loop(
     health: Arc<Health>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -189,28 +226,30 @@ async fn accept_loop(
             },
         };
         while conns.try_join_next().is_some() {}
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
+        let slot = slots.admit();
+        let tracker = slot.tracker();
         let metrics = metrics.clone();
         let health = health.clone();
         let mut stop = shutdown.clone();
         let conn = builder.serve_connection(
             TokioIo::new(stream),
             hyper::service::service_fn(move |req: Request<Incoming>| {
-                let r = route(&metrics, &health, &req);
+                let r: Response<TrackedBody> =
+                    route(&metrics, &health, &req).map(|b| tracker.busy(b));
                 async move { Ok::<_, Infallible>(r) }
             }),
         );
         conns.spawn(async move {
-            let _permit = permit;
+            let mut slot = slot;
             tokio::pin!(conn);
             tokio::select! {
                 r = tokio::time::timeout(CONNECTION_LIFETIME, conn.as_mut()) => {
                     if let Ok(Err(e)) = r {
                         tracing::debug!(error = %e, "http connection ended with an error");
                     }
+                }
+                _ = &mut slot.closed => {
+                    tracing::debug!("http connection closed to make room for a newer one");
                 }
                 _ = stop.changed() => {}
             }

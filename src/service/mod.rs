@@ -3,10 +3,12 @@
 //!   exponential backoff, state kept as tags on the master, graceful shutdown.
 //! - `metrics`: the [`metrics::Metrics`] struct owning its Prometheus registry.
 //! - `http`: the hyper server for `/metrics`, `/healthz` and `/readyz`.
+//! - `conns`: the HTTP server's connection slots (a full house sheds its longest-idle one).
 //! - `counting`: decorators counting AWS calls and errors on the Fleet and MetricsSource ports.
 //!
 //! The decision itself is made by `crate::control`, shared with the backtest.
 
+pub mod conns;
 pub mod counting;
 pub mod daemon;
 pub mod http;
