@@ -1272,3 +1272,51 @@ fn instances_that_are_not_replicas_of_the_master_are_never_touched() {
     untouched(&w);
     assert!(w.instances().contains_key(MASTER));
 }
+
+/// `status` shows multi-AZ drift of the master (text and JSON) and lists the configured
+/// replicas that do not exist in the text too, not only in the JSON.
+#[test]
+fn status_shows_multi_az_drift_and_absent_replicas() {
+    let w = World::new();
+    w.run(&["create-cluster", "cluster1", "--max-replicas", "1"])
+        .ok();
+    block_on(async {
+        w.rds
+            .modify_db_instance()
+            .db_instance_identifier(MASTER)
+            .multi_az(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .expect("ModifyDBInstance multi_az=false");
+    });
+    assert!(!w.instances()[MASTER].multi_az, "moto applied the change");
+    let r = w.run(&["status", "cluster1"]);
+    r.ok();
+    let master_line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(MASTER))
+        .unwrap_or_default();
+    assert!(
+        master_line.contains("(drift: config says multi-AZ)"),
+        "{}",
+        r.stdout
+    );
+    let absent = r
+        .stdout
+        .split_once("absent (configured, not created)")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_else(|| panic!("no absent section:\n{}", r.stdout));
+    assert!(
+        absent.contains("cluster1s02") && absent.contains("cluster1s03"),
+        "{}",
+        r.stdout
+    );
+    let st = w.run(&["status", "cluster1", "--output", "json"]);
+    st.ok();
+    let st = st.json();
+    assert_eq!(st["master"]["multi_az"], false, "{st:#}");
+    assert_eq!(st["master"]["configured_multi_az"], true, "{st:#}");
+    assert_eq!(st["master"]["multi_az_drift"], true, "{st:#}");
+}

@@ -399,6 +399,13 @@ struct InstanceRow {
     status: String,
     configured_class: Option<InstanceClass>,
     drift: bool,
+    /// The master only: multi-AZ as observed and as configured, and whether they differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multi_az: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configured_multi_az: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    multi_az_drift: bool,
 }
 
 #[derive(Serialize)]
@@ -446,17 +453,26 @@ fn row(
         status: inst.map_or_else(|| "absent".to_string(), |i| i.status.to_string()),
         configured_class: configured.cloned(),
         drift: matches!((inst, configured), (Some(i), Some(c)) if &i.class != c),
+        multi_az: None,
+        configured_multi_az: None,
+        multi_az_drift: false,
     }
+}
+
+/// The master's row: [`row`] plus multi-AZ as observed against the config.
+fn master_row(spec: &ClusterSpec, view: &ClusterView) -> InstanceRow {
+    let m = view.master.as_ref();
+    let mut r = row(&spec.master.id, m, Some(&spec.master.class));
+    r.multi_az = m.map(|m| m.multi_az);
+    r.configured_multi_az = Some(spec.master.multi_az);
+    r.multi_az_drift = m.is_some_and(|m| m.multi_az != spec.master.multi_az);
+    r
 }
 
 pub fn status_report(spec: &ClusterSpec, view: &ClusterView) -> StatusReport {
     StatusReport {
         cluster: spec.name.clone(),
-        master: row(
-            &spec.master.id,
-            view.master.as_ref(),
-            Some(&spec.master.class),
-        ),
+        master: master_row(spec, view),
         replicas: spec
             .replicas
             .iter()
@@ -507,6 +523,14 @@ pub fn status_text(r: &StatusReport) -> String {
                 s.push_str(&format!("     (drift: config says {c})"));
             }
         }
+        if x.multi_az_drift {
+            let says = if x.configured_multi_az == Some(true) {
+                "multi-AZ"
+            } else {
+                "single-AZ"
+            };
+            s.push_str(&format!("     (drift: config says {says})"));
+        }
         s
     };
     let mut out = format!(
@@ -517,6 +541,12 @@ pub fn status_text(r: &StatusReport) -> String {
     for x in &r.replicas {
         out.push_str(&line(x));
         out.push('\n');
+    }
+    if !r.absent.is_empty() {
+        out.push_str("     absent (configured, not created)\n");
+        for id in &r.absent {
+            out.push_str(&format!("          {id}\n"));
+        }
     }
     if !r.foreign.is_empty() {
         out.push_str("     foreign (not in config, left alone)\n");
