@@ -364,15 +364,51 @@ async fn already_exists_and_not_found_count_as_already_done() {
         .delete_replica(&id("cluster1s03"))
         .await
         .expect("gone");
+    // The executor describes the instance again just before acting: both are found already
+    // done, and neither a create nor a delete is issued.
+    let calls_before = s.fleet.calls().len();
     let results = execute(&s.fleet, &s.spec, &p, &ExecOptions::default()).await;
     let outcomes: Vec<&Outcome> = results.iter().map(|r| &r.outcome).collect();
     assert_eq!(outcomes, [&Outcome::AlreadyDone, &Outcome::AlreadyDone]);
+    assert!(s.fleet.calls()[calls_before..]
+        .iter()
+        .all(|c| c.operation == "describe"));
+
+    // A change between that check and the call: AWS's AlreadyExists / NotFound answers also
+    // count as already done.
+    p = plan(
+        &s.spec,
+        &observe_one(&s.fleet, &s.spec).await.expect("observe"),
+        &Target::replicas(2),
+    );
+    s.fleet.fail_next(
+        "create_replica",
+        PortError::new(
+            ErrorKind::AlreadyExists,
+            "CreateDBInstanceReadReplica",
+            "exists",
+        ),
+    );
+    let results = execute(&s.fleet, &s.spec, &p, &ExecOptions::default()).await;
+    assert_eq!(results[0].outcome, Outcome::AlreadyDone);
     assert_eq!(
         results[0].error.as_ref().map(|e| e.kind),
         Some(ErrorKind::AlreadyExists)
     );
+    let mut q = plan(
+        &s.spec,
+        &observe_one(&s.fleet, &s.spec).await.expect("observe"),
+        &Target::replicas(0),
+    );
+    q.actions.truncate(1);
+    s.fleet.fail_next(
+        "delete_replica",
+        PortError::new(ErrorKind::NotFound, "DeleteDBInstance", "gone"),
+    );
+    let results = execute(&s.fleet, &s.spec, &q, &ExecOptions::default()).await;
+    assert_eq!(results[0].outcome, Outcome::AlreadyDone, "{:?}", q.actions);
     assert_eq!(
-        results[1].error.as_ref().map(|e| e.kind),
+        results[0].error.as_ref().map(|e| e.kind),
         Some(ErrorKind::NotFound)
     );
 
@@ -415,11 +451,13 @@ async fn already_exists_and_not_found_count_as_already_done() {
         results[0].outcome
     );
 
-    // Dry run: planned, nothing called.
+    // Dry run: planned, nothing changed (the ownership check before each action only reads).
     let before = s.fleet.calls().len();
     let results = execute(&s.fleet, &s.spec, &p, &ExecOptions { dry_run: true }).await;
     assert!(results.iter().all(|r| r.outcome == Outcome::DryRun));
-    assert_eq!(s.fleet.calls().len(), before);
+    let calls = &s.fleet.calls()[before..];
+    assert_eq!(calls.len(), p.actions.len(), "{calls:?}");
+    assert!(calls.iter().all(|c| c.operation == "describe"), "{calls:?}");
 }
 
 #[tokio::test]

@@ -256,21 +256,28 @@ impl Layout {
                 _ => replicas.push(at),
             }
         }
+        // Instances already placed need no foreign check (an index test, no id comparison).
+        let placed = |j: usize| {
+            master == Some(j) || replicas.contains(&Some(j)) || conflicts.iter().any(|c| c.1 == j)
+        };
+        let foreign = Layout::foreign_of(spec, instances, m, placed);
         Layout {
             master,
             replicas,
             conflicts,
-            foreign: Layout::foreign_of(spec, instances, m),
+            foreign,
         }
     }
 
     /// The foreign replicas of `master`: listed by it or replicating from it, not configured;
     /// each with the first instance of its id; sorted. Without an observed master, the
     /// instances naming its id as their source (reported, never touched either way).
+    /// `placed(j)`: instance `j` already has a place in the view (skipped unchecked).
     fn foreign_of(
         spec: &ClusterSpec,
         instances: &[Instance],
         master: Option<&Instance>,
+        placed: impl Fn(usize) -> bool,
     ) -> Vec<(InstanceId, Option<usize>)> {
         let names_master = |i: &Instance| match master {
             Some(m) => i.replicates_from(m),
@@ -286,7 +293,11 @@ impl Layout {
         for id in master.iter().flat_map(|m| &m.replicas) {
             add(id);
         }
-        for i in instances.iter().filter(|i| names_master(i)) {
+        for (_, i) in instances
+            .iter()
+            .enumerate()
+            .filter(|(j, i)| !placed(*j) && names_master(i))
+        {
             add(&i.id);
         }
         foreign.sort_by(|a, b| a.0.cmp(&b.0));
