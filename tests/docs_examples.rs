@@ -29,12 +29,15 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 use support::{block_on, Ministack, Moto};
 
 /// Commands the docs show that this test must not run (they build or test the whole project).
 const NEVER_RUN: &[&str] = &["cargo run --release -- demo", "scripts/test.sh"];
 const SNAPSHOT: &str = "qiitabase201305111613";
+/// An example still running after this long fails (e.g. a `$ elasticrds run` without `--once`).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const DIRECTIVE: &str = "<!-- docs-examples:";
 
 /// How an example states its exit code.
@@ -346,15 +349,15 @@ impl World {
             c.arg("-c").arg(command).current_dir(self.dir.path());
             c
         };
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("run `{command}`: {e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (text, out.status.code().unwrap_or(-1))
+        // Outputs go to files outside the example's directory, which the examples may list.
+        let (stdout, stderr) = (output_file(), output_file());
+        cmd.stdin(Stdio::null())
+            .stdout(stdout.reopen().expect("stdout file"))
+            .stderr(stderr.reopen().expect("stderr file"));
+        let code = wait_bounded(cmd, command);
+        let text = std::fs::read_to_string(stdout.path()).expect("read stdout")
+            + &std::fs::read_to_string(stderr.path()).expect("read stderr");
+        (text, code)
     }
 
     fn setup(&self, words: &[&str]) {
@@ -419,6 +422,29 @@ impl World {
                     .expect("PutMetricData");
             }
         });
+    }
+}
+
+fn output_file() -> tempfile::NamedTempFile {
+    tempfile::NamedTempFile::new().expect("temp file")
+}
+
+/// Run `cmd` to its end, killing it (and failing) after [`COMMAND_TIMEOUT`]; its exit code.
+fn wait_bounded(mut cmd: Command, command: &str) -> i32 {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("run `{command}`: {e}"));
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for example") {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{command}` still running after {COMMAND_TIMEOUT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
