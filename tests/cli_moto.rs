@@ -56,20 +56,7 @@ impl World {
         let rds = rds_client(&moto.endpoint());
         block_on(async {
             support::create_subnet_group(&moto, &rds, "qiita").await;
-            // A throwaway instance to take the snapshot from; then it goes away.
-            support::create_db_instance(&rds, "seed-source", "mysql").await;
-            rds.create_db_snapshot()
-                .db_instance_identifier("seed-source")
-                .db_snapshot_identifier(SNAPSHOT)
-                .send()
-                .await
-                .expect("CreateDBSnapshot");
-            rds.delete_db_instance()
-                .db_instance_identifier("seed-source")
-                .skip_final_snapshot(true)
-                .send()
-                .await
-                .expect("DeleteDBInstance seed-source");
+            support::create_snapshot(&rds, SNAPSHOT).await;
         });
         let proxy = RecordingProxy::new(moto.port());
         let dir = tempfile::tempdir().expect("temp dir");

@@ -306,15 +306,8 @@ impl World {
         let rds = support::rds_client(&moto.endpoint());
         block_on(async {
             support::create_subnet_group(&moto, &rds, "qiita").await;
-            support::create_db_instance(&rds, "seed-source", "mysql").await;
-            rds.create_db_snapshot()
-                .db_instance_identifier("seed-source")
-                .db_snapshot_identifier(SNAPSHOT)
-                .send()
-                .await
-                .expect("CreateDBSnapshot");
+            support::create_snapshot(&rds, SNAPSHOT).await;
         });
-        delete_instance(&rds, "seed-source");
         let dir = tempfile::tempdir().expect("temp dir");
         copy_dir(&examples_dir(), dir.path());
         World {

@@ -14,7 +14,8 @@
 //! - [`haproxy_bin`], [`prometheus_bin`], [`promtool_bin`]: locate the Debian binaries.
 //! - [`aws_env`]: set the AWS test environment (fake credentials, us-east-1, endpoint overrides,
 //!   no profile/IMDS) on a `std::process::Command`.
-//! - [`rds_client`], [`cloudwatch_client`]: SDK clients pointed at an emulator, for test set-up.
+//! - [`rds_client`], [`cloudwatch_client`]: SDK clients pointed at an emulator, for test set-up;
+//!   [`create_db_instance`], [`create_snapshot`]: RDS set-up on moto.
 //! - [`block_on`]: run a future on a fresh current-thread tokio runtime.
 //! - [`Tripwire`]: a listener that counts connections, to prove a command made no AWS call.
 //! - [`RecordingProxy`]: an HTTP proxy in front of an emulator that records every AWS query
@@ -504,6 +505,24 @@ pub async fn create_db_instance(rds: &aws_sdk_rds::Client, id: &str, engine: &st
     {
         panic!("CreateDBInstance {id}: {e:?}");
     }
+}
+
+/// Create DB snapshot `snapshot` on moto, for test set-up: from a throwaway instance that is
+/// deleted again, so that the fleet starts empty.
+pub async fn create_snapshot(rds: &aws_sdk_rds::Client, snapshot: &str) {
+    create_db_instance(rds, "seed-source", "mysql").await;
+    rds.create_db_snapshot()
+        .db_instance_identifier("seed-source")
+        .db_snapshot_identifier(snapshot)
+        .send()
+        .await
+        .expect("CreateDBSnapshot");
+    rds.delete_db_instance()
+        .db_instance_identifier("seed-source")
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .expect("DeleteDBInstance seed-source");
 }
 
 /// A CloudWatch client pointed at `endpoint` (ministack) with the test credentials.
