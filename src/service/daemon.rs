@@ -139,14 +139,13 @@ pub struct TickOutcome {
 }
 
 impl TickOutcome {
-    /// A tick is ok when no cluster failed.
+    /// A tick is ok when every cluster was ticked and none failed: a cluster skipped while it
+    /// backs off after a failure makes the tick not ok, so that `ticks_total{result="ok"}` and
+    /// the last-successful-tick timestamp do not count ticks that reached nothing.
     pub fn ok(&self) -> bool {
-        !self.clusters.iter().any(|(_, r)| {
-            matches!(
-                r,
-                ClusterResult::Failed(_) | ClusterResult::ActionFailed(..)
-            )
-        })
+        self.clusters
+            .iter()
+            .all(|(_, r)| matches!(r, ClusterResult::Done(_)))
     }
     pub fn reports(&self) -> impl Iterator<Item = &TickReport> {
         self.clusters.iter().filter_map(|(_, r)| match r {
