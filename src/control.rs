@@ -245,7 +245,7 @@ pub fn observed_metrics(
                     .filter(|s| {
                         s.query.metric == m
                             && s.query.statistic == statistic
-                            && s.query.instance.same_as(id)
+                            && s.query.instance == *id
                     })
                     .flat_map(|s| s.samples.iter())
                     .filter(|x| x.at < end && x.at >= stale_before && x.value.is_finite())

@@ -44,7 +44,7 @@ async fn describe_all(
     let foreign: Vec<InstanceId> = specs
         .iter()
         .flat_map(|s| {
-            let master = instances.iter().find(|i| i.id.same_as(&s.master.id));
+            let master = instances.iter().find(|i| i.id == s.master.id);
             master
                 .map(|m| {
                     m.replicas
@@ -316,7 +316,7 @@ pub async fn sync_router(
             let deleted = p
                 .actions
                 .iter()
-                .any(|a| matches!(&a.action, Action::DeleteReplica { id } if id.same_as(&inst.id)));
+                .any(|a| matches!(&a.action, Action::DeleteReplica { id } if *id == inst.id));
             let within = view.usable_slots().take(p.target_replicas).any(|u| u == i);
             if deleted || !within {
                 report
@@ -327,7 +327,7 @@ pub async fn sync_router(
         }
         let lag = replica_lag
             .iter()
-            .find(|(k, _)| k.same_as(&inst.id))
+            .find(|(k, _)| **k == inst.id)
             .map(|(_, v)| *v);
         match lag {
             None => {
@@ -387,7 +387,7 @@ pub fn router_lag_queries(
         .filter(|i| {
             !have
                 .iter()
-                .any(|q| q.metric == MetricKind::ReplicaLag && q.instance.same_as(&i.id))
+                .any(|q| q.metric == MetricKind::ReplicaLag && q.instance == i.id)
         })
         .map(|i| MetricQuery {
             instance: i.id.clone(),
@@ -450,7 +450,7 @@ pub async fn sync_router_for_tick(
 /// Defence in depth: whatever the planner said, refuse anything outside the config.
 fn guard(spec: &ClusterSpec, action: &Action) -> Result<(), String> {
     match action {
-        Action::RestoreMaster { master } if master.id.same_as(&spec.master.id) => Ok(()),
+        Action::RestoreMaster { master } if master.id == spec.master.id => Ok(()),
         Action::RestoreMaster { master } => {
             Err(format!("{} is not this cluster's master", master.id))
         }
@@ -500,7 +500,7 @@ async fn check_ownership(
         .await
         .map_err(|e| (Outcome::Failed(e.to_string()), Some(e)))?;
     let master = found.iter().find(|i| spec.is_master(&i.id));
-    let inst = found.iter().find(|i| i.id.same_as(id));
+    let inst = found.iter().find(|i| i.id == *id);
     let member =
         |i: &Instance| master.is_some_and(|m| i.replicates_from(m)) && !spec.is_master(&i.id);
     let refuse = |i: &Instance| {

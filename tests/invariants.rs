@@ -314,7 +314,7 @@ proptest! {
                         "replica created while its source is not available");
                 }
                 Action::RestoreMaster { master } => {
-                    prop_assert!(master.id.same_as(&spec.master.id));
+                    prop_assert!(master.id == spec.master.id);
                     prop_assert!(view.master.is_none(), "restore of an existing master");
                 }
                 Action::ModifyClass { id, .. } => {

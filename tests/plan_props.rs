@@ -635,21 +635,21 @@ fn apply(spec: &ClusterSpec, instances: &mut Vec<Instance>, p: &Plan) {
     for a in &p.actions {
         match &a.action {
             Action::RestoreMaster { master } => {
-                assert!(!instances.iter().any(|i| i.id.same_as(&master.id)));
+                assert!(!instances.iter().any(|i| i.id == master.id));
                 let mut m = inst(&master.id, master.class.as_str(), Available);
                 m.multi_az = master.multi_az;
                 instances.push(m);
             }
             Action::CreateReplica { id, source, class } => {
                 assert!(
-                    !instances.iter().any(|i| i.id.same_as(id)),
+                    !instances.iter().any(|i| i.id == *id),
                     "create of existing {id}"
                 );
                 let mut r = inst(id, class.as_str(), Available);
                 r.source = Some(source.clone());
                 instances
                     .iter_mut()
-                    .find(|i| i.id.same_as(source))
+                    .find(|i| i.id == *source)
                     .expect("source exists")
                     .replicas
                     .push(id.clone());
@@ -657,15 +657,15 @@ fn apply(spec: &ClusterSpec, instances: &mut Vec<Instance>, p: &Plan) {
             }
             Action::DeleteReplica { id } => {
                 assert!(!spec.is_master(id));
-                instances.retain(|i| !i.id.same_as(id));
+                instances.retain(|i| i.id != *id);
                 for i in instances.iter_mut() {
-                    i.replicas.retain(|r| !r.same_as(id));
+                    i.replicas.retain(|r| r != id);
                 }
             }
             Action::ModifyClass { id, to, .. } => {
                 instances
                     .iter_mut()
-                    .find(|i| i.id.same_as(id))
+                    .find(|i| i.id == *id)
                     .expect("modified instance exists")
                     .class = to.clone();
             }
@@ -682,7 +682,7 @@ fn settle(instances: &mut Vec<Instance>) {
         .collect();
     instances.retain(|i| i.status != Deleting);
     for i in instances.iter_mut() {
-        i.replicas.retain(|r| !gone.iter().any(|g| g.same_as(r)));
+        i.replicas.retain(|r| !gone.iter().any(|g| g == r));
         i.status = Available;
     }
 }
@@ -700,8 +700,8 @@ proptest! {
         prop_assert_eq!(p.target_replicas, n);
         prop_assert_eq!(p.requested_replicas, w.n);
 
-        let exists = |x: &InstanceId| instances.iter().any(|i| i.id.same_as(x));
-        let status_of = |x: &InstanceId| instances.iter().find(|i| i.id.same_as(x)).map(|i| i.status.clone());
+        let exists = |x: &InstanceId| instances.iter().any(|i| i.id == *x);
+        let status_of = |x: &InstanceId| instances.iter().find(|i| i.id == *x).map(|i| i.status.clone());
         let master_available = matches!(w.master, Some((Available, _)));
 
         let mut seen: Vec<InstanceId> = Vec::new();
@@ -711,7 +711,7 @@ proptest! {
             let target = a.action.instance();
             // Only configured instances, never two actions on one.
             prop_assert!(sp.contains(target), "action outside the config: {:?}", a);
-            prop_assert!(!seen.iter().any(|s| s.same_as(target)), "two actions on {}", target);
+            prop_assert!(!seen.iter().any(|s| s == target), "two actions on {}", target);
             seen.push(target.clone());
             // Nothing busy is acted on.
             if let Some(st) = status_of(target) {
@@ -750,7 +750,7 @@ proptest! {
             let rid = replica_id(i);
             if !exists(&rid) {
                 let planned = created_idx.contains(&i);
-                let waits = p.waiting.iter().any(|x| x.id.same_as(&rid));
+                let waits = p.waiting.iter().any(|x| x.id == rid);
                 prop_assert!(planned != waits, "{} neither created nor waited for", rid);
                 prop_assert_eq!(planned, master_available);
             }
@@ -783,7 +783,7 @@ proptest! {
         );
         for i in (n..w.config_replicas).rev() {
             let rid = replica_id(i);
-            let waits = p.waiting.iter().any(|x| x.id.same_as(&rid));
+            let waits = p.waiting.iter().any(|x| x.id == rid);
             match status_of(&rid) {
                 None => prop_assert!(!deleted_idx.contains(&i)),
                 Some(st) if st.is_available() && budget > 0 => {
@@ -805,7 +805,7 @@ proptest! {
             let in_scope = sp.is_master(&i.id)
                 || sp.replica_index(&i.id).is_some();
             if in_scope {
-                prop_assert!(p.waiting.iter().any(|x| x.id.same_as(&i.id)), "{} busy but not waited for", i.id);
+                prop_assert!(p.waiting.iter().any(|x| x.id == i.id), "{} busy but not waited for", i.id);
             }
         }
         // Foreign instances: reported, never acted on.
@@ -905,10 +905,10 @@ proptest! {
         for a in &p.actions {
             let t = a.action.instance();
             prop_assert!(sp.contains(t));
-            prop_assert!(!seen.iter().any(|s| s.same_as(t)), "two actions on {}", t);
+            prop_assert!(!seen.iter().any(|s| s == t), "two actions on {}", t);
             seen.push(t.clone());
             if let Action::ModifyClass { id, from, to } = &a.action {
-                let cur = instances.iter().find(|i| i.id.same_as(id)).expect("exists");
+                let cur = instances.iter().find(|i| i.id == *id).expect("exists");
                 prop_assert!(cur.status.is_available());
                 prop_assert_eq!(&cur.class, from);
                 prop_assert_ne!(from, to);

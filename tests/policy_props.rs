@@ -200,7 +200,7 @@ proptest! {
         let view = available(n);
         let mut m = cpu_for(&p, &view, &values.iter().map(|v| Some(*v)).collect::<Vec<_>>(), t0());
         let gone = InstanceId::parse(&format!("c1s{}", missing % n + 1)).unwrap();
-        m.retain(|s| !s.query.instance.same_as(&gone));
+        m.retain(|s| s.query.instance != gone);
         let d = decide(&p, spec, &view, &m, &state, t0());
         prop_assert_ne!(d.direction, Direction::In, "{:?}", d.reasons);
         prop_assert!(d.recommendation.is_none());

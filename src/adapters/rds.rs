@@ -21,7 +21,7 @@ pub struct RdsFleet {
     /// ARNs seen in describes, by lower-case id, so that a tag read or write after a describe
     /// needs no look-up of its own. An RDS instance ARN is derived from its identifier, so an
     /// entry never goes stale.
-    arns: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    arns: Arc<std::sync::Mutex<std::collections::HashMap<InstanceId, String>>>,
 }
 
 impl RdsFleet {
@@ -41,17 +41,13 @@ impl RdsFleet {
     fn remember_arn(&self, d: &DbInstance) {
         if let (Some(id), Some(arn)) = (d.db_instance_identifier(), d.db_instance_arn()) {
             if let Ok(mut m) = self.arns.lock() {
-                m.insert(id.to_ascii_lowercase(), arn.to_string());
+                m.insert(InstanceId::from_aws(id), arn.to_string());
             }
         }
     }
 
     async fn arn_of(&self, id: &InstanceId, op: &str) -> Result<String, PortError> {
-        let known = self
-            .arns
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&id.as_str().to_ascii_lowercase()).cloned());
+        let known = self.arns.lock().ok().and_then(|m| m.get(id).cloned());
         if let Some(arn) = known {
             return Ok(arn);
         }
@@ -154,7 +150,7 @@ impl Fleet for RdsFleet {
             }
         }
         // Only what was asked for: a filter is matched by RDS, but be strict about it.
-        out.retain(|i| ids.iter().any(|id| id.same_as(&i.id)));
+        out.retain(|i| ids.contains(&i.id));
         Ok(out)
     }
 

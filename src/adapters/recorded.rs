@@ -29,7 +29,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-type Key = (String, MetricKind, Statistic);
+type Key = (InstanceId, MetricKind, Statistic);
 
 /// Largest recorded-metrics file accepted (the data-file limit, 64 MiB).
 const MAX_RECORDED_BYTES: usize = crate::input_file::MAX_DATA_BYTES as usize;
@@ -202,7 +202,7 @@ impl Builder {
         where_: String,
         pos: Option<(usize, usize)>,
     ) {
-        let key = ((id.as_str().to_ascii_lowercase(), metric, stat), at);
+        let key = ((id.clone(), metric, stat), at);
         match self.rows.get(&key) {
             Some((v, first)) if *v != value => self.errors.push(
                 InputError::new(
@@ -243,10 +243,7 @@ impl RecordedMetrics {
         let mut map: BTreeMap<(Key, DateTime<Utc>), f64> = BTreeMap::new();
         for (id, m, s, sample) in rows {
             if sample.value.is_finite() {
-                map.insert(
-                    ((id.as_str().to_ascii_lowercase(), m, s), sample.at),
-                    sample.value,
-                );
+                map.insert(((id, m, s), sample.at), sample.value);
             }
         }
         let mut series: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
@@ -422,7 +419,7 @@ impl RecordedMetrics {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> &[Sample] {
-        let key = (instance.as_str().to_ascii_lowercase(), metric, statistic);
+        let key = (instance.clone(), metric, statistic);
         let Some(v) = self.series.get(&key) else {
             return &[];
         };

@@ -7,7 +7,6 @@ use crate::core::domain::{Endpoint, Instance, InstanceClass, InstanceId, Instanc
 use crate::ports::{Clock, ErrorKind, Fleet, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,7 +56,7 @@ struct SimInstance {
 
 #[derive(Debug, Default)]
 struct State {
-    instances: BTreeMap<String, SimInstance>,
+    instances: BTreeMap<InstanceId, SimInstance>,
     snapshots: BTreeSet<String>,
     calls: Vec<Call>,
     /// No call log (a long replay that never reads it).
@@ -72,17 +71,6 @@ pub struct SimFleet {
     clock: Arc<dyn Clock>,
     opts: SimOptions,
     state: Mutex<State>,
-}
-
-/// The map key of an id: lower case (RDS identifiers are case-insensitive); borrowed when the
-/// id already is (no allocation on the lookups every tick makes).
-fn key(id: &InstanceId) -> Cow<'_, str> {
-    let s = id.as_str();
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    }
 }
 
 fn chrono_dur(d: Duration) -> chrono::Duration {
@@ -148,14 +136,14 @@ impl SimFleet {
         let mut st = self.lock();
         st.generation += 1;
         if let Some(src) = &inst.source {
-            if let Some(s) = st.instances.get_mut(&*key(src)) {
-                if !s.inst.replicas.iter().any(|r| r.same_as(&inst.id)) {
+            if let Some(s) = st.instances.get_mut(src) {
+                if !s.inst.replicas.contains(&inst.id) {
                     s.inst.replicas.push(inst.id.clone());
                 }
             }
         }
         st.instances.insert(
-            key(&inst.id).into_owned(),
+            inst.id.clone(),
             SimInstance {
                 inst,
                 ready_at: None,
@@ -251,11 +239,11 @@ impl SimFleet {
         }
     }
 
-    fn remove(st: &mut State, k: &str) {
+    fn remove(st: &mut State, k: &InstanceId) {
         if let Some(s) = st.instances.remove(k) {
             if let Some(src) = &s.inst.source {
-                if let Some(m) = st.instances.get_mut(&*key(src)) {
-                    m.inst.replicas.retain(|r| !r.same_as(&s.inst.id));
+                if let Some(m) = st.instances.get_mut(src) {
+                    m.inst.replicas.retain(|r| *r != s.inst.id);
                 }
             }
         }
@@ -308,9 +296,9 @@ impl Fleet for SimFleet {
             .iter()
             .filter_map(|id| {
                 if small {
-                    st.instances.values().find(|s| s.inst.id.same_as(id))
+                    st.instances.values().find(|s| s.inst.id == *id)
                 } else {
-                    st.instances.get(&*key(id))
+                    st.instances.get(id)
                 }
                 .map(|s| s.inst.clone())
             })
@@ -322,7 +310,7 @@ impl Fleet for SimFleet {
         let now = self.clock.now();
         let mut inst = self.new_instance(&master.id, &master.class, InstanceStatus::Creating);
         let mut st = self.enter(op, Some(&master.id))?;
-        if st.instances.contains_key(&*key(&master.id)) {
+        if st.instances.contains_key(&master.id) {
             return Err(PortError::new(
                 ErrorKind::AlreadyExists,
                 op,
@@ -339,7 +327,7 @@ impl Fleet for SimFleet {
         inst.multi_az = master.multi_az;
         inst.tags = Arc::new(tags.clone());
         st.instances.insert(
-            key(&master.id).into_owned(),
+            master.id.clone(),
             SimInstance {
                 inst,
                 ready_at: Some(now + chrono_dur(self.opts.restore_lead)),
@@ -360,7 +348,7 @@ impl Fleet for SimFleet {
         let now = self.clock.now();
         let mut inst = self.new_instance(id, class, InstanceStatus::Creating);
         let mut st = self.enter(op, Some(id))?;
-        if st.instances.contains_key(&*key(id)) {
+        if st.instances.contains_key(id) {
             return Err(PortError::new(
                 ErrorKind::AlreadyExists,
                 op,
@@ -369,7 +357,7 @@ impl Fleet for SimFleet {
         }
         let src = st
             .instances
-            .get_mut(&*key(source))
+            .get_mut(source)
             .ok_or_else(|| not_found(op, source))?;
         if !src.inst.status.is_available() {
             return Err(PortError::new(
@@ -387,7 +375,7 @@ impl Fleet for SimFleet {
             inst.available_since = Some(now);
         }
         st.instances.insert(
-            key(id).into_owned(),
+            id.clone(),
             SimInstance {
                 inst,
                 ready_at: (!self.opts.create_lead.is_zero()).then_some(ready_at),
@@ -401,10 +389,7 @@ impl Fleet for SimFleet {
         let op = "delete_replica";
         let now = self.clock.now();
         let mut st = self.enter(op, Some(id))?;
-        let s = st
-            .instances
-            .get_mut(&*key(id))
-            .ok_or_else(|| not_found(op, id))?;
+        let s = st.instances.get_mut(id).ok_or_else(|| not_found(op, id))?;
         if s.inst.status == InstanceStatus::Deleting {
             return Err(PortError::new(
                 ErrorKind::Fatal,
@@ -413,7 +398,7 @@ impl Fleet for SimFleet {
             ));
         }
         if self.opts.delete_time.is_zero() {
-            Self::remove(&mut st, &key(id));
+            Self::remove(&mut st, id);
         } else {
             s.inst.status = InstanceStatus::Deleting;
             s.ready_at = Some(now + chrono_dur(self.opts.delete_time));
@@ -425,10 +410,7 @@ impl Fleet for SimFleet {
         let op = "modify_class";
         let now = self.clock.now();
         let mut st = self.enter(op, Some(id))?;
-        let s = st
-            .instances
-            .get_mut(&*key(id))
-            .ok_or_else(|| not_found(op, id))?;
+        let s = st.instances.get_mut(id).ok_or_else(|| not_found(op, id))?;
         if s.inst.status.is_busy() {
             return Err(PortError::new(
                 ErrorKind::Fatal,
@@ -449,7 +431,7 @@ impl Fleet for SimFleet {
     async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
         let st = self.enter("read_tags", Some(id))?;
         st.instances
-            .get(&*key(id))
+            .get(id)
             .map(|s| Tags::clone(&s.inst.tags))
             .ok_or_else(|| not_found("read_tags", id))
     }
@@ -458,7 +440,7 @@ impl Fleet for SimFleet {
         let mut st = self.enter("write_tags", Some(id))?;
         let s = st
             .instances
-            .get_mut(&*key(id))
+            .get_mut(id)
             .ok_or_else(|| not_found("write_tags", id))?;
         // As `extend`. Nothing to change (the state tags are rewritten often, mostly with the
         // same values): the shared map stays as it is. Otherwise reuse the buffers of the

@@ -327,13 +327,13 @@ impl SimLoad {
         let changed = self
             .fleet
             .for_each_instance_since(inner.fleet_seen, |inst| {
-                if inst.id.same_as(&self.master) && inst.status.is_available() {
+                if inst.id == self.master && inst.status.is_available() {
                     master_available = true;
                 }
                 if inst.status == InstanceStatus::Deleting {
                     return;
                 }
-                if let Some(i) = self.replicas.iter().position(|r| r.same_as(&inst.id)) {
+                if let Some(i) = self.replicas.iter().position(|r| *r == inst.id) {
                     let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
                     let avail = if inst.status.is_available() {
                         // Serving from the first whole minute it was available.
@@ -451,13 +451,10 @@ impl SimLoad {
     }
 
     fn who(&self, id: &InstanceId) -> Option<Who> {
-        if id.same_as(&self.master) {
+        if *id == self.master {
             return Some(Who::Master);
         }
-        self.replicas
-            .iter()
-            .position(|r| r.same_as(id))
-            .map(Who::Replica)
+        self.replicas.iter().position(|r| r == id).map(Who::Replica)
     }
 }
 

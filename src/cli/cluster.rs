@@ -240,7 +240,7 @@ pub async fn create_cluster_on(
         let repeats = next.actions.iter().any(|n| {
             p.actions
                 .iter()
-                .any(|d| d.action.instance().same_as(n.action.instance()))
+                .any(|d| d.action.instance() == n.action.instance())
         });
         if next.actions.is_empty() || repeats {
             if !repeats {
@@ -324,7 +324,7 @@ pub fn out_of_service_warning(spec: &ClusterSpec, view: &ClusterView, id: &Insta
     }
     let others: Vec<String> = view
         .existing_replicas()
-        .filter(|r| !r.id.same_as(id) && r.status.is_available())
+        .filter(|r| r.id != *id && r.status.is_available())
         .map(|r| r.id.to_string())
         .collect();
     if !others.is_empty() {

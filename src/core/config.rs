@@ -132,10 +132,10 @@ impl ClusterSpec {
         std::iter::once(&self.master.id).chain(self.replicas.iter().map(|r| &r.id))
     }
     pub fn replica_index(&self, id: &InstanceId) -> Option<usize> {
-        self.replicas.iter().position(|r| r.id.same_as(id))
+        self.replicas.iter().position(|r| r.id == *id)
     }
     pub fn is_master(&self, id: &InstanceId) -> bool {
-        self.master.id.same_as(id)
+        self.master.id == *id
     }
     pub fn contains(&self, id: &InstanceId) -> bool {
         self.is_master(id) || self.replica_index(id).is_some()

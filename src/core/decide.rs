@@ -819,7 +819,7 @@ fn newest<'a>(
         let q = &s.query;
         if q.metric != metric
             || statistic.is_some_and(|st| st != q.statistic)
-            || !q.instance.same_as(instance)
+            || q.instance != *instance
         {
             continue;
         }

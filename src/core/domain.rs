@@ -92,11 +92,41 @@ impl fmt::Debug for SharedStr {
 }
 
 /// A DB instance identifier that satisfies the RDS naming rules. RDS compares identifiers
-/// case-insensitively and stores them in lower case; we keep the spelling of the config and
-/// compare with [`InstanceId::same_as`] where AWS answers are involved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// case-insensitively and stores them in lower case, so an `InstanceId` compares, orders and
+/// hashes ignoring ASCII case while it keeps (and prints) the spelling it was given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct InstanceId(SharedStr);
+
+impl PartialEq for InstanceId {
+    fn eq(&self, other: &InstanceId) -> bool {
+        self.0.as_bytes().eq_ignore_ascii_case(other.0.as_bytes())
+    }
+}
+impl Eq for InstanceId {}
+impl PartialOrd for InstanceId {
+    fn partial_cmp(&self, other: &InstanceId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for InstanceId {
+    /// By the lower-case spelling.
+    fn cmp(&self, other: &InstanceId) -> std::cmp::Ordering {
+        fn lower(id: &InstanceId) -> impl Iterator<Item = u8> + '_ {
+            id.0.as_bytes().iter().map(u8::to_ascii_lowercase)
+        }
+        lower(self).cmp(lower(other))
+    }
+}
+impl std::hash::Hash for InstanceId {
+    /// As the lower-case spelling hashes (equal ids hash alike).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for b in self.0.as_bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+        state.write_u8(0xff);
+    }
+}
 
 impl InstanceId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -128,20 +158,6 @@ impl InstanceId {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
-    }
-
-    /// RDS identifiers are case-insensitive.
-    #[inline(always)]
-    pub fn same_as(&self, other: &InstanceId) -> bool {
-        // Ids of one cluster mostly differ in length or last character: reject those first
-        // (this runs many times per tick). Copies of one id share their text.
-        if self.0.same_text(&other.0) {
-            return true;
-        }
-        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        a.len() == b.len()
-            && a.last().map(u8::to_ascii_lowercase) == b.last().map(u8::to_ascii_lowercase)
-            && (a == b || a.eq_ignore_ascii_case(b))
     }
 }
 
@@ -353,7 +369,7 @@ impl Instance {
                 .arn
                 .as_deref()
                 .is_some_and(|m| m.eq_ignore_ascii_case(arn)),
-            (None, Some(src)) => src.same_as(&master.id),
+            (None, Some(src)) => *src == master.id,
             (None, None) => false,
         }
     }
@@ -526,17 +542,27 @@ mod tests {
             let back: InstanceId = serde_json::from_str(&format!("{ta:?}")).unwrap();
             assert_eq!(&back, a);
             let upper = InstanceId::from_aws(&ta.to_ascii_uppercase());
-            assert!(a.same_as(&upper) && upper.same_as(a));
+            // Identity ignores case; the spelling is kept for display.
+            assert_eq!(*a, upper);
+            assert_eq!(upper, *a);
+            assert_eq!(a.cmp(&upper), std::cmp::Ordering::Equal);
+            assert_eq!(hash_of(a), hash_of(&upper));
+            assert_eq!(upper.as_str(), ta.to_ascii_uppercase());
             for (b, tb) in ids.iter().zip(texts) {
-                assert_eq!(a == b, ta == tb);
-                assert_eq!(a.cmp(b), ta.cmp(tb));
-                assert_eq!(a.same_as(b), ta.eq_ignore_ascii_case(tb));
+                assert_eq!(a == b, ta.eq_ignore_ascii_case(tb));
+                let (la, lb) = (ta.to_ascii_lowercase(), tb.to_ascii_lowercase());
+                assert_eq!(a.cmp(b), la.cmp(&lb));
             }
         }
         let class = InstanceClass::parse("db.r6g.large").unwrap();
         assert_eq!(class.as_str(), "db.r6g.large");
         let long = "db.x2iedn-verylongfamily.metal-24xl";
         assert_eq!(InstanceClass::parse(long).unwrap().to_string(), long);
+    }
+
+    fn hash_of(id: &InstanceId) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id)
     }
 
     #[test]

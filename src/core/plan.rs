@@ -375,7 +375,7 @@ fn plan_classes(
                        configured: &InstanceClass,
                        wanted: Option<&InstanceClass>,
                        p: &mut Plan| {
-        if inst.status.is_busy() || acted.iter().any(|a| a.same_as(&inst.id)) {
+        if inst.status.is_busy() || acted.contains(&inst.id) {
             return;
         }
         match wanted {
@@ -443,7 +443,7 @@ pub fn modify_is_safe(
 ) -> Result<(), String> {
     let other_replica_available = view
         .existing_replicas()
-        .any(|r| !r.id.same_as(id) && r.status.is_available());
+        .any(|r| r.id != *id && r.status.is_available());
     if spec.is_master(id) {
         let multi_az = view.master.as_ref().is_some_and(|m| m.multi_az);
         if multi_az || other_replica_available {
@@ -479,7 +479,7 @@ pub fn plan_modify(
     if !spec.contains(id) {
         return Err(ModifyRefusal::NotConfigured(id.clone()));
     }
-    if let Some(c) = view.conflicts.iter().find(|c| c.instance.id.same_as(id)) {
+    if let Some(c) = view.conflicts.iter().find(|c| c.instance.id == *id) {
         return Err(ModifyRefusal::NotMember(id.clone(), c.kind.clone()));
     }
     let inst = if spec.is_master(id) {

@@ -68,9 +68,9 @@ impl ConflictKind {
             .map(str::to_string)
             .or_else(|| inst.source.as_ref().map(|s| s.to_string()));
         match (source, &inst.source) {
-            _ if inst.id.same_as(master_id) => ConflictKind::IsMaster,
+            _ if inst.id == *master_id => ConflictKind::IsMaster,
             (None, _) => ConflictKind::Standalone,
-            (Some(source), Some(s)) if s.same_as(master_id) && master.is_none() => {
+            (Some(source), Some(s)) if s == master_id && master.is_none() => {
                 ConflictKind::MasterNotObserved { source }
             }
             (Some(source), _) => ConflictKind::ReplicaOfOther { source },
@@ -238,7 +238,7 @@ struct Layout {
 impl Layout {
     fn of(spec: &ClusterSpec, instances: &[Instance]) -> Layout {
         // Each configured id gets the first instance of that id.
-        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
+        let find = |id: &InstanceId| instances.iter().position(|i| i.id == *id);
         let master = find(&spec.master.id);
         let m = master.and_then(|j| instances.get(j));
         let mut replicas = Vec::with_capacity(spec.replicas.len());
@@ -283,10 +283,10 @@ impl Layout {
             Some(m) => i.replicates_from(m),
             None => i.source_arn.is_none() && i.source.as_ref().is_some_and(|s| spec.is_master(s)),
         };
-        let find = |id: &InstanceId| instances.iter().position(|i| i.id.same_as(id));
+        let find = |id: &InstanceId| instances.iter().position(|i| i.id == *id);
         let mut foreign: Vec<(InstanceId, Option<usize>)> = Vec::new();
         let mut add = |id: &InstanceId| {
-            if !spec.contains(id) && !foreign.iter().any(|(f, _)| f.same_as(id)) {
+            if !spec.contains(id) && !foreign.iter().any(|(f, _)| f == id) {
                 foreign.push((id.clone(), find(id)));
             }
         };
