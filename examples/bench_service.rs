@@ -205,6 +205,7 @@ fn main() {
         let mut daemon = Daemon::new(
             fleet,
             load,
+            elasticrds::ports::Routers::default(),
             clock.clone(),
             entries,
             metrics.clone(),

@@ -1,17 +1,20 @@
-//! THE control tick, shared by the daemon (`elasticrds run`, `elasticrds demo`) and the
-//! backtest: for an already-observed cluster, fetch the policy's metrics in the policy's window,
-//! decide (`core::decide`), and unless observe-only plan (`core::plan::plan`) towards the
-//! decision's target and execute (`reconcile::execute`) whatever the plan holds (the scale
-//! action, a schedule's class change, a repair; a replica behind HAProxy is drained before
-//! its delete), add caught-up replicas to HAProxy (`reconcile::sync_router_for_tick`, clusters
-//! with a `haproxy` section); then record the scale state and persist it as
-//! tags on the master when it changed materially.
+//! THE control tick, shared by the daemon (`elasticrds run`, `elasticrds demo`), `plan` and the
+//! backtest. Its ports come in a [`TickContext`] (fleet, metrics source, traffic routers,
+//! clock), built at the edge; nothing here constructs an adapter or reads the system clock.
+//! For one cluster: the observation step ([`ClusterMemory::observe`]: available-since times,
+//! the scale state read from the master's tags, drains under way), fetch the policy's metrics
+//! in the policy's window, decide (`core::decide`), and unless observe-only plan
+//! (`core::plan::plan`) towards the decision's target and execute whatever the plan holds (the
+//! scale action, a schedule's class change, a repair; a delete behind HAProxy waits for its
+//! drain, carried across ticks: `reconcile::gate_deletes`), add caught-up replicas to HAProxy
+//! (`reconcile::sync_router_for_tick`); then record the scale state and persist it as tags on
+//! the master when it changed materially.
 //!
 //! Batching: [`gather`] gives a cluster's queries and window, [`fetch_all`] fetches the queries
 //! of many clusters in ONE [`MetricsSource::fetch`] (which batches ≤ 500 queries per
-//! GetMetricData), and [`decide_and_act`] finishes each cluster. [`tick_cluster`] is the three
-//! for one cluster. No prometheus, hyper or logging policy here: the caller turns the
-//! [`TickReport`] into metrics and logs.
+//! GetMetricData), and [`decide_and_act`] finishes each cluster. [`tick_cluster`] is the
+//! whole tick for one cluster. No prometheus, hyper or logging policy here: the caller turns
+//! the [`TickReport`] into metrics and logs.
 //!
 //! Observation beyond the rules: the daemon gathers with [`gather_all_metrics`], which adds
 //! queries for the metrics no rule reads (CPU, connections and replica lag are always
@@ -25,11 +28,32 @@ use crate::core::decide::{decide, Decision, Direction, PersistedState, ScaleStat
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{blocked_of, plan, Action, Blocked, ClusterView, Plan};
 use crate::core::policy::Policy;
-use crate::ports::{Fleet, MetricsSource, PortError};
+use crate::ports::{Clock, Fleet, MetricsSource, PortError, Routers};
 use crate::reconcile::{
-    execute, router_lag_queries, sync_router_for_tick, ActionResult, ExecOptions, Outcome,
-    SyncReport,
+    execute, gate_deletes, router_lag_queries, sync_router_for_tick, ActionResult, ExecOptions,
+    Outcome, Route, SyncReport,
 };
+
+mod observe;
+pub use observe::ClusterMemory;
+
+/// The ports a tick works through, built at the edge and handed in.
+#[derive(Clone, Copy)]
+pub struct TickContext<'a> {
+    pub fleet: &'a dyn Fleet,
+    pub metrics: &'a dyn MetricsSource,
+    /// The traffic router of each cluster behind HAProxy.
+    pub routers: &'a Routers,
+    /// The tick's time ([`tick_cluster`] reads it once).
+    pub clock: &'a dyn Clock,
+}
+
+impl<'a> TickContext<'a> {
+    /// The router in front of `spec`'s replicas with its `haproxy` section, when it has both.
+    pub fn route(&self, spec: &'a ClusterSpec) -> Option<Route<'a>> {
+        Route::of(self.routers, spec)
+    }
+}
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -356,20 +380,21 @@ pub fn persist_needed(persisted: &Tags, state: &ScaleState) -> bool {
     PersistedState::read(persisted).differs_from(state)
 }
 
-/// Decide for one cluster on already-fetched `series`, act when the decision changes the fleet,
-/// record `state` and persist it on the master when it changed.
+/// Decide for one cluster on already-fetched `series` (its `view` completed by the
+/// observation step), act when the decision changes the fleet, record the scale state in
+/// `memory` and persist it on the master when it changed.
 #[allow(clippy::too_many_arguments)]
 pub async fn decide_and_act(
-    fleet: &dyn Fleet,
+    ctx: &TickContext<'_>,
     spec: &ClusterSpec,
     policy: &Policy,
     view: &ClusterView,
     series: &[MetricSeries],
-    state: &mut ScaleState,
+    memory: &mut ClusterMemory,
     now: DateTime<Utc>,
     opts: TickOptions,
 ) -> Result<TickReport, PortError> {
-    let mut decision = decide(policy, spec, view, series, state, now);
+    let mut decision = decide(policy, spec, view, series, memory.state(), now);
     if opts.observe_only && !decision.observe_only {
         decision.observe_only = true;
     }
@@ -387,8 +412,6 @@ pub async fn decide_and_act(
         conflicts: blocked_of(view),
         decision,
     };
-    // Plan every tick unless observe-only: besides the scale action, the plan carries class
-    // changes from a schedule and repairs; when the fleet matches it is empty.
     // The master's tags as they stand on AWS (updated below when an intent is written).
     // Borrowed until an intent write changes it (no copy of the tags every tick).
     let mut persisted: Cow<'_, Tags> = view
@@ -396,49 +419,20 @@ pub async fn decide_and_act(
         .as_ref()
         .map_or_else(|| Cow::Owned(Tags::new()), |m| Cow::Borrowed(&*m.tags));
     if !report.decision.observe_only {
-        let p = plan(spec, view, &report.decision.target);
-        // A scale-in is recorded on the master *before* the delete: a crash right after
-        // DeleteDBInstance (the instance may be gone at restart) must not lose the scale-in
-        // cooldown. If the delete does not happen, the state written after it puts the
-        // previous time back. No intent write, no delete.
-        let deletes = p
-            .actions
-            .iter()
-            .any(|a| matches!(a.action, Action::DeleteReplica { .. }));
-        if deletes && !opts.dry_run && report.decision.direction == Direction::In {
-            if let Some(master) = view.master.as_ref() {
-                let mut intent = state.clone();
-                intent.last_scale_in = Some(now);
-                let tags = intent.to_tags();
-                fleet.write_tags(&master.id, &tags).await?;
-                persisted.to_mut().extend(tags);
-            }
-        }
-        if !p.actions.is_empty() {
-            report.actions = execute(
-                fleet,
-                spec,
-                &p,
-                &ExecOptions {
-                    dry_run: opts.dry_run,
-                },
-            )
-            .await;
-        }
-        report.acted = report.decision.direction != Direction::None
-            && report.actions.iter().any(|r| {
-                matches!(
-                    r.planned.action,
-                    Action::CreateReplica { .. } | Action::DeleteReplica { .. }
-                ) && matches!(r.outcome, Outcome::Done | Outcome::AlreadyDone)
-            });
-        if !opts.dry_run {
-            // Add replicas that are available and caught up to HAProxy (with a `haproxy`
-            // section); the pre-execution view with this plan leaves out what it deletes.
-            report.router = sync_router_for_tick(spec, view, series, &p).await;
-        }
-        report.plan = Some(p);
+        act(
+            ctx,
+            spec,
+            view,
+            series,
+            memory,
+            now,
+            opts,
+            &mut report,
+            &mut persisted,
+        )
+        .await?;
     }
+    let state = memory.state_mut();
     state.record(&report.decision, report.acted, now);
     let may_write = !opts.dry_run && !report.decision.observe_only;
     if let (true, Some(master)) = (may_write, view.master.as_ref()) {
@@ -449,28 +443,108 @@ pub async fn decide_and_act(
             Cow::Owned(tags) => persist_needed(tags, state),
         };
         if needed {
-            fleet.write_tags(&master.id, &state.to_tags()).await?;
+            ctx.fleet.write_tags(&master.id, &state.to_tags()).await?;
             report.state_written = true;
         }
     }
     Ok(report)
 }
 
-/// The whole tick for one observed cluster: gather, fetch, decide and act.
+/// The acting half of a tick that is not observe-only: plan every tick (besides the scale
+/// action, the plan carries class changes from a schedule and repairs; when the fleet matches
+/// it is empty), let deletes behind HAProxy wait for their drain, write the scale-in intent,
+/// execute, and run the router step.
 #[allow(clippy::too_many_arguments)]
+async fn act(
+    ctx: &TickContext<'_>,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    series: &[MetricSeries],
+    memory: &mut ClusterMemory,
+    now: DateTime<Utc>,
+    opts: TickOptions,
+    report: &mut TickReport,
+    persisted: &mut Cow<'_, Tags>,
+) -> Result<(), PortError> {
+    let p = plan(spec, view, &report.decision.target);
+    let route = ctx.route(spec);
+    let gated = gate_deletes(
+        ctx.fleet,
+        spec,
+        route,
+        p.clone(),
+        &mut memory.drains,
+        now,
+        opts.dry_run,
+    )
+    .await;
+    // A scale-in is recorded on the master *before* the delete: a crash right after
+    // DeleteDBInstance (the instance may be gone at restart) must not lose the scale-in
+    // cooldown. If the delete does not happen, the state written after it puts the previous
+    // time back. No intent write, no delete.
+    if gated.deletes() && !opts.dry_run && report.decision.direction == Direction::In {
+        if let Some(master) = view.master.as_ref() {
+            let mut intent = memory.state().clone();
+            intent.last_scale_in = Some(now);
+            let tags = intent.to_tags();
+            ctx.fleet.write_tags(&master.id, &tags).await?;
+            persisted.to_mut().extend(tags);
+        }
+    }
+    let results = if gated.plan.actions.is_empty() {
+        Vec::new()
+    } else {
+        let exec = ExecOptions {
+            dry_run: opts.dry_run,
+        };
+        execute(ctx.fleet, spec, &gated.plan, &exec).await
+    };
+    report.actions = gated.finish(results);
+    report.acted = report.decision.direction != Direction::None
+        && report.actions.iter().any(|r| {
+            matches!(
+                r.planned.action,
+                Action::CreateReplica { .. } | Action::DeleteReplica { .. }
+            ) && matches!(r.outcome, Outcome::Done | Outcome::AlreadyDone)
+        });
+    if !opts.dry_run {
+        // Add replicas that are available and caught up to HAProxy (with a `haproxy`
+        // section); the pre-execution view with this plan leaves out what it deletes.
+        report.router =
+            sync_router_for_tick(route, spec, view, series, &p, &mut memory.drains).await;
+    }
+    report.plan = Some(p);
+    Ok(())
+}
+
+/// The whole tick for one cluster as observed in `view`, at the context clock's time: the
+/// observation step, gather, fetch, decide and act.
 pub async fn tick_cluster(
-    fleet: &dyn Fleet,
-    metrics: &dyn MetricsSource,
+    ctx: &TickContext<'_>,
     spec: &ClusterSpec,
     policy: &Policy,
-    view: ClusterView,
-    state: &mut ScaleState,
+    mut view: ClusterView,
+    memory: &mut ClusterMemory,
+    opts: TickOptions,
+) -> Result<TickReport, PortError> {
+    let now = ctx.clock.now();
+    memory.observe(&mut view, now);
+    tick_observed(ctx, spec, policy, &view, memory, now, opts).await
+}
+
+/// [`tick_cluster`] after the observation step (for callers that show the state it read).
+pub async fn tick_observed(
+    ctx: &TickContext<'_>,
+    spec: &ClusterSpec,
+    policy: &Policy,
+    view: &ClusterView,
+    memory: &mut ClusterMemory,
     now: DateTime<Utc>,
     opts: TickOptions,
 ) -> Result<TickReport, PortError> {
-    let g = gather(policy, spec, &view, now);
-    let series = fetch_all(metrics, &[&g]).await?.remove(0);
-    decide_and_act(fleet, spec, policy, &view, &series, state, now, opts).await
+    let g = gather(policy, spec, view, now);
+    let series = fetch_all(ctx.metrics, &[&g]).await?.remove(0);
+    decide_and_act(ctx, spec, policy, view, &series, memory, now, opts).await
 }
 
 #[cfg(test)]

@@ -129,6 +129,28 @@ pub trait TrafficRouter: Send + Sync {
     async fn remove(&self, id: &InstanceId) -> Result<(), PortError>;
 }
 
+/// The traffic router of each cluster that has one (a `haproxy` section), by cluster name:
+/// built at the edge (the CLI and the service make HAProxy runtime clients) and handed to
+/// the tick.
+#[derive(Clone, Default)]
+pub struct Routers(std::collections::BTreeMap<String, std::sync::Arc<dyn TrafficRouter>>);
+
+impl Routers {
+    pub fn insert(&mut self, cluster: &str, router: std::sync::Arc<dyn TrafficRouter>) {
+        self.0.insert(cluster.to_string(), router);
+    }
+    /// The router of `cluster`, if it has one.
+    pub fn get(&self, cluster: &str) -> Option<&dyn TrafficRouter> {
+        self.0.get(cluster).map(|r| r.as_ref())
+    }
+}
+
+impl std::fmt::Debug for Routers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
 /// Time, injected: the real clock in production, a manual one in tests and simulations.
 #[async_trait]
 pub trait Clock: Send + Sync {

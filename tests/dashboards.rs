@@ -599,6 +599,7 @@ impl InProcessService {
                 let mut daemon = Daemon::new(
                     fleet,
                     load,
+                    elasticrds::ports::Routers::default(),
                     clock,
                     vec![ClusterEntry::new(spec, case.case.policy.clone())],
                     metrics.clone(),

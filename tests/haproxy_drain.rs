@@ -4,14 +4,17 @@
 //! temp dir), holds connections open to one replica and scales in through the shared
 //! reconciler. The fleet is wrapped in a witness that, at the moment DeleteDBInstance is
 //! called, asks HAProxy whether the server still exists and the stand-in how many client
-//! sessions are still open on it. Shown: new connections go elsewhere once the drain starts;
-//! while the held connections stay open the reconciler keeps polling and deletes nothing; the
-//! delete comes after they closed (at that moment HAProxy no longer has the server and the
-//! replica serves no session), or at the drain timeout (which ends them); the server is gone
-//! from HAProxy and from the config file afterwards; an unreachable HAProxy holds the scale-in
-//! (`wait`) or lets it go ahead (`proceed`); replicas are added at runtime by `sync_router`
-//! once their lag is under the bound; and the daemon's tick (`elasticrds run`) does both for a
-//! cluster with a `haproxy` section.
+//! sessions are still open on it. The drain is state carried across ticks: each call of
+//! `reconcile::apply` (one tick's delete path) starts or checks the drain and returns. Shown:
+//! new connections go elsewhere once the drain starts; while the held connections stay open
+//! every tick reports the delete as draining and deletes nothing; the delete comes after they
+//! closed (at that moment HAProxy no longer has the server and the replica serves no session),
+//! or at the drain timeout (which ends them); the server is gone from HAProxy and from the
+//! config file afterwards; an unreachable HAProxy holds the scale-in (`wait`) or lets it go
+//! ahead (`proceed`); replicas are added at runtime by `sync_router` once their lag is under
+//! the bound, and a replica whose drain was abandoned is put back into service; and the
+//! daemon's tick (`elasticrds run`) does all this for a cluster with a `haproxy` section
+//! without waiting inside a tick.
 //! haproxy missing or not starting makes these tests FAIL.
 
 mod support;
@@ -26,14 +29,14 @@ use elasticrds::core::domain::{
     Endpoint, Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Sample,
     Tags,
 };
-use elasticrds::core::plan::{plan, Action, Target};
+use elasticrds::core::plan::{plan, Action, Plan, Target};
 use elasticrds::core::policy::Policy;
 use elasticrds::ports::{
     Clock, ErrorKind, Fleet, ManualClock, MetricsSource, PortError, RouteState, SystemClock,
     TrafficRouter,
 };
 use elasticrds::reconcile::{
-    execute_routed, observe_one, sync_router, ExecOptions, Outcome, RouterHook,
+    apply, observe_one, sync_router, ActionResult, Drains, ExecOptions, Outcome, Route,
 };
 use elasticrds::service::daemon::{ClusterEntry, ClusterResult, Daemon, DaemonOptions};
 use elasticrds::service::metrics::Metrics;
@@ -398,15 +401,12 @@ impl Rig {
     fn runtime(&self) -> HaproxyRuntime {
         HaproxyRuntime::from_spec(self.spec.haproxy.as_ref().unwrap())
     }
-    /// The drain hook on a runtime that counts its polls.
-    fn hook(&self, clock: Arc<dyn Clock>, poll: Duration) -> (RouterHook, Arc<Polled>) {
-        let polled = Arc::new(Polled {
+    /// A runtime that counts its `state` polls.
+    fn polled(&self) -> Arc<Polled> {
+        Arc::new(Polled {
             inner: self.runtime(),
             polls: Mutex::new(Vec::new()),
-        });
-        let mut h = RouterHook::new(polled.clone(), self.spec.haproxy.clone().unwrap(), clock);
-        h.poll = poll;
-        (h, polled)
+        })
     }
     fn deletes(&self) -> Vec<AtDelete> {
         self.witness.deletes()
@@ -451,6 +451,43 @@ impl Rig {
             }
         }
         panic!("could not get {n} connections onto {name}");
+    }
+}
+
+/// The delete path as successive ticks run it: `apply` the plan (one tick's step: start or
+/// check the drain, delete once drained), then wait `pause` on `clock`, until no delete is
+/// draining any more. Returns the last results and how many ticks reported a drain.
+async fn tick_until_drained(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    router: &dyn TrafficRouter,
+    p: &Plan,
+    clock: &dyn Clock,
+    pause: Duration,
+) -> (Vec<ActionResult>, usize) {
+    let route = Route::of_parts(router, spec.haproxy.as_ref().unwrap());
+    let mut drains = Drains::default();
+    let mut draining_ticks = 0;
+    loop {
+        let opts = ExecOptions::default();
+        let results = apply(
+            fleet,
+            spec,
+            Some(route),
+            p.clone(),
+            &mut drains,
+            clock.now(),
+            &opts,
+        )
+        .await;
+        if !results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Draining(_)))
+        {
+            return (results, draining_ticks);
+        }
+        draining_ticks += 1;
+        clock.sleep(pause).await;
     }
 }
 
@@ -511,10 +548,11 @@ async fn scale_in_drains_then_deletes_after_connections_close() {
     assert!(
         matches!(&p.actions[..], [a] if matches!(&a.action, Action::DeleteReplica { id } if id.as_str() == "r2"))
     );
-    let (hook, polled) = rig.hook(clock.clone(), Duration::from_millis(100));
-    let (fleet, spec) = (rig.witness.clone(), rig.spec.clone());
+    let polled = rig.polled();
+    let (fleet, spec, router) = (rig.witness.clone(), rig.spec.clone(), polled.clone());
     let task = tokio::spawn(async move {
-        execute_routed(&*fleet, &spec, &p, &ExecOptions::default(), Some(&hook)).await
+        let pause = Duration::from_millis(100);
+        tick_until_drained(&*fleet, &spec, &*router, &p, &SystemClock, pause).await
     });
 
     wait_status(&rig, "r2", "DRAIN", Duration::from_secs(10)).await;
@@ -524,8 +562,8 @@ async fn scale_in_drains_then_deletes_after_connections_close() {
         assert_eq!(who, "r1", "a new connection reached the draining replica");
     }
     assert_eq!(rig.sessions("r2").opened(), opened_before);
-    // The reconciler keeps polling while the sessions are open, and deletes nothing: wait for
-    // five more polls, all of which saw the two sessions.
+    // Tick after tick the drain is checked while the sessions are open, and nothing is
+    // deleted: wait for five more polls, all of which saw the two sessions.
     let seen = polled.polls().len();
     until("five more drain polls", Duration::from_secs(20), || {
         polled.polls().len() >= seen + 5
@@ -553,10 +591,14 @@ async fn scale_in_drains_then_deletes_after_connections_close() {
     }
     drop(held);
 
-    let results = tokio::time::timeout(Duration::from_secs(30), task)
+    let (results, draining_ticks) = tokio::time::timeout(Duration::from_secs(30), task)
         .await
         .expect("the scale-in finished")
         .unwrap();
+    assert!(
+        draining_ticks >= 2,
+        "{draining_ticks} tick(s) reported the drain"
+    );
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].outcome, Outcome::Done, "{:?}", results[0]);
     assert!(
@@ -604,19 +646,16 @@ async fn drain_timeout_ends_sessions_then_deletes() {
 
     let view = observe_one(&*rig.fleet, &rig.spec).await.unwrap();
     let p = plan(&rig.spec, &view, &Target::replicas(1));
-    let (hook, polled) = rig.hook(clock.clone(), Duration::from_secs(5));
-    let results = tokio::time::timeout(
+    let polled = rig.polled();
+    let pause = Duration::from_secs(5);
+    let (results, draining_ticks) = tokio::time::timeout(
         Duration::from_secs(30),
-        execute_routed(
-            &*rig.witness,
-            &rig.spec,
-            &p,
-            &ExecOptions::default(),
-            Some(&hook),
-        ),
+        tick_until_drained(&*rig.witness, &rig.spec, &*polled, &p, &*clock, pause),
     )
     .await
     .expect("the scale-in finished");
+    // A tick every 5 s of the injected clock: 30 s of drain are six ticks that held it.
+    assert_eq!(draining_ticks, 6);
     assert_eq!(results[0].outcome, Outcome::Done, "{:?}", results[0]);
     assert!(
         results[0]
@@ -626,7 +665,8 @@ async fn drain_timeout_ends_sessions_then_deletes() {
         "{:?}",
         results[0].notes
     );
-    // Every poll during the drain (one per 5 s of the injected clock) saw the session open.
+    // Every poll during the drain (two per tick, one tick per 5 s of the injected clock) saw
+    // the session open.
     let polls = polled.polls();
     assert!(polls.len() > 30 / 5, "{polls:?}");
     assert!(polls.iter().all(|p| *p == Some(1)), "{polls:?}");
@@ -694,15 +734,20 @@ async fn replica_unknown_to_haproxy_is_deleted_at_once_and_left_out_of_the_file(
 
     let view = observe_one(&*rig.fleet, &rig.spec).await.unwrap();
     let p = plan(&rig.spec, &view, &Target::replicas(1));
-    let (hook, _) = rig.hook(clock, Duration::from_millis(100));
-    let results = execute_routed(
+    let router = rig.runtime();
+    let (results, draining_ticks) = tick_until_drained(
         &*rig.witness,
         &rig.spec,
+        &router,
         &p,
-        &ExecOptions::default(),
-        Some(&hook),
+        &*clock,
+        Duration::from_millis(100),
     )
     .await;
+    assert_eq!(
+        draining_ticks, 0,
+        "nothing to drain: deleted on the first tick"
+    );
     assert_eq!(results[0].outcome, Outcome::Done, "{:?}", results[0]);
     assert!(
         results[0]
@@ -736,7 +781,15 @@ async fn sync_router_adds_replicas_under_the_lag_bound() {
         (InstanceId::from_aws("r3"), Duration::from_secs(90)),
     ]);
     let router = rig.runtime();
-    let report = sync_router(&router, &rig.spec, &view, &lag, None).await;
+    let report = sync_router(
+        &router,
+        &rig.spec,
+        &view,
+        &lag,
+        None,
+        &mut Drains::default(),
+    )
+    .await;
     assert_eq!(report.errors, vec![], "{report:?}");
     assert_eq!(report.added, vec![InstanceId::from_aws("r2")]);
     assert_eq!(report.held.len(), 1, "{report:?}");
@@ -760,11 +813,69 @@ async fn sync_router_adds_replicas_under_the_lag_bound() {
     );
     check_config(&rig.cfg_path);
     // A second pass changes nothing.
-    let again = sync_router(&router, &rig.spec, &view, &lag, None).await;
+    let again = sync_router(
+        &router,
+        &rig.spec,
+        &view,
+        &lag,
+        None,
+        &mut Drains::default(),
+    )
+    .await;
     assert!(
         again.added.is_empty() && again.errors.is_empty(),
         "{again:?}"
     );
+}
+
+/// A drain whose delete is no longer planned (the load came back before the sessions ended)
+/// is undone by the router step: the replica takes traffic again and the drain is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_drain_puts_the_replica_back_into_service() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let rig = rig(
+        clock.clone(),
+        &["r1", "r2"],
+        &["r1", "r2"],
+        ", drain_timeout: 60s",
+    )
+    .await;
+    let _held = rig.hold_on("r2", 1).await;
+    let view = observe_one(&*rig.fleet, &rig.spec).await.unwrap();
+    let router = rig.runtime();
+    let route = Route::of_parts(&router, rig.spec.haproxy.as_ref().unwrap());
+    let mut drains = Drains::default();
+    let p = plan(&rig.spec, &view, &Target::replicas(1));
+    let opts = ExecOptions::default();
+    let results = apply(
+        &*rig.witness,
+        &rig.spec,
+        Some(route),
+        p,
+        &mut drains,
+        clock.now(),
+        &opts,
+    )
+    .await;
+    assert!(
+        matches!(results[0].outcome, Outcome::Draining(_)),
+        "{results:?}"
+    );
+    wait_status(&rig, "r2", "DRAIN", Duration::from_secs(10)).await;
+    assert_eq!(drains.ids().map(|i| i.as_str()).collect::<Vec<_>>(), ["r2"]);
+
+    // The next tick wants two replicas again: no delete planned, the router step runs.
+    let keep = plan(&rig.spec, &view, &Target::replicas(2));
+    assert!(keep.actions.is_empty());
+    let lag = BTreeMap::from([
+        (InstanceId::from_aws("r1"), Duration::from_secs(1)),
+        (InstanceId::from_aws("r2"), Duration::from_secs(1)),
+    ]);
+    let report = sync_router(&router, &rig.spec, &view, &lag, Some(&keep), &mut drains).await;
+    assert_eq!(report.added, vec![InstanceId::from_aws("r2")], "{report:?}");
+    assert!(drains.is_empty(), "{drains:?}");
+    wait_status(&rig, "r2", "UP", Duration::from_secs(10)).await;
+    assert!(rig.deletes().is_empty());
 }
 
 /// CPU 10 % and replica lag 1 s for every instance, every period.
@@ -815,6 +926,7 @@ fn daemon(rig: &Rig, n: usize, clock: Arc<dyn Clock>) -> Daemon {
     Daemon::new(
         rig.witness.clone(),
         Arc::new(Calm),
+        HaproxyRuntime::routers_for([&rig.spec]),
         clock,
         vec![ClusterEntry::new(rig.spec.clone(), policy)],
         Metrics::new(),
@@ -857,30 +969,56 @@ async fn daemon_tick_adds_caught_up_replicas_and_drains_before_delete() {
         "{again:?}"
     );
 
-    // Tick with one replica wanted while a client holds a session on r2: the tick drains r2
-    // and waits; new connections go to r1; the delete comes after the client closed.
+    // Ticks with one replica wanted while a client holds a session on r2: the first tick
+    // starts the drain and returns (no tick waits); new connections go to r1; the ticks after
+    // it check the sessions and delete nothing while the session is open; the tick after the
+    // client closed deletes r2.
     let mut held = rig.hold_on("r2", 1).await;
     let mut d = daemon(&rig, 1, clock.clone());
-    let tick = tokio::spawn(async move { d.tick().await });
-    wait_status(&rig, "r2", "DRAIN", Duration::from_secs(10)).await;
+    let draining = |r: &elasticrds::control::TickReport| matches!(&r.actions[..], [a] if matches!(&a.planned.action, Action::DeleteReplica { id } if id.as_str() == "r2") && matches!(&a.outcome, Outcome::Draining(why) if why.contains("1 session(s) open")));
+    for _ in 0..3 {
+        let report = tokio::time::timeout(Duration::from_secs(10), d.tick())
+            .await
+            .map(|o| report_of(&o))
+            .expect("a tick returns while the drain goes on");
+        assert!(draining(&report), "{:?}", report.actions);
+        assert!(
+            !report.acted,
+            "a draining delete is not a scale action done"
+        );
+    }
+    assert_eq!(
+        rig.status_of("r2").await.as_deref().map(|s| &s[..5]),
+        Some("DRAIN")
+    );
     for _ in 0..4 {
         let (_s, who) = client(rig.front_port).await;
         assert_eq!(who, "r1", "a new connection reached the draining replica");
     }
     assert!(rig.deletes().is_empty(), "deleted while a session was open");
-    assert!(!tick.is_finished());
     held[0].shutdown().await.unwrap();
     drop(held);
-    let outcome = tokio::time::timeout(Duration::from_secs(30), tick)
-        .await
-        .expect("the tick finished")
-        .unwrap();
-    let report = report_of(&outcome);
+    until(
+        "the stand-in saw the session end",
+        Duration::from_secs(10),
+        || rig.sessions("r2").open() == 0,
+    )
+    .await;
+    let mut report = report_of(&d.tick().await);
+    for _ in 0..50 {
+        // HAProxy counts the session until it notices the close.
+        if !draining(&report) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        report = report_of(&d.tick().await);
+    }
     assert!(
         matches!(&report.actions[..], [a] if matches!(&a.planned.action, Action::DeleteReplica { id } if id.as_str() == "r2") && a.outcome == Outcome::Done),
         "{:?}",
         report.actions
     );
+    assert!(report.acted);
     let router = report.router.unwrap();
     assert!(
         router.added.is_empty(),
@@ -941,10 +1079,20 @@ async fn unreachable_case(
     let view = observe_one(&*fleet, &spec).await.unwrap();
     let p = plan(&spec, &view, &Target::replicas(0));
     assert_eq!(p.actions.len(), 1);
-    let hook = RouterHook::for_cluster(&spec, clock).unwrap();
+    let router = HaproxyRuntime::from_spec(spec.haproxy.as_ref().unwrap());
+    let route = Route::of_parts(&router, spec.haproxy.as_ref().unwrap());
+    let mut drains = Drains::default();
     let results = tokio::time::timeout(
         Duration::from_secs(20),
-        execute_routed(&*fleet, &spec, &p, &ExecOptions::default(), Some(&hook)),
+        apply(
+            &*fleet,
+            &spec,
+            Some(route),
+            p,
+            &mut drains,
+            clock.now(),
+            &ExecOptions::default(),
+        ),
     )
     .await
     .expect("bounded");
@@ -1011,8 +1159,21 @@ async fn dry_run_contacts_no_router_and_deletes_nothing() {
     fleet.insert(r);
     let view = observe_one(&fleet, &spec).await.unwrap();
     let p = plan(&spec, &view, &Target::replicas(0));
-    let results =
-        elasticrds::reconcile::execute(&fleet, &spec, &p, &ExecOptions { dry_run: true }).await;
+    let router = HaproxyRuntime::from_spec(spec.haproxy.as_ref().unwrap());
+    let route = Route::of_parts(&router, spec.haproxy.as_ref().unwrap());
+    let opts = ExecOptions { dry_run: true };
+    let mut drains = Drains::default();
+    let results = apply(
+        &fleet,
+        &spec,
+        Some(route),
+        p,
+        &mut drains,
+        Utc::now(),
+        &opts,
+    )
+    .await;
+    assert!(drains.is_empty());
     assert_eq!(results[0].outcome, Outcome::DryRun);
     assert!(
         results[0].notes[0].contains("would drain r1"),

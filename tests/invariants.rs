@@ -21,9 +21,8 @@
 use chrono::{TimeZone, Utc};
 use elasticrds::adapters::recorded::RecordedMetrics;
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
-use elasticrds::control::{tick_cluster, TickOptions};
+use elasticrds::control::{tick_cluster, ClusterMemory, TickContext, TickOptions};
 use elasticrds::core::config::Config;
-use elasticrds::core::decide::ScaleState;
 use elasticrds::core::domain::{
     Instance, InstanceClass, InstanceId, InstanceStatus, MetricKind, Sample, Statistic,
 };
@@ -529,7 +528,9 @@ proptest! {
         });
         let metrics = RecordedMetrics::from_rows(rows);
         let rt = rt();
-        let mut state = ScaleState::default();
+        let routers = elasticrds::ports::Routers::default();
+        let ctx = TickContext { fleet: &fleet, metrics: &metrics, routers: &routers, clock: clock.as_ref() };
+        let mut memory = ClusterMemory::default();
         for _tick in 0..12 {
             let view = rt.block_on(observe(&fleet, &[spec])).unwrap().remove(0);
             let before = view.replica_count();
@@ -537,7 +538,7 @@ proptest! {
                 .map(|i| i.id.as_str().to_ascii_lowercase()).collect();
             let calls_before = fleet.calls().len();
             let r = rt.block_on(tick_cluster(
-                &fleet, &metrics, spec, &policy, view, &mut state, clock.now(), TickOptions::default(),
+                &ctx, spec, &policy, view, &mut memory, TickOptions::default(),
             ));
             prop_assert!(r.is_ok(), "tick failed: {:?}", r.err());
             let mut per_id: BTreeMap<String, usize> = BTreeMap::new();

@@ -105,6 +105,7 @@ impl Sim {
             &self.fleet,
             self.clock.as_ref(),
             &self.spec,
+            None,
             target,
             timeout,
             poll,
@@ -599,6 +600,7 @@ async fn create_cluster_wait_reports_progress_until_available() {
     create_cluster_on(
         &s.fleet,
         s.clock.as_ref(),
+        &elasticrds::ports::Routers::default(),
         &s.spec,
         &create_args(2, true, 60 * MIN),
         &mut sink,
@@ -657,6 +659,7 @@ async fn create_cluster_wait_times_out_with_exit_1() {
     let err = create_cluster_on(
         &s.fleet,
         s.clock.as_ref(),
+        &elasticrds::ports::Routers::default(),
         &s.spec,
         &create_args(1, true, 5 * MIN),
         &mut sink,
@@ -677,6 +680,7 @@ async fn create_cluster_wait_times_out_with_exit_1() {
     create_cluster_on(
         &s.fleet,
         s.clock.as_ref(),
+        &elasticrds::ports::Routers::default(),
         &s.spec,
         &create_args(1, false, 5 * MIN),
         &mut none,

@@ -156,6 +156,7 @@ async fn an_unchanged_decision_is_logged_once_at_info_then_at_debug() {
     let d = Daemon::new(
         sim,
         load.clone(),
+        elasticrds::ports::Routers::default(),
         clock,
         entries,
         Metrics::new(),

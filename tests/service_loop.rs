@@ -222,6 +222,7 @@ impl Rig {
         Daemon::new(
             fleet,
             self.load.clone(),
+            elasticrds::ports::Routers::default(),
             self.clock.clone(),
             entries,
             metrics.clone(),

@@ -1,5 +1,6 @@
 //! Replaying one scaling policy on the simulated world, minute by minute, through the very
-//! tick the daemon runs (`control::tick_cluster`): observe the fleet, fetch the policy's
+//! tick the daemon runs (`control::tick_cluster`, with the same observation step and memory):
+//! observe the fleet, fetch the policy's
 //! metrics from the load model (the `MetricsSource` port), decide with the pure decision core,
 //! plan and execute with the shared reconciler, record the scale state (as tags on the
 //! simulated master, as the daemon does) — then account the minute.
@@ -7,9 +8,9 @@
 use super::baselines::scale_actions;
 use super::replay::{World, WorldSetup};
 use super::score::{Recorder, RunKind, Score, Timeline};
-use crate::control::{tick_cluster, TickOptions};
-use crate::core::decide::ScaleState;
+use crate::control::{tick_cluster, ClusterMemory, TickContext, TickOptions};
 use crate::core::policy::Policy;
+use crate::ports::Routers;
 use crate::reconcile::observe_one;
 
 /// One policy to replay: its display name, the cluster spec it governs and the policy.
@@ -29,8 +30,15 @@ pub async fn run_policy(
     let spec = &setup.spec;
     let policy = &case.policy;
     let mut rec = Recorder::new(case.name.clone(), RunKind::Policy, timeline);
-    let mut state = ScaleState::default();
+    let mut memory = ClusterMemory::default();
     let mut failed = FailedTicks::default();
+    let routers = Routers::default();
+    let ctx = TickContext {
+        fleet: world.fleet.as_ref(),
+        metrics: world.load.as_ref(),
+        routers: &routers,
+        clock: world.clock.as_ref(),
+    };
     for i in 0..setup.demand.len() {
         let now = world.minute(i);
         // The daemon's tick, on the simulated ports (which fail only when told to): a tick
@@ -39,13 +47,11 @@ pub async fn run_policy(
         match observe_one(world.fleet.as_ref(), spec).await {
             Err(e) => failed.record(i, e.to_string()),
             Ok(view) => match tick_cluster(
-                world.fleet.as_ref(),
-                world.load.as_ref(),
+                &ctx,
                 spec,
                 policy,
                 view,
-                &mut state,
-                now,
+                &mut memory,
                 TickOptions::default(),
             )
             .await

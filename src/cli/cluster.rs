@@ -6,8 +6,10 @@ use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
 use crate::core::plan::{plan, plan_modify, ClusterView, ConflictKind, MasterIssue, Plan, Target};
-use crate::ports::{Clock, Fleet, SystemClock};
-use crate::reconcile::{converge, execute, observe_one, ActionResult, ExecOptions, Outcome};
+use crate::ports::{Clock, Fleet, Routers, SystemClock};
+use crate::reconcile::{
+    apply, converge, observe_one, ActionResult, Drains, ExecOptions, Outcome, Route,
+};
 use crate::text::{conflict_kind, conflict_message, master_issue};
 use clap::Args;
 use serde::Serialize;
@@ -86,6 +88,7 @@ fn outcome_tag(o: &Outcome) -> String {
         Outcome::Refused(w) => format!("REFUSED: {w}"),
         Outcome::Failed(w) => format!("FAILED: {w}"),
         Outcome::Held(w) => format!("HELD: {w}"),
+        Outcome::Draining(w) => format!("DRAINING: {w}"),
     }
 }
 
@@ -186,7 +189,8 @@ pub async fn create_cluster(config: Option<&Path>, a: CreateArgs) -> CliResult {
     }
     let fleet = RdsFleet::from_env().await;
     let mut progress = |line: String| eprintln!("{line}");
-    create_cluster_on(&fleet, &SystemClock, spec, &a, &mut progress).await
+    let routers = crate::adapters::haproxy::HaproxyRuntime::routers_for([spec]);
+    create_cluster_on(&fleet, &SystemClock, &routers, spec, &a, &mut progress).await
 }
 
 /// One `--wait` progress line: elapsed time, what is still being waited for, actions so far.
@@ -217,14 +221,27 @@ pub fn progress_line(pr: &crate::reconcile::Progress) -> String {
 pub async fn create_cluster_on(
     fleet: &dyn Fleet,
     clock: &dyn Clock,
+    routers: &Routers,
     spec: &ClusterSpec,
     a: &CreateArgs,
     progress: &mut (dyn FnMut(String) + Send),
 ) -> CliResult {
     let target = Target::replicas(a.max_replicas.unwrap_or(spec.replicas.len()));
+    let route = Route::of(routers, spec);
+    let mut drains = Drains::default();
     let view = observe_one(fleet, spec).await?;
     let mut p = plan(spec, &view, &target);
-    let mut results = execute(fleet, spec, &p, &ExecOptions { dry_run: a.dry_run }).await;
+    let opts = ExecOptions { dry_run: a.dry_run };
+    let mut results = apply(
+        fleet,
+        spec,
+        route,
+        p.clone(),
+        &mut drains,
+        clock.now(),
+        &opts,
+    )
+    .await;
     // Follow-up rounds in the same run for what became possible at once (a master that is
     // already available after its restore, as on an emulator). On RDS a restored master is
     // `creating` for minutes, so there the replicas wait for the next run or `--wait`.
@@ -248,7 +265,8 @@ pub async fn create_cluster_on(
             }
             break;
         }
-        let more = execute(fleet, spec, &next, &ExecOptions { dry_run: false }).await;
+        let now = clock.now();
+        let more = apply(fleet, spec, route, next.clone(), &mut drains, now, &opts).await;
         p.actions.extend(next.actions);
         (p.waiting, p.drift, p.foreign) = (next.waiting, next.drift, next.foreign);
         results.extend(more);
@@ -264,9 +282,18 @@ pub async fn create_cluster_on(
     failures(&results)?;
     if a.wait && !a.dry_run {
         let mut report = |pr: &crate::reconcile::Progress| progress(progress_line(pr));
-        let done = converge(fleet, clock, spec, &target, a.timeout, a.poll, &mut report)
-            .await
-            .map_err(|e| CliError::runtime(format!("{}: {e}", spec.name)))?;
+        let done = converge(
+            fleet,
+            clock,
+            spec,
+            route,
+            &target,
+            a.timeout,
+            a.poll,
+            &mut report,
+        )
+        .await
+        .map_err(|e| CliError::runtime(format!("{}: {e}", spec.name)))?;
         for r in &done {
             progress(format!(
                 "  {} [{}]",

@@ -157,9 +157,11 @@ pub async fn run(a: DemoArgs) -> CliResult {
 
     init_logs();
     let metrics = Metrics::new();
+    // The demo's simulated cluster has no HAProxy in front of it: no routers.
     let mut daemon = Daemon::new(
         fleet.clone(),
         load.clone(),
+        crate::ports::Routers::default(),
         clock.clone(),
         vec![ClusterEntry::new(spec.clone(), case.case.policy.clone())],
         metrics.clone(),

@@ -7,13 +7,13 @@ use super::cluster::find_cluster;
 use super::govern::{govern_one, policies_dir, DefaultPolicy, DEFAULT_POLICIES_DIR};
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::adapters::recorded::RecordedMetrics;
-use crate::control::{tick_cluster, TickOptions};
+use crate::control::{tick_observed, ClusterMemory, TickContext, TickOptions};
 use crate::core::config::{ClusterSpec, Config};
 use crate::core::decide::{Decision, ScaleState};
 use crate::core::input::{InputError, InputErrors};
 use crate::core::plan::{plan, ClusterView, Plan};
 use crate::core::policy::Policy;
-use crate::ports::{Fleet, MetricsSource};
+use crate::ports::MetricsSource;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
@@ -212,53 +212,33 @@ pub struct PlanReport {
     pub notes: Vec<String>,
 }
 
-/// RDS reports no "available since". As the daemon does on its first look at a cluster, take
-/// an available replica as available since its creation time, so that one created minutes
-/// ago is still warming up. A creation time after `now` (a `--at` in the past) says nothing
-/// about `now`: such a replica is taken as warm.
-pub fn assume_available_since_creation(view: &mut ClusterView, now: DateTime<Utc>) {
-    for inst in view.replicas.iter_mut().flatten() {
-        if inst.status.is_available() && inst.available_since.is_none() {
-            inst.available_since = inst.created_at.filter(|t| *t <= now);
-        }
-    }
-}
-
 /// Decide and plan for one cluster from an observed view and metrics: the library half of
 /// `elasticrds plan`, shared with tests. It runs the daemon's own control tick
 /// (`control::tick_cluster`) in dry-run mode: the same metric window, the same decision and
 /// the same plan, with nothing executed and no state written.
-#[allow(clippy::too_many_arguments)]
 pub async fn plan_report(
-    fleet: &dyn Fleet,
+    ctx: &TickContext<'_>,
     spec: &ClusterSpec,
     policy: &Policy,
     policy_file: Option<&Path>,
-    view: &ClusterView,
-    metrics: &dyn MetricsSource,
-    state: ScaleState,
-    now: DateTime<Utc>,
+    mut view: ClusterView,
 ) -> Result<PlanReport, CliError> {
-    let mut scratch = state.clone();
-    let tick = tick_cluster(
-        fleet,
-        metrics,
-        spec,
-        policy,
-        view.clone(),
-        &mut scratch,
-        now,
-        TickOptions {
-            observe_only: false,
-            dry_run: true,
-        },
-    )
-    .await?;
+    // A fresh memory: what `run` would do on its first tick (the state read from the
+    // master's tags, replicas already available counted from their creation).
+    let now = ctx.clock.now();
+    let mut memory = ClusterMemory::default();
+    memory.observe(&mut view, now);
+    let state = memory.state().clone();
+    let opts = TickOptions {
+        observe_only: false,
+        dry_run: true,
+    };
+    let tick = tick_observed(ctx, spec, policy, &view, &mut memory, now, opts).await?;
     let decision = tick.decision;
     // Observe-only: the tick plans nothing; show what would be planned all the same.
     let p = tick
         .plan
-        .unwrap_or_else(|| plan(spec, view, &decision.target));
+        .unwrap_or_else(|| plan(spec, &view, &decision.target));
     let notes = tick
         .actions
         .iter()
@@ -396,26 +376,25 @@ pub async fn run_plan(config: Option<&Path>, a: PlanArgs) -> CliResult {
         (Err(p), Err(m)) => return Err(CliError::input(format!("{}\n{}", p.message, m.message))),
     };
     let fleet = crate::adapters::rds::RdsFleet::from_env().await;
-    let now = a.at.unwrap_or_else(Utc::now);
-    let mut view = crate::reconcile::observe_one(&fleet, spec).await?;
-    assume_available_since_creation(&mut view, now);
-    // The state the daemon persists on the master (its tags come with the describe).
-    // As the daemon does on start: what the tags missed and the fleet shows (see
-    // `ScaleState::recover_from_fleet`).
-    let mut state = view
-        .master
-        .as_ref()
-        .map(|m| ScaleState::from_tags(&m.tags))
-        .unwrap_or_default();
-    state.recover_from_fleet(&view, now);
+    let clock = crate::ports::ManualClock::new(a.at.unwrap_or_else(Utc::now));
+    let routers = crate::adapters::haproxy::HaproxyRuntime::routers_for([spec]);
+    let view = crate::reconcile::observe_one(&fleet, spec).await?;
     let file = policy_file.as_deref();
-    let report = match &recorded {
-        Some(r) => plan_report(&fleet, spec, &policy, file, &view, r, state, now).await?,
+    let cw;
+    let metrics: &dyn MetricsSource = match &recorded {
+        Some(r) => r,
         None => {
-            let cw = crate::adapters::cloudwatch::CloudWatchMetrics::from_env().await;
-            plan_report(&fleet, spec, &policy, file, &view, &cw, state, now).await?
+            cw = crate::adapters::cloudwatch::CloudWatchMetrics::from_env().await;
+            &cw
         }
     };
+    let ctx = TickContext {
+        fleet: &fleet,
+        metrics,
+        routers: &routers,
+        clock: &clock,
+    };
+    let report = plan_report(&ctx, spec, &policy, file, view).await?;
     match a.output {
         Output::Text => print!("{}", plan_text(&report)),
         Output::Json => print_json(&report)?,

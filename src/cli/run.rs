@@ -282,10 +282,13 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         .map_err(|e| CliError::input(e.to_string()))?;
     let fleet = Arc::new(RdsFleet::from_env().await);
     let source = Arc::new(CloudWatchMetrics::from_env().await);
+    let routers =
+        crate::adapters::haproxy::HaproxyRuntime::routers_for(entries.iter().map(|e| &e.spec));
     let metrics = Metrics::new();
     let mut daemon = Daemon::new(
         fleet,
         source,
+        routers,
         Arc::new(SystemClock),
         entries,
         metrics.clone(),

@@ -5,24 +5,26 @@
 //! backoff without stopping the others or the loop. Ticks run sequentially on a tokio interval
 //! (`MissedTickBehavior::Delay`), so they never overlap; a stop request is honoured between
 //! clusters, after the AWS call in flight. Scale state comes from the master's tags when not
-//! in memory, so a restarted or second instance honours cooldowns.
+//! in memory, so a restarted or second instance honours cooldowns: each cluster's
+//! [`ClusterMemory`] goes through the control loop's one observation step. The ports (fleet,
+//! metrics source, traffic routers, clock) are handed in by the caller.
 
 use super::counting::{CountingFleet, CountingMetrics};
 use super::http::Health;
 use super::metrics::Metrics;
 use crate::control::{
-    decide_and_act, fetch_all, gather_all_metrics, Gathered, TickOptions, TickReport,
+    decide_and_act, fetch_all, gather_all_metrics, ClusterMemory, Gathered, TickContext,
+    TickOptions, TickReport,
 };
 use crate::core::config::ClusterSpec;
 use crate::core::decide::{Decision, ScaleState};
 use crate::core::domain::MetricKind;
 use crate::core::plan::ClusterView;
 use crate::core::policy::Policy;
-use crate::ports::{Clock, ErrorKind, Fleet, MetricsSource, PortError};
+use crate::ports::{Clock, ErrorKind, Fleet, MetricsSource, PortError, Routers};
 use crate::reconcile::observe;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -104,15 +106,11 @@ pub fn backoff_delay(interval: Duration, failures: u32, cap: Duration) -> Durati
 /// Per-cluster memory of the loop.
 #[derive(Debug, Default)]
 struct ClusterRuntime {
-    /// Scale state; `None` until read from the master's tags.
-    state: Option<ScaleState>,
+    /// What the control loop remembers between ticks (the observation step's memory).
+    memory: ClusterMemory,
     failures: u32,
     last_failure_retryable: bool,
     retry_at: Option<DateTime<Utc>>,
-    /// When this process first saw each replica available (`None`: available before we
-    /// started and RDS gave no creation time).
-    first_available: HashMap<String, Option<DateTime<Utc>>>,
-    observed_once: bool,
     /// What the last INFO decision line said (see [`decision_key`]).
     last_logged: Option<String>,
     /// The conflicts last logged (ids and kinds): logged again only when they change.
@@ -165,6 +163,7 @@ impl TickOutcome {
 pub struct Daemon {
     fleet: Arc<dyn Fleet>,
     source: Arc<dyn MetricsSource>,
+    routers: Routers,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     health: Arc<Health>,
@@ -180,6 +179,7 @@ impl Daemon {
     pub fn new(
         fleet: Arc<dyn Fleet>,
         source: Arc<dyn MetricsSource>,
+        routers: Routers,
         clock: Arc<dyn Clock>,
         clusters: Vec<ClusterEntry>,
         metrics: Metrics,
@@ -191,6 +191,7 @@ impl Daemon {
         Daemon {
             fleet: Arc::new(CountingFleet::new(fleet, metrics.clone())),
             source: Arc::new(CountingMetrics::new(source, metrics.clone())),
+            routers,
             health: Arc::new(Health::new(
                 clock.clone(),
                 opts.interval,
@@ -218,7 +219,7 @@ impl Daemon {
     /// The scale state held in memory for `cluster`, if read yet.
     pub fn state(&self, cluster: &str) -> Option<&ScaleState> {
         let i = self.clusters.iter().position(|c| c.spec.name == cluster)?;
-        self.runtime[i].state.as_ref()
+        self.runtime[i].memory.known_state()
     }
     /// Current backoff of `cluster` (zero when healthy).
     pub fn backoff(&self, cluster: &str) -> Option<Duration> {
@@ -351,19 +352,8 @@ impl Daemon {
             return;
         }
         let mut views: Vec<ClusterView> = views;
-        for (k, &i) in due.iter().enumerate() {
-            self.fill_available_since(i, &mut views[k], now);
-            let rt = &mut self.runtime[i];
-            if rt.state.is_none() {
-                let tags = views[k]
-                    .master
-                    .as_ref()
-                    .map(|m| m.tags.clone())
-                    .unwrap_or_default();
-                let mut state = ScaleState::from_tags(&tags);
-                state.recover_from_fleet(&views[k], now);
-                rt.state = Some(state);
-            }
+        for (&i, view) in due.iter().zip(views.iter_mut()) {
+            self.runtime[i].memory.observe(view, now);
         }
 
         // 2. One fetch for every due cluster's metrics.
@@ -407,26 +397,31 @@ impl Daemon {
             }
             let entry = &self.clusters[i];
             let span = tracing::info_span!("cluster", cluster = %entry.spec.name);
-            let mut state = self.runtime[i].state.take().unwrap_or_default();
-            let fleet = self.fleet.as_ref();
+            let mut memory = std::mem::take(&mut self.runtime[i].memory);
+            let ctx = TickContext {
+                fleet: self.fleet.as_ref(),
+                metrics: self.source.as_ref(),
+                routers: &self.routers,
+                clock: self.clock.as_ref(),
+            };
             jobs.push(async move {
                 let r = decide_and_act(
-                    fleet,
+                    &ctx,
                     &entry.spec,
                     &entry.policy,
                     &view,
                     &series,
-                    &mut state,
+                    &mut memory,
                     now,
                     opts,
                 )
                 .instrument(span.clone())
                 .await;
-                (i, span, state, r)
+                (i, span, memory, r)
             });
         }
-        for (i, span, state, r) in futures_util::future::join_all(jobs).await {
-            self.runtime[i].state = Some(state);
+        for (i, span, memory, r) in futures_util::future::join_all(jobs).await {
+            self.runtime[i].memory = memory;
             let _g = span.enter();
             results[i] = Some(match r {
                 Ok(report) => {
@@ -503,34 +498,6 @@ impl Daemon {
             "cluster tick failed; retrying after backoff"
         );
         ClusterResult::Failed(e)
-    }
-
-    /// RDS gives no "available since": remember when this process first saw each replica
-    /// available. On the first observation of a cluster, replicas already available are taken
-    /// as available since their creation time (they are not all warming up at once after a
-    /// restart).
-    fn fill_available_since(&mut self, i: usize, view: &mut ClusterView, now: DateTime<Utc>) {
-        let rt = &mut self.runtime[i];
-        let first = !rt.observed_once;
-        rt.observed_once = true;
-        for inst in view.replicas.iter_mut().flatten() {
-            let key = inst.id.as_str().to_ascii_lowercase();
-            if !inst.status.is_available() {
-                rt.first_available.remove(&key);
-                continue;
-            }
-            if inst.available_since.is_some() {
-                continue;
-            }
-            let seen = *rt.first_available.entry(key).or_insert_with(|| {
-                if first {
-                    inst.created_at
-                } else {
-                    Some(now)
-                }
-            });
-            inst.available_since = seen;
-        }
     }
 
     /// Log the cluster's ownership conflicts when they change (a WARN line per conflicting

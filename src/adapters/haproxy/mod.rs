@@ -194,6 +194,20 @@ impl HaproxyRuntime {
         r
     }
 
+    /// The runtime API of every cluster in `specs` that has a `haproxy` section, for the tick
+    /// (built at the edge: the CLI and the service call this).
+    pub fn routers_for<'a>(
+        specs: impl IntoIterator<Item = &'a crate::core::config::ClusterSpec>,
+    ) -> crate::ports::Routers {
+        let mut routers = crate::ports::Routers::default();
+        for spec in specs {
+            if let Some(h) = &spec.haproxy {
+                routers.insert(&spec.name, std::sync::Arc::new(Self::from_spec(h)));
+            }
+        }
+        routers
+    }
+
     /// Keep this file's generated server block in step with runtime changes.
     pub fn with_config_file(mut self, path: Option<PathBuf>) -> Self {
         self.config_file = path;

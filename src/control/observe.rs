@@ -1,0 +1,101 @@
+//! The one observation step: what the control loop remembers of a cluster between ticks
+//! ([`ClusterMemory`]) and how it completes each observed view with it, the same for the
+//! daemon, `plan`, the backtest and the demo.
+//!
+//! - **Available since** (for the warm-up): RDS does not say when an instance became
+//!   available. A fleet that knows reports it (the simulated fleet does); otherwise it is the
+//!   time this memory first saw the replica available, and on a memory's first observation
+//!   (a fresh `run`, or `plan`) a replica already available counts from its creation time, so
+//!   that a restart does not put every replica back into warm-up.
+//! - **Scale state**: read from the master's tags on the first observation, completed with
+//!   what the fleet shows and the tags may have missed ([`ScaleState::recover_from_fleet`]);
+//!   then carried in memory, tick to tick.
+//! - **Drains** under way ([`Drains`]): see `reconcile::drain`.
+//!
+//! `plan` starts from a fresh memory: it shows what `run` does on its first tick.
+
+use crate::core::decide::ScaleState;
+use crate::core::domain::InstanceId;
+use crate::core::plan::ClusterView;
+use crate::reconcile::Drains;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// What the control loop carries from one tick of a cluster to the next.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMemory {
+    /// Whether a view was observed before (the first observation reads creation times).
+    observed_once: bool,
+    /// When each replica was first seen available (`None`: it was available at the first
+    /// observation and RDS gave no creation time).
+    first_available: HashMap<InstanceId, Option<DateTime<Utc>>>,
+    /// The scale state (read from the master's tags at the first observation, unless given).
+    state: ScaleState,
+    /// Whether `state` was read or given.
+    state_known: bool,
+    /// HAProxy drains under way.
+    pub drains: Drains,
+}
+
+impl ClusterMemory {
+    /// A memory that starts from `state` instead of the master's tags (a backtest's or a
+    /// test's own starting point).
+    pub fn with_state(state: ScaleState) -> ClusterMemory {
+        ClusterMemory {
+            state,
+            state_known: true,
+            ..ClusterMemory::default()
+        }
+    }
+
+    /// The observation step: complete `view` (observed at `now`) with this memory, and read
+    /// the scale state on the first observation.
+    pub fn observe(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
+        self.fill_available_since(view, now);
+        if !self.state_known {
+            let mut state = view
+                .master
+                .as_ref()
+                .map(|m| ScaleState::from_tags(&m.tags))
+                .unwrap_or_default();
+            state.recover_from_fleet(view, now);
+            self.state = state;
+            self.state_known = true;
+        }
+        self.observed_once = true;
+    }
+
+    /// The scale state (the default until the first observation).
+    pub fn state(&self) -> &ScaleState {
+        &self.state
+    }
+
+    /// The scale state once read (or given); `None` before the first observation.
+    pub fn known_state(&self) -> Option<&ScaleState> {
+        self.state_known.then_some(&self.state)
+    }
+
+    /// The scale state, to update after a decision.
+    pub fn state_mut(&mut self) -> &mut ScaleState {
+        &mut self.state
+    }
+
+    fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
+        let first = !self.observed_once;
+        for inst in view.replicas.iter_mut().flatten() {
+            if !inst.status.is_available() {
+                self.first_available.remove(&inst.id);
+                continue;
+            }
+            if inst.available_since.is_some() {
+                continue;
+            }
+            let created = inst.created_at.filter(|t| *t <= now);
+            let seen = *self
+                .first_available
+                .entry(inst.id.clone())
+                .or_insert(if first { created } else { Some(now) });
+            inst.available_since = seen;
+        }
+    }
+}
