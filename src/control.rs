@@ -25,7 +25,7 @@
 use crate::core::config::ClusterSpec;
 pub use crate::core::decide::STATE_REFRESH_SECS;
 use crate::core::decide::{decide, Decision, Direction, PersistedState, ScaleState};
-use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
+use crate::core::domain::{MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{blocked_of, plan, Action, Blocked, ClusterView, Plan};
 use crate::core::policy::Policy;
 use crate::ports::{Clock, Fleet, MetricsSource, PortError, Routers};
@@ -155,25 +155,6 @@ pub fn gather(
     }
 }
 
-/// The instances whose metrics a tick reads: every configured replica that exists and is not
-/// being deleted, plus the master when no replica is available (as [`Policy::queries`]).
-fn query_instances(spec: &ClusterSpec, view: &ClusterView) -> Vec<InstanceId> {
-    let mut ids: Vec<InstanceId> = spec
-        .replicas
-        .iter()
-        .zip(&view.replicas)
-        .filter(|(_, inst)| {
-            inst.as_ref()
-                .is_some_and(|i| i.status != crate::core::domain::InstanceStatus::Deleting)
-        })
-        .map(|(rs, _)| rs.id.clone())
-        .collect();
-    if view.available_replicas() == 0 {
-        ids.push(spec.master.id.clone());
-    }
-    ids
-}
-
 /// [`gather`], plus queries for every metric the policy's rules do not read, so that a tick
 /// observes CPU, connections and replica lag whatever the policy. The extra series do not
 /// change the decision (the core reads only the metric and statistic each rule names).
@@ -185,13 +166,12 @@ pub fn gather_all_metrics(
 ) -> Gathered {
     let mut g = gather(policy, spec, view, now);
     let used = policy.metrics_used();
-    let ids = query_instances(spec, view);
     for m in MetricKind::ALL {
         if used.iter().any(|(u, _)| *u == m) {
             continue;
         }
         let (statistic, _) = display_statistic(m);
-        for id in &ids {
+        for id in view.metric_instances(spec) {
             let q = MetricQuery {
                 instance: id.clone(),
                 metric: m,

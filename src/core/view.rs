@@ -182,6 +182,26 @@ impl ClusterView {
             .count()
     }
 
+    /// The instances whose metrics a tick reads, by their configured ids: every member
+    /// replica that exists and is not being deleted, then the master when no replica is
+    /// available (it serves the reads then, and its load is what a scale-out from zero needs).
+    pub fn metric_instances<'a>(
+        &'a self,
+        spec: &'a ClusterSpec,
+    ) -> impl Iterator<Item = &'a InstanceId> + 'a {
+        let replicas = spec
+            .replicas
+            .iter()
+            .zip(&self.replicas)
+            .filter(|(_, inst)| {
+                inst.as_ref()
+                    .is_some_and(|i| i.status != InstanceStatus::Deleting)
+            })
+            .map(|(rs, _)| &rs.id);
+        let master = (self.available_replicas() == 0).then_some(&spec.master.id);
+        replicas.chain(master)
+    }
+
     pub fn available_replicas(&self) -> usize {
         self.existing_replicas()
             .filter(|i| i.status.is_available())
