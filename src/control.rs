@@ -535,7 +535,7 @@ mod tests {
     use crate::core::decide::{
         TAG_LAST_DECISION, TAG_LAST_SCALE_IN, TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
     };
-    use crate::core::domain::Sample;
+    use crate::core::domain::{InstanceId, Sample};
     use crate::ports::ManualClock;
     use chrono::TimeZone;
     use std::sync::Arc;
