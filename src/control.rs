@@ -354,7 +354,7 @@ fn keep_window(s: &mut MetricSeries, g: &Gathered) {
 /// Whether `state` differs materially from what the master's tags hold
 /// ([`PersistedState::differs_from`]): scale times, the last decision, the recommendation
 /// values, or a recommendation history more than [`STATE_REFRESH_SECS`] newer than the
-/// persisted one. A tick uses [`ScaleState::persisted_differs`], the same with the tags read
+/// persisted one. A tick uses [`ClusterMemory::persist_needed`], the same with the tags read
 /// once per distinct tag map.
 pub fn persist_needed(persisted: &Tags, state: &ScaleState) -> bool {
     PersistedState::read(persisted).differs_from(state)
@@ -412,18 +412,19 @@ pub async fn decide_and_act(
         )
         .await?;
     }
-    let state = memory.state_mut();
-    state.record(&report.decision, report.acted, now);
+    memory
+        .state_mut()
+        .record(&report.decision, report.acted, now);
     let may_write = !opts.dry_run && !report.decision.observe_only;
     if let (true, Some(master)) = (may_write, view.master.as_ref()) {
-        // The master's tags as observed (read once while they stay the same map), or as
-        // updated by this tick's intent write.
+        // The master's tags as observed, or as updated by this tick's intent write.
         let needed = match &persisted {
-            Cow::Borrowed(_) => state.persisted_differs(&master.tags),
-            Cow::Owned(tags) => persist_needed(tags, state),
+            Cow::Borrowed(tags) => memory.persist_needed(tags),
+            Cow::Owned(tags) => persist_needed(tags, memory.state()),
         };
         if needed {
-            ctx.fleet.write_tags(&master.id, &state.to_tags()).await?;
+            let tags = memory.state().to_tags();
+            ctx.fleet.write_tags(&master.id, &tags).await?;
             report.state_written = true;
         }
     }
@@ -610,8 +611,7 @@ mod tests {
                 last_scale_in: inn.map(t),
                 recent_high: high.iter().map(|&(m, n)| (t(m), n)).collect(),
                 recent_low: low.iter().map(|&(m, n)| (t(m), n)).collect(),
-                last_decision: d.map(str::to_string),
-                ..Default::default()
+                last_decision: d.and_then(crate::core::decide::LastDecision::parse),
             });
         }
         // What each state writes, and variants: another spelling of a time, malformed,
@@ -642,21 +642,16 @@ mod tests {
             tag_sets.push(partial);
         }
         let mut differ = 0;
-        // The memo of a state that carries on from tick to tick: the same answers whether
-        // the tags are one map seen again or a new one.
-        let mut carried = ScaleState::default();
+        // The memory of a cluster that carries on from tick to tick (it reads the tags again
+        // only when they changed): the same answers whether the tags are seen again or new.
+        let mut carried = ClusterMemory::default();
         for tags in &tag_sets {
-            let shared = Arc::new(tags.clone());
             for s in &states {
                 let want = persist_needed_reference(tags, s);
                 assert_eq!(persist_needed(tags, s), want, "{tags:?} {s:?}");
-                let memo = std::mem::take(&mut carried.persisted);
-                carried = ScaleState {
-                    persisted: memo,
-                    ..s.clone()
-                };
+                *carried.state_mut() = s.clone();
                 for _ in 0..2 {
-                    assert_eq!(carried.persisted_differs(&shared), want, "{tags:?} {s:?}");
+                    assert_eq!(carried.persist_needed(tags), want, "{tags:?} {s:?}");
                 }
                 differ += usize::from(want);
             }

@@ -269,7 +269,7 @@ fn table_of_rule_kinds_statistics_and_data_holds() {
         let found = d
             .reasons
             .iter()
-            .any(|r| r.code == c.reason.0 && r.text.contains(c.reason.1));
+            .any(|r| r.code() == c.reason.0 && r.to_string().contains(c.reason.1));
         if d.desired != c.desired
             || d.direction != c.direction
             || d.primary_reason() != c.primary

@@ -93,11 +93,11 @@ pub fn scale_line(r: &TickReport) -> Option<String> {
     if !r.acted || d.direction == Direction::None {
         return None;
     }
-    let why: Vec<&str> = d
+    let why: Vec<String> = d
         .reasons
         .iter()
-        .filter(|x| !x.text.starts_with("held:"))
-        .map(|x| x.text.as_str())
+        .filter(|x| !x.is_hold())
+        .map(|x| x.to_string())
         .collect();
     Some(format!(
         "[sim {}] scale-{} {} -> {}: {}",
@@ -283,7 +283,7 @@ pub async fn run(a: DemoArgs) -> CliResult {
         score.max_replicas,
     );
     if let Some(d) = state.last_decision {
-        println!("last decision: {d}");
+        println!("last decision: {}", d.tag_text());
     }
     Ok(())
 }

@@ -293,12 +293,12 @@ pub fn plan_text(r: &PlanReport) -> String {
     }
     s.push_str(&format!(
         "  cooldown left: out {}, in {}\n",
-        crate::core::decide::fmt_secs(d.cooldown_remaining_out.as_secs()),
-        crate::core::decide::fmt_secs(d.cooldown_remaining_in.as_secs())
+        crate::text::fmt_secs(d.cooldown_remaining_out.as_secs()),
+        crate::text::fmt_secs(d.cooldown_remaining_in.as_secs())
     ));
     s.push_str("  reasons:\n");
     for rs in &d.reasons {
-        s.push_str(&format!("    [{}] {}\n", rs.code, rs.text));
+        s.push_str(&format!("    [{}] {}\n", rs.code(), rs));
     }
     s.push_str(if d.observe_only {
         "  reconciler (observe-only: would not be executed):\n"

@@ -14,8 +14,8 @@
 //!
 //! `plan` starts from a fresh memory: it shows what `run` does on its first tick.
 
-use crate::core::decide::ScaleState;
-use crate::core::domain::InstanceId;
+use crate::core::decide::{PersistedState, ScaleState, STATE_TAG_KEYS};
+use crate::core::domain::{InstanceId, Tags};
 use crate::core::plan::ClusterView;
 use crate::reconcile::Drains;
 use chrono::{DateTime, Utc};
@@ -35,6 +35,8 @@ pub struct ClusterMemory {
     state_known: bool,
     /// HAProxy drains under way.
     pub drains: Drains,
+    /// The master's state tags as last read, and what they hold.
+    persisted: Option<([Option<String>; 5], PersistedState)>,
 }
 
 impl ClusterMemory {
@@ -78,6 +80,25 @@ impl ClusterMemory {
     /// The scale state, to update after a decision.
     pub fn state_mut(&mut self) -> &mut ScaleState {
         &mut self.state
+    }
+
+    /// Whether the scale state must be written on the master whose tags are `tags`: it
+    /// differs materially from what they hold ([`PersistedState::differs_from`]). The tags are
+    /// read again only when their state values changed since the last read (another copy
+    /// wrote them, or this one did).
+    pub fn persist_needed(&mut self, tags: &Tags) -> bool {
+        let values = STATE_TAG_KEYS.map(|k| tags.get(k));
+        let same = self
+            .persisted
+            .as_ref()
+            .is_some_and(|(seen, _)| seen.iter().zip(&values).all(|(a, b)| a.as_ref() == *b));
+        if !same {
+            let read = PersistedState::read(tags);
+            self.persisted = Some((values.map(|v| v.cloned()), read));
+        }
+        self.persisted
+            .as_ref()
+            .is_some_and(|(_, read)| read.differs_from(&self.state))
     }
 
     fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {

@@ -580,7 +580,7 @@ impl Daemon {
 /// counting down) do not: a decision repeated unchanged tick after tick is logged once at INFO
 /// and then at DEBUG.
 pub fn decision_key(d: &Decision) -> String {
-    let codes: Vec<&str> = d.reasons.iter().map(|r| r.code).collect();
+    let codes: Vec<&str> = d.reasons.iter().map(|r| r.code()).collect();
     format!(
         "{}|{}|{}|{}|{}|{}|{}|{}",
         d.direction.as_str(),
@@ -601,7 +601,7 @@ fn log_report(r: &TickReport, changed: bool) {
     let reasons: Vec<String> = d
         .reasons
         .iter()
-        .map(|x| format!("{}: {}", x.code, x.text))
+        .map(|x| format!("{}: {x}", x.code()))
         .collect();
     macro_rules! decision_event {
         ($level:expr) => {

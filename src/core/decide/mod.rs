@@ -1,0 +1,245 @@
+//! The pure decision core: (policy, cluster spec, observed fleet, metric samples, remembered
+//! scale state, now) → a [`Decision`]: desired replica count, direction, the bounds in force,
+//! and the reasons as data ([`Reason`]: a code and its numbers; words are made at the edges,
+//! in `crate::text`). No I/O; time only as `now`. The daemon, `elasticrds plan` and the
+//! backtest all call [`decide`]; [`ScaleState`] is the state they carry between ticks
+//! (persisted as tags on the master by the daemon).
+//!
+//! Order of evaluation (documented in docs/policies.md), one file per step:
+//! 1. bounds in force (policy min/max, overridden by active schedules, capped by the list);
+//! 2. serving set ([`serving`]): available replicas; warm ones (available ≥ warm-up, lag ≤
+//!    bound) feed the averages; when no replica is available the master's metrics stand in;
+//! 3. rules ([`rules`]): each proposes a replica count; the largest proposal wins (scale out
+//!    if any rule says so, scale in only if all agree);
+//! 4. settling ([`holds`]): bounds corrections (below min / above max) bypass cooldown,
+//!    stabilization and max step; otherwise the holds — paused direction, action in flight,
+//!    missing/stale/warming data, stabilization window, cooldown — then the max step per
+//!    action, the same steps for both directions.
+
+mod holds;
+mod reason;
+mod rules;
+mod serving;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use reason::{Reason, RuleCode, Warming};
+pub use state::{
+    LastDecision, PersistedState, ScaleState, STATE_REFRESH_SECS, STATE_TAG_KEYS,
+    TAG_LAST_DECISION, TAG_LAST_SCALE_IN, TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
+};
+
+use super::config::ClusterSpec;
+use super::domain::{MetricKind, MetricSeries, Statistic};
+use super::plan::{ClusterView, Target};
+use super::policy::{Aggregation, MissingScaleOut, Policy};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Out,
+    In,
+    None,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+            Direction::None => "none",
+        }
+    }
+}
+
+/// What one rule saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observed {
+    pub metric: MetricKind,
+    pub statistic: Statistic,
+    pub aggregation: Aggregation,
+    /// Aggregated value over the instances that had fresh data; `None` when none had.
+    pub value: Option<f64>,
+    /// Target-tracking target, or the threshold rule's `above` (else `below`).
+    pub target: Option<f64>,
+    /// How many instances the value was aggregated over.
+    pub instances: usize,
+    /// The count this rule proposed, when it had a value.
+    pub proposal: Option<usize>,
+}
+
+fn ser_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub cluster: String,
+    pub at: DateTime<Utc>,
+    /// Configured replicas that exist and are not being deleted.
+    pub current: usize,
+    pub desired: usize,
+    pub direction: Direction,
+    /// Bounds in force at `at` (schedules applied, capped by the replica list).
+    pub min: usize,
+    pub max: usize,
+    /// Schedules in force at `at`.
+    pub schedules: Vec<String>,
+    /// The primary reason code (also the metrics `reason` label).
+    #[serde(rename = "reason")]
+    pub primary: &'static str,
+    /// Serialized as `{code, text}` by `crate::text`.
+    pub reasons: Vec<Reason>,
+    pub observed: Vec<Observed>,
+    /// The rules' combined recommendation clamped to the bounds, before holds, stabilization
+    /// and max step; `None` when data was incomplete. Fed back through [`ScaleState::record`].
+    pub recommendation: Option<usize>,
+    #[serde(rename = "cooldown_remaining_out_secs", serialize_with = "ser_secs")]
+    pub cooldown_remaining_out: Duration,
+    #[serde(rename = "cooldown_remaining_in_secs", serialize_with = "ser_secs")]
+    pub cooldown_remaining_in: Duration,
+    /// When true, nothing may be changed: callers log and export, and never execute.
+    pub observe_only: bool,
+    /// What to hand to the reconciler: replicas = desired, class overrides from schedules.
+    pub target: Target,
+    /// How long recommendations are kept for stabilization (from the policy).
+    #[serde(skip)]
+    pub history_secs: u64,
+}
+
+impl Decision {
+    /// The code used as the metrics `reason` label.
+    pub fn primary_reason(&self) -> &str {
+        self.primary
+    }
+    /// True when the decision asks for a different replica count and is not observe-only.
+    pub fn should_scale(&self) -> bool {
+        !self.observe_only && self.direction != Direction::None
+    }
+}
+
+/// Decide the replica count for one cluster. Pure and deterministic.
+pub fn decide(
+    policy: &Policy,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    metrics: &[MetricSeries],
+    state: &ScaleState,
+    now: DateTime<Utc>,
+) -> Decision {
+    let bounds = policy.bounds_in(spec, view, now);
+    let (min, max) = (bounds.min, bounds.max);
+    let current = view.replica_count();
+    let mut reasons = context(spec, view, &bounds.schedules, min, max);
+    let cooldown_out = holds::remaining(state.last_scale_out, policy.scale_out.cooldown_secs, now);
+    let last_any = state.last_scale_out.max(state.last_scale_in);
+    let cooldown_in = holds::remaining(last_any, policy.scale_in.cooldown_secs, now);
+
+    let window = serving::Window::of(policy, now);
+    let serving = serving::Serving::of(policy, view, metrics, &window, now);
+    let rules = rules::evaluate(policy, &serving, metrics, &window, current);
+    // Incomplete data is usable only for a scale-out, and only when the policy says so.
+    let best = match (rules.complete, policy.missing_data.scale_out) {
+        (true, _) => rules.best,
+        (false, MissingScaleOut::Act) => rules.best.filter(|(p, _)| *p > current),
+        (false, MissingScaleOut::Hold) => None,
+    };
+    let flight = holds::in_flight(spec, view);
+    let settled = holds::settle(holds::Situation {
+        policy,
+        state,
+        now,
+        current,
+        min,
+        max,
+        best,
+        complete: rules.complete,
+        master_ok: view
+            .master
+            .as_ref()
+            .is_some_and(|m| m.status.is_available()),
+        replicas_busy: view.existing_replicas().any(|i| i.status.is_busy()),
+        flight: &flight,
+        data_holds: holds::data_holds(policy, &serving, &rules, &window),
+        cooldown_out,
+        cooldown_in,
+    });
+
+    reasons.extend(serving.reasons);
+    reasons.extend(rules.reasons);
+    reasons.extend(settled.reasons);
+    let primary = settled.holds.first().map_or(settled.driver, Reason::code);
+    reasons.extend(settled.holds);
+    if policy.observe_only {
+        reasons.push(Reason::ObserveOnly);
+    }
+    if policy.rules.is_empty() && reasons.is_empty() {
+        reasons.push(Reason::NoRules);
+    }
+    let desired = settled.desired;
+    let direction = match desired.cmp(&current) {
+        std::cmp::Ordering::Greater => Direction::Out,
+        std::cmp::Ordering::Less => Direction::In,
+        std::cmp::Ordering::Equal => Direction::None,
+    };
+    let recommendation = best
+        .filter(|_| rules.complete)
+        .map(|(r, _)| r.clamp(min, max));
+    Decision {
+        cluster: spec.name.clone(),
+        at: now,
+        current,
+        desired,
+        direction,
+        min,
+        max,
+        schedules: bounds.schedules,
+        primary,
+        reasons,
+        observed: rules.observed,
+        recommendation,
+        cooldown_remaining_out: cooldown_out,
+        cooldown_remaining_in: cooldown_in,
+        observe_only: policy.observe_only,
+        target: Target {
+            replicas: desired,
+            replica_class: bounds.replica_class,
+            master_class: bounds.master_class,
+        },
+        history_secs: policy.history_secs(),
+    }
+}
+
+/// The reasons that describe the cluster before any rule: blocked slots, schedules in force.
+fn context(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    schedules: &[String],
+    min: usize,
+    max: usize,
+) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    if !view.conflicts.is_empty() {
+        reasons.push(Reason::BlockedSlots {
+            ids: view
+                .conflicts
+                .iter()
+                .map(|c| c.instance.id.clone())
+                .collect(),
+            usable: spec.replicas.len().saturating_sub(view.conflicts.len()),
+            total: spec.replicas.len(),
+        });
+    }
+    if !schedules.is_empty() {
+        reasons.push(Reason::Schedule {
+            names: schedules.to_vec(),
+            min,
+            max,
+        });
+    }
+    reasons
+}

@@ -1,0 +1,717 @@
+use super::*;
+use crate::core::config::Config;
+use crate::core::domain::{
+    Instance, InstanceClass, InstanceId, InstanceStatus, MetricQuery, Sample, Tags,
+};
+
+const CONFIG: &str = "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n    - {id: c1s4, instance_class: db.t3.micro}\n";
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+/// 12:00:30Z: the fetch window ends at 11:59, the newest final sample starts at 11:58.
+fn now() -> DateTime<Utc> {
+    t("2026-11-25T12:00:30Z")
+}
+fn mins(m: i64) -> chrono::Duration {
+    chrono::Duration::minutes(m)
+}
+
+fn config() -> Config {
+    Config::parse("c.yaml", CONFIG).unwrap()
+}
+fn policy(extra: &str) -> Policy {
+    Policy::parse("p.yaml", &format!("cluster: c1\n{extra}"), &config()).unwrap()
+}
+
+fn inst(id: &str, status: &str, warm_mins: Option<i64>) -> Instance {
+    Instance {
+        id: InstanceId::parse(id).unwrap(),
+        class: InstanceClass::parse("db.t3.micro").unwrap(),
+        status: InstanceStatus::parse(status),
+        engine: "mysql".into(),
+        multi_az: false,
+        source: None,
+        replicas: vec![],
+        endpoint: None,
+        created_at: None,
+        source_arn: None,
+        arn: None,
+        available_since: warm_mins.map(|m| now() - mins(m)),
+        tags: Tags::new().into(),
+    }
+}
+
+/// Replicas 1..: each `(status, available for minutes)`; master available.
+fn view(replicas: &[(&str, Option<i64>)]) -> ClusterView {
+    let mut v = ClusterView {
+        master: Some(inst("c1m", "available", None)),
+        replicas: vec![None; 4],
+        conflicts: Vec::new(),
+        foreign: vec![],
+    };
+    for (i, (st, w)) in replicas.iter().enumerate() {
+        v.replicas[i] = Some(inst(&format!("c1s{}", i + 1), st, *w));
+    }
+    v
+}
+fn avail(n: usize) -> ClusterView {
+    view(&vec![("available", None); n])
+}
+
+fn series(id: &str, metric: MetricKind, stat: Statistic, vals: &[(i64, f64)]) -> MetricSeries {
+    // (minutes before 11:58, value)
+    let base = t("2026-11-25T11:58:00Z");
+    MetricSeries {
+        query: MetricQuery {
+            instance: InstanceId::parse(id).unwrap(),
+            metric,
+            statistic: stat,
+            period_secs: 60,
+        },
+        samples: vals
+            .iter()
+            .rev()
+            .map(|(m, v)| Sample {
+                at: base - mins(*m),
+                value: *v,
+            })
+            .collect(),
+    }
+}
+fn cpu(ids: &[&str], v: f64) -> Vec<MetricSeries> {
+    ids.iter()
+        .map(|id| series(id, MetricKind::Cpu, Statistic::Average, &[(0, v), (1, v)]))
+        .collect()
+}
+const IDS: [&str; 4] = ["c1s1", "c1s2", "c1s3", "c1s4"];
+
+fn run(p: &Policy, v: &ClusterView, m: &[MetricSeries], s: &ScaleState) -> Decision {
+    decide(p, config().cluster("c1").unwrap(), v, m, s, now())
+}
+fn has(d: &Decision, code: &str, text: &str) -> bool {
+    d.reasons
+        .iter()
+        .any(|r| r.code() == code && r.to_string().contains(text))
+}
+
+struct Case {
+    name: &'static str,
+    policy: &'static str,
+    view: ClusterView,
+    metrics: Vec<MetricSeries>,
+    state: ScaleState,
+    desired: usize,
+    primary: &'static str,
+    reason: (&'static str, &'static str),
+}
+
+fn cases() -> Vec<Case> {
+    let st = ScaleState::default;
+    vec![
+        Case {
+            name: "target tracking scales out",
+            policy: "",
+            view: avail(2),
+            metrics: cpu(&IDS[..2], 82.1),
+            state: st(),
+            desired: 3,
+            primary: "target_tracking",
+            reason: ("target_tracking", "cpu 82.1% > target 66% → 3"),
+        },
+        Case {
+            name: "within tolerance",
+            policy: "",
+            view: avail(2),
+            metrics: cpu(&IDS[..2], 64.0),
+            state: st(),
+            desired: 2,
+            primary: "within_tolerance",
+            reason: ("within_tolerance", "cpu 64.0% within 15% of target 66%"),
+        },
+        Case {
+            name: "scale-in limited to one step",
+            policy: "",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 10.0),
+            state: st(),
+            desired: 2,
+            primary: "target_tracking",
+            reason: ("max_step", "limited to -1 per action → 2"),
+        },
+        Case {
+            name: "scale-out limited to two steps",
+            policy: "",
+            view: avail(1),
+            metrics: cpu(&IDS[..1], 100.0 * 4.0),
+            state: st(),
+            desired: 3,
+            primary: "clamped_max",
+            reason: ("max_step", "limited to +2 per action → 3"),
+        },
+        Case {
+            name: "clamped to max",
+            policy: "",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 95.0),
+            state: st(),
+            desired: 4,
+            primary: "clamped_max",
+            reason: ("clamped_max", "clamped to max 4"),
+        },
+        Case {
+            name: "raised to min without data",
+            policy: "min_replicas: 2\n",
+            view: avail(0),
+            metrics: vec![],
+            state: st(),
+            desired: 2,
+            primary: "clamped_min",
+            reason: ("clamped_min", "raise to min 2"),
+        },
+        Case {
+            name: "above max lowered without data",
+            policy: "max_replicas: 2\n",
+            view: avail(4),
+            metrics: vec![],
+            state: st(),
+            desired: 2,
+            primary: "clamped_max",
+            reason: ("clamped_max", "lower to max 2"),
+        },
+        Case {
+            name: "scale-in cooldown",
+            policy: "",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 10.0),
+            state: ScaleState {
+                last_scale_in: Some(now() - mins(7) - chrono::Duration::seconds(48)),
+                ..st()
+            },
+            desired: 3,
+            primary: "cooldown",
+            reason: ("cooldown", "held: scale-in cooldown 7m12s left"),
+        },
+        Case {
+            name: "scale-in cooldown counts from a scale-out too",
+            policy: "",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 10.0),
+            state: ScaleState {
+                last_scale_out: Some(now() - mins(10)),
+                ..st()
+            },
+            desired: 3,
+            primary: "cooldown",
+            reason: ("cooldown", "held: scale-in cooldown 5m0s left"),
+        },
+        Case {
+            name: "scale-out cooldown",
+            policy: "",
+            view: avail(2),
+            metrics: cpu(&IDS[..2], 90.0),
+            state: ScaleState {
+                last_scale_out: Some(now() - mins(2)),
+                ..st()
+            },
+            desired: 2,
+            primary: "cooldown",
+            reason: ("cooldown", "held: scale-out cooldown 3m0s left"),
+        },
+        Case {
+            name: "scale-out ignores an old scale-in",
+            policy: "",
+            view: avail(2),
+            metrics: cpu(&IDS[..2], 90.0),
+            state: ScaleState {
+                last_scale_in: Some(now() - mins(1)),
+                ..st()
+            },
+            desired: 3,
+            primary: "target_tracking",
+            reason: ("target_tracking", "→ 3"),
+        },
+        Case {
+            name: "scale-in stabilization",
+            policy: "",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 10.0),
+            state: ScaleState {
+                recent_high: vec![(now() - mins(9), 3), (now() - mins(1), 1)],
+                ..st()
+            },
+            desired: 3,
+            primary: "stabilization",
+            reason: (
+                "stabilization",
+                "highest recommendation in the last 10m0s is 3",
+            ),
+        },
+        Case {
+            name: "stabilization window has passed",
+            policy: "",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 10.0),
+            state: ScaleState {
+                recent_high: vec![(now() - mins(11), 3), (now() - mins(1), 1)],
+                ..st()
+            },
+            desired: 2,
+            primary: "target_tracking",
+            reason: ("target_tracking", "cpu 10.0% < target 66% → 1"),
+        },
+        Case {
+            name: "scale-out stabilization (configured)",
+            policy: "scale_out: {stabilization: 3m}\n",
+            view: avail(2),
+            metrics: cpu(&IDS[..2], 90.0),
+            state: ScaleState {
+                recent_low: vec![(now() - mins(2), 2)],
+                ..st()
+            },
+            desired: 2,
+            primary: "stabilization",
+            reason: ("stabilization", "lowest recommendation in the last 3m0s is 2"),
+        },
+        Case {
+            name: "no data for a replica",
+            policy: "",
+            view: avail(2),
+            metrics: cpu(&IDS[..1], 90.0),
+            state: st(),
+            desired: 2,
+            primary: "no_data",
+            reason: ("no_data", "held: no data for c1s2"),
+        },
+        Case {
+            name: "no data never scales in, even with act",
+            policy: "missing_data: {scale_out: act}\n",
+            view: avail(3),
+            metrics: cpu(&IDS[..2], 5.0),
+            state: st(),
+            desired: 3,
+            primary: "no_data",
+            reason: ("no_data", "held: no data for c1s3"),
+        },
+        Case {
+            name: "act on present metrics for a scale-out",
+            policy: "missing_data: {scale_out: act}\n",
+            view: avail(2),
+            metrics: cpu(&IDS[..1], 90.0),
+            state: st(),
+            desired: 3,
+            primary: "target_tracking",
+            reason: ("no_data", "acting despite: no data for c1s2"),
+        },
+        Case {
+            name: "stale data",
+            policy: "",
+            view: avail(1),
+            metrics: vec![series("c1s1", MetricKind::Cpu, Statistic::Average, &[(4, 90.0)])],
+            state: st(),
+            desired: 1,
+            primary: "stale",
+            reason: ("stale", "held: stale data for c1s1"),
+        },
+        Case {
+            name: "two missed periods are not stale yet",
+            policy: "",
+            view: avail(1),
+            metrics: vec![series("c1s1", MetricKind::Cpu, Statistic::Average, &[(2, 90.0)])],
+            state: st(),
+            desired: 2,
+            primary: "target_tracking",
+            reason: ("target_tracking", "→ 2"),
+        },
+        Case {
+            name: "warming replica left out of the average, counted as capacity",
+            policy: "",
+            view: view(&[("available", None), ("available", Some(4))]),
+            // c1s2 is at 0 % (no traffic yet): left out, the average stays at 45.
+            metrics: {
+                let mut m = cpu(&IDS[..1], 45.0);
+                m.extend(cpu(&IDS[1..2], 0.0));
+                m
+            },
+            state: st(),
+            desired: 2,
+            primary: "target_tracking",
+            reason: ("warmup", "c1s2 available for 4m0s of 10m0s"),
+        },
+        Case {
+            name: "all replicas warming",
+            policy: "",
+            view: view(&[("available", Some(1)), ("available", Some(2))]),
+            metrics: cpu(&IDS[..2], 5.0),
+            state: st(),
+            desired: 2,
+            primary: "warmup",
+            reason: ("warmup", "held: every serving replica is warming up"),
+        },
+        Case {
+            name: "scale-in held while a replica is in flight",
+            policy: "",
+            view: view(&[("available", None), ("available", None), ("creating", None)]),
+            metrics: cpu(&IDS[..2], 5.0),
+            state: st(),
+            desired: 3,
+            primary: "in_flight",
+            reason: ("in_flight", "held: c1s3 is creating"),
+        },
+        Case {
+            name: "scale-out continues while creating, counting it as capacity",
+            policy: "",
+            view: view(&[("available", None), ("available", None), ("creating", None)]),
+            // load 2 × 120 % = 240 → 4 replicas; 3 exist or are coming → +1.
+            metrics: cpu(&IDS[..2], 120.0),
+            state: st(),
+            desired: 4,
+            primary: "target_tracking",
+            reason: ("target_tracking", "→ 4"),
+        },
+        Case {
+            name: "scale-out held while in flight when configured",
+            policy: "scale_out: {while_in_flight: false}\n",
+            view: view(&[("available", None), ("creating", None)]),
+            metrics: cpu(&IDS[..1], 150.0),
+            state: st(),
+            desired: 2,
+            primary: "in_flight",
+            reason: ("in_flight", "held: c1s2 is creating"),
+        },
+        Case {
+            name: "scale-out paused",
+            policy: "scale_out: {enabled: false}\n",
+            view: avail(2),
+            metrics: cpu(&IDS[..2], 90.0),
+            state: st(),
+            desired: 2,
+            primary: "paused",
+            reason: ("paused", "held: scale-out paused"),
+        },
+        Case {
+            name: "scale-in paused",
+            policy: "scale_in: {enabled: false}\n",
+            view: avail(3),
+            metrics: cpu(&IDS[..3], 5.0),
+            state: st(),
+            desired: 3,
+            primary: "paused",
+            reason: ("paused", "held: scale-in paused"),
+        },
+        Case {
+            name: "master serves when no replica is available",
+            policy: "min_replicas: 0\n",
+            view: avail(0),
+            metrics: cpu(&["c1m"], 90.0),
+            state: st(),
+            desired: 2,
+            primary: "target_tracking",
+            reason: ("master_serving", "the master c1m serves reads"),
+        },
+        Case {
+            name: "threshold rule adds",
+            policy: "rules:\n  - {metric: replica_lag, statistic: Maximum, aggregation: max, above: 30, add: 1, below: 5}\n",
+            view: avail(2),
+            metrics: vec![
+                series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 45.0)]),
+                series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 2.0)]),
+            ],
+            state: st(),
+            desired: 3,
+            primary: "threshold",
+            reason: ("threshold", "replica_lag 45.0s > 30s → +1 → 3"),
+        },
+        Case {
+            name: "threshold counts replicas in flight",
+            policy: "rules:\n  - {metric: replica_lag, statistic: Maximum, aggregation: max, above: 30}\n",
+            view: view(&[("available", None), ("available", None), ("creating", None)]),
+            metrics: vec![
+                series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 45.0)]),
+                series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 2.0)]),
+            ],
+            state: st(),
+            desired: 3,
+            primary: "threshold",
+            reason: ("threshold", "→ +1 → 3 (replicas in flight counted)"),
+        },
+        Case {
+            name: "raised beyond min when the load needs it",
+            policy: "min_replicas: 2\n",
+            view: avail(0),
+            metrics: cpu(&["c1m"], 150.0),
+            state: st(),
+            desired: 3,
+            primary: "clamped_min",
+            reason: ("target_tracking", "the load needs 3: → 3"),
+        },
+        Case {
+            name: "several rules: scale in only if all agree",
+            policy: "rules:\n  - {metric: cpu, target: 60}\n  - {metric: connections, above: 500, below: 100}\n",
+            view: avail(3),
+            metrics: {
+                let mut m = cpu(&IDS[..3], 5.0);
+                for id in &IDS[..3] {
+                    m.push(series(id, MetricKind::Connections, Statistic::Average, &[(0, 300.0)]));
+                }
+                m
+            },
+            state: st(),
+            desired: 3,
+            primary: "steady",
+            reason: ("steady", "connections 300 between 100 and 500"),
+        },
+        Case {
+            name: "several rules: the largest proposal wins",
+            policy: "rules:\n  - {metric: cpu, target: 60}\n  - {metric: connections, above: 500, add: 1, below: 100}\n",
+            view: avail(2),
+            metrics: {
+                let mut m = cpu(&IDS[..2], 5.0);
+                for id in &IDS[..2] {
+                    m.push(series(id, MetricKind::Connections, Statistic::Average, &[(0, 900.0)]));
+                }
+                m
+            },
+            state: st(),
+            desired: 3,
+            primary: "threshold",
+            reason: ("threshold", "connections 900 > 500 → +1 → 3"),
+        },
+        Case {
+            name: "lagging replica left out of cpu",
+            policy: "warmup: {max_lag: 60s}\n",
+            view: avail(2),
+            metrics: {
+                let mut m = cpu(&IDS[..1], 62.0);
+                m.extend(cpu(&IDS[1..2], 5.0));
+                m.push(series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 300.0)]));
+                m.push(series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 1.0)]));
+                m
+            },
+            state: st(),
+            desired: 2,
+            primary: "within_tolerance",
+            reason: ("warmup", "c1s2 lagging above 60s"),
+        },
+        Case {
+            name: "schedule raises min",
+            policy: "schedules:\n  - {name: all-day, cron: '0 0 * * *', timezone: UTC, duration: 24h, min_replicas: 3}\n",
+            view: avail(1),
+            metrics: cpu(&IDS[..1], 10.0),
+            state: st(),
+            desired: 3,
+            primary: "clamped_min",
+            reason: ("schedule", "schedule all-day in force: min 3 max 4"),
+        },
+    ]
+}
+
+#[test]
+fn table_of_rules_and_holds() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let p = policy(c.policy);
+        let d = run(&p, &c.view, &c.metrics, &c.state);
+        let ok = d.desired == c.desired
+            && d.primary_reason() == c.primary
+            && has(&d, c.reason.0, c.reason.1)
+            && d.target.replicas == d.desired;
+        if !ok {
+            failures.push(format!(
+                "{}: desired {} (want {}), primary {} (want {}), reasons {:?}",
+                c.name, d.desired, c.desired, d.primary, c.primary, d.reasons
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn observe_only_decides_but_does_not_scale() {
+    let p = policy("observe_only: true\n");
+    let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &ScaleState::default());
+    assert_eq!(d.desired, 3);
+    assert!(d.observe_only);
+    assert!(!d.should_scale());
+    assert!(has(&d, "observe_only", "nothing will be changed"));
+}
+
+#[test]
+fn schedule_class_override_reaches_the_target() {
+    let p =
+        policy("schedules:\n  - {cron: '0 0 * * *', duration: 24h, replica_class: db.r5.large}\n");
+    let d = run(&p, &avail(1), &cpu(&IDS[..1], 60.0), &ScaleState::default());
+    assert_eq!(
+        d.target.replica_class.as_ref().unwrap().as_str(),
+        "db.r5.large"
+    );
+    assert_eq!(d.target.replicas, 1);
+}
+
+#[test]
+fn master_absent_holds() {
+    let p = policy("");
+    let mut v = avail(2);
+    v.master = None;
+    let d = run(&p, &v, &cpu(&IDS[..2], 5.0), &ScaleState::default());
+    assert_eq!(d.desired, 2);
+    assert_eq!(d.primary, "in_flight");
+    assert!(has(&d, "in_flight", "master c1m does not exist"));
+}
+
+#[test]
+fn record_keeps_cooldown_times_and_a_monotone_history() {
+    let p = policy("");
+    let mut s = ScaleState::default();
+    let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &s);
+    assert_eq!(d.direction, Direction::Out);
+    s.record(&d, true, now());
+    assert_eq!(s.last_scale_out, Some(now()));
+    assert_eq!(s.last_scale_in, None);
+    assert_eq!(s.recent_high, vec![(now(), 3)]);
+    // Not acted: no time recorded.
+    let mut s2 = ScaleState::default();
+    s2.record(&d, false, now());
+    assert_eq!(s2.last_scale_out, None);
+    // History keeps strictly decreasing values and forgets what is out of every window.
+    let mut s3 = ScaleState {
+        recent_high: vec![
+            (now() - mins(30), 4),
+            (now() - mins(5), 3),
+            (now() - mins(2), 2),
+        ],
+        ..Default::default()
+    };
+    let mut d2 = d.clone();
+    d2.recommendation = Some(2);
+    s3.record(&d2, false, now());
+    assert_eq!(s3.recent_high, vec![(now() - mins(5), 3), (now(), 2)]);
+}
+
+#[test]
+fn state_round_trips_through_tags_and_tolerates_junk() {
+    let s = ScaleState {
+        last_scale_out: Some(t("2026-11-25T11:00:00Z")),
+        last_scale_in: None,
+        recent_high: vec![
+            (t("2026-11-25T11:50:00Z"), 3),
+            (t("2026-11-25T11:55:00Z"), 2),
+        ],
+        recent_low: vec![(t("2026-11-25T11:55:00Z"), 2)],
+        last_decision: LastDecision::parse("out 3 target_tracking"),
+    };
+    assert!(s.last_decision.is_some());
+    let tags = s.to_tags();
+    assert!(tags.keys().all(|k| k.starts_with("elasticrds:")));
+    assert!(tags.values().all(|v| v.len() <= 256));
+    assert_eq!(ScaleState::from_tags(&tags), s);
+    let mut junk = tags.clone();
+    junk.insert(TAG_LAST_SCALE_OUT.into(), "yesterday".into());
+    junk.insert(TAG_RECENT_HIGH.into(), "1=2 x=y".into());
+    let back = ScaleState::from_tags(&junk);
+    assert_eq!(back.last_scale_out, None);
+    assert!(back.recent_high.is_empty());
+    assert_eq!(back.recent_low, s.recent_low);
+    assert_eq!(ScaleState::from_tags(&Tags::new()), ScaleState::default());
+    for bad in [
+        "",
+        "out",
+        "up 3 x",
+        "out -1 x",
+        "out 3 Target",
+        "out 3 x y",
+        "in 1 ✓",
+    ] {
+        let mut junk = tags.clone();
+        junk.insert(TAG_LAST_DECISION.into(), bad.into());
+        assert_eq!(ScaleState::from_tags(&junk).last_decision, None, "{bad:?}");
+    }
+}
+
+#[test]
+fn the_last_decision_is_written_as_direction_count_code() {
+    let p = policy("");
+    let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &ScaleState::default());
+    let mut s = ScaleState::default();
+    s.record(&d, true, now());
+    let tags = s.to_tags();
+    assert_eq!(tags[TAG_LAST_DECISION], "out 3 target_tracking");
+    assert_eq!(ScaleState::from_tags(&tags).last_decision, s.last_decision);
+    // What the tags hold does not differ from the state they were written from.
+    assert!(!PersistedState::read(&tags).differs_from(&s));
+    assert!(PersistedState::read(&Tags::new()).differs_from(&s));
+}
+
+#[test]
+fn a_future_last_scale_time_cannot_block_forever() {
+    let p = policy("");
+    let s = ScaleState {
+        last_scale_out: Some(now() + chrono::Duration::days(365)),
+        ..Default::default()
+    };
+    let d = run(&p, &avail(2), &cpu(&IDS[..2], 90.0), &s);
+    assert_eq!(d.cooldown_remaining_out, Duration::from_secs(300));
+}
+
+#[test]
+fn queries_cover_existing_replicas_or_the_master() {
+    let cfg = config();
+    let spec = cfg.cluster("c1").unwrap();
+    let p = policy("warmup: {max_lag: 30s}\n");
+    let q = p.queries(
+        spec,
+        &view(&[("available", None), ("creating", None), ("deleting", None)]),
+    );
+    let got: Vec<(String, &str, &str)> = q
+        .iter()
+        .map(|q| {
+            (
+                q.instance.to_string(),
+                q.metric.as_str(),
+                q.statistic.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("c1s1".into(), "cpu", "Average"),
+            ("c1s1".into(), "replica_lag", "Maximum"),
+            ("c1s2".into(), "cpu", "Average"),
+            ("c1s2".into(), "replica_lag", "Maximum"),
+        ]
+    );
+    let q = p.queries(spec, &view(&[("creating", None)]));
+    assert!(q.iter().any(|q| q.instance.as_str() == "c1m"));
+    let (start, end) = p.fetch_window(now());
+    assert_eq!(end, t("2026-11-25T11:59:00Z"));
+    assert_eq!(start, t("2026-11-25T11:53:00Z"));
+}
+
+#[test]
+fn recent_lists_keep_their_newest_entries_within_the_tag_limit() {
+    for len in 0..40 {
+        for first in [-5_000_000_000i64, 0, 1_700_000_000] {
+            let v: Vec<(DateTime<Utc>, usize)> = (0..len)
+                .map(|i| {
+                    let t = DateTime::from_timestamp(first + 60 * i as i64, 0).unwrap();
+                    (t, (i * 37) % 1000)
+                })
+                .collect();
+            let state = ScaleState {
+                recent_high: v.clone(),
+                ..Default::default()
+            };
+            let tag = &state.to_tags()[TAG_RECENT_HIGH];
+            assert!(tag.len() < 256, "{len} entries from {first}");
+            // What is kept is the newest entries, in order, and reads back as such.
+            let back = ScaleState::from_tags(&state.to_tags()).recent_high;
+            assert_eq!(
+                back[..],
+                v[v.len() - back.len()..],
+                "{len} entries from {first}"
+            );
+            assert!(len == 0 || !back.is_empty());
+        }
+    }
+}
