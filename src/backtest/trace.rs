@@ -66,91 +66,48 @@ impl Trace {
         Ok(t)
     }
 
-    /// Parse CSV text; `file` names it in errors.
+    /// Parse CSV text (through the `csv` crate: quoted fields, CRLF, blank lines); `file`
+    /// names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Trace, InputErrors> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut errors: Vec<InputError> = Vec::new();
         let mut samples: Vec<Row> = Vec::new();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
         let mut first_row = true;
-        for (ln, raw) in text.lines().enumerate() {
-            let line = ln + 1;
-            let row = raw.trim_end_matches('\r');
-            if row.trim().is_empty() {
-                continue;
-            }
+        for record in reader.records() {
             if errors.len() >= MAX_ERRORS {
                 break;
             }
-            let mut push = |col: usize, field: &str, msg: String| {
-                errors.push(InputError::new(file, field, msg).at(Some((line, col))));
-            };
-            let fields: Vec<&str> = row.split(',').collect();
-            let unquote = |s: &str| {
-                let t = s.trim();
-                t.strip_prefix('"')
-                    .and_then(|t| t.strip_suffix('"'))
-                    .unwrap_or(t)
-                    .to_string()
-            };
-            let ts = unquote(fields[0]);
-            if first_row {
-                first_row = false;
-                if ts.eq_ignore_ascii_case("timestamp") {
-                    if fields.len() != 2 {
-                        push(
-                            1,
-                            "header",
-                            format!(
-                                "expected the header `timestamp,value`, found {} columns",
-                                fields.len()
-                            ),
-                        );
-                    }
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    let msg = format!("not a CSV row: {e}");
+                    errors.push(InputError::new(file, "row", msg).at(Some((line.max(1), 1))));
                     continue;
                 }
-            }
-            if fields.len() != 2 {
-                push(
-                    1,
-                    "row",
-                    format!(
-                        "expected 2 columns `timestamp,value`, found {}",
-                        fields.len()
-                    ),
-                );
-                continue;
-            }
-            let Some(at) = parse_time(&ts) else {
-                push(
-                    1,
-                    "timestamp",
-                    format!("{ts:?} is not a timestamp (expected YYYY-MM-DD HH:MM:SS, UTC)"),
-                );
-                continue;
             };
-            let vcol = fields[0].len() + 2;
-            let vs = unquote(fields[1]);
-            let value = if vs.is_empty() {
-                None
-            } else {
-                match vs.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
-                    Ok(v) => {
-                        push(vcol, "value", format!("{v} is not a finite number >= 0"));
-                        continue;
-                    }
-                    Err(_) => {
-                        push(vcol, "value", format!("{vs:?} is not a number"));
-                        continue;
-                    }
+            let (line, byte) = record
+                .position()
+                .map_or((0, 0), |p| (p.line() as usize, p.byte() as usize));
+            let quoted = text.as_bytes().get(byte) == Some(&b'"');
+            if record.iter().all(|f| f.trim().is_empty()) && record.len() <= 1 {
+                continue;
+            }
+            let header = std::mem::take(&mut first_row)
+                && record
+                    .get(0)
+                    .is_some_and(|f| f.trim().eq_ignore_ascii_case("timestamp"));
+            match read_row(&record, line, header, quoted) {
+                Ok(Some(row)) => samples.push(row),
+                Ok(None) => {}
+                Err((col, field, msg)) => {
+                    errors.push(InputError::new(file, field, msg).at(Some((line, col))))
                 }
-            };
-            samples.push(Row {
-                at,
-                line,
-                col: vcol,
-                value,
-            });
+            }
         }
         if !errors.is_empty() {
             return Err(InputErrors(errors));
@@ -194,6 +151,62 @@ impl Trace {
         }
         Demand::new(self.start, units)
     }
+}
+
+/// A CSV record of a trace as a [`Row`] (`None` for the header), or what is wrong with it: the
+/// 1-based column, the field and the message.
+fn read_row(
+    record: &csv::StringRecord,
+    line: usize,
+    header: bool,
+    quoted: bool,
+) -> Result<Option<Row>, (usize, &'static str, String)> {
+    if header {
+        return match record.len() {
+            2 => Ok(None),
+            n => Err((
+                1,
+                "header",
+                format!("expected the header `timestamp,value`, found {n} columns"),
+            )),
+        };
+    }
+    if record.len() != 2 {
+        let msg = format!(
+            "expected 2 columns `timestamp,value`, found {}",
+            record.len()
+        );
+        return Err((1, "row", msg));
+    }
+    let ts = record[0].trim();
+    let Some(at) = parse_time(ts) else {
+        let msg = format!("{ts:?} is not a timestamp (expected YYYY-MM-DD HH:MM:SS, UTC)");
+        return Err((1, "timestamp", msg));
+    };
+    // The value's column: after the first field as written (with its quotes, a quote inside
+    // doubled) and the comma.
+    let quotes = if quoted {
+        2 + record[0].matches('"').count()
+    } else {
+        0
+    };
+    let vcol = record[0].len() + quotes + 2;
+    let vs = record[1].trim();
+    let value = if vs.is_empty() {
+        None
+    } else {
+        match vs.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+            Ok(v) => return Err((vcol, "value", format!("{v} is not a finite number >= 0"))),
+            Err(_) => return Err((vcol, "value", format!("{vs:?} is not a number"))),
+        }
+    };
+    Ok(Some(Row {
+        at,
+        line,
+        col: vcol,
+        value,
+    }))
 }
 
 /// One data row of a trace: its time, where its value is (1-based line and column), the value.
@@ -342,6 +355,30 @@ mod tests {
             e.starts_with("t.csv:3:21: value: duplicate timestamp"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn quoted_fields_crlf_bom_and_blank_lines_read_as_plain_rows() {
+        let plain = Trace::parse(
+            "t.csv",
+            "timestamp,value\n2014-02-14 14:30:00,1.5\n2014-02-14 14:35:00,2\n",
+        )
+        .unwrap();
+        let odd = Trace::parse(
+            "t.csv",
+            "\u{feff}\"timestamp\",\"value\"\r\n\r\n\"2014-02-14 14:30:00\",\"1.5\"\r\n   \r\n2014-02-14 14:35:00,2\r\n",
+        )
+        .unwrap();
+        assert_eq!(odd, plain);
+        // A quoted field's column counts its quotes.
+        let e = Trace::parse("t.csv", "\"2014-02-14 14:30:00\",x\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "t.csv:1:23: value: \"x\" is not a number");
+        let e = Trace::parse("t.csv", "2014-02-14 14:30:00,x\r\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "t.csv:1:21: value: \"x\" is not a number");
     }
 
     #[test]
