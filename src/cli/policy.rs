@@ -116,7 +116,11 @@ pub fn parse_policy_files(
                                 other.display()
                             ),
                         )
-                        .at(crate::core::policy::locate_field(&text, "cluster")),
+                        .at(crate::core::input::locate(
+                            &text,
+                            crate::core::input::Syntax::detect(&name, &text),
+                            "cluster",
+                        )),
                     );
                 } else {
                     ok.push((f.clone(), p));

@@ -422,6 +422,127 @@ pub fn position_of_value(text: &str, value: &str, nth: usize) -> Option<(usize, 
         .or_else(|| position_of(text, value, nth))
 }
 
+// ---------------------------------------------------------------- locating fields
+
+/// Where the field at a dotted path (`rules[1].target`, `cluster1.replica_nodes[0].id`) is in
+/// a document: the one locator for problems found after parsing (1-based line, column). In
+/// block-style YAML the path is followed key by key (falling back to the longest prefix
+/// found); in JSON, the field's last key is searched as `"key"`. Best effort, never fails on
+/// odd input: then the closest known place or `None`.
+pub fn locate(text: &str, syntax: Syntax, path: &str) -> Option<(usize, usize)> {
+    match syntax {
+        Syntax::Yaml => locate_yaml(text, path),
+        Syntax::Json => {
+            let last = path.rsplit('.').next().unwrap_or(path);
+            let key = last.split('[').next().unwrap_or(last);
+            position_of(text, &format!("\"{key}\""), 0)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(path: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                out.push(Seg::Key(rest[..i].to_string()));
+            }
+            rest = &rest[i..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let close = stripped.find(']').unwrap_or(stripped.len());
+                if let Ok(n) = stripped[..close].parse() {
+                    out.push(Seg::Index(n));
+                }
+                rest = stripped.get(close + 1..).unwrap_or("");
+            }
+        } else if !rest.is_empty() {
+            out.push(Seg::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
+/// A dotted path followed key by key through block-style YAML.
+fn locate_yaml(text: &str, path: &str) -> Option<(usize, usize)> {
+    let want = parse_path(path);
+    if want.is_empty() {
+        return None;
+    }
+    let mut stack: Vec<(usize, Seg)> = Vec::new();
+    let mut best: Option<(usize, (usize, usize))> = None;
+    let mut consider = |stack: &Vec<(usize, Seg)>, pos: (usize, usize)| {
+        let n = stack.len();
+        if n <= want.len()
+            && stack.iter().map(|(_, s)| s).eq(want[..n].iter())
+            && best.is_none_or(|(bn, _)| n > bn)
+        {
+            best = Some((n, pos));
+        }
+    };
+    for (lineno, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+            continue;
+        }
+        let mut col = line.len() - trimmed.len();
+        let mut rest = trimmed;
+        loop {
+            if rest == "-" || rest.starts_with("- ") {
+                while stack
+                    .last()
+                    .is_some_and(|(i, s)| *i > col || (*i == col && matches!(s, Seg::Index(_))))
+                {
+                    let (i, s) = stack.pop().unwrap_or((0, Seg::Index(0)));
+                    if i == col {
+                        if let Seg::Index(n) = s {
+                            stack.push((col, Seg::Index(n + 1)));
+                            break;
+                        }
+                    }
+                }
+                if !stack
+                    .last()
+                    .is_some_and(|(i, s)| *i == col && matches!(s, Seg::Index(_)))
+                {
+                    stack.push((col, Seg::Index(0)));
+                }
+                consider(&stack, (lineno + 1, col + 1));
+                let after = &rest[1..];
+                let t = after.trim_start();
+                col += 1 + (after.len() - t.len());
+                rest = t;
+                if rest.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let key_end = rest
+                .find(": ")
+                .or_else(|| rest.ends_with(':').then(|| rest.len() - 1));
+            if let Some(k) = key_end {
+                let key = rest[..k].trim().trim_matches(|c| c == '"' || c == '\'');
+                if key.starts_with('{') || key.starts_with('[') {
+                    break;
+                }
+                while stack.last().is_some_and(|(i, _)| *i >= col) {
+                    stack.pop();
+                }
+                stack.push((col, Seg::Key(key.to_string())));
+                consider(&stack, (lineno + 1, col + 1));
+            }
+            break;
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,5 +652,32 @@ mod tests {
         let e = parse_document::<Doc>("f.yaml", "a: two\n", Syntax::Yaml).unwrap_err();
         assert_eq!(e.field, "a");
         assert!(e.message.starts_with("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn locate_block_yaml_paths() {
+        let y = "cluster: c\nrules:\n  - metric: cpu\n    target: 60\n  - metric: bogus\n    above: 3\nschedules:\n- cron: x\n  duration: 1h\n- cron: y\n  timezone: Nowhere\n";
+        assert_eq!(locate(y, Syntax::Yaml, "cluster"), Some((1, 1)));
+        assert_eq!(locate(y, Syntax::Yaml, "rules[0].target"), Some((4, 5)));
+        assert_eq!(locate(y, Syntax::Yaml, "rules[1].metric"), Some((5, 5)));
+        assert_eq!(locate(y, Syntax::Yaml, "rules[1].above"), Some((6, 5)));
+        assert_eq!(
+            locate(y, Syntax::Yaml, "schedules[1].timezone"),
+            Some((11, 3))
+        );
+        assert_eq!(locate(y, Syntax::Yaml, "schedules[1].cron"), Some((10, 3)));
+        // Missing leaf: the closest parent.
+        assert_eq!(
+            locate(y, Syntax::Yaml, "schedules[0].min_replicas"),
+            Some((8, 1))
+        );
+    }
+
+    #[test]
+    fn path_parsing() {
+        assert_eq!(
+            parse_path("a[1].b"),
+            vec![Seg::Key("a".into()), Seg::Index(1), Seg::Key("b".into())]
+        );
     }
 }

@@ -1,0 +1,629 @@
+//! Reading a policy document: the raw model as written (`serde`, unknown fields refused),
+//! then validation against the cluster config into a [`Policy`], every problem reported with
+//! its position and field (`core::input`).
+
+use super::*;
+use crate::core::config::{ClusterSpec, Config, MasterSpec};
+use crate::core::domain::{InstanceClass, InstanceId};
+use crate::core::input::{locate, parse_document, InputError, InputErrors, Syntax};
+use crate::core::schedule::{parse_cron, parse_timezone};
+use std::fmt;
+
+// ---------------------------------------------------------------- raw, as written
+
+/// A duration: an integer number of seconds, or a humantime string such as `5m`, `90s`, `9h`.
+#[derive(Debug, Clone, Copy)]
+struct Dur(u64);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration: seconds, or a string such as \"90s\", \"5m\", \"9h\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
+                Ok(Dur(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
+                u64::try_from(v)
+                    .map(Dur)
+                    .map_err(|_| E::custom(format!("duration {v} is negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
+                if let Ok(n) = v.trim().parse::<u64>() {
+                    return Ok(Dur(n));
+                }
+                humantime::parse_duration(v.trim())
+                    .map(|d| Dur(d.as_secs()))
+                    .map_err(|e| E::custom(format!("{v:?} is not a duration: {e}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    cluster: String,
+    #[serde(default)]
+    min_replicas: Option<usize>,
+    #[serde(default)]
+    max_replicas: Option<usize>,
+    #[serde(default)]
+    period: Option<Dur>,
+    #[serde(default)]
+    observe_only: bool,
+    #[serde(default)]
+    rules: Option<Vec<RawRule>>,
+    #[serde(default)]
+    scale_out: Option<RawDirection>,
+    #[serde(default)]
+    scale_in: Option<RawDirection>,
+    #[serde(default)]
+    missing_data: Option<RawMissing>,
+    #[serde(default)]
+    warmup: Option<RawWarmup>,
+    #[serde(default)]
+    schedules: Vec<RawSchedule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    metric: String,
+    #[serde(default)]
+    statistic: Option<String>,
+    #[serde(default)]
+    aggregation: Option<String>,
+    #[serde(default)]
+    target: Option<f64>,
+    #[serde(default)]
+    tolerance: Option<f64>,
+    #[serde(default)]
+    above: Option<f64>,
+    #[serde(default)]
+    add: Option<usize>,
+    #[serde(default)]
+    below: Option<f64>,
+    #[serde(default)]
+    remove: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDirection {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    cooldown: Option<Dur>,
+    #[serde(default)]
+    stabilization: Option<Dur>,
+    #[serde(default)]
+    max_step: Option<usize>,
+    #[serde(default)]
+    while_in_flight: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMissing {
+    #[serde(default)]
+    stale_after_periods: Option<u32>,
+    #[serde(default)]
+    scale_out: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWarmup {
+    #[serde(default)]
+    duration: Option<Dur>,
+    #[serde(default)]
+    max_lag: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    #[serde(default)]
+    name: Option<String>,
+    cron: String,
+    #[serde(default)]
+    timezone: Option<String>,
+    duration: Dur,
+    #[serde(default)]
+    min_replicas: Option<usize>,
+    #[serde(default)]
+    max_replicas: Option<usize>,
+    #[serde(default)]
+    replica_class: Option<String>,
+    #[serde(default)]
+    master_class: Option<String>,
+}
+
+// ---------------------------------------------------------------- validation
+
+/// The problems found so far, each located in the document.
+struct Errs<'a> {
+    file: &'a str,
+    text: &'a str,
+    syntax: Syntax,
+    list: Vec<InputError>,
+}
+
+impl Errs<'_> {
+    fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+        let field = field.into();
+        let pos = locate(self.text, self.syntax, &field);
+        self.list
+            .push(InputError::new(self.file, field, msg).at(pos));
+    }
+}
+
+fn metric_of(s: &str) -> Option<MetricKind> {
+    match s {
+        "cpu" => Some(MetricKind::Cpu),
+        "connections" => Some(MetricKind::Connections),
+        "replica_lag" => Some(MetricKind::ReplicaLag),
+        _ => None,
+    }
+}
+
+impl Policy {
+    /// Parse and validate a policy document against the cluster config. `file` names it in
+    /// errors; every problem found is reported, each with its position and field.
+    pub fn parse(file: &str, text: &str, config: &Config) -> Result<Policy, InputErrors> {
+        let syntax = Syntax::detect(file, text);
+        let raw: RawPolicy = parse_document(file, text, syntax)?;
+        Policy::from_raw(file, text, syntax, raw, config)
+    }
+
+    /// Parse a *default* policy (`run --default-policy FILE`) for `cluster`: the same document
+    /// and checks as [`Policy::parse`], except that it names no cluster (`cluster: "*"`) and
+    /// is validated against `cluster`'s replica list.
+    pub fn parse_default(
+        file: &str,
+        text: &str,
+        config: &Config,
+        cluster: &str,
+    ) -> Result<Policy, InputErrors> {
+        let syntax = Syntax::detect(file, text);
+        let mut raw: RawPolicy = parse_document(file, text, syntax)?;
+        if raw.cluster != "*" {
+            return Err(InputErrors(vec![InputError::new(
+                file,
+                "cluster",
+                format!(
+                    "a default policy governs every cluster no policy file names: write cluster: \"*\", not {:?}",
+                    raw.cluster
+                ),
+            )
+            .at(locate(text, syntax, "cluster"))]));
+        }
+        raw.cluster = cluster.to_string();
+        Policy::from_raw(file, text, syntax, raw, config)
+    }
+
+    fn from_raw(
+        file: &str,
+        text: &str,
+        syntax: Syntax,
+        raw: RawPolicy,
+        config: &Config,
+    ) -> Result<Policy, InputErrors> {
+        let mut e = Errs {
+            file,
+            text,
+            syntax,
+            list: Vec::new(),
+        };
+        let spec = config.cluster(&raw.cluster);
+        if spec.is_none() {
+            let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
+            let msg = format!(
+                "unknown cluster {:?}: not in the cluster config (known: {})",
+                raw.cluster,
+                known.join(", ")
+            );
+            e.push("cluster", msg);
+        }
+        let cap = spec.map(|s| s.replicas.len());
+        let mut p = match spec {
+            Some(s) => Policy::base_for(s),
+            None => Policy::base_for_unknown(&raw.cluster),
+        };
+        p.observe_only = raw.observe_only;
+        check_bounds(&raw, cap, &mut p, &mut e);
+        if let Some(rules) = &raw.rules {
+            if rules.is_empty() {
+                e.push("rules", "is empty: give at least one rule, or leave it out for the default (cpu target 66 %)");
+            }
+            p.rules = (rules.iter().enumerate())
+                .filter_map(|(i, r)| check_rule(r, &format!("rules[{i}]"), &mut e))
+                .collect();
+        }
+        p.scale_out = direction(&raw.scale_out, "scale_out", &p.scale_out, &mut e);
+        p.scale_in = direction(&raw.scale_in, "scale_in", &p.scale_in, &mut e);
+        check_data_settings(&raw, &mut p, &mut e);
+        for (i, s) in raw.schedules.iter().enumerate() {
+            if let Some(s) = check_schedule(i, s, cap, p.max_replicas, &mut e) {
+                p.schedules.push(s);
+            }
+        }
+        if e.list.is_empty() {
+            Ok(p)
+        } else {
+            Err(InputErrors(e.list))
+        }
+    }
+
+    /// The base of a policy naming a cluster that is not configured (its errors are reported;
+    /// the rest is still checked).
+    fn base_for_unknown(name: &str) -> Policy {
+        let mut p = Policy::base_for(&ClusterSpec {
+            name: name.to_string(),
+            master: MasterSpec {
+                snapshot: String::new(),
+                id: InstanceId::from_aws("unknown"),
+                class: InstanceClass::from_aws("db.unknown.unknown"),
+                multi_az: false,
+                subnet_group: None,
+            },
+            replicas: Vec::new(),
+            haproxy: None,
+        });
+        p.min_replicas = 0;
+        p.max_replicas = usize::MAX;
+        p
+    }
+}
+
+/// `min_replicas`, `max_replicas` (within the replica list of `cap`) and `period`.
+fn check_bounds(raw: &RawPolicy, cap: Option<usize>, p: &mut Policy, e: &mut Errs) {
+    if let Some(m) = raw.max_replicas {
+        if let Some(cap) = cap.filter(|cap| m > *cap) {
+            let msg = format!(
+                "{m} is beyond the cluster's replica list ({cap} configured in {})",
+                raw.cluster
+            );
+            e.push("max_replicas", msg);
+        }
+        p.max_replicas = m;
+    }
+    if let Some(m) = raw.min_replicas {
+        p.min_replicas = m;
+    }
+    if p.min_replicas > p.max_replicas {
+        let msg = format!(
+            "min_replicas {} is greater than max_replicas {}",
+            p.min_replicas, p.max_replicas
+        );
+        e.push("min_replicas", msg);
+    }
+    if let Some(Dur(s)) = raw.period {
+        if s < 60 || s % 60 != 0 || s > 86_400 {
+            e.push(
+                "period",
+                format!("{s}s: CloudWatch RDS periods are a multiple of 60 s (60 s to 1 day)"),
+            );
+        } else {
+            p.period_secs = s as u32;
+        }
+    }
+}
+
+/// One direction's settings (`scale_out` or `scale_in`) over its defaults `base`.
+fn direction(
+    raw: &Option<RawDirection>,
+    name: &str,
+    base: &DirectionSettings,
+    e: &mut Errs,
+) -> DirectionSettings {
+    let Some(r) = raw else { return base.clone() };
+    let mut d = base.clone();
+    if let Some(v) = r.enabled {
+        d.enabled = v;
+    }
+    let mut window = |v: Option<Dur>, field: &str, to: &mut u64| {
+        if let Some(Dur(v)) = v {
+            if v > MAX_WINDOW_SECS {
+                e.push(format!("{name}.{field}"), "is longer than a day");
+            }
+            *to = v.min(MAX_WINDOW_SECS);
+        }
+    };
+    window(r.cooldown, "cooldown", &mut d.cooldown_secs);
+    window(r.stabilization, "stabilization", &mut d.stabilization_secs);
+    if let Some(v) = r.max_step {
+        if v == 0 {
+            e.push(
+                format!("{name}.max_step"),
+                "must be at least 1 (use enabled: false to pause this direction)",
+            );
+        }
+        d.max_step = v.max(1);
+    }
+    if let Some(v) = r.while_in_flight {
+        if name == "scale_in" {
+            e.push(
+                format!("{name}.while_in_flight"),
+                "only applies to scale_out: a scale-in never stacks on an action in flight",
+            );
+        } else {
+            d.while_in_flight = v;
+        }
+    }
+    d
+}
+
+/// `missing_data` and `warmup`.
+fn check_data_settings(raw: &RawPolicy, p: &mut Policy, e: &mut Errs) {
+    if let Some(m) = &raw.missing_data {
+        if let Some(n) = m.stale_after_periods {
+            if n == 0 {
+                e.push("missing_data.stale_after_periods", "must be at least 1");
+            } else {
+                p.missing_data.stale_periods = n.min(1440);
+            }
+        }
+        match m.scale_out.as_deref() {
+            None | Some("hold") => {}
+            Some("act") => p.missing_data.scale_out = MissingScaleOut::Act,
+            Some(other) => e.push(
+                "missing_data.scale_out",
+                format!("{other:?} is not one of hold, act"),
+            ),
+        }
+    }
+    if let Some(w) = &raw.warmup {
+        if let Some(Dur(v)) = w.duration {
+            p.warmup.duration_secs = v;
+        }
+        if let Some(Dur(v)) = w.max_lag {
+            p.warmup.max_lag_secs = Some(v as f64);
+        }
+    }
+}
+
+/// Schedule `i`: its cron, timezone, duration and overrides (bounds within the replica list
+/// of `cap` and the policy's `max_replicas`).
+fn check_schedule(
+    i: usize,
+    s: &RawSchedule,
+    cap: Option<usize>,
+    policy_max: usize,
+    e: &mut Errs,
+) -> Option<Schedule> {
+    let f = format!("schedules[{i}]");
+    let cron = parse_cron(&s.cron);
+    if let Err(m) = &cron {
+        e.push(format!("{f}.cron"), m.clone());
+    }
+    let tz = parse_timezone(s.timezone.as_deref().unwrap_or("UTC"));
+    if let Err(m) = &tz {
+        e.push(format!("{f}.timezone"), m.clone());
+    }
+    if s.duration.0 == 0 {
+        e.push(format!("{f}.duration"), "must be longer than 0 s");
+    }
+    if s.duration.0 > 366 * 86_400 {
+        e.push(format!("{f}.duration"), "is longer than a year");
+    }
+    check_schedule_overrides(&f, s, cap, policy_max, e);
+    let mut class = |v: &Option<String>, name: &str| {
+        v.as_ref().and_then(|c| match InstanceClass::parse(c) {
+            Ok(c) => Some(c),
+            Err(m) => {
+                e.push(format!("{f}.{name}"), m);
+                None
+            }
+        })
+    };
+    let rc = class(&s.replica_class, "replica_class");
+    let mc = class(&s.master_class, "master_class");
+    let (Ok(_), Ok(tz)) = (cron, tz) else {
+        return None;
+    };
+    let name = s
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("schedule {}", i + 1));
+    let (min, max, d) = (s.min_replicas, s.max_replicas, s.duration.0);
+    match Schedule::new(name, &s.cron, tz, d, min, max, rc, mc) {
+        Ok(s) => Some(s),
+        Err(m) => {
+            e.push(format!("{f}.cron"), m);
+            None
+        }
+    }
+}
+
+/// A schedule overrides something, within the replica list and its max.
+fn check_schedule_overrides(
+    f: &str,
+    s: &RawSchedule,
+    cap: Option<usize>,
+    policy_max: usize,
+    e: &mut Errs,
+) {
+    if s.min_replicas.is_none()
+        && s.max_replicas.is_none()
+        && s.replica_class.is_none()
+        && s.master_class.is_none()
+    {
+        e.push(
+            f.to_string(),
+            "overrides nothing: set min_replicas, max_replicas, replica_class or master_class",
+        );
+    }
+    if let (Some(m), Some(cap)) = (s.max_replicas, cap) {
+        if m > cap {
+            e.push(
+                format!("{f}.max_replicas"),
+                format!("{m} is beyond the cluster's replica list ({cap} configured)"),
+            );
+        }
+    }
+    let eff_max = s.max_replicas.unwrap_or(policy_max);
+    if let Some(m) = s.min_replicas.filter(|m| *m > eff_max) {
+        let whose = if s.max_replicas.is_some() {
+            "this schedule's max_replicas"
+        } else {
+            "the policy's max_replicas"
+        };
+        e.push(
+            format!("{f}.min_replicas"),
+            format!("min_replicas {m} is greater than {whose} {eff_max}"),
+        );
+    }
+}
+
+/// One rule: metric, statistic, aggregation, and either target tracking or threshold.
+fn check_rule(r: &RawRule, f: &str, e: &mut Errs) -> Option<Rule> {
+    let mut ok = true;
+    let metric = metric_of(&r.metric);
+    if metric.is_none() {
+        let msg = format!(
+            "unknown metric {:?}: one of cpu (%), connections (count), replica_lag (s)",
+            r.metric
+        );
+        e.push(format!("{f}.metric"), msg);
+        ok = false;
+    }
+    let statistic = match r.statistic.as_deref() {
+        None | Some("Average") | Some("average") => Statistic::Average,
+        Some("Maximum") | Some("maximum") => Statistic::Maximum,
+        Some(o) => {
+            let msg = format!("{o:?} is not one of Average, Maximum");
+            e.push(format!("{f}.statistic"), msg);
+            ok = false;
+            Statistic::Average
+        }
+    };
+    let aggregation = match r.aggregation.as_deref() {
+        None | Some("average") => Aggregation::Average,
+        Some("max") => Aggregation::Max,
+        Some(o) => {
+            let msg = format!("{o:?} is not one of average, max");
+            e.push(format!("{f}.aggregation"), msg);
+            ok = false;
+            Aggregation::Average
+        }
+    };
+    let threshold = r.above.is_some() || r.below.is_some();
+    let kind = match (r.target, threshold) {
+        (Some(_), true) => {
+            e.push(
+                format!("{f}.target"),
+                "a rule is either target tracking (target) or threshold (above/below), not both",
+            );
+            None
+        }
+        (None, false) => {
+            e.push(
+                f.to_string(),
+                "needs either target (target tracking) or above/below (threshold)",
+            );
+            None
+        }
+        (Some(t), false) => target_tracking(r, t, metric, f, e),
+        (None, true) => threshold_rule(r, f, e),
+    };
+    match (ok, metric, kind) {
+        (true, Some(metric), Some(kind)) => Some(Rule {
+            metric,
+            statistic,
+            aggregation,
+            kind,
+        }),
+        _ => None,
+    }
+}
+
+/// A target-tracking rule's target and tolerance; `None` when any is wrong (all reported).
+fn target_tracking(
+    r: &RawRule,
+    t: f64,
+    metric: Option<MetricKind>,
+    f: &str,
+    e: &mut Errs,
+) -> Option<RuleKind> {
+    let mut ok = true;
+    if !(t.is_finite() && t > 0.0) {
+        e.push(
+            format!("{f}.target"),
+            format!("{t} must be a positive number"),
+        );
+        ok = false;
+    } else if metric == Some(MetricKind::Cpu) && t > 100.0 {
+        e.push(format!("{f}.target"), format!("{t} % is above 100 %"));
+        ok = false;
+    }
+    for (name, v) in [("add", r.add), ("remove", r.remove)] {
+        if v.is_some() {
+            e.push(
+                format!("{f}.{name}"),
+                "only for threshold rules (above/below), not with target",
+            );
+            ok = false;
+        }
+    }
+    let tolerance = r.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+    if !(0.0..1.0).contains(&tolerance) {
+        let msg = format!("{tolerance} must be a fraction in [0, 1): 0.1 means 10 %");
+        e.push(format!("{f}.tolerance"), msg);
+        ok = false;
+    }
+    ok.then_some(RuleKind::TargetTracking {
+        target: t,
+        tolerance,
+    })
+}
+
+/// A threshold rule's bounds and steps; `None` when any is wrong (all reported).
+fn threshold_rule(r: &RawRule, f: &str, e: &mut Errs) -> Option<RuleKind> {
+    let mut ok = true;
+    let mut fail = |field: &str, msg: String| {
+        e.push(format!("{f}.{field}"), msg);
+        ok = false;
+    };
+    if r.tolerance.is_some() {
+        fail(
+            "tolerance",
+            "only for target tracking rules (target)".into(),
+        );
+    }
+    for (name, v) in [("above", r.above), ("below", r.below)] {
+        if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            fail(name, "must be a number ≥ 0".into());
+        }
+    }
+    if let (Some(a), Some(b)) = (r.above, r.below) {
+        if b >= a {
+            fail("below", format!("below {b} must be less than above {a}"));
+        }
+    }
+    let add = r.add.unwrap_or(1);
+    let remove = r.remove.unwrap_or(1);
+    if r.above.is_some() && add == 0 {
+        fail("add", "must be at least 1".into());
+    }
+    if r.below.is_some() && remove == 0 {
+        fail("remove", "must be at least 1".into());
+    }
+    if r.above.is_none() && r.add.is_some() {
+        fail("add", "needs above".into());
+    }
+    if r.below.is_none() && r.remove.is_some() {
+        fail("remove", "needs below".into());
+    }
+    ok.then_some(RuleKind::Threshold {
+        above: r.above,
+        add,
+        below: r.below,
+        remove,
+    })
+}
