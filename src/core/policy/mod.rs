@@ -4,6 +4,7 @@
 //! Every field, default and unit is documented in docs/policies.md.
 
 mod parse;
+mod raw;
 
 use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricQuery, Statistic};
