@@ -30,8 +30,8 @@ use crate::core::plan::{blocked_of, plan, Action, Blocked, ClusterView, Plan};
 use crate::core::policy::Policy;
 use crate::ports::{Clock, Fleet, MetricsSource, PortError, Routers};
 use crate::reconcile::{
-    execute, gate_deletes, router_lag_queries, sync_router_for_tick, ActionResult, ExecOptions,
-    Outcome, Route, SyncReport,
+    execute_actions, gate_deletes, router_lag_queries, sync_router_for_tick, ActionResult,
+    ExecOptions, Outcome, Route, SyncReport,
 };
 
 mod observe;
@@ -449,21 +449,13 @@ async fn act(
 ) -> Result<(), PortError> {
     let p = plan(spec, view, &report.decision.target);
     let route = ctx.route(spec);
-    let gated = gate_deletes(
-        ctx.fleet,
-        spec,
-        route,
-        p.clone(),
-        &mut memory.drains,
-        now,
-        opts.dry_run,
-    )
-    .await;
+    let drains = &mut memory.drains;
+    let gated = gate_deletes(ctx.fleet, spec, route, &p, drains, now, opts.dry_run).await;
     // A scale-in is recorded on the master *before* the delete: a crash right after
     // DeleteDBInstance (the instance may be gone at restart) must not lose the scale-in
     // cooldown. If the delete does not happen, the state written after it puts the previous
     // time back. No intent write, no delete.
-    if gated.deletes() && !opts.dry_run && report.decision.direction == Direction::In {
+    if gated.deletes(&p) && !opts.dry_run && report.decision.direction == Direction::In {
         if let Some(master) = view.master.as_ref() {
             let mut intent = memory.state().clone();
             intent.last_scale_in = Some(now);
@@ -472,14 +464,10 @@ async fn act(
             persisted.to_mut().extend(tags);
         }
     }
-    let results = if gated.plan.actions.is_empty() {
-        Vec::new()
-    } else {
-        let exec = ExecOptions {
-            dry_run: opts.dry_run,
-        };
-        execute(ctx.fleet, spec, &gated.plan, &exec).await
+    let exec = ExecOptions {
+        dry_run: opts.dry_run,
     };
+    let results = execute_actions(ctx.fleet, spec, gated.ready(&p), &exec).await;
     report.actions = gated.finish(results);
     report.acted = report.decision.direction != Direction::None
         && report.actions.iter().any(|r| {

@@ -291,8 +291,18 @@ pub async fn execute(
     plan: &Plan,
     opts: &ExecOptions,
 ) -> Vec<ActionResult> {
-    let mut out = Vec::with_capacity(plan.actions.len());
-    for a in &plan.actions {
+    execute_actions(fleet, spec, plan.actions.iter(), opts).await
+}
+
+/// [`execute`] for some of a plan's actions.
+pub async fn execute_actions<'p>(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    actions: impl Iterator<Item = &'p PlannedAction>,
+    opts: &ExecOptions,
+) -> Vec<ActionResult> {
+    let mut out = Vec::new();
+    for a in actions {
         out.push(execute_action(fleet, spec, a, opts).await);
     }
     out
@@ -309,8 +319,8 @@ pub async fn apply(
     now: chrono::DateTime<chrono::Utc>,
     opts: &ExecOptions,
 ) -> Vec<ActionResult> {
-    let gated = gate_deletes(fleet, spec, route, plan, drains, now, opts.dry_run).await;
-    let results = execute(fleet, spec, &gated.plan, opts).await;
+    let gated = gate_deletes(fleet, spec, route, &plan, drains, now, opts.dry_run).await;
+    let results = execute_actions(fleet, spec, gated.ready(&plan), opts).await;
     gated.finish(results)
 }
 

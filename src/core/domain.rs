@@ -92,15 +92,21 @@ impl fmt::Debug for SharedStr {
 }
 
 /// A DB instance identifier that satisfies the RDS naming rules. RDS compares identifiers
-/// case-insensitively and stores them in lower case, so an `InstanceId` compares, orders and
-/// hashes ignoring ASCII case while it keeps (and prints) the spelling it was given.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// case-insensitively and stores them in lower case, so an `InstanceId`'s identity is its
+/// lower-case spelling: it compares, orders and hashes by that, while it keeps (and prints)
+/// the spelling it was given.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct InstanceId(SharedStr);
+pub struct InstanceId {
+    /// The lower-case spelling: the identity.
+    key: SharedStr,
+    /// The spelling given, when it is not already the lower-case one.
+    spelled: Option<SharedStr>,
+}
 
 impl PartialEq for InstanceId {
     fn eq(&self, other: &InstanceId) -> bool {
-        self.0.as_bytes().eq_ignore_ascii_case(other.0.as_bytes())
+        self.key == other.key
     }
 }
 impl Eq for InstanceId {}
@@ -110,21 +116,18 @@ impl PartialOrd for InstanceId {
     }
 }
 impl Ord for InstanceId {
-    /// By the lower-case spelling.
     fn cmp(&self, other: &InstanceId) -> std::cmp::Ordering {
-        fn lower(id: &InstanceId) -> impl Iterator<Item = u8> + '_ {
-            id.0.as_bytes().iter().map(u8::to_ascii_lowercase)
-        }
-        lower(self).cmp(lower(other))
+        self.key.cmp(&other.key)
     }
 }
 impl std::hash::Hash for InstanceId {
-    /// As the lower-case spelling hashes (equal ids hash alike).
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for b in self.0.as_bytes() {
-            state.write_u8(b.to_ascii_lowercase());
-        }
-        state.write_u8(0xff);
+        self.key.hash(state)
+    }
+}
+impl fmt::Debug for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InstanceId({:?})", self.as_str())
     }
 }
 
@@ -148,16 +151,32 @@ impl InstanceId {
         if s.contains("--") {
             return Err(IdError::DoubleHyphen(s.to_string()));
         }
-        Ok(InstanceId(SharedStr::new(s)))
+        Ok(InstanceId::new(s))
     }
 
     /// An identifier as AWS reported it; not re-validated (AWS is the authority on what exists).
     pub fn from_aws(s: &str) -> Self {
-        InstanceId(SharedStr::new(s))
+        InstanceId::new(s)
     }
 
+    fn new(s: &str) -> Self {
+        let lower = s.to_ascii_lowercase();
+        if lower == s {
+            InstanceId {
+                key: SharedStr::new(s),
+                spelled: None,
+            }
+        } else {
+            InstanceId {
+                key: SharedStr::new(&lower),
+                spelled: Some(SharedStr::new(s)),
+            }
+        }
+    }
+
+    /// The spelling it was given.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.spelled.as_ref().unwrap_or(&self.key).as_str()
     }
 }
 
@@ -170,13 +189,13 @@ impl TryFrom<String> for InstanceId {
 
 impl From<InstanceId> for String {
     fn from(id: InstanceId) -> String {
-        id.0.as_str().to_owned()
+        id.as_str().to_owned()
     }
 }
 
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.as_str())
     }
 }
 

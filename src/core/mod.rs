@@ -1,6 +1,7 @@
-//! The pure core: domain types, the cluster config, located input errors, membership (`view`), reconcile planning,
-//! scaling policies and the decision core. No I/O and no tokio, aws_sdk_*, prometheus or hyper
-//! imports; time comes in as a value.
+//! The pure core: domain types, the cluster config, located input errors, membership
+//! (`view`), reconcile planning, scaling policies and the decision core. No I/O and no tokio,
+//! aws_sdk_*, prometheus or hyper imports; time comes in as a value. Decisions and reasons are
+//! data: no text is made here (the edges word them, `crate::text`), and no speed tricks.
 
 pub mod config;
 pub mod decide;

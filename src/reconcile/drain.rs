@@ -197,12 +197,12 @@ async fn check_sessions(
     route.remove(id, notes).await
 }
 
-/// A plan split by the drain: what to execute now, the deletes not done this time, and the
-/// drain notes of the deletes that go ahead.
+/// A plan split by the drain: which of its actions to execute now, the deletes not done this
+/// time, and the drain notes of the deletes that go ahead.
 #[derive(Debug)]
 pub struct Gated {
-    /// The plan with the deletes still draining or held left out.
-    pub plan: Plan,
+    /// Per action of the plan: whether it goes ahead now.
+    go: Vec<bool>,
     /// The deletes left out, as results (`Draining` or `Held`).
     pub waiting: Vec<ActionResult>,
     /// Drain notes per replica whose delete goes ahead.
@@ -210,11 +210,18 @@ pub struct Gated {
 }
 
 impl Gated {
-    /// Whether a delete goes ahead now.
-    pub fn deletes(&self) -> bool {
-        self.plan
-            .actions
+    /// The actions of `plan` (the one gated) to execute now.
+    pub fn ready<'p>(&'p self, plan: &'p Plan) -> impl Iterator<Item = &'p PlannedAction> + 'p {
+        plan.actions
             .iter()
+            .zip(&self.go)
+            .filter(|(_, go)| **go)
+            .map(|(a, _)| a)
+    }
+
+    /// Whether a delete of `plan` goes ahead now.
+    pub fn deletes(&self, plan: &Plan) -> bool {
+        self.ready(plan)
             .any(|a| matches!(a.action, Action::DeleteReplica { .. }))
     }
 
@@ -242,35 +249,31 @@ pub async fn gate_deletes(
     fleet: &dyn Fleet,
     spec: &ClusterSpec,
     route: Option<Route<'_>>,
-    plan: Plan,
+    plan: &Plan,
     drains: &mut Drains,
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Gated {
-    let mut plan = plan;
-    let actions = std::mem::take(&mut plan.actions);
     let mut gated = Gated {
-        plan,
+        go: vec![true; plan.actions.len()],
         waiting: Vec::new(),
         notes: BTreeMap::new(),
     };
-    for a in actions {
+    for (i, a) in plan.actions.iter().enumerate() {
         let Action::DeleteReplica { id } = &a.action else {
-            gated.plan.actions.push(a);
             continue;
         };
-        match gate_one(fleet, spec, route, &a, id, drains, now, dry_run).await {
+        let step = gate_one(fleet, spec, route, a, id, drains, now, dry_run).await;
+        let (outcome, error) = match step {
             DrainStep::Ready(notes) => {
                 gated.notes.insert(id.clone(), notes);
-                gated.plan.actions.push(a);
+                continue;
             }
-            DrainStep::Draining(why) => {
-                gated
-                    .waiting
-                    .push(left_out(a, Outcome::Draining(why), None))
-            }
-            DrainStep::Held(why, e) => gated.waiting.push(left_out(a, Outcome::Held(why), e)),
-        }
+            DrainStep::Draining(why) => (Outcome::Draining(why), None),
+            DrainStep::Held(why, e) => (Outcome::Held(why), e),
+        };
+        gated.go[i] = false;
+        gated.waiting.push(left_out(a.clone(), outcome, error));
     }
     gated
 }

@@ -165,20 +165,21 @@ pub(super) fn newest<'a>(
     statistic: Option<Statistic>,
     end: DateTime<Utc>,
 ) -> Option<&'a Sample> {
-    metrics
-        .iter()
-        .filter(|s| {
-            let q = &s.query;
-            q.metric == metric
-                && statistic.is_none_or(|st| st == q.statistic)
-                && q.instance == *instance
-        })
-        .filter_map(|s| {
-            let n = s.samples.partition_point(|x| x.at < end);
-            n.checked_sub(1).and_then(|i| s.samples.get(i))
-        })
-        .fold(None, |best: Option<&Sample>, x| match best {
-            Some(b) if x.at <= b.at => Some(b),
-            _ => Some(x),
-        })
+    let mut best: Option<&Sample> = None;
+    for s in metrics {
+        let q = &s.query;
+        if q.metric != metric
+            || statistic.is_some_and(|st| st != q.statistic)
+            || q.instance != *instance
+        {
+            continue;
+        }
+        let n = s.samples.partition_point(|x| x.at < end);
+        if let Some(x) = n.checked_sub(1).and_then(|i| s.samples.get(i)) {
+            if best.is_none_or(|b| x.at > b.at) {
+                best = Some(x);
+            }
+        }
+    }
+    best
 }

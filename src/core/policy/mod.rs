@@ -265,7 +265,13 @@ impl Policy {
         let t = now.timestamp() - LANDING_DELAY_SECS;
         let end_s = t.div_euclid(p) * p;
         let n = i64::from((self.missing_data.stale_periods * 2).max(5));
-        let at = |ts: i64| DateTime::from_timestamp(ts, 0).unwrap_or(now);
+        // Whole seconds before `now` (its sub-second part dropped).
+        let base = now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+        let at = |ts: i64| {
+            chrono::Duration::try_seconds(now.timestamp() - ts)
+                .and_then(|d| base.checked_sub_signed(d))
+                .unwrap_or(now)
+        };
         let (start, end) = (at(end_s - n * p), at(end_s));
         (start, end)
     }
