@@ -18,6 +18,9 @@
 
 mod support;
 
+#[path = "golden/gen_docs.rs"]
+mod gen_docs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{block_on, elasticrds, rds_client, repo_root, Moto};
@@ -52,7 +55,10 @@ impl Goldens {
         }
         self.failures.push(match expected {
             None => format!("tests/golden/{rel}: missing (actual output:\n{actual})"),
-            Some(e) => format!("tests/golden/{rel}: {}", first_difference(&e, actual)),
+            Some(e) => {
+                let (i, diff) = first_difference(&e, actual, ["golden", "output"]);
+                format!("tests/golden/{rel}:{}:{diff}", i + 1)
+            }
         });
     }
 
@@ -71,22 +77,25 @@ fn golden_dir() -> PathBuf {
     repo_root().join("tests/golden")
 }
 
-/// The first line where two texts differ, with both versions.
-pub fn first_difference(expected: &str, actual: &str) -> String {
-    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let n = e.len().max(a.len());
-    for i in 0..n {
-        let (x, y) = (e.get(i), a.get(i));
+/// The first line where two texts differ (0-based) and both versions of it, labelled.
+fn first_difference(old: &str, new: &str, labels: [&str; 2]) -> (usize, String) {
+    let (o, n): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    for i in 0..o.len().max(n.len()) {
+        let (x, y) = (o.get(i), n.get(i));
         if x != y {
-            return format!(
-                "line {}:\n  expected: {}\n  actual:   {}",
-                i + 1,
-                x.copied().unwrap_or("<end of file>"),
-                y.copied().unwrap_or("<end of file>")
+            let [lo, ln] = labels;
+            let text = format!(
+                "\n  {lo}: {}\n  {ln}: {}",
+                x.copied().unwrap_or("<end>"),
+                y.copied().unwrap_or("<end>")
             );
+            return (i, text);
         }
     }
-    "only the line endings or the final newline differ".to_string()
+    (
+        o.len(),
+        " only the line endings or the final newline differ".into(),
+    )
 }
 
 /// Run the binary; it must exit 0. Returns stdout.
@@ -156,6 +165,26 @@ fn backtest_of_every_trace_matches_its_golden_file() {
         );
     }
     g.finish();
+}
+
+#[test]
+fn generated_docs_sections_match_the_generator() {
+    let update = std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1");
+    let report = gen_docs::run(&repo_root(), update).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        report.stale.is_empty(),
+        "{} generated section(s) of the docs differ from what scripts/gen-docs produces from \
+         tests/golden/ and the committed result files; rewrite them with `scripts/gen-docs` \
+         (or UPDATE_DOCS=1 cargo test --test golden generated_docs) and change the data or the \
+         generator (tests/golden/gen_docs.rs), not the section:\n\n{}",
+        report.stale.len(),
+        report.stale.join("\n\n")
+    );
+    assert!(
+        report.sections >= 7,
+        "only {} generated sections found",
+        report.sections
+    );
 }
 
 /// cluster1 on moto: the master, replicas s01 and s02 (s02 of another class than configured)
