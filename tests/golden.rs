@@ -6,7 +6,9 @@
 //! - `tests/golden/backtest/<trace>.txt` / `.json`: `elasticrds backtest --policy
 //!   policies/cpu-target.yaml --trace tests/data/traces/<trace>.csv` (every option at its
 //!   default), text and `--output json`; `<trace>.all-policies.json`: every policy in
-//!   `policies/` in one run.
+//!   `policies/` in one run; `demo_trace.*` (the embedded demo trace, every policy), `*.peak8-lead5m.json`
+//!   (`--peak-replicas 8 --lead-time 5m`), `demo_trace.sweep.txt` (`--sweep`'s table) and
+//!   `demo_trace.plot.svg` (`--plot`).
 //! - `tests/golden/fleet/*`: `status` and `plan` of a fixed fleet on moto (cluster1 of
 //!   `tests/golden/fleet/config.yaml`: the master, two of four replicas, one with drifted
 //!   class, a foreign replica), `plan` at a fixed `--at` with recorded metrics.
@@ -124,17 +126,23 @@ fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 /// `elasticrds backtest` with paths relative to the repository root (they appear in the
 /// output as file names).
-fn backtest(policies: &[String], trace: &str, json: bool) -> String {
+fn backtest(policies: &[String], trace: &str, extra: &[&str]) -> String {
     let mut cmd = elasticrds(None);
     cmd.current_dir(repo_root())
         .arg("backtest")
         .arg("--policy")
         .args(policies)
-        .args(["--trace", trace]);
-    if json {
-        cmd.args(["--output", "json"]);
-    }
+        .args(["--trace", trace])
+        .args(extra);
     run(&mut cmd)
+}
+
+/// Every policy file in `policies/`, as paths relative to the repository root.
+fn all_policies() -> Vec<String> {
+    files_with_ext(&repo_root().join("policies"), "yaml")
+        .iter()
+        .map(|p| format!("policies/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect()
 }
 
 #[test]
@@ -142,10 +150,7 @@ fn backtest_of_every_trace_matches_its_golden_file() {
     let root = repo_root();
     let traces = files_with_ext(&root.join("tests/data/traces"), "csv");
     assert!(traces.len() >= 5, "the shared traces are missing");
-    let all: Vec<String> = files_with_ext(&root.join("policies"), "yaml")
-        .iter()
-        .map(|p| format!("policies/{}", p.file_name().unwrap().to_string_lossy()))
-        .collect();
+    let all = all_policies();
     let default = vec!["policies/cpu-target.yaml".to_string()];
     let mut g = Goldens::new();
     for t in &traces {
@@ -153,17 +158,53 @@ fn backtest_of_every_trace_matches_its_golden_file() {
         let rel = format!("tests/data/traces/{stem}.csv");
         g.check(
             &format!("backtest/{stem}.txt"),
-            &backtest(&default, &rel, false),
+            &backtest(&default, &rel, &[]),
         );
         g.check(
             &format!("backtest/{stem}.json"),
-            &backtest(&default, &rel, true),
+            &backtest(&default, &rel, &["--output", "json"]),
         );
         g.check(
             &format!("backtest/{stem}.all-policies.json"),
-            &backtest(&all, &rel, true),
+            &backtest(&all, &rel, &["--output", "json"]),
         );
     }
+    g.finish();
+}
+
+/// The other outputs docs/backtest.md calls byte for byte the same across changes: the embedded
+/// demo trace with every policy, another scaling and lead time, the `--sweep` table and the
+/// `--plot` SVG (on the short demo trace, so that the suite stays quick).
+#[test]
+fn backtest_options_sweep_and_plot_match_their_golden_files() {
+    let all = all_policies();
+    let demo = "src/backtest/demo_trace.csv";
+    let e47 = "tests/data/traces/rds_cpu_utilization_e47b3b.csv";
+    let scaled = ["--peak-replicas", "8", "--lead-time", "5m"];
+    let mut g = Goldens::new();
+    g.check("backtest/demo_trace.txt", &backtest(&all, demo, &[]));
+    g.check(
+        "backtest/demo_trace.json",
+        &backtest(&all, demo, &["--output", "json"]),
+    );
+    for (name, trace) in [("demo_trace", demo), ("rds_cpu_utilization_e47b3b", e47)] {
+        let json = [&scaled[..], &["--output", "json"]].concat();
+        g.check(
+            &format!("backtest/{name}.peak8-lead5m.json"),
+            &backtest(&all, trace, &json),
+        );
+    }
+    let default = ["policies/cpu-target.yaml".to_string()];
+    g.check(
+        "backtest/demo_trace.sweep.txt",
+        &backtest(&default, demo, &["--sweep"]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("plot.svg");
+    let plot = ["--plot", svg.to_str().unwrap()];
+    backtest(&default, demo, &plot);
+    let drawn = std::fs::read_to_string(&svg).expect("the plot was written");
+    g.check("backtest/demo_trace.plot.svg", &drawn);
     g.finish();
 }
 

@@ -2,7 +2,8 @@
 //! `scripts/gen-docs`). This module owns the section markers and turning the committed data
 //! into markdown:
 //!
-//! - `tests/golden/backtest/<trace>.json` (the default policy's backtest of each trace):
+//! - `tests/golden/backtest/<trace>.json` (the default policy's backtest of each trace of
+//!   `tests/data/traces`):
 //!   `backtest-table` (README), `backtest-runs-table` and `backtest-goal` (docs/backtest.md);
 //! - `benches/results/backtest.json` (written by `cargo bench --bench backtest`):
 //!   `bench-speed` (README) and `bench-table` (docs/backtest.md);
@@ -123,11 +124,11 @@ fn read_json(root: &Path, rel: &str) -> Result<Value, String> {
 
 impl Data {
     fn load(root: &Path) -> Result<Data, String> {
-        let dir = root.join("tests/golden/backtest");
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(|e| format!("tests/golden/backtest: {e}"))?
+        // The traces of tests/data/traces, each by its golden default-policy backtest.
+        let mut names: Vec<String> = std::fs::read_dir(root.join("tests/data/traces"))
+            .map_err(|e| format!("tests/data/traces: {e}"))?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".json") && !n.ends_with(".all-policies.json"))
+            .filter_map(|n| Some(n.strip_suffix(".csv")?.to_string() + ".json"))
             .collect();
         names.sort();
         let mut traces = Vec::new();
