@@ -4,10 +4,11 @@
 //!
 //! - `tests/golden/backtest/<trace>.json` (the default policy's backtest of each trace of
 //!   `tests/data/traces`):
-//!   `backtest-table` (README), `backtest-runs-table` and `backtest-goal` (docs/backtest.md);
+//!   `backtest-table` and `backtest-summary` (README), `backtest-runs-table` and `backtest-goal` (docs/backtest.md);
 //! - `benches/results/backtest.json` (written by `cargo bench --bench backtest`):
 //!   `bench-speed` (README) and `bench-table` (docs/backtest.md);
-//! - `tests/golden/faults-summary.json` (written by `scripts/faults.sh`): `faults-line`.
+//! - `tests/golden/faults-summary.json` (written by `scripts/faults.sh`): `faults-line` (README)
+//!   and `faults-block` (the line and the scenario counts, docs/reliability.md).
 //!
 //! A section is the lines between `<!-- generated:NAME (where it comes from) -->` and
 //! `<!-- /generated -->`; its content is indented like the opening marker (so a section can sit
@@ -151,9 +152,11 @@ impl Data {
             "backtest-table" => self.backtest_table(),
             "backtest-runs-table" => self.backtest_runs_table(),
             "backtest-goal" => self.backtest_goal(),
+            "backtest-summary" => self.backtest_summary(),
             "bench-speed" => bench_speed(&self.bench),
             "bench-table" => bench_table(&self.bench),
             "faults-line" => faults_line(&self.faults),
+            "faults-block" => faults_block(&self.faults),
             _ => Err("no such generated section (see tests/golden/gen_docs.rs)".into()),
         }
     }
@@ -312,21 +315,62 @@ impl Data {
 
 /// What missed on one trace, in words.
 fn goal_miss(t: &str, r: &TraceRuns) -> String {
+    format!("on `{t}` {}", miss_detail(r))
+}
+
+/// Which of the two goals missed, with the figures.
+fn miss_detail(r: &TraceRuns) -> String {
     let ratio = r.ratio(&r.policy);
     let (b, a) = (r.policy.breach, r.aurora.breach);
     match (r.cost_met(), r.breach_met()) {
         (false, true) => format!(
-            "on `{t}` the breach goal is met ({b} vs {a}) but the cost goal is not \
+            "the breach goal is met ({b} vs {a}) but the cost goal is not \
              ({ratio:.3} × the oracle; Aurora-style costs {:.3} ×)",
             r.ratio(&r.aurora)
         ),
         (true, false) => format!(
-            "on `{t}` the cost goal is met ({ratio:.3} × the oracle) but the breach goal is \
-             not ({b} vs {a})"
+            "the cost goal is met ({ratio:.3} × the oracle) but the breach goal is not \
+             ({b} vs {a})"
         ),
-        _ => {
-            format!("on `{t}` neither is met ({ratio:.3} × the oracle, {b} vs {a} breach-minutes)")
+        _ => format!("neither is met ({ratio:.3} × the oracle, {b} vs {a} breach-minutes)"),
+    }
+}
+
+/// `all 5` or `3 of the 5`.
+fn of_n(k: usize, n: usize) -> String {
+    match k == n {
+        true => format!("all {n}"),
+        false => format!("{k} of the {n}"),
+    }
+}
+
+impl Data {
+    /// README's summary under its backtest table.
+    fn backtest_summary(&self) -> Result<String, String> {
+        let all = self.each_trace()?;
+        let n = all.len();
+        let met = all
+            .iter()
+            .filter(|(_, r)| r.cost_met() && r.breach_met())
+            .count();
+        let better = all
+            .iter()
+            .filter(|(_, r)| r.policy.hours < r.aurora.hours && r.policy.breach < r.aurora.breach)
+            .count();
+        let mut text = format!(
+            "The goal — within 1.15 × the oracle's replica-hours with no more breach-minutes than \
+             the Aurora-style baseline — is **met on {} traces**, and the default policy is \
+             cheaper than Aurora-style with fewer breaches on {}.",
+            of_n(met, n),
+            of_n(better, n)
+        );
+        for (t, r) in all
+            .iter()
+            .filter(|(_, r)| !(r.cost_met() && r.breach_met()))
+        {
+            text.push_str(&format!(" **It loses on `{t}`**: {}.", miss_detail(r)));
         }
+        Ok(wrap(&text))
     }
 }
 
@@ -463,5 +507,17 @@ fn faults_line(f: &Value) -> Result<String, String> {
         count(f, "foreign_touched", F)?,
         count(f, "converged", F)?,
         count(f, "scenarios", F)?,
+    ))
+}
+
+/// The last line of `scripts/faults.sh` and how many scenarios each test ran.
+fn faults_block(f: &Value) -> Result<String, String> {
+    const F: &str = "tests/golden/faults-summary.json";
+    let by = &f["by_test"];
+    Ok(format!(
+        "{}\n({} fault scenarios and {} crash cases.)\n",
+        faults_line(f)?,
+        count(by, "faults", F)?,
+        count(by, "crash", F)?
     ))
 }
