@@ -521,3 +521,68 @@ fn faults_block(f: &Value) -> Result<String, String> {
         count(by, "crash", F)?
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> Data {
+        Data {
+            traces: Vec::new(),
+            bench: Value::Null,
+            faults: serde_json::json!({
+                "injected": 5, "duplicates": 0, "lost_actions": 0, "foreign_touched": 0,
+                "converged": 2, "scenarios": 2, "by_test": {"faults": 1, "crash": 1}
+            }),
+        }
+    }
+
+    #[test]
+    fn a_section_is_rewritten_with_the_markers_indentation_and_the_rest_kept() {
+        let text = "intro\n- item\n\n  <!-- generated:faults-line (x) -->\n  old\n  <!-- /generated -->\nend\n";
+        let (new, n, stale) = regenerate("f.md", text, &data()).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(stale.len(), 1);
+        assert!(
+            stale[0].starts_with("f.md:5: section faults-line:"),
+            "{stale:?}"
+        );
+        let want = "intro\n- item\n\n  <!-- generated:faults-line (x) -->\n  ```\n  faults: 5 injected, 0 duplicates, 0 lost actions, 0 foreign touched, 2 converged/2\n  ```\n  <!-- /generated -->\nend\n";
+        assert_eq!(new, want);
+        let (again, _, stale) = regenerate("f.md", &new, &data()).unwrap();
+        assert!(stale.is_empty(), "{stale:?}");
+        assert_eq!(again, new);
+    }
+
+    #[test]
+    fn bad_markers_and_data_are_errors_naming_file_and_line() {
+        let open = "a\n<!-- generated:faults-line -->\nb\n";
+        let e = regenerate("R.md", open, &data()).err().unwrap();
+        assert!(e.starts_with("R.md:2: section faults-line has no"), "{e}");
+        let unknown = "<!-- generated:nope -->\n<!-- /generated -->\n";
+        let e = regenerate("R.md", unknown, &data()).err().unwrap();
+        assert!(e.starts_with("R.md:1: section nope: no such"), "{e}");
+        let nested =
+            "<!-- generated:faults-line -->\n<!-- generated:faults-line -->\n<!-- /generated -->\n";
+        let e = regenerate("R.md", nested, &data()).err().unwrap();
+        assert!(e.starts_with("R.md:2: a section opens inside"), "{e}");
+        let bench = "<!-- generated:bench-table -->\n<!-- /generated -->\n";
+        let e = regenerate("R.md", bench, &data()).err().unwrap();
+        assert!(
+            e.contains("benches/results/backtest.json: `year_minutes`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ranges_and_counts_print_as_the_docs_write_them() {
+        let b = serde_json::json!({"a": [0.85, 0.88], "b": [28.3, 28.3], "c": [2.94, 3.01]});
+        assert_eq!(range(&b, "a", 2).unwrap(), "0.85–0.88");
+        assert_eq!(range(&b, "b", 1).unwrap(), "28.3");
+        assert_eq!(range(&b, "c", 1).unwrap(), "2.9–3.0");
+        assert_eq!(thousands(525_600), "525,600");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(of_n(5, 5), "all 5");
+        assert_eq!(of_n(4, 5), "4 of the 5");
+    }
+}
