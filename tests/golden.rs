@@ -6,9 +6,9 @@
 //! - `tests/golden/backtest/<trace>.txt` / `.json`: `elasticrds backtest --policy
 //!   policies/cpu-target.yaml --trace tests/data/traces/<trace>.csv` (every option at its
 //!   default), text and `--output json`; `<trace>.all-policies.json`: every policy in
-//!   `policies/` in one run; `demo_trace.*` (the embedded demo trace, every policy), `*.peak8-lead5m.json`
-//!   (`--peak-replicas 8 --lead-time 5m`), `demo_trace.sweep.txt` (`--sweep`'s table) and
-//!   `demo_trace.plot.svg` (`--plot`).
+//!   `policies/` in one run; `demo_trace.*` (the embedded demo trace, every policy),
+//!   `*.peak8-lead5m.json` (`--peak-replicas 8 --lead-time 5m`), `demo_trace.sweep.txt`
+//!   (`--sweep`'s table) and `demo_trace.plot.svg` (`--plot`).
 //! - `tests/golden/fleet/*`: `status` and `plan` of a fixed fleet on moto (cluster1 of
 //!   `tests/golden/fleet/config.yaml`: the master, two of four replicas, one with drifted
 //!   class, a foreign replica), `plan` at a fixed `--at` with recorded metrics.
