@@ -9,12 +9,17 @@
 //! 2. a 100-variant parameter sweep (CPU target × scale-in cooldown) of the same policy on the
 //!    14-day trace tests/data/traces/rds_cpu_utilization_cc0c53.csv — goal ≤ 60 s.
 //!
-//! Prints the measured figures; docs/backtest.md records them.
+//! Prints the measured figures and, with `--bench`, records them in benches/results/backtest.json
+//! (README's and docs/backtest.md's speed figures are generated from that file by
+//! scripts/gen-docs). Each invocation replaces the file; with ELASTICRDS_BENCH_APPEND=1 it widens
+//! the recorded ranges instead (run it three times that way for the usual "lo–hi" figures).
+//! ELASTICRDS_BENCH_RESULTS=PATH writes elsewhere. The smoke run writes nothing.
 
 use elasticrds::backtest::replay::WorldSetup;
 use elasticrds::backtest::run::run_policy;
 use elasticrds::backtest::trace::Trace;
 use elasticrds::backtest::{backtest, load_policy, oracle, sweep, Options, FLOOR_REPLICAS};
+use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,6 +89,96 @@ fn year_csv(minutes: i64) -> String {
 
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
+}
+
+/// What one `--bench` invocation measured, for benches/results/backtest.json.
+struct Figures {
+    year_minutes: usize,
+    year_csv_bytes: usize,
+    parse: Duration,
+    /// The three timed runs, sorted.
+    runs: Vec<Duration>,
+    allocations_per_minute: f64,
+    full_backtest: Duration,
+    sweep_variants: usize,
+    sweep_trace: String,
+    sweep_minutes: usize,
+    sweep_threads: usize,
+    sweep: Duration,
+}
+
+/// `[x, x]` in seconds, rounded to 0.1 ms.
+fn secs_range(d: Duration) -> Value {
+    let s = (d.as_secs_f64() * 1e4).round() / 1e4;
+    json!([s, s])
+}
+
+impl Figures {
+    fn to_json(&self) -> Value {
+        let us = self.runs[1].as_secs_f64() * 1e6 / self.year_minutes as f64;
+        let us = (us * 1e3).round() / 1e3;
+        let allocs = (self.allocations_per_minute * 100.0).round() / 100.0;
+        json!({
+            "about": "written by `cargo bench --bench backtest` (see benches/backtest.rs); [low, high] over the invocations; scripts/gen-docs puts the figures into README.md and docs/backtest.md",
+            "invocations": 1,
+            "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "year_minutes": self.year_minutes,
+            "year_csv_bytes": self.year_csv_bytes,
+            "parse_secs": secs_range(self.parse),
+            "one_policy_median_secs": secs_range(self.runs[1]),
+            "one_policy_run_secs": [secs_range(self.runs[0])[0], secs_range(self.runs[2])[0]],
+            "us_per_minute": [us, us],
+            "allocations_per_minute": [allocs, allocs],
+            "full_backtest_secs": secs_range(self.full_backtest),
+            "sweep_variants": self.sweep_variants,
+            "sweep_trace": self.sweep_trace,
+            "sweep_minutes": self.sweep_minutes,
+            "sweep_threads": self.sweep_threads,
+            "sweep_secs": secs_range(self.sweep),
+        })
+    }
+}
+
+/// `new` with every `[low, high]` widened to cover `old`'s, and the invocations added up.
+fn widen(old: &Value, mut new: Value) -> Value {
+    let map = new.as_object_mut().expect("an object");
+    for (k, v) in map.iter_mut() {
+        let (Some(n), Some(o)) = (v.as_array(), old[k].as_array()) else {
+            continue;
+        };
+        let f = |a: &Vec<Value>, i: usize| a.get(i).and_then(Value::as_f64);
+        if let (Some(nl), Some(nh), Some(ol), Some(oh)) = (f(n, 0), f(n, 1), f(o, 0), f(o, 1)) {
+            *v = json!([nl.min(ol), nh.max(oh)]);
+        }
+    }
+    let before = old["invocations"].as_u64().unwrap_or(0);
+    map.insert("invocations".into(), json!(before + 1));
+    new
+}
+
+/// Write the figures to benches/results/backtest.json (or $ELASTICRDS_BENCH_RESULTS).
+fn record(repo: &std::path::Path, figures: &Figures) {
+    let path = std::env::var_os("ELASTICRDS_BENCH_RESULTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo.join("benches/results/backtest.json"));
+    let mut value = figures.to_json();
+    if std::env::var_os("ELASTICRDS_BENCH_APPEND").is_some_and(|v| v == "1") {
+        let old = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        if let Some(old) = old {
+            value = widen(&old, value);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("create the results directory");
+    }
+    let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    println!(
+        "recorded in {} (scripts/gen-docs updates the docs)",
+        path.display()
+    );
 }
 
 fn main() {
@@ -163,9 +258,10 @@ fn main() {
     let report = rt
         .block_on(backtest(&trace, std::slice::from_ref(&case), &opts))
         .unwrap();
+    let full_backtest = t.elapsed();
     println!(
         "year: the full backtest (policy + oracle + target tracking + static) in {}",
-        secs(t.elapsed())
+        secs(full_backtest)
     );
     for s in &report.scores {
         println!(
@@ -189,4 +285,20 @@ fn main() {
         trace.name,
         secs(took)
     );
+    if bench {
+        let figures = Figures {
+            year_minutes: demand.len(),
+            year_csv_bytes: csv.len(),
+            parse,
+            runs: times,
+            allocations_per_minute: allocations as f64 / demand.len() as f64,
+            full_backtest,
+            sweep_variants: scores.len(),
+            sweep_trace: trace.name.trim_end_matches(".csv").to_string(),
+            sweep_minutes: trace.minutes(),
+            sweep_threads: threads,
+            sweep: took,
+        };
+        record(&repo, &figures);
+    }
 }

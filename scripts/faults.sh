@@ -10,7 +10,9 @@
 # Needs the emulators in .venv/ (scripts/test.sh --setup-only installs them).
 # ELASTICRDS_FAULTS_PARALLEL (default 4) scenarios run at once; ELASTICRDS_FAULTS_ONLY=<substring>
 # runs the matching scenarios only (debugging; the summary then covers those).
-# docs/reliability.md describes the matrix and records the measured summary.
+# docs/reliability.md describes the matrix. A full run (no ELASTICRDS_FAULTS_ONLY) records its
+# counts in tests/golden/faults-summary.json, from which scripts/gen-docs writes the summary line
+# in README.md and docs/reliability.md (the golden test fails until they are regenerated).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SUMMARY="target/faults-summary.jsonl"
@@ -27,9 +29,12 @@ if [[ ! -s "$SUMMARY" ]]; then
     exit 1
 fi
 
-line="$(python3 - "$SUMMARY" <<'EOF'
+RECORD="tests/golden/faults-summary.json"
+[[ -n "${ELASTICRDS_FAULTS_ONLY:-}" ]] && RECORD=""
+line="$(python3 - "$SUMMARY" "$RECORD" <<'EOF'
 import json, sys
 n = d = l = f = c = t = 0
+by_test = {}
 for raw in open(sys.argv[1]):
     raw = raw.strip()
     if not raw:
@@ -38,6 +43,15 @@ for raw in open(sys.argv[1]):
     n += o["injected"]; d += o["duplicates"]; l += o["lost"]; f += o["foreign"]
     c += 1 if o["converged"] else 0
     t += 1
+    by_test[o["test"]] = by_test.get(o["test"], 0) + 1
+if sys.argv[2]:
+    record = {
+        "about": "written by the last full run of scripts/faults.sh; scripts/gen-docs puts the line into README.md and docs/reliability.md",
+        "injected": n, "duplicates": d, "lost_actions": l, "foreign_touched": f,
+        "converged": c, "scenarios": t, "by_test": dict(sorted(by_test.items())),
+    }
+    with open(sys.argv[2], "w") as out:
+        out.write(json.dumps(record, indent=2) + "\n")
 print(f"faults: {n} injected, {d} duplicates, {l} lost actions, {f} foreign touched, {c} converged/{t}")
 EOF
 )"

@@ -1,0 +1,588 @@
+//! The generated sections of README.md and docs/*.md (run by `tests/golden.rs`, rewritten by
+//! `scripts/gen-docs`). This module owns the section markers and turning the committed data
+//! into markdown:
+//!
+//! - `tests/golden/backtest/<trace>.json` (the default policy's backtest of each trace of
+//!   `tests/data/traces`):
+//!   `backtest-table` and `backtest-summary` (README), `backtest-runs-table` and `backtest-goal` (docs/backtest.md);
+//! - `benches/results/backtest.json` (written by `cargo bench --bench backtest`):
+//!   `bench-speed` (README) and `bench-table` (docs/backtest.md);
+//! - `tests/golden/faults-summary.json` (written by `scripts/faults.sh`): `faults-line` (README)
+//!   and `faults-block` (the line and the scenario counts, docs/reliability.md).
+//!
+//! A section is the lines between `<!-- generated:NAME (where it comes from) -->` and
+//! `<!-- /generated -->`; its content is indented like the opening marker (so a section can sit
+//! in a list item). Everything else in the file is left as it is.
+
+use serde_json::Value;
+use std::path::Path;
+
+/// What a run found: sections whose text differs from the generator's (rewritten when updating).
+pub struct Report {
+    pub stale: Vec<String>,
+    pub sections: usize,
+}
+
+const OPEN: &str = "<!-- generated:";
+const CLOSE: &str = "<!-- /generated -->";
+/// The trace kept out of the policy tuning (README names it so).
+const HELD_OUT: &str = "ec2_cpu_utilization_5f5533";
+/// The cost goal: replica-hours at most this many times the oracle's.
+const COST_GOAL: f64 = 1.15;
+
+/// Check (or, with `update`, rewrite) every generated section of README.md and docs/*.md.
+pub fn run(root: &Path, update: bool) -> Result<Report, String> {
+    let data = Data::load(root)?;
+    let mut files = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .map_err(|e| format!("docs/: {e}"))?
+        .map(|e| e.map(|e| e.path()).map_err(|e| format!("docs/: {e}")))
+        .collect::<Result<_, _>>()?;
+    docs.retain(|p| p.extension().is_some_and(|x| x == "md"));
+    docs.sort();
+    files.extend(docs);
+    let mut report = Report {
+        stale: Vec::new(),
+        sections: 0,
+    };
+    for path in files {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
+        let (new, n, stale) = regenerate(&rel, &text, &data)?;
+        report.sections += n;
+        if !stale.is_empty() && update {
+            std::fs::write(&path, new).map_err(|e| format!("{rel}: {e}"))?;
+            eprintln!("rewrote {} section(s) of {rel}", stale.len());
+        } else {
+            report.stale.extend(stale);
+        }
+    }
+    Ok(report)
+}
+
+/// The file's text with every section regenerated, the number of sections, and a message per
+/// section that differed.
+fn regenerate(rel: &str, text: &str, data: &Data) -> Result<(String, usize, Vec<String>), String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out: Vec<String> = Vec::new();
+    let (mut sections, mut stale) = (0, Vec::new());
+    let mut i = 0;
+    while i < lines.len() {
+        out.push(lines[i].to_string());
+        let Some(name) = section_name(lines[i]) else {
+            i += 1;
+            continue;
+        };
+        let end = (i + 1..lines.len())
+            .find(|&j| lines[j].trim() == CLOSE)
+            .ok_or_else(|| format!("{rel}:{}: section {name} has no {CLOSE}", i + 1))?;
+        if let Some(j) = (i + 1..end).find(|&j| section_name(lines[j]).is_some()) {
+            return Err(format!("{rel}:{}: a section opens inside {name}", j + 1));
+        }
+        let indent = &lines[i][..lines[i].len() - lines[i].trim_start().len()];
+        let body = data
+            .section(name)
+            .map_err(|e| format!("{rel}:{}: section {name}: {e}", i + 1))?;
+        let new: Vec<String> = body
+            .lines()
+            .map(|l| match l.is_empty() {
+                true => String::new(),
+                false => format!("{indent}{l}"),
+            })
+            .collect();
+        let old: Vec<String> = lines[i + 1..end].iter().map(|l| l.to_string()).collect();
+        if old != new {
+            let labels = ["in the file", "generated  "];
+            let (k, diff) = super::first_difference(&old.join("\n"), &new.join("\n"), labels);
+            stale.push(format!("{rel}:{}: section {name}:{diff}", i + 2 + k));
+        }
+        sections += 1;
+        out.extend(new);
+        i = end;
+    }
+    Ok((out.join("\n"), sections, stale))
+}
+
+/// `NAME` of a line `<!-- generated:NAME ... -->`.
+fn section_name(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix(OPEN)?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    Some(rest[..end].trim_end_matches("-->"))
+}
+
+/// The committed inputs of the generator.
+struct Data {
+    /// Per trace (sorted by name): its runs as `elasticrds backtest --output json` prints them.
+    traces: Vec<(String, Vec<Value>)>,
+    bench: Value,
+    faults: Value,
+}
+
+fn read_json(root: &Path, rel: &str) -> Result<Value, String> {
+    let text = std::fs::read_to_string(root.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{rel}: {e}"))
+}
+
+impl Data {
+    fn load(root: &Path) -> Result<Data, String> {
+        // The traces of tests/data/traces, each by its golden default-policy backtest.
+        let mut names: Vec<String> = std::fs::read_dir(root.join("tests/data/traces"))
+            .map_err(|e| format!("tests/data/traces: {e}"))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| Some(n.strip_suffix(".csv")?.to_string() + ".json"))
+            .collect();
+        names.sort();
+        let mut traces = Vec::new();
+        for n in names {
+            let v = read_json(root, &format!("tests/golden/backtest/{n}"))?;
+            let runs = v
+                .as_array()
+                .ok_or_else(|| format!("tests/golden/backtest/{n}: not an array"))?;
+            traces.push((n.trim_end_matches(".json").to_string(), runs.clone()));
+        }
+        Ok(Data {
+            traces,
+            bench: read_json(root, "benches/results/backtest.json")?,
+            faults: read_json(root, "tests/golden/faults-summary.json")?,
+        })
+    }
+
+    fn section(&self, name: &str) -> Result<String, String> {
+        match name {
+            "backtest-table" => self.backtest_table(),
+            "backtest-runs-table" => self.backtest_runs_table(),
+            "backtest-goal" => self.backtest_goal(),
+            "backtest-summary" => self.backtest_summary(),
+            "bench-speed" => bench_speed(&self.bench),
+            "bench-table" => bench_table(&self.bench),
+            "faults-line" => faults_line(&self.faults),
+            "faults-block" => faults_block(&self.faults),
+            _ => Err("no such generated section (see tests/golden/gen_docs.rs)".into()),
+        }
+    }
+}
+
+/// One run of a backtest report.
+struct Run {
+    name: String,
+    hours: f64,
+    breach: u64,
+    actions: u64,
+    max: u64,
+}
+
+/// The four runs of a trace's default-policy backtest.
+struct TraceRuns {
+    policy: Run,
+    oracle: Run,
+    aurora: Run,
+    fixed: Run,
+}
+
+impl TraceRuns {
+    fn of(trace: &str, runs: &[Value]) -> Result<TraceRuns, String> {
+        let kind = |k: &str| -> Result<Run, String> {
+            let v = runs
+                .iter()
+                .find(|r| r["kind"] == k)
+                .ok_or_else(|| format!("tests/golden/backtest/{trace}.json: no run of kind {k}"))?;
+            let num = |f: &str| {
+                v[f].as_u64()
+                    .ok_or_else(|| format!("{trace}.json: {k}: `{f}` is not a count"))
+            };
+            Ok(Run {
+                name: v["name"].as_str().unwrap_or_default().to_string(),
+                hours: v["replica_hours"]
+                    .as_f64()
+                    .ok_or_else(|| format!("{trace}.json: {k}: `replica_hours` is not a number"))?,
+                breach: num("breach_minutes")?,
+                actions: num("actions")?,
+                max: num("max_replicas")?,
+            })
+        };
+        Ok(TraceRuns {
+            policy: kind("policy")?,
+            oracle: kind("oracle")?,
+            aurora: kind("target_tracking")?,
+            fixed: kind("static")?,
+        })
+    }
+
+    fn ratio(&self, r: &Run) -> f64 {
+        r.hours / self.oracle.hours
+    }
+
+    fn cost_met(&self) -> bool {
+        self.ratio(&self.policy) <= COST_GOAL
+    }
+
+    fn breach_met(&self) -> bool {
+        self.policy.breach <= self.aurora.breach
+    }
+}
+
+/// `1.110×`, in bold when above the cost goal and `mark` is set.
+fn times(ratio: f64, mark: bool) -> String {
+    match mark && ratio > COST_GOAL {
+        true => format!("**{ratio:.3}×**"),
+        false => format!("{ratio:.3}×"),
+    }
+}
+
+impl Data {
+    fn each_trace(&self) -> Result<Vec<(&str, TraceRuns)>, String> {
+        if self.traces.is_empty() {
+            return Err("no tests/golden/backtest/*.json".into());
+        }
+        self.traces
+            .iter()
+            .map(|(t, runs)| Ok((t.as_str(), TraceRuns::of(t, runs)?)))
+            .collect()
+    }
+
+    fn backtest_table(&self) -> Result<String, String> {
+        let mut s = String::from(
+            "| trace | default policy: replica-h (× oracle) / breach-min | oracle replica-h | Aurora-style: replica-h / breach-min | static: replica-h |\n|---|---|---:|---|---:|\n",
+        );
+        for (t, r) in self.each_trace()? {
+            let note = if t == HELD_OUT {
+                " (held out while tuning)"
+            } else {
+                ""
+            };
+            s.push_str(&format!(
+                "| {t}{note} | {:.1} ({}) / {} | {:.1} | {:.1} / {} | {:.1} |\n",
+                r.policy.hours,
+                times(r.ratio(&r.policy), true),
+                r.policy.breach,
+                r.oracle.hours,
+                r.aurora.hours,
+                r.aurora.breach,
+                r.fixed.hours
+            ));
+        }
+        Ok(s)
+    }
+
+    fn backtest_runs_table(&self) -> Result<String, String> {
+        let mut s = String::from(
+            "| trace | run | replica_hours | vs oracle | breach_minutes | actions | max_replicas |\n|---|---|---:|---:|---:|---:|---:|\n",
+        );
+        for (t, r) in self.each_trace()? {
+            for (i, run) in [&r.policy, &r.oracle, &r.aurora, &r.fixed]
+                .into_iter()
+                .enumerate()
+            {
+                let (trace, name) = match i {
+                    0 => (format!(" {t}"), format!("**{}**", run.name)),
+                    _ => (String::new(), run.name.clone()),
+                };
+                s.push_str(&format!(
+                    "|{trace} | {name} | {:.1} | {} | {} | {} | {} |\n",
+                    run.hours,
+                    times(r.ratio(run), i == 0),
+                    run.breach,
+                    run.actions,
+                    run.max
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// The goal line under the runs table: on how many traces both goals were met, and what
+    /// missed on the others.
+    fn backtest_goal(&self) -> Result<String, String> {
+        let all = self.each_trace()?;
+        let n = all.len();
+        let misses: Vec<String> = all
+            .iter()
+            .filter(|(_, r)| !(r.cost_met() && r.breach_met()))
+            .map(|(t, r)| goal_miss(t, r))
+            .collect();
+        let met = n - misses.len();
+        let head = "Goal (replica-hours ≤ 1.15 × oracle and breach-minutes ≤ aurora-target-60):";
+        let text = match misses.is_empty() {
+            true => format!("{head} **met on all {n} traces.**"),
+            false => format!(
+                "{head} **met on {met} of the {n} traces; {}.**",
+                misses.join("; ")
+            ),
+        };
+        Ok(wrap(&text))
+    }
+}
+
+/// What missed on one trace, in words.
+fn goal_miss(t: &str, r: &TraceRuns) -> String {
+    format!("on `{t}` {}", miss_detail(r))
+}
+
+/// Which of the two goals missed, with the figures.
+fn miss_detail(r: &TraceRuns) -> String {
+    let ratio = r.ratio(&r.policy);
+    let (b, a) = (r.policy.breach, r.aurora.breach);
+    match (r.cost_met(), r.breach_met()) {
+        (false, true) => format!(
+            "the breach goal is met ({b} vs {a}) but the cost goal is not \
+             ({ratio:.3} × the oracle; Aurora-style costs {:.3} ×)",
+            r.ratio(&r.aurora)
+        ),
+        (true, false) => format!(
+            "the cost goal is met ({ratio:.3} × the oracle) but the breach goal is not \
+             ({b} vs {a})"
+        ),
+        _ => format!("neither is met ({ratio:.3} × the oracle, {b} vs {a} breach-minutes)"),
+    }
+}
+
+/// `all 5` or `3 of the 5`.
+fn of_n(k: usize, n: usize) -> String {
+    match k == n {
+        true => format!("all {n}"),
+        false => format!("{k} of the {n}"),
+    }
+}
+
+impl Data {
+    /// README's summary under its backtest table.
+    fn backtest_summary(&self) -> Result<String, String> {
+        let all = self.each_trace()?;
+        let n = all.len();
+        let met = all
+            .iter()
+            .filter(|(_, r)| r.cost_met() && r.breach_met())
+            .count();
+        let better = all
+            .iter()
+            .filter(|(_, r)| r.policy.hours < r.aurora.hours && r.policy.breach < r.aurora.breach)
+            .count();
+        let mut text = format!(
+            "The goal — within 1.15 × the oracle's replica-hours with no more breach-minutes than \
+             the Aurora-style baseline — is **met on {} traces**, and the default policy is \
+             cheaper than Aurora-style with fewer breaches on {}.",
+            of_n(met, n),
+            of_n(better, n)
+        );
+        for (t, r) in all
+            .iter()
+            .filter(|(_, r)| !(r.cost_met() && r.breach_met()))
+        {
+            text.push_str(&format!(" **It loses on `{t}`**: {}.", miss_detail(r)));
+        }
+        Ok(wrap(&text))
+    }
+}
+
+/// Word-wrap a paragraph at 100 columns (the docs' line length).
+fn wrap(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for w in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + w.chars().count() > 100 {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// `lo–hi` of a `[lo, hi]` figure of the results file, with `decimals` digits (one value when
+/// both print the same).
+fn range(v: &Value, key: &str, decimals: usize) -> Result<String, String> {
+    let pair = v[key]
+        .as_array()
+        .filter(|a| a.len() == 2 && a.iter().all(Value::is_number))
+        .ok_or_else(|| format!("benches/results/backtest.json: `{key}` is not [low, high]"))?;
+    let (lo, hi) = (pair[0].as_f64().unwrap(), pair[1].as_f64().unwrap());
+    let (lo, hi) = (format!("{lo:.decimals$}"), format!("{hi:.decimals$}"));
+    Ok(match lo == hi {
+        true => lo,
+        false => format!("{lo}–{hi}"),
+    })
+}
+
+fn count(v: &Value, key: &str, file: &str) -> Result<u64, String> {
+    v[key]
+        .as_u64()
+        .ok_or_else(|| format!("{file}: `{key}` is not a count"))
+}
+
+/// `525,600`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether the slowest median of the one-year replay is within the 1 s goal.
+fn year_goal_met(b: &Value) -> Result<bool, String> {
+    b["one_policy_median_secs"][1]
+        .as_f64()
+        .map(|s| s <= 1.0)
+        .ok_or_else(|| "benches/results/backtest.json: no `one_policy_median_secs`".into())
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// README's speed paragraph.
+fn bench_speed(b: &Value) -> Result<String, String> {
+    const F: &str = "benches/results/backtest.json";
+    let text = format!(
+        "Speed (`cargo bench --bench backtest`: the release profile, {cores} cores, {inv} \
+         invocation(s); details in [docs/backtest.md](docs/backtest.md)): one year of 1-minute \
+         samples through the full daemon tick (observe, decide, plan, execute, state tags) for \
+         one policy takes **{year} s**, median of three runs per invocation, {us} µs per \
+         simulated minute (goal ≤ 1 s: {goal}; this shared machine varies by up to 10 % between \
+         invocations); a {n}-variant sweep of the default policy over a 14-day trace runs in \
+         **{sweep} s** (goal ≤ 60 s). The backtest runs the daemon's own tick, not a shortcut.",
+        cores = count(b, "cores", F)?,
+        inv = count(b, "invocations", F)?,
+        year = range(b, "one_policy_median_secs", 2)?,
+        us = range(b, "us_per_minute", 2)?,
+        goal = met(year_goal_met(b)?),
+        n = count(b, "sweep_variants", F)?,
+        sweep = range(b, "sweep_secs", 1)?,
+    );
+    Ok(wrap(&text))
+}
+
+/// docs/backtest.md's benchmark table.
+fn bench_table(b: &Value) -> Result<String, String> {
+    const F: &str = "benches/results/backtest.json";
+    let minutes = thousands(count(b, "year_minutes", F)?);
+    let mb = count(b, "year_csv_bytes", F)? as f64 / 1e6;
+    let sweep_ok = b["sweep_secs"][1].as_f64().is_some_and(|s| s <= 60.0);
+    let trace = b["sweep_trace"]
+        .as_str()
+        .ok_or_else(|| format!("{F}: `sweep_trace` is not a name"))?;
+    Ok(format!(
+        "| what | measured | goal |\n|---|---|---|\n\
+         | parse one year of 1-minute samples ({minutes} rows, {mb:.0} MB of CSV) | {parse} s | – |\n\
+         | **one year of 1-minute samples, one policy** (`cpu-target`, {minutes} ticks through the daemon's tick) | **{year} s** median (runs {runs} s), {us} µs per simulated minute; {alloc} heap allocations per simulated minute | ≤ 1 s: **{goal}** |\n\
+         | the same year, full backtest (policy + oracle + Aurora-style + static) | {full} s | – |\n\
+         | **{n}-variant sweep** (CPU target × scale-in cooldown) of `cpu-target` on `{trace}` ({sweep_minutes} minutes each), {threads} threads | **{sweep} s** | ≤ 60 s: {sweep_goal} |\n",
+        parse = range(b, "parse_secs", 2)?,
+        year = range(b, "one_policy_median_secs", 2)?,
+        runs = range(b, "one_policy_run_secs", 2)?,
+        us = range(b, "us_per_minute", 2)?,
+        alloc = range(b, "allocations_per_minute", 1)?,
+        goal = met(year_goal_met(b)?),
+        full = range(b, "full_backtest_secs", 2)?,
+        n = count(b, "sweep_variants", F)?,
+        sweep_minutes = thousands(count(b, "sweep_minutes", F)?),
+        threads = count(b, "sweep_threads", F)?,
+        sweep = range(b, "sweep_secs", 1)?,
+        sweep_goal = met(sweep_ok),
+    ))
+}
+
+/// The last line of `scripts/faults.sh`, as a fenced block.
+fn faults_line(f: &Value) -> Result<String, String> {
+    const F: &str = "tests/golden/faults-summary.json";
+    Ok(format!(
+        "```\nfaults: {} injected, {} duplicates, {} lost actions, {} foreign touched, {} converged/{}\n```\n",
+        count(f, "injected", F)?,
+        count(f, "duplicates", F)?,
+        count(f, "lost_actions", F)?,
+        count(f, "foreign_touched", F)?,
+        count(f, "converged", F)?,
+        count(f, "scenarios", F)?,
+    ))
+}
+
+/// The last line of `scripts/faults.sh` and how many scenarios each test ran.
+fn faults_block(f: &Value) -> Result<String, String> {
+    const F: &str = "tests/golden/faults-summary.json";
+    let by = &f["by_test"];
+    Ok(format!(
+        "{}\n({} fault scenarios and {} crash cases.)\n",
+        faults_line(f)?,
+        count(by, "faults", F)?,
+        count(by, "crash", F)?
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> Data {
+        Data {
+            traces: Vec::new(),
+            bench: Value::Null,
+            faults: serde_json::json!({
+                "injected": 5, "duplicates": 0, "lost_actions": 0, "foreign_touched": 0,
+                "converged": 2, "scenarios": 2, "by_test": {"faults": 1, "crash": 1}
+            }),
+        }
+    }
+
+    #[test]
+    fn a_section_is_rewritten_with_the_markers_indentation_and_the_rest_kept() {
+        let text = "intro\n- item\n\n  <!-- generated:faults-line (x) -->\n  old\n  <!-- /generated -->\nend\n";
+        let (new, n, stale) = regenerate("f.md", text, &data()).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(stale.len(), 1);
+        assert!(
+            stale[0].starts_with("f.md:5: section faults-line:"),
+            "{stale:?}"
+        );
+        let want = "intro\n- item\n\n  <!-- generated:faults-line (x) -->\n  ```\n  faults: 5 injected, 0 duplicates, 0 lost actions, 0 foreign touched, 2 converged/2\n  ```\n  <!-- /generated -->\nend\n";
+        assert_eq!(new, want);
+        let (again, _, stale) = regenerate("f.md", &new, &data()).unwrap();
+        assert!(stale.is_empty(), "{stale:?}");
+        assert_eq!(again, new);
+    }
+
+    #[test]
+    fn bad_markers_and_data_are_errors_naming_file_and_line() {
+        let open = "a\n<!-- generated:faults-line -->\nb\n";
+        let e = regenerate("R.md", open, &data()).err().unwrap();
+        assert!(e.starts_with("R.md:2: section faults-line has no"), "{e}");
+        let unknown = "<!-- generated:nope -->\n<!-- /generated -->\n";
+        let e = regenerate("R.md", unknown, &data()).err().unwrap();
+        assert!(e.starts_with("R.md:1: section nope: no such"), "{e}");
+        let nested =
+            "<!-- generated:faults-line -->\n<!-- generated:faults-line -->\n<!-- /generated -->\n";
+        let e = regenerate("R.md", nested, &data()).err().unwrap();
+        assert!(e.starts_with("R.md:2: a section opens inside"), "{e}");
+        let bench = "<!-- generated:bench-table -->\n<!-- /generated -->\n";
+        let e = regenerate("R.md", bench, &data()).err().unwrap();
+        assert!(
+            e.contains("benches/results/backtest.json: `year_minutes`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ranges_and_counts_print_as_the_docs_write_them() {
+        let b = serde_json::json!({"a": [0.85, 0.88], "b": [28.3, 28.3], "c": [2.94, 3.01]});
+        assert_eq!(range(&b, "a", 2).unwrap(), "0.85–0.88");
+        assert_eq!(range(&b, "b", 1).unwrap(), "28.3");
+        assert_eq!(range(&b, "c", 1).unwrap(), "2.9–3.0");
+        assert_eq!(thousands(525_600), "525,600");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(of_n(5, 5), "all 5");
+        assert_eq!(of_n(4, 5), "4 of the 5");
+    }
+}
