@@ -165,7 +165,7 @@ pub fn gather_all_metrics(
     now: DateTime<Utc>,
 ) -> Gathered {
     let mut g = gather(policy, spec, view, now);
-    let used = policy.metrics_used();
+    let used: Vec<_> = policy.metrics_used().collect();
     for m in MetricKind::ALL {
         if used.iter().any(|(u, _)| *u == m) {
             continue;

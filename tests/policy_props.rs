@@ -301,7 +301,7 @@ fn metric_kinds_used_by_the_props_are_fetched() {
     // Guards the helper above: the default policy reads cpu Average only.
     let p = policy(0, N, "");
     assert_eq!(
-        p.metrics_used(),
+        p.metrics_used().collect::<Vec<_>>(),
         vec![(MetricKind::Cpu, Statistic::Average)]
     );
 }

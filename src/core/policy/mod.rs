@@ -222,33 +222,32 @@ impl Policy {
 
     /// The metrics the rules read, with their statistic, deduplicated, plus the replica lag
     /// (Maximum) the warm-up check needs when `warmup.max_lag` is set.
-    pub fn metrics_used(&self) -> Vec<(MetricKind, Statistic)> {
-        let mut out: Vec<(MetricKind, Statistic)> = Vec::with_capacity(self.rules.len() + 1);
-        for r in &self.rules {
-            if !out.contains(&(r.metric, r.statistic)) {
-                out.push((r.metric, r.statistic));
-            }
+    pub fn metrics_used(&self) -> impl Iterator<Item = (MetricKind, Statistic)> + '_ {
+        fn pair(r: &Rule) -> (MetricKind, Statistic) {
+            (r.metric, r.statistic)
         }
-        if self.warmup.max_lag_secs.is_some()
-            && !out.iter().any(|(m, _)| *m == MetricKind::ReplicaLag)
-        {
-            out.push((MetricKind::ReplicaLag, Statistic::Maximum));
-        }
-        out
+        let rules = (self.rules.iter().enumerate())
+            .filter(|(i, r)| !self.rules[..*i].iter().any(|p| pair(p) == pair(r)))
+            .map(move |(_, r)| pair(r));
+        let lag = self.warmup.max_lag_secs.is_some()
+            && !self
+                .rules
+                .iter()
+                .any(|r| r.metric == MetricKind::ReplicaLag);
+        rules.chain(lag.then_some((MetricKind::ReplicaLag, Statistic::Maximum)))
     }
 
     /// Metric queries needed for this cluster now: every configured replica that exists and is
     /// not being deleted × every metric used; plus the master when no replica is available
     /// (the master then serves the reads, and its load is what a scale-out from zero needs).
     pub fn queries(&self, spec: &ClusterSpec, view: &ClusterView) -> Vec<MetricQuery> {
-        let metrics = self.metrics_used();
-        let mut out = Vec::with_capacity((spec.replicas.len() + 1) * metrics.len());
+        let mut out = Vec::with_capacity((spec.replicas.len() + 1) * (self.rules.len() + 1));
         for id in view.metric_instances(spec) {
-            for (m, s) in &metrics {
+            for (metric, statistic) in self.metrics_used() {
                 out.push(MetricQuery {
                     instance: id.clone(),
-                    metric: *m,
-                    statistic: *s,
+                    metric,
+                    statistic,
                     period_secs: self.period_secs,
                 });
             }
