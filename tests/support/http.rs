@@ -4,8 +4,8 @@
 //!   server, bounded in time ([`HTTP_TIMEOUT`]) and size ([`MAX_RESPONSE_BYTES`]); a
 //!   [`Response`] with the status, the head and the (de-chunked) body, whatever the status.
 //! - [`http`], [`http_request`]: the same, but the body only and an error on a non-2xx status.
-//! - [`send_raw`], [`read_until_closed`]: bytes as they are (malformed or oversized requests)
-//!   and what came back, for the hardening tests.
+//! - [`send_raw`], [`read_until_closed`], [`status_code`]: bytes as they are (malformed or
+//!   oversized requests) and what came back, for the hardening tests.
 //! - [`url_decode`], [`parse_form`]: `application/x-www-form-urlencoded` text (AWS query calls).
 
 use std::fmt;
@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most a response may hold; the rest is not read.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// The status code of the response `text` starts with (`HTTP/1.1 200 OK...`).
+pub fn status_code(text: &str) -> Option<u16> {
+    text.split_whitespace().nth(1)?.parse().ok()
+}
 
 /// An HTTP response as read off the wire.
 #[derive(Debug, Clone)]
@@ -34,11 +39,7 @@ impl Response {
         let (head, body) = text
             .split_once("\r\n\r\n")
             .ok_or_else(|| format!("malformed HTTP response: {text:?}"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status line: {head:?}"))?;
+        let status = status_code(head).ok_or_else(|| format!("no status line: {head:?}"))?;
         let mut r = Response {
             status,
             head: head.to_string(),

@@ -33,7 +33,7 @@
 //!   every period, an optional delay and the record of its fetches ([`FetchCall`]).
 //! - [`get`], [`request`] (`http.rs`): one bounded HTTP/1.1 client giving a [`Response`]
 //!   (status, head, body); [`http`], [`http_request`]: the body, an error unless 2xx;
-//!   [`send_raw`], [`read_until_closed`]: raw bytes for the hardening tests.
+//!   [`send_raw`], [`read_until_closed`], [`status_code`]: raw bytes for the hardening tests.
 //! - [`url_decode`], [`parse_form`] (`http.rs`): the one form/percent decoder.
 #![allow(dead_code)]
 
@@ -47,8 +47,8 @@ mod metrics;
 pub use fleet::{Call, HookedFleet, Op};
 #[allow(unused_imports)]
 pub use http::{
-    get, http, http_request, parse_form, read_until_closed, request, send_raw, url_decode,
-    Response, HTTP_TIMEOUT,
+    get, http, http_request, parse_form, read_until_closed, request, send_raw, status_code,
+    url_decode, Response, HTTP_TIMEOUT,
 };
 #[allow(unused_imports)]
 pub use instances::{instance, InstanceBuilder};
