@@ -14,7 +14,7 @@ use elasticrds::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioCloc
 use elasticrds::service::metrics::Metrics;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::FakeMetrics;
+use support::{run_for, FakeMetrics};
 
 fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
@@ -55,17 +55,6 @@ impl LogBuf {
             .filter(|(l, c)| l == level && c == cluster)
             .count()
     }
-}
-
-async fn run_for(mut daemon: Daemon, d: Duration) -> Daemon {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let h = tokio::spawn(async move {
-        daemon.run(rx).await;
-        daemon
-    });
-    tokio::time::sleep(d).await;
-    tx.send(true).unwrap();
-    h.await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use elasticrds::service::daemon::{ClusterEntry, ClusterResult, Daemon, DaemonOpt
 use elasticrds::service::metrics::Metrics;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{FakeMetrics, HookedFleet, Op};
+use support::{run_for, FakeMetrics, HookedFleet, Op};
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -158,18 +158,6 @@ impl Rig {
             .filter(|i| i.starts_with(prefix) && !i.contains("-m"))
             .collect()
     }
-}
-
-/// Run the loop for `d` of tokio time, then stop it; returns the daemon.
-async fn run_for(mut daemon: Daemon, d: Duration) -> Daemon {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let h = tokio::spawn(async move {
-        daemon.run(rx).await;
-        daemon
-    });
-    tokio::time::sleep(d).await;
-    tx.send(true).unwrap();
-    h.await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]

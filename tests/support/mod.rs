@@ -17,6 +17,7 @@
 //! - [`rds_client`], [`cloudwatch_client`]: SDK clients pointed at an emulator, for test set-up;
 //!   [`create_db_instance`], [`create_snapshot`]: RDS set-up on moto.
 //! - [`block_on`]: run a future on a fresh current-thread tokio runtime.
+//! - [`run_for`]: run a `Daemon`'s loop for a while (tokio time), then stop it.
 //! - [`Tripwire`]: a listener that counts connections, to prove a command made no AWS call.
 //! - [`RecordingProxy`]: an HTTP proxy in front of an emulator that records every AWS query
 //!   call (`Action` and parameters), to assert exactly which calls a command made.
@@ -515,6 +516,21 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .expect("tokio runtime")
         .block_on(f)
+}
+
+/// Run the daemon's loop for `d` of tokio time, then stop it; the daemon back.
+pub async fn run_for(
+    mut daemon: elasticrds::service::daemon::Daemon,
+    d: Duration,
+) -> elasticrds::service::daemon::Daemon {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(async move {
+        daemon.run(rx).await;
+        daemon
+    });
+    tokio::time::sleep(d).await;
+    tx.send(true).expect("the loop listens for the stop");
+    h.await.expect("the loop ended")
 }
 
 /// A loopback listener that accepts and counts connections (and closes them at once): point an
