@@ -2,21 +2,10 @@
 //! it serves /metrics while it runs, scales, stops by itself at the end of the trace or of
 //! --duration, and prints a summary.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+mod support;
 
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the demo's server");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
 
 #[test]
 fn demo_scales_serves_metrics_and_stops_with_a_summary() {
@@ -52,21 +41,26 @@ fn demo_scales_serves_metrics_and_stops_with_a_summary() {
             assert!(addr.starts_with("127.0.0.1:"), "{addr}");
             // Let a few simulated minutes pass, then scrape.
             std::thread::sleep(std::time::Duration::from_millis(600));
-            let health = get(&addr, "/healthz");
-            assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-            scraped = Some(get(&addr, "/metrics"));
+            let health = support::get(addr.as_str(), "/healthz").expect("GET /healthz");
+            assert!(health.head.starts_with("HTTP/1.1 200"), "{health}");
+            scraped = Some(support::get(addr.as_str(), "/metrics").expect("GET /metrics"));
         }
     }
     let status = child.wait().unwrap();
     let logs = logs.join().unwrap();
     assert!(status.success(), "{all}\n{logs}");
     let metrics = scraped.expect("the demo printed its metrics address");
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.head.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(
-        metrics.contains("elasticrds_replicas{cluster=\"cluster1\"}"),
+        metrics
+            .body
+            .contains("elasticrds_replicas{cluster=\"cluster1\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("elasticrds_decisions_total"), "{metrics}");
+    assert!(
+        metrics.body.contains("elasticrds_decisions_total"),
+        "{metrics}"
+    );
     assert!(all.contains("stopped (end of the trace)"), "{all}");
     let summary = all
         .lines()

@@ -24,16 +24,12 @@ use chrono::{DateTime, Utc};
 use elasticrds::adapters::haproxy::render::{render, RenderOptions};
 use elasticrds::adapters::haproxy::HaproxyRuntime;
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
-use elasticrds::core::config::{ClusterSpec, Config, MasterSpec};
-use elasticrds::core::domain::{
-    Endpoint, Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Sample,
-    Tags,
-};
+use elasticrds::core::config::{ClusterSpec, Config};
+use elasticrds::core::domain::{Endpoint, Instance, InstanceId};
 use elasticrds::core::plan::{plan, Action, Plan, Target};
 use elasticrds::core::policy::Policy;
 use elasticrds::ports::{
-    Clock, ErrorKind, Fleet, ManualClock, MetricsSource, PortError, RouteState, SystemClock,
-    TrafficRouter,
+    Clock, ErrorKind, Fleet, ManualClock, PortError, RouteState, SystemClock, TrafficRouter,
 };
 use elasticrds::reconcile::{
     apply, observe_one, sync_router, ActionResult, Drains, ExecOptions, Outcome, Route,
@@ -46,6 +42,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{FakeMetrics, HookedFleet, Op};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -173,7 +170,11 @@ struct Rig {
     spec: ClusterSpec,
     fleet: Arc<SimFleet>,
     /// `fleet` behind the delete witness: what the reconciler is given.
-    witness: Arc<Witness>,
+    witness: Arc<HookedFleet>,
+    /// What the witness saw at each delete.
+    deletes: Arc<Mutex<Vec<AtDelete>>>,
+    /// The stand-ins' sessions, as the witness reads them.
+    witness_sessions: SessionMap,
     front_port: u16,
     cfg_path: PathBuf,
     _haproxy: support::Server,
@@ -192,78 +193,40 @@ struct AtDelete {
     open_sessions: usize,
 }
 
-/// The simulated fleet, recording on each `delete_replica` (before passing it on) what HAProxy
-/// and the replica's stand-in say at that moment.
-struct Witness {
-    inner: Arc<SimFleet>,
+/// Stand-in sessions by replica name, shared with the witness.
+type SessionMap = Arc<Mutex<HashMap<String, Arc<Sessions>>>>;
+
+/// The simulated fleet behind a witness that records on each `delete_replica` (before passing
+/// it on) what HAProxy and the replica's stand-in say at that moment, and the clock's time.
+fn delete_witness(
+    fleet: Arc<SimFleet>,
     router: HaproxyRuntime,
-    sessions: Mutex<HashMap<String, Arc<Sessions>>>,
-    deletes: Mutex<Vec<AtDelete>>,
-}
-
-impl Witness {
-    fn deletes(&self) -> Vec<AtDelete> {
-        self.deletes.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Fleet for Witness {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
-        self.inner.describe(ids).await
-    }
-    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
-        self.inner.restore_master(m, tags).await
-    }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        self.inner.create_replica(id, source, class, tags).await
-    }
-    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
-        let name = id.as_str().to_ascii_lowercase();
-        let haproxy_status = self
-            .router
-            .server(&name)
-            .await
-            .expect("show stat at delete time")
-            .map(|s| s.status);
-        let open_sessions = self
-            .sessions
-            .lock()
-            .unwrap()
-            .get(&name)
-            .map_or(0, |s| s.open());
-        let r = self.inner.delete_replica(id).await;
-        let at = self
-            .inner
-            .calls()
-            .iter()
-            .rev()
-            .find(|c| c.operation == "delete_replica")
-            .map(|c| c.at)
-            .expect("the sim fleet logged the delete");
-        self.deletes.lock().unwrap().push(AtDelete {
-            id: name,
-            at,
-            haproxy_status,
-            open_sessions,
-        });
-        r
-    }
-    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
-        self.inner.modify_class(id, class).await
-    }
-    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
-        self.inner.read_tags(id).await
-    }
-    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
-        self.inner.write_tags(id, tags).await
-    }
+    clock: Arc<dyn Clock>,
+    sessions: SessionMap,
+    deletes: Arc<Mutex<Vec<AtDelete>>>,
+) -> Arc<HookedFleet> {
+    let router = Arc::new(router);
+    let hooked = HookedFleet::new(fleet).before(Op::DeleteReplica, move |call| {
+        let (router, clock) = (router.clone(), clock.clone());
+        let (sessions, deletes) = (sessions.clone(), deletes.clone());
+        async move {
+            let name = call.id().as_str().to_ascii_lowercase();
+            let haproxy_status = router
+                .server(&name)
+                .await
+                .expect("show stat at delete time")
+                .map(|s| s.status);
+            let open_sessions = sessions.lock().unwrap().get(&name).map_or(0, |s| s.open());
+            deletes.lock().unwrap().push(AtDelete {
+                id: name,
+                at: clock.now(),
+                haproxy_status,
+                open_sessions,
+            });
+            Ok(())
+        }
+    });
+    Arc::new(hooked)
 }
 
 /// The HAProxy runtime, counting the `state` polls and remembering the sessions each saw.
@@ -340,6 +303,7 @@ async fn rig(clock: Arc<dyn Clock>, configured: &[&str], available: &[&str], ext
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = spec_for(dir.path(), configured, extra);
     // An engine without a protocol check: the stand-ins speak no DB protocol.
+    let witness_clock = clock.clone();
     let fleet = Arc::new(SimFleet::new(
         clock,
         SimOptions {
@@ -374,22 +338,27 @@ async fn rig(clock: Arc<dyn Clock>, configured: &[&str], available: &[&str], ext
     let haproxy = tokio::task::block_in_place(|| {
         support::Server::spawn("haproxy", cmd, front_port, Duration::from_secs(20))
     });
-    let witness = Arc::new(Witness {
-        inner: fleet.clone(),
-        router: HaproxyRuntime::from_spec(spec.haproxy.as_ref().unwrap()),
-        sessions: Mutex::new(
-            standins
-                .iter()
-                .map(|(k, v)| (k.clone(), v.sessions.clone()))
-                .collect(),
-        ),
-        deletes: Mutex::new(Vec::new()),
-    });
+    let sessions: SessionMap = Arc::new(Mutex::new(
+        standins
+            .iter()
+            .map(|(k, v)| (k.clone(), v.sessions.clone()))
+            .collect(),
+    ));
+    let deletes = Arc::default();
+    let witness = delete_witness(
+        fleet.clone(),
+        HaproxyRuntime::from_spec(spec.haproxy.as_ref().unwrap()),
+        witness_clock,
+        sessions.clone(),
+        Arc::clone(&deletes),
+    );
     Rig {
         _dir: dir,
         spec,
         fleet,
         witness,
+        deletes,
+        witness_sessions: sessions,
         front_port,
         cfg_path,
         _haproxy: haproxy,
@@ -409,7 +378,7 @@ impl Rig {
         })
     }
     fn deletes(&self) -> Vec<AtDelete> {
-        self.witness.deletes()
+        self.deletes.lock().unwrap().clone()
     }
     fn config_yaml(&self) -> PathBuf {
         self._dir.path().join("c.yaml")
@@ -422,8 +391,7 @@ impl Rig {
     async fn add_replica(&mut self, name: &str) -> u16 {
         let s = stand_in(name).await;
         seed(&self.fleet, name, s.port, Some("m1"));
-        self.witness
-            .sessions
+        self.witness_sessions
             .lock()
             .unwrap()
             .insert(name.to_string(), s.sessions.clone());
@@ -878,41 +846,6 @@ async fn abandoned_drain_puts_the_replica_back_into_service() {
     assert!(rig.deletes().is_empty());
 }
 
-/// CPU 10 % and replica lag 1 s for every instance, every period.
-struct Calm;
-
-#[async_trait]
-impl MetricsSource for Calm {
-    async fn fetch(
-        &self,
-        queries: &[MetricQuery],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<Vec<MetricSeries>, PortError> {
-        Ok(queries
-            .iter()
-            .map(|q| {
-                let value = match q.metric {
-                    MetricKind::Cpu => 10.0,
-                    MetricKind::ReplicaLag => 1.0,
-                    MetricKind::Connections => 5.0,
-                };
-                let p = chrono::Duration::seconds(i64::from(q.period_secs.max(1)));
-                let mut samples = Vec::new();
-                let mut t = start;
-                while t + p <= end {
-                    samples.push(Sample { at: t, value });
-                    t += p;
-                }
-                MetricSeries {
-                    query: q.clone(),
-                    samples,
-                }
-            })
-            .collect())
-    }
-}
-
 /// The daemon (`elasticrds run`'s control loop) on the rig's cluster with exactly `n`
 /// replicas wanted.
 fn daemon(rig: &Rig, n: usize, clock: Arc<dyn Clock>) -> Daemon {
@@ -925,7 +858,8 @@ fn daemon(rig: &Rig, n: usize, clock: Arc<dyn Clock>) -> Daemon {
     let policy = Policy::parse("c1.yaml", &y, &config).expect("policy");
     Daemon::new(
         rig.witness.clone(),
-        Arc::new(Calm),
+        // CPU 10 %, 5 connections, replica lag 1 s.
+        Arc::new(FakeMetrics::constant(10.0, 5.0, 1.0)),
         HaproxyRuntime::routers_for([&rig.spec]),
         clock,
         vec![ClusterEntry::new(rig.spec.clone(), policy)],

@@ -7,9 +7,12 @@
 //! applying a plan then planning again converges (idempotence).
 
 use elasticrds::core::config::{ClusterSpec, MasterSpec, ReplicaSpec};
-use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
+mod support;
+
+use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
 use elasticrds::core::plan::{plan, plan_modify, Action, ClusterView, ModifyRefusal, Plan, Target};
 use proptest::prelude::*;
+use support::instance;
 
 const CLASS: &str = "db.t3.micro";
 const OTHER_CLASS: &str = "db.m5.large";
@@ -50,24 +53,6 @@ fn spec(replicas: usize, multi_az: bool) -> ClusterSpec {
     }
 }
 
-fn inst(id: &InstanceId, cls: &str, status: InstanceStatus) -> Instance {
-    Instance {
-        id: id.clone(),
-        class: class(cls),
-        status,
-        engine: "mysql".into(),
-        multi_az: false,
-        source: None,
-        replicas: Vec::new(),
-        endpoint: None,
-        created_at: None,
-        source_arn: None,
-        arn: None,
-        available_since: None,
-        tags: Tags::new().into(),
-    }
-}
-
 /// Instances for a cluster: the master (if `Some(status)`), replicas by index, foreign
 /// replicas of the master. Source/replica links are filled in as RDS reports them.
 fn fleet(
@@ -76,18 +61,20 @@ fn fleet(
     foreign: &[(&str, InstanceStatus)],
 ) -> Vec<Instance> {
     let mut out = Vec::new();
-    let mut m = master.map(|st| inst(&master_id(), CLASS, st));
+    let mut m = master.map(|st| instance(&master_id()).status(st).build());
     for (i, cls, st) in replicas {
-        let mut r = inst(&replica_id(*i), cls, st.clone());
-        r.source = Some(master_id());
+        let r = instance(&replica_id(*i))
+            .class(cls)
+            .status(st.clone())
+            .of(&master_id())
+            .build();
         if let Some(m) = &mut m {
             m.replicas.push(r.id.clone());
         }
         out.push(r);
     }
     for (f, st) in foreign {
-        let mut r = inst(&id(f), CLASS, st.clone());
-        r.source = Some(master_id());
+        let r = instance(*f).status(st.clone()).of(&master_id()).build();
         if let Some(m) = &mut m {
             m.replicas.push(r.id.clone());
         }
@@ -341,15 +328,14 @@ fn table_of_cases() {
 fn foreign_instances_are_reported_from_either_side() {
     let sp = spec(1, true);
     // Seen in the master's replica list only.
-    let mut m = inst(&master_id(), CLASS, Available);
+    let mut m = instance(&master_id()).build();
     m.replicas.push(id("adhoc"));
     let v = ClusterView::build(&sp, &[m.clone()]);
     assert_eq!(v.foreign.len(), 1);
     assert_eq!(v.foreign[0].id.as_str(), "adhoc");
     assert!(v.foreign[0].instance.is_none());
     // Seen as an instance whose source is the master.
-    let mut f = inst(&id("other"), CLASS, Available);
-    f.source = Some(master_id());
+    let f = instance("other").of(&master_id()).build();
     let v = ClusterView::build(&sp, &[m, f]);
     let ids: Vec<&str> = v.foreign.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["adhoc", "other"]);
@@ -367,9 +353,8 @@ fn ids_match_case_insensitively() {
     let mut sp = spec(1, true);
     sp.master.id = id("Cluster1M01");
     sp.replicas[0].id = id("Cluster1S01");
-    let mut m = inst(&id("cluster1m01"), CLASS, Available);
-    let mut r = inst(&id("cluster1s01"), CLASS, Available);
-    r.source = Some(m.id.clone());
+    let mut m = instance("cluster1m01").build();
+    let r = instance("cluster1s01").of(&m.id).build();
     m.replicas.push(r.id.clone());
     let p = plan_for(&sp, &[m, r], 1);
     assert!(p.is_converged(), "{p:#?}");
@@ -594,22 +579,19 @@ impl World {
     fn instances(&self) -> Vec<Instance> {
         let mut out = Vec::new();
         let mut m = self.master.as_ref().map(|(st, same)| {
-            let mut m = inst(
-                &master_id(),
-                if *same { CLASS } else { OTHER_CLASS },
-                st.clone(),
-            );
-            m.multi_az = self.multi_az;
-            m
+            instance(&master_id())
+                .class(if *same { CLASS } else { OTHER_CLASS })
+                .status(st.clone())
+                .multi_az(self.multi_az)
+                .build()
         });
         for (i, r) in self.replicas.iter().enumerate() {
             if let Some((st, same)) = r {
-                let mut r = inst(
-                    &replica_id(i),
-                    if *same { CLASS } else { OTHER_CLASS },
-                    st.clone(),
-                );
-                r.source = Some(master_id());
+                let r = instance(&replica_id(i))
+                    .class(if *same { CLASS } else { OTHER_CLASS })
+                    .status(st.clone())
+                    .of(&master_id())
+                    .build();
                 if let Some(m) = &mut m {
                     m.replicas.push(r.id.clone());
                 }
@@ -617,8 +599,10 @@ impl World {
             }
         }
         for (j, st) in self.foreign.iter().enumerate() {
-            let mut f = inst(&id(&format!("foreign{j}")), CLASS, st.clone());
-            f.source = Some(master_id());
+            let f = instance(&format!("foreign{j}"))
+                .status(st.clone())
+                .of(&master_id())
+                .build();
             if let Some(m) = &mut m {
                 m.replicas.push(f.id.clone());
             }
@@ -636,8 +620,10 @@ fn apply(spec: &ClusterSpec, instances: &mut Vec<Instance>, p: &Plan) {
         match &a.action {
             Action::RestoreMaster { master } => {
                 assert!(!instances.iter().any(|i| i.id == master.id));
-                let mut m = inst(&master.id, master.class.as_str(), Available);
-                m.multi_az = master.multi_az;
+                let m = instance(&master.id)
+                    .class(master.class.as_str())
+                    .multi_az(master.multi_az)
+                    .build();
                 instances.push(m);
             }
             Action::CreateReplica { id, source, class } => {
@@ -645,8 +631,7 @@ fn apply(spec: &ClusterSpec, instances: &mut Vec<Instance>, p: &Plan) {
                     !instances.iter().any(|i| i.id == *id),
                     "create of existing {id}"
                 );
-                let mut r = inst(id, class.as_str(), Available);
-                r.source = Some(source.clone());
+                let r = instance(id).class(class.as_str()).of(source).build();
                 instances
                     .iter_mut()
                     .find(|i| i.id == *source)

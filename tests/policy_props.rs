@@ -2,16 +2,18 @@
 //! in, cooldowns are never violated (also over simulated runs feeding decisions back through
 //! `ScaleState::record`), and the same inputs always give the same decision.
 
+mod support;
+
 use chrono::{DateTime, Duration, Utc};
 use elasticrds::core::config::Config;
 use elasticrds::core::decide::{decide, Direction, ScaleState};
 use elasticrds::core::domain::{
-    Instance, InstanceClass, InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries,
-    Sample, Statistic, Tags,
+    InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries, Sample, Statistic,
 };
 use elasticrds::core::plan::ClusterView;
 use elasticrds::core::policy::Policy;
 use proptest::prelude::*;
+use support::instance;
 
 const N: usize = 6;
 
@@ -33,34 +35,16 @@ fn t0() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn inst(id: &str, status: InstanceStatus) -> Instance {
-    Instance {
-        id: InstanceId::parse(id).unwrap(),
-        class: InstanceClass::parse("db.t3.micro").unwrap(),
-        status,
-        engine: "mysql".into(),
-        multi_az: false,
-        source: None,
-        replicas: vec![],
-        endpoint: None,
-        created_at: None,
-        source_arn: None,
-        arn: None,
-        available_since: None,
-        tags: Tags::new().into(),
-    }
-}
-
 fn view_with(statuses: &[Option<InstanceStatus>]) -> ClusterView {
     ClusterView {
-        master: Some(inst("c1m", InstanceStatus::Available)),
+        master: Some(instance("c1m").build()),
         replicas: (0..N)
             .map(|i| {
                 statuses
                     .get(i)
                     .cloned()
                     .flatten()
-                    .map(|s| inst(&format!("c1s{}", i + 1), s))
+                    .map(|s| instance(&format!("c1s{}", i + 1)).status(s).build())
             })
             .collect(),
         conflicts: Vec::new(),

@@ -3,15 +3,17 @@
 //! replicas, the per-metric statistic and the aggregation across replicas, connections, stale
 //! data with `missing_data.scale_out: act`, a schedule lowering the max, and observe-only.
 
+mod support;
+
 use chrono::{DateTime, Duration, Utc};
 use elasticrds::core::config::Config;
 use elasticrds::core::decide::{decide, Decision, Direction, ScaleState};
 use elasticrds::core::domain::{
-    Instance, InstanceClass, InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries,
-    Sample, Statistic, Tags,
+    InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic,
 };
 use elasticrds::core::plan::ClusterView;
 use elasticrds::core::policy::Policy;
+use support::instance;
 
 const CONFIG: &str = "c1:
   master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}
@@ -33,30 +35,12 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn inst(id: &str) -> Instance {
-    Instance {
-        id: InstanceId::parse(id).expect("id"),
-        class: InstanceClass::parse("db.t3.micro").expect("class"),
-        status: InstanceStatus::Available,
-        engine: "mysql".into(),
-        multi_az: false,
-        source: None,
-        replicas: vec![],
-        endpoint: None,
-        created_at: None,
-        source_arn: None,
-        arn: None,
-        available_since: None,
-        tags: Tags::new().into(),
-    }
-}
-
 /// The master and the first `n` replicas, all available (and warm: no "available since").
 fn available(n: usize) -> ClusterView {
     ClusterView {
-        master: Some(inst("c1m")),
+        master: Some(instance("c1m").build()),
         replicas: (1..=4)
-            .map(|i| (i <= n).then(|| inst(&format!("c1s{i}"))))
+            .map(|i| (i <= n).then(|| instance(&format!("c1s{i}")).build()))
             .collect(),
         conflicts: Vec::new(),
         foreign: vec![],

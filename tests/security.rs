@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::read_until_closed;
 
 const KEY_ID: &str = "AKIATESTKEYDONOTLOG";
 const SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYDONOTLOGSECRET";
@@ -279,27 +280,6 @@ fn server() -> (Proc, tempfile::TempDir, support::Tripwire, u16) {
     let (p, d, t) = serve(&["--listen", &format!("127.0.0.1:{port}")]);
     assert!(support::wait_for_port(port, Duration::from_secs(20)));
     (p, d, t, port)
-}
-
-/// Read until the server closes the connection or `limit` passes; returns what was read and
-/// whether it closed.
-fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, bool) {
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return (String::from_utf8_lossy(&got).to_string(), true),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return (String::from_utf8_lossy(&got).to_string(), true),
-        }
-    }
-    (String::from_utf8_lossy(&got).to_string(), false)
 }
 
 #[test]

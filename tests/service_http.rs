@@ -17,27 +17,17 @@ use std::time::{Duration, Instant};
 
 /// Send raw bytes, read until the server closes or `timeout`; returns the response text.
 fn raw(port: u16, request: &[u8], timeout: Duration) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(timeout)).unwrap();
-    let _ = s.write_all(request);
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    support::send_raw(("127.0.0.1", port), request, timeout)
+        .expect("connect")
+        .0
 }
 
 fn status(resp: &str) -> u16 {
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    support::status_code(resp).unwrap_or(0)
 }
 
-fn get(port: u16, path: &str) -> String {
-    raw(
-        port,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        Duration::from_secs(10),
-    )
+fn get(port: u16, path: &str) -> support::Response {
+    support::get(("127.0.0.1", port), path).expect("GET")
 }
 
 fn populated_metrics() -> Metrics {
@@ -105,9 +95,9 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
 
         let checks = tokio::task::spawn_blocking(move || {
             let r = get(port, "/healthz");
-            assert_eq!(status(&r), 200, "{r}");
+            assert_eq!(r.status, 200, "{r}");
             let r = get(port, "/readyz");
-            assert_eq!(status(&r), 503, "not ready before any tick: {r}");
+            assert_eq!(r.status, 503, "not ready before any tick: {r}");
             port
         })
         .await
@@ -117,8 +107,8 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
         health.observed(0, clock.now());
         let checks = tokio::task::spawn_blocking(move || {
             let r = get(checks, "/readyz");
-            assert_eq!(status(&r), 503, "c2 was never observed: {r}");
-            assert!(r.contains("c2"), "names the cluster: {r}");
+            assert_eq!(r.status, 503, "c2 was never observed: {r}");
+            assert!(r.body.contains("c2"), "names the cluster: {r}");
             checks
         })
         .await
@@ -126,7 +116,7 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
         health.observed(1, clock.now());
         let port = tokio::task::spawn_blocking(move || {
             let r = get(checks, "/readyz");
-            assert_eq!(status(&r), 200, "{r}");
+            assert_eq!(r.status, 200, "{r}");
             checks
         })
         .await
@@ -135,13 +125,13 @@ fn endpoints_health_readiness_and_promtool_clean_metrics() {
         clock.advance(Duration::from_secs(181));
         let body = tokio::task::spawn_blocking(move || {
             let r = get(port, "/readyz");
-            assert_eq!(status(&r), 503, "{r}");
+            assert_eq!(r.status, 503, "{r}");
             let r = get(port, "/nope");
-            assert_eq!(status(&r), 404, "{r}");
+            assert_eq!(r.status, 404, "{r}");
             let r = get(port, "/metrics");
-            assert_eq!(status(&r), 200, "{r}");
-            assert!(r.contains("text/plain; version=0.0.4"), "{r}");
-            r.split_once("\r\n\r\n").unwrap().1.to_string()
+            assert_eq!(r.status, 200, "{r}");
+            assert!(r.head.contains("text/plain; version=0.0.4"), "{r}");
+            r.body
         })
         .await
         .unwrap();
@@ -260,7 +250,7 @@ fn oversized_headers_bodies_methods_and_slow_clients_are_refused() {
 
             // The server still serves afterwards.
             let r = get(port, "/healthz");
-            assert_eq!(status(&r), 200, "{r}");
+            assert_eq!(r.status, 200, "{r}");
         })
         .await
         .unwrap();
@@ -298,8 +288,7 @@ fn healthz_answers_with_200_idle_connections_open_and_at_most_the_cap_stay_open(
                 .collect();
             let r = get(port, "/healthz");
             assert_eq!(
-                status(&r),
-                200,
+                r.status, 200,
                 "liveness probe behind 200 idle connections: {r:?}"
             );
             let open = idle.iter_mut().map(closed_by_server).filter(|c| !c).count();
@@ -311,7 +300,7 @@ fn healthz_answers_with_200_idle_connections_open_and_at_most_the_cap_stay_open(
             assert!(closed_by_server(&mut idle[0]), "the oldest is closed");
             assert!(!closed_by_server(&mut idle[199]), "the newest is kept");
             let r = get(port, "/healthz");
-            assert_eq!(status(&r), 200, "{r:?}");
+            assert_eq!(r.status, 200, "{r:?}");
         })
         .await
         .unwrap();

@@ -3,58 +3,21 @@
 //! unchanged tick after tick is logged once at INFO and then at DEBUG; a changed decision is
 //! logged at INFO again, once. JSON lines, as `--log-format json` writes them.
 
-use async_trait::async_trait;
+mod support;
+
 use chrono::{DateTime, TimeZone, Utc};
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
 use elasticrds::core::config::Config;
-use elasticrds::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample};
+use elasticrds::core::domain::InstanceId;
 use elasticrds::core::policy::Policy;
-use elasticrds::ports::{MetricsSource, PortError};
 use elasticrds::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioClock};
 use elasticrds::service::metrics::Metrics;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{run_for, FakeMetrics};
 
 fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
-}
-
-/// CPU per cluster (by id prefix), every period present.
-#[derive(Default)]
-struct Cpu(Mutex<BTreeMap<String, f64>>);
-
-#[async_trait]
-impl MetricsSource for Cpu {
-    async fn fetch(
-        &self,
-        queries: &[MetricQuery],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<Vec<MetricSeries>, PortError> {
-        let cpu = self.0.lock().unwrap().clone();
-        Ok(queries
-            .iter()
-            .map(|q| {
-                let cluster = q.instance.as_str().split('-').next().unwrap_or("");
-                let value = match q.metric {
-                    MetricKind::Cpu => cpu.get(cluster).copied().unwrap_or(60.0),
-                    _ => 1.0,
-                };
-                let p = chrono::Duration::seconds(i64::from(q.period_secs));
-                let mut samples = Vec::new();
-                let mut t = start;
-                while t + p <= end {
-                    samples.push(Sample { at: t, value });
-                    t += p;
-                }
-                MetricSeries {
-                    query: q.clone(),
-                    samples,
-                }
-            })
-            .collect())
-    }
 }
 
 /// A `MakeWriter` collecting formatted log lines.
@@ -92,17 +55,6 @@ impl LogBuf {
             .filter(|(l, c)| l == level && c == cluster)
             .count()
     }
-}
-
-async fn run_for(mut daemon: Daemon, d: Duration) -> Daemon {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let h = tokio::spawn(async move {
-        daemon.run(rx).await;
-        daemon
-    });
-    tokio::time::sleep(d).await;
-    tx.send(true).unwrap();
-    h.await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -152,7 +104,7 @@ async fn an_unchanged_decision_is_logged_once_at_info_then_at_debug() {
         })
         .collect();
     // Within 10 % of the 60 % target: the same decision (no change) every tick.
-    let load = Arc::new(Cpu::default());
+    let load = Arc::new(FakeMetrics::constant(60.0, 1.0, 1.0));
     let d = Daemon::new(
         sim,
         load.clone(),
@@ -171,7 +123,7 @@ async fn an_unchanged_decision_is_logged_once_at_info_then_at_debug() {
         assert!(logs.count("DEBUG", c) >= 9, "{:?}", logs.decisions());
     }
     // A changed decision (CPU far above target: scale out) is logged at INFO again, once.
-    load.0.lock().unwrap().insert("ca".into(), 95.0);
+    load.set_cpu("ca", 95.0);
     let _d = run_for(d, Duration::from_secs(30)).await;
     assert_eq!(logs.count("INFO", "ca"), 2, "{:?}", logs.decisions());
     assert_eq!(logs.count("INFO", "cb"), 1, "{:?}", logs.decisions());

@@ -4,22 +4,20 @@
 //! cluster isolation and capped exponential backoff, ticks that never overlap, and a stop that
 //! lets the call in flight finish.
 
-use async_trait::async_trait;
+mod support;
+
 use chrono::{DateTime, TimeZone, Utc};
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
 use elasticrds::core::config::Config;
-use elasticrds::core::config::MasterSpec;
 use elasticrds::core::decide::TAG_LAST_SCALE_OUT;
-use elasticrds::core::domain::{
-    Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Tags,
-};
+use elasticrds::core::domain::{InstanceId, Tags};
 use elasticrds::core::policy::Policy;
-use elasticrds::ports::{Clock, ErrorKind, Fleet, MetricsSource, PortError};
+use elasticrds::ports::{Clock, ErrorKind, Fleet, PortError};
 use elasticrds::service::daemon::{ClusterEntry, ClusterResult, Daemon, DaemonOptions, TokioClock};
 use elasticrds::service::metrics::Metrics;
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{run_for, FakeMetrics, HookedFleet, Op};
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -50,131 +48,39 @@ fn policy(cluster: &str, config: &Config) -> Policy {
     Policy::parse(&format!("{cluster}.yaml"), &y, config).expect("policy")
 }
 
-/// CPU per cluster (by id prefix), every period present; can be slowed and made to fail.
-#[derive(Default)]
-struct FakeLoad {
-    cpu: Mutex<BTreeMap<String, f64>>,
-    delay: Mutex<Duration>,
-    fail: Mutex<VecDeque<PortError>>,
-    /// (start, end) of each fetch in tokio time since the test start, and queries per call.
-    calls: Mutex<Vec<(Duration, Duration, usize)>>,
-    t0: Mutex<Option<tokio::time::Instant>>,
-}
-
-impl FakeLoad {
-    fn set(&self, cluster: &str, cpu: f64) {
-        self.cpu.lock().unwrap().insert(cluster.to_string(), cpu);
-    }
-    fn since(&self) -> Duration {
-        let mut t0 = self.t0.lock().unwrap();
-        t0.get_or_insert_with(tokio::time::Instant::now).elapsed()
-    }
-}
-
-#[async_trait]
-impl MetricsSource for FakeLoad {
-    async fn fetch(
-        &self,
-        queries: &[MetricQuery],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<Vec<MetricSeries>, PortError> {
-        let began = self.since();
-        let delay = *self.delay.lock().unwrap();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        self.calls
-            .lock()
-            .unwrap()
-            .push((began, self.since(), queries.len()));
-        if let Some(e) = self.fail.lock().unwrap().pop_front() {
-            return Err(e);
-        }
-        let cpu = self.cpu.lock().unwrap().clone();
-        Ok(queries
-            .iter()
-            .map(|q| {
-                let cluster = q.instance.as_str().split('-').next().unwrap_or("");
-                let value = match q.metric {
-                    MetricKind::Cpu => cpu.get(cluster).copied().unwrap_or(30.0),
-                    _ => 1.0,
-                };
-                let p = chrono::Duration::seconds(i64::from(q.period_secs));
-                let mut samples = Vec::new();
-                let mut t = start;
-                while t + p <= end {
-                    samples.push(Sample { at: t, value });
-                    t += p;
+/// The simulated fleet, failing `create_replica` for ids starting with `prefix` (throttled)
+/// `failures` times. Each failed attempt reads the replica's tags first, so that it is in the
+/// sim's call log like an attempt on AWS.
+fn flaky(sim: &Arc<SimFleet>, prefix: &'static str, failures: usize) -> Arc<HookedFleet> {
+    let left = Arc::new(Mutex::new(failures));
+    let log = sim.clone();
+    Arc::new(
+        HookedFleet::new(sim.clone()).before(Op::CreateReplica, move |call| {
+            let (left, log) = (left.clone(), log.clone());
+            async move {
+                let id = call.id();
+                {
+                    let mut left = left.lock().unwrap();
+                    if *left == 0 || !id.as_str().starts_with(prefix) {
+                        return Ok(());
+                    }
+                    *left -= 1;
                 }
-                MetricSeries {
-                    query: q.clone(),
-                    samples,
-                }
-            })
-            .collect())
-    }
-}
-
-/// The simulated fleet, failing `create_replica` for ids with a prefix a set number of times.
-struct Flaky {
-    inner: Arc<SimFleet>,
-    prefix: &'static str,
-    failures: Mutex<usize>,
-}
-
-#[async_trait]
-impl Fleet for Flaky {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
-        self.inner.describe(ids).await
-    }
-    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
-        self.inner.restore_master(m, tags).await
-    }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        let fail = {
-            let mut f = self.failures.lock().unwrap();
-            let fail = *f > 0 && id.as_str().starts_with(self.prefix);
-            if fail {
-                *f -= 1;
+                let _ = log.read_tags(id).await;
+                Err(PortError::new(
+                    ErrorKind::Throttled,
+                    "CreateDBInstanceReadReplica",
+                    "Rate exceeded",
+                ))
             }
-            fail
-        };
-        if fail {
-            // Logged in the sim's call log, like an attempt on AWS.
-            let _ = self.inner.read_tags(id).await;
-            return Err(PortError::new(
-                ErrorKind::Throttled,
-                "CreateDBInstanceReadReplica",
-                "Rate exceeded",
-            ));
-        }
-        self.inner.create_replica(id, source, class, tags).await
-    }
-    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
-        self.inner.delete_replica(id).await
-    }
-    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
-        self.inner.modify_class(id, class).await
-    }
-    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
-        self.inner.read_tags(id).await
-    }
-    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
-        self.inner.write_tags(id, tags).await
-    }
+        }),
+    )
 }
 
 struct Rig {
     clock: Arc<TokioClock>,
     sim: Arc<SimFleet>,
-    load: Arc<FakeLoad>,
+    load: Arc<FakeMetrics>,
     config: Config,
 }
 
@@ -203,7 +109,7 @@ impl Rig {
         Rig {
             clock,
             sim,
-            load: Arc::new(FakeLoad::default()),
+            load: Arc::new(FakeMetrics::constant(30.0, 1.0, 1.0)),
             config: config(),
         }
     }
@@ -255,22 +161,10 @@ impl Rig {
     }
 }
 
-/// Run the loop for `d` of tokio time, then stop it; returns the daemon.
-async fn run_for(mut daemon: Daemon, d: Duration) -> Daemon {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let h = tokio::spawn(async move {
-        daemon.run(rx).await;
-        daemon
-    });
-    tokio::time::sleep(d).await;
-    tx.send(true).unwrap();
-    h.await.unwrap()
-}
-
 #[tokio::test(start_paused = true)]
 async fn scales_out_one_step_per_cooldown_and_in_only_after_the_cooldown() {
     let rig = Rig::new(1);
-    rig.load.set("ca", 95.0);
+    rig.load.set_cpu("ca", 95.0);
     let metrics = Metrics::new();
     let d = rig.daemon(&metrics);
     // 0..29 min of high CPU on ca: steps of 1, at least 5 minutes apart, up to max 4.
@@ -301,7 +195,7 @@ async fn scales_out_one_step_per_cooldown_and_in_only_after_the_cooldown() {
     let last_out = *creates.last().unwrap();
 
     // Low CPU: scale-in waits out the in-cooldown (10 min after the last scale).
-    rig.load.set("ca", 5.0);
+    rig.load.set_cpu("ca", 5.0);
     let text = metrics.render();
     assert!(
         text.contains("elasticrds_desired_replicas{cluster=\"ca\"} 4"),
@@ -349,7 +243,7 @@ async fn scales_out_one_step_per_cooldown_and_in_only_after_the_cooldown() {
 #[tokio::test(start_paused = true)]
 async fn a_restarted_daemon_honours_the_cooldown_from_the_master_tags() {
     let rig = Rig::new(1);
-    rig.load.set("ca", 95.0);
+    rig.load.set_cpu("ca", 95.0);
     let metrics = Metrics::new();
     let mut d = rig.daemon(&metrics);
     let first = d.tick().await;
@@ -395,16 +289,11 @@ async fn a_restarted_daemon_honours_the_cooldown_from_the_master_tags() {
 #[tokio::test(start_paused = true)]
 async fn one_cluster_failing_backs_off_exponentially_while_the_other_proceeds() {
     let rig = Rig::new(1);
-    rig.load.set("ca", 95.0);
-    rig.load.set("cb", 95.0);
+    rig.load.set_cpu("ca", 95.0);
+    rig.load.set_cpu("cb", 95.0);
     let metrics = Metrics::new();
     // ca's creates fail (throttled) 4 times in a row; cb is not affected.
-    let flaky = Arc::new(Flaky {
-        inner: rig.sim.clone(),
-        prefix: "ca-",
-        failures: Mutex::new(4),
-    });
-    let mut d = rig.daemon_on(flaky, &metrics);
+    let mut d = rig.daemon_on(flaky(&rig.sim, "ca-", 4), &metrics);
     let t = d.tick().await;
     assert!(!t.ok());
     // cb created its replica in the same tick.
@@ -461,25 +350,25 @@ async fn a_failed_describe_backs_off_and_the_loop_keeps_ticking() {
 #[tokio::test(start_paused = true)]
 async fn ticks_never_overlap_even_when_slower_than_the_interval() {
     let rig = Rig::new(1);
-    *rig.load.delay.lock().unwrap() = Duration::from_secs(150);
+    rig.load.set_delay(Duration::from_secs(150));
     let metrics = Metrics::new();
     let d = rig.daemon(&metrics);
     let _d = run_for(d, Duration::from_secs(20 * 60)).await;
-    let calls = rig.load.calls.lock().unwrap().clone();
+    let calls = rig.load.calls();
     assert!(calls.len() >= 6, "{calls:?}");
     for w in calls.windows(2) {
-        assert!(w[1].0 >= w[0].1, "fetches overlap: {calls:?}");
+        assert!(w[1].began >= w[0].ended, "fetches overlap: {calls:?}");
     }
     // One fetch per tick for both clusters together: 2 replicas × 3 metrics (the policy's CPU,
     // and connections and replica lag, observed for export although no rule reads them).
-    assert!(calls.iter().all(|c| c.2 == 6), "{calls:?}");
+    assert!(calls.iter().all(|c| c.queries == 6), "{calls:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn stop_lets_the_call_in_flight_finish_then_acts_no_more() {
     let rig = Rig::new(1);
-    rig.load.set("ca", 95.0);
-    *rig.load.delay.lock().unwrap() = Duration::from_secs(30);
+    rig.load.set_cpu("ca", 95.0);
+    rig.load.set_delay(Duration::from_secs(30));
     let metrics = Metrics::new();
     let mut d = rig.daemon(&metrics);
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -497,9 +386,9 @@ async fn stop_lets_the_call_in_flight_finish_then_acts_no_more() {
         "{:?}",
         started.elapsed()
     );
-    let calls = rig.load.calls.lock().unwrap().clone();
+    let calls = rig.load.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].1, Duration::from_secs(30));
+    assert_eq!(calls[0].ended, Duration::from_secs(30));
     assert!(rig.call_minutes("create_replica", "").is_empty());
     assert_eq!(
         rig.clock.now().signed_duration_since(base()).num_seconds(),
@@ -507,53 +396,13 @@ async fn stop_lets_the_call_in_flight_finish_then_acts_no_more() {
     );
 }
 
-/// A fleet whose describe takes `delay` (tokio time).
-struct SlowDescribe {
-    inner: Arc<SimFleet>,
-    delay: Duration,
-}
-
-#[async_trait]
-impl Fleet for SlowDescribe {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.describe(ids).await
-    }
-    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
-        self.inner.restore_master(m, tags).await
-    }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        self.inner.create_replica(id, source, class, tags).await
-    }
-    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
-        self.inner.delete_replica(id).await
-    }
-    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
-        self.inner.modify_class(id, class).await
-    }
-    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
-        self.inner.read_tags(id).await
-    }
-    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
-        self.inner.write_tags(id, tags).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_stop_during_the_describe_makes_no_further_aws_call() {
     let rig = Rig::new(1);
-    rig.load.set("ca", 95.0);
+    rig.load.set_cpu("ca", 95.0);
     let metrics = Metrics::new();
-    let fleet = Arc::new(SlowDescribe {
-        inner: rig.sim.clone(),
-        delay: Duration::from_secs(30),
-    });
+    let fleet =
+        Arc::new(HookedFleet::new(rig.sim.clone()).delay(Op::Describe, Duration::from_secs(30)));
     let mut d = rig.daemon_on(fleet, &metrics);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let h = tokio::spawn(async move {
@@ -571,7 +420,7 @@ async fn a_stop_during_the_describe_makes_no_further_aws_call() {
         .filter(|c| c.operation == "describe")
         .count();
     assert!(describes >= 1, "{:?}", rig.sim.calls());
-    assert!(rig.load.calls.lock().unwrap().is_empty());
+    assert!(rig.load.calls().is_empty());
     let acted: Vec<_> = rig
         .sim
         .calls()
@@ -583,60 +432,28 @@ async fn a_stop_during_the_describe_makes_no_further_aws_call() {
 
 /// The simulated fleet, watching deletes: each delete of an id under `slow_prefix` takes
 /// `delay` (like a HAProxy drain that waits for sessions to end before DeleteDBInstance), and
-/// the master's tags at the moment of every delete are recorded.
-struct DeleteProbe {
-    inner: Arc<SimFleet>,
+/// the master's tags at the moment of every delete are recorded (returned).
+fn delete_probe(
+    sim: &Arc<SimFleet>,
     slow_prefix: &'static str,
     delay: Duration,
-    tags_seen: Mutex<Vec<Tags>>,
-}
-
-impl DeleteProbe {
-    fn new(inner: Arc<SimFleet>, slow_prefix: &'static str, delay: Duration) -> Arc<DeleteProbe> {
-        Arc::new(DeleteProbe {
-            inner,
-            slow_prefix,
-            delay,
-            tags_seen: Mutex::new(Vec::new()),
-        })
-    }
-}
-
-#[async_trait]
-impl Fleet for DeleteProbe {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
-        self.inner.describe(ids).await
-    }
-    async fn restore_master(&self, m: &MasterSpec, tags: &Tags) -> Result<(), PortError> {
-        self.inner.restore_master(m, tags).await
-    }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        self.inner.create_replica(id, source, class, tags).await
-    }
-    async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
-        if !self.slow_prefix.is_empty() && id.as_str().starts_with(self.slow_prefix) {
-            tokio::time::sleep(self.delay).await;
+) -> (Arc<HookedFleet>, Arc<Mutex<Vec<Tags>>>) {
+    let tags_seen = Arc::new(Mutex::new(Vec::new()));
+    let (seen, log) = (tags_seen.clone(), sim.clone());
+    let fleet = HookedFleet::new(sim.clone()).before(Op::DeleteReplica, move |call| {
+        let (seen, log) = (seen.clone(), log.clone());
+        async move {
+            let id = call.id();
+            if !slow_prefix.is_empty() && id.as_str().starts_with(slow_prefix) {
+                tokio::time::sleep(delay).await;
+            }
+            let master = InstanceId::from_aws(&format!("{}-m01", &id.as_str()[..2]));
+            let tags = log.read_tags(&master).await?;
+            seen.lock().unwrap().push(tags);
+            Ok(())
         }
-        let master = InstanceId::from_aws(&format!("{}-m01", &id.as_str()[..2]));
-        let tags = self.inner.read_tags(&master).await?;
-        self.tags_seen.lock().unwrap().push(tags);
-        self.inner.delete_replica(id).await
-    }
-    async fn modify_class(&self, id: &InstanceId, class: &InstanceClass) -> Result<(), PortError> {
-        self.inner.modify_class(id, class).await
-    }
-    async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError> {
-        self.inner.read_tags(id).await
-    }
-    async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
-        self.inner.write_tags(id, tags).await
-    }
+    });
+    (Arc::new(fleet), tags_seen)
 }
 
 #[tokio::test(start_paused = true)]
@@ -644,10 +461,10 @@ async fn a_slow_step_of_one_cluster_does_not_hold_up_another() {
     // ca (first in config order) scales in through a delete that takes 10 minutes; cb
     // scales out in the same tick. cb's create must not wait for ca's delete.
     let rig = Rig::new(2);
-    rig.load.set("ca", 5.0);
-    rig.load.set("cb", 95.0);
+    rig.load.set_cpu("ca", 5.0);
+    rig.load.set_cpu("cb", 95.0);
     let metrics = Metrics::new();
-    let slow = DeleteProbe::new(rig.sim.clone(), "ca-", Duration::from_secs(600));
+    let (slow, _) = delete_probe(&rig.sim, "ca-", Duration::from_secs(600));
     let mut d = rig.daemon_on(slow, &metrics);
     let outcome = d.tick().await;
     assert!(outcome.ok(), "{:?}", outcome.clusters);
@@ -670,14 +487,14 @@ async fn the_scale_in_time_is_on_the_master_before_the_delete() {
     // A crash right after DeleteDBInstance must not lose the scale-in cooldown: the time is
     // written to the master's tags first.
     let rig = Rig::new(3);
-    rig.load.set("ca", 5.0);
+    rig.load.set_cpu("ca", 5.0);
     let metrics = Metrics::new();
-    let fleet = DeleteProbe::new(rig.sim.clone(), "", Duration::ZERO);
-    let mut d = rig.daemon_on(fleet.clone(), &metrics);
+    let (fleet, tags_seen) = delete_probe(&rig.sim, "", Duration::ZERO);
+    let mut d = rig.daemon_on(fleet, &metrics);
     let outcome = d.tick().await;
     assert!(outcome.ok(), "{:?}", outcome.clusters);
     // Both clusters scale in (ca at 5 % CPU, cb at the fake's default 30 %).
-    let seen = fleet.tags_seen.lock().unwrap().clone();
+    let seen = tags_seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "one scale-in delete per cluster");
     for tags in &seen {
         let state = elasticrds::core::decide::ScaleState::from_tags(tags);

@@ -12,8 +12,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -31,18 +30,9 @@ fn dead_endpoint() -> String {
     format!("http://127.0.0.1:{}", support::free_port())
 }
 
-/// GET `path` from `addr`; the status code, `None` when the connection fails.
+/// GET `path` from `addr`; the status code, `None` when no answer came.
 fn status_at(addr: impl ToSocketAddrs, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
+    support::get(addr, path).ok().map(|r| r.status)
 }
 
 fn status(port: u16, path: &str) -> Option<u16> {

@@ -157,121 +157,142 @@ impl Config {
         let syntax = Syntax::detect(file, text);
         let raw: BTreeMap<String, RawCluster> =
             parse_document::<UniqueMap<String, RawCluster>>(file, text, syntax)?.0;
-        let mut errors = Vec::new();
-        let mut seen: HashMap<String, String> = HashMap::new();
-        // occurrence counters so that a value used twice is located at its second place
-        let occurrences: std::cell::RefCell<HashMap<String, usize>> = Default::default();
-        let mut clusters = BTreeMap::new();
-
+        let mut ck = Checker {
+            file,
+            text,
+            errors: Vec::new(),
+            seen: HashMap::new(),
+            occurrences: HashMap::new(),
+        };
         if raw.is_empty() {
-            errors.push(InputError::new(file, "", "no cluster is defined"));
+            ck.errors
+                .push(InputError::new(file, "", "no cluster is defined"));
         }
-
+        let mut clusters = BTreeMap::new();
         for (name, rc) in raw {
-            let mut err = |field: String, msg: String, value: Option<&str>| {
-                let pos = match value {
-                    Some(v) if !v.is_empty() => {
-                        let n = occurrences.borrow().get(v).copied().unwrap_or(0);
-                        position_of_value(text, v, n.saturating_sub(1))
-                    }
-                    _ => position_of(text, &field_key(&field), 0),
-                };
-                errors.push(InputError::new(file, field, msg).at(pos));
-            };
-            let note = |v: &str| {
-                *occurrences.borrow_mut().entry(v.to_string()).or_insert(0) += 1;
-            };
-
-            if name.trim().is_empty() {
-                err(name.clone(), "cluster name is empty".into(), None);
-            }
-            let m = &rc.master_node;
-            note(&m.instance_id);
-            let master_id = check_id(
-                &m.instance_id,
-                format!("{name}.master_node.instance_id"),
-                &mut err,
-            );
-            let master_class = check_class(
-                &m.instance_class,
-                format!("{name}.master_node.instance_class"),
-                &mut err,
-            );
-            if let Err(msg) = check_snapshot(&m.identifier) {
-                err(
-                    format!("{name}.master_node.identifier"),
-                    msg,
-                    Some(&m.identifier),
-                );
-            }
-            if let Some(sg) = &m.db_subnet_group_name {
-                if sg.trim().is_empty() {
-                    err(
-                        format!("{name}.master_node.db_subnet_group_name"),
-                        "is empty".into(),
-                        None,
-                    );
-                }
-            }
-            let mut ids_here: Vec<(String, String)> = vec![(
-                m.instance_id.clone(),
-                format!("{name}.master_node.instance_id"),
-            )];
-            let mut replicas = Vec::new();
-            for (i, r) in rc.replica_nodes.iter().enumerate() {
-                note(&r.id);
-                let id = check_id(&r.id, format!("{name}.replica_nodes[{i}].id"), &mut err);
-                let class = check_class(
-                    &r.instance_class,
-                    format!("{name}.replica_nodes[{i}].instance_class"),
-                    &mut err,
-                );
-                ids_here.push((r.id.clone(), format!("{name}.replica_nodes[{i}].id")));
-                if let (Some(id), Some(class)) = (id, class) {
-                    replicas.push(ReplicaSpec { id, class });
-                }
-            }
-            for (id, field) in ids_here {
-                if id.is_empty() {
-                    continue;
-                }
-                let key = id.to_ascii_lowercase();
-                if let Some(first) = seen.get(&key) {
-                    err(
-                        field,
-                        format!("identifier {id:?} is used twice (first at {first})"),
-                        Some(&id),
-                    );
-                } else {
-                    seen.insert(key, field);
-                }
-            }
-            let haproxy = rc
-                .haproxy
-                .as_ref()
-                .and_then(|h| check_haproxy(h, &name, &mut err));
-            if let (Some(id), Some(class)) = (master_id, master_class) {
-                clusters.insert(
-                    name.clone(),
-                    ClusterSpec {
-                        name: name.clone(),
-                        master: MasterSpec {
-                            snapshot: m.identifier.clone(),
-                            id,
-                            class,
-                            multi_az: m.multi_az,
-                            subnet_group: m.db_subnet_group_name.clone(),
-                        },
-                        replicas,
-                        haproxy,
-                    },
-                );
+            if let Some(spec) = ck.cluster(&name, &rc) {
+                clusters.insert(name, spec);
             }
         }
-        if errors.is_empty() {
+        if ck.errors.is_empty() {
             Ok(Config { clusters })
         } else {
-            Err(InputErrors(errors))
+            Err(InputErrors(ck.errors))
+        }
+    }
+}
+
+/// The problems found in a config so far, each located in the document, and what is needed
+/// to locate them: ids seen (a second use is an error at its place), values seen (a value
+/// used twice is located at its second place).
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<InputError>,
+    seen: HashMap<String, String>,
+    occurrences: HashMap<String, usize>,
+}
+
+impl Checker<'_> {
+    /// A problem with `field`, located at its `value` when it has one, else at its key.
+    fn err(&mut self, field: String, msg: String, value: Option<&str>) {
+        let pos = match value {
+            Some(v) if !v.is_empty() => {
+                let n = self.occurrences.get(v).copied().unwrap_or(0);
+                position_of_value(self.text, v, n.saturating_sub(1))
+            }
+            _ => position_of(self.text, &field_key(&field), 0),
+        };
+        self.errors
+            .push(InputError::new(self.file, field, msg).at(pos));
+    }
+
+    fn note(&mut self, v: &str) {
+        *self.occurrences.entry(v.to_string()).or_insert(0) += 1;
+    }
+
+    /// One cluster's master, replicas and `haproxy` section.
+    fn cluster(&mut self, name: &str, rc: &RawCluster) -> Option<ClusterSpec> {
+        if name.trim().is_empty() {
+            self.err(name.to_string(), "cluster name is empty".into(), None);
+        }
+        let m = &rc.master_node;
+        let master = self.master(name, m);
+        let mut replicas = Vec::new();
+        for (i, r) in rc.replica_nodes.iter().enumerate() {
+            self.note(&r.id);
+            let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
+            let id = check_id(&r.id, format!("{name}.replica_nodes[{i}].id"), &mut err);
+            let field = format!("{name}.replica_nodes[{i}].instance_class");
+            let class = check_class(&r.instance_class, field, &mut err);
+            if let (Some(id), Some(class)) = (id, class) {
+                replicas.push(ReplicaSpec { id, class });
+            }
+        }
+        let ids = std::iter::once((&m.instance_id, format!("{name}.master_node.instance_id")))
+            .chain(
+                (rc.replica_nodes.iter().enumerate())
+                    .map(|(i, r)| (&r.id, format!("{name}.replica_nodes[{i}].id"))),
+            );
+        for (id, field) in ids {
+            self.unique(id, field);
+        }
+        let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
+        let haproxy = (rc.haproxy.as_ref()).and_then(|h| check_haproxy(h, name, &mut err));
+        let (id, class) = master?;
+        Some(ClusterSpec {
+            name: name.to_string(),
+            master: MasterSpec {
+                snapshot: m.identifier.clone(),
+                id,
+                class,
+                multi_az: m.multi_az,
+                subnet_group: m.db_subnet_group_name.clone(),
+            },
+            replicas,
+            haproxy,
+        })
+    }
+
+    /// The master's id, class, snapshot and subnet group.
+    fn master(&mut self, name: &str, m: &RawMaster) -> Option<(InstanceId, InstanceClass)> {
+        self.note(&m.instance_id);
+        let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
+        let id = check_id(
+            &m.instance_id,
+            format!("{name}.master_node.instance_id"),
+            &mut err,
+        );
+        let field = format!("{name}.master_node.instance_class");
+        let class = check_class(&m.instance_class, field, &mut err);
+        if let Err(msg) = check_snapshot(&m.identifier) {
+            let field = format!("{name}.master_node.identifier");
+            self.err(field, msg, Some(&m.identifier));
+        }
+        if m.db_subnet_group_name
+            .as_ref()
+            .is_some_and(|sg| sg.trim().is_empty())
+        {
+            let field = format!("{name}.master_node.db_subnet_group_name");
+            self.err(field, "is empty".into(), None);
+        }
+        Some((id?, class?))
+    }
+
+    /// An identifier is used once in the whole config (RDS ids are case-insensitive).
+    fn unique(&mut self, id: &str, field: String) {
+        if id.is_empty() {
+            return;
+        }
+        let key = id.to_ascii_lowercase();
+        match self.seen.get(&key) {
+            Some(first) => {
+                let msg = format!("identifier {id:?} is used twice (first at {first})");
+                self.err(field, msg, Some(id));
+            }
+            None => {
+                self.seen.insert(key, field);
+            }
         }
     }
 }

@@ -334,7 +334,12 @@ fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
         });
     if let Some(key) = key {
         if syntax == Syntax::Yaml {
-            if let Some(pos) = second_yaml_key(text, &key, e.line.unwrap_or(1)) {
+            let path = if e.field.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", e.field)
+            };
+            if let Some(pos) = second_occurrence(text, &path) {
                 e.line = Some(pos.0);
                 e.column = Some(pos.1);
             }
@@ -346,37 +351,6 @@ fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
         };
     }
     e
-}
-
-/// Position of the second block-style occurrence of `key:` at one indentation, searching from
-/// line `from` (1-based). Best effort: `None` when there is no such pair.
-fn second_yaml_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
-    let mut first_col = None;
-    for (n, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
-        let trimmed = line.trim_start();
-        let mut col = line.len() - trimmed.len();
-        let mut rest = trimmed;
-        if let Some(after) = rest.strip_prefix("- ") {
-            let t = after.trim_start();
-            col += 2 + (after.len() - t.len());
-            rest = t;
-        }
-        let is_key = [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
-            .iter()
-            .any(|k| {
-                rest.strip_prefix(k.as_str())
-                    .is_some_and(|r| r.trim_start().starts_with(':'))
-            });
-        if !is_key {
-            continue;
-        }
-        match first_col {
-            None => first_col = Some(col),
-            Some(c) if c == col => return Some((n + 1, col + 1)),
-            Some(_) => {}
-        }
-    }
-    None
 }
 
 fn clean_path(p: &str) -> String {
@@ -471,18 +445,36 @@ fn parse_path(path: &str) -> Vec<Seg> {
 
 /// A dotted path followed key by key through block-style YAML.
 fn locate_yaml(text: &str, path: &str) -> Option<(usize, usize)> {
+    let (best, _) = walk_yaml(text, path);
+    best
+}
+
+/// The place of the second occurrence of the field at `path` (a key given twice in one
+/// mapping), when there is one.
+fn second_occurrence(text: &str, path: &str) -> Option<(usize, usize)> {
+    walk_yaml(text, path).1.get(1).copied()
+}
+
+/// Follow `path` through block-style YAML: the place of the longest prefix of it found
+/// (first occurrence), and every place where the whole path occurs.
+#[allow(clippy::type_complexity)]
+fn walk_yaml(text: &str, path: &str) -> (Option<(usize, usize)>, Vec<(usize, usize)>) {
     let want = parse_path(path);
+    let mut full = Vec::new();
     if want.is_empty() {
-        return None;
+        return (None, full);
     }
     let mut stack: Vec<(usize, Seg)> = Vec::new();
     let mut best: Option<(usize, (usize, usize))> = None;
     let mut consider = |stack: &Vec<(usize, Seg)>, pos: (usize, usize)| {
         let n = stack.len();
-        if n <= want.len()
-            && stack.iter().map(|(_, s)| s).eq(want[..n].iter())
-            && best.is_none_or(|(bn, _)| n > bn)
-        {
+        if n > want.len() || !stack.iter().map(|(_, s)| s).eq(want[..n].iter()) {
+            return;
+        }
+        if n == want.len() {
+            full.push(pos);
+        }
+        if best.is_none_or(|(bn, _)| n > bn) {
             best = Some((n, pos));
         }
     };
@@ -540,7 +532,7 @@ fn locate_yaml(text: &str, path: &str) -> Option<(usize, usize)> {
             break;
         }
     }
-    best.map(|(_, p)| p)
+    (best.map(|(_, p)| p), full)
 }
 
 #[cfg(test)]

@@ -17,13 +17,44 @@
 //! - [`rds_client`], [`cloudwatch_client`]: SDK clients pointed at an emulator, for test set-up;
 //!   [`create_db_instance`], [`create_snapshot`]: RDS set-up on moto.
 //! - [`block_on`]: run a future on a fresh current-thread tokio runtime.
+//! - [`run_for`]: run a `Daemon`'s loop for a while (tokio time), then stop it.
 //! - [`Tripwire`]: a listener that counts connections, to prove a command made no AWS call.
 //! - [`RecordingProxy`]: an HTTP proxy in front of an emulator that records every AWS query
 //!   call (`Action` and parameters), to assert exactly which calls a command made.
 //! - [`Moto::ec2_query`], [`Moto::default_subnet_ids`], [`create_subnet_group`]: EC2 set-up
 //!   without an EC2 SDK (moto's default VPC subnets for a DB subnet group).
 //! - [`elasticrds`]: a `Command` for the built binary with [`aws_env`] applied.
+//!
+//! The test kit (one of each; don't write another in a test file):
+//! - [`instance`] (`instances.rs`): an [`InstanceBuilder`] for observed `Instance`s, e.g.
+//!   `instance("c1-s01").of("c1-m01").status(InstanceStatus::Creating).build()`.
+//! - [`HookedFleet`] (`fleet.rs`): any `Fleet` with `before`/`after` hooks per [`Op`] that
+//!   delay, fail with a `PortError` or record a witness of the moment of the call.
+//! - [`FakeMetrics`] (`metrics.rs`): constant metrics (CPU settable per cluster), a sample in
+//!   every period, an optional delay and the record of its fetches ([`FetchCall`]).
+//! - [`get`], [`request`] (`http.rs`): one bounded HTTP/1.1 client giving a [`Response`]
+//!   (status, head, body); [`http`], [`http_request`]: the body, an error unless 2xx;
+//!   [`send_raw`], [`read_until_closed`], [`status_code`]: raw bytes for the hardening tests.
+//! - [`url_decode`], [`parse_form`] (`http.rs`): the one form/percent decoder.
 #![allow(dead_code)]
+
+mod fleet;
+mod http;
+mod instances;
+mod metrics;
+
+// Each test file uses a part of the kit: the rest of these re-exports is unused there.
+#[allow(unused_imports)]
+pub use fleet::{Call, HookedFleet, Op};
+#[allow(unused_imports)]
+pub use http::{
+    get, http, http_request, parse_form, read_until_closed, request, send_raw, status_code,
+    url_decode, Response, HTTP_TIMEOUT,
+};
+#[allow(unused_imports)]
+pub use instances::{instance, InstanceBuilder};
+#[allow(unused_imports)]
+pub use metrics::{FakeMetrics, FetchCall};
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -320,70 +351,6 @@ pub async fn create_subnet_group(moto: &Moto, rds: &aws_sdk_rds::Client, name: &
         .expect("CreateDBSubnetGroup");
 }
 
-/// A minimal HTTP/1.1 request to 127.0.0.1:`port` (no body); returns the response body.
-/// Errors on a non-2xx status.
-pub fn http_request(port: u16, method: &str, path: &str) -> Result<String, String> {
-    http(port, method, path, &[], "")
-}
-
-/// A minimal HTTP/1.1 request with headers and a body; returns the response body.
-/// Errors on a non-2xx status.
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Result<String, String> {
-    use std::io::Write;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    ));
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("malformed HTTP response: {text:?}"))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status line: {head:?}"))?;
-    if !(200..300).contains(&status) {
-        return Err(format!("{method} {path}: HTTP {status}: {body}"));
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Ok(dechunk(body));
-    }
-    Ok(body.to_string())
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 /// Find a binary on PATH or in the usual Debian places.
 pub fn find_bin(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
@@ -551,6 +518,21 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Run the daemon's loop for `d` of tokio time, then stop it; the daemon back.
+pub async fn run_for(
+    mut daemon: elasticrds::service::daemon::Daemon,
+    d: Duration,
+) -> elasticrds::service::daemon::Daemon {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(async move {
+        daemon.run(rx).await;
+        daemon
+    });
+    tokio::time::sleep(d).await;
+    tx.send(true).expect("the loop listens for the stop");
+    h.await.expect("the loop ended")
+}
+
 /// A loopback listener that accepts and counts connections (and closes them at once): point an
 /// endpoint at it to prove that a command made no call.
 pub struct Tripwire {
@@ -696,15 +678,7 @@ fn proxy_one(
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body)?;
-    let form = String::from_utf8_lossy(&body).into_owned();
-    let params: Vec<(String, String)> = form
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (url_decode(k), url_decode(v))
-        })
-        .collect();
+    let params = parse_form(&String::from_utf8_lossy(&body));
     let action = params
         .iter()
         .find(|(k, _)| k == "Action")
@@ -763,31 +737,4 @@ fn proxy_one(
     client.write_all(resp.get(text_end + 2..).unwrap_or_default())?;
     client.flush()?;
     Ok(())
-}
-
-/// Decode `application/x-www-form-urlencoded` text.
-pub fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

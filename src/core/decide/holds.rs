@@ -82,7 +82,7 @@ pub(super) struct Situation<'a> {
     pub complete: bool,
     pub master_ok: bool,
     pub replicas_busy: bool,
-    pub flight: &'a [Reason],
+    pub flight: Vec<Reason>,
     pub data_holds: Vec<Reason>,
     pub cooldown_out: Duration,
     pub cooldown_in: Duration,
@@ -246,13 +246,23 @@ fn scale(s: &Situation, direction: Direction, r: usize, out: &mut Settled) {
     }
 }
 
+/// The cooldowns left at `now`: scale-out since the last scale-out, scale-in since the last
+/// scale in either direction.
+pub(super) fn cooldowns(
+    policy: &Policy,
+    state: &ScaleState,
+    now: DateTime<Utc>,
+) -> (Duration, Duration) {
+    let last_any = state.last_scale_out.max(state.last_scale_in);
+    (
+        remaining(state.last_scale_out, policy.scale_out.cooldown_secs, now),
+        remaining(last_any, policy.scale_in.cooldown_secs, now),
+    )
+}
+
 /// Remaining cooldown: `cooldown − (now − last)`, never more than the cooldown itself (a
 /// last-scale time in the future, e.g. a skewed clock, cannot block forever).
-pub(super) fn remaining(
-    last: Option<DateTime<Utc>>,
-    cooldown: u64,
-    now: DateTime<Utc>,
-) -> Duration {
+fn remaining(last: Option<DateTime<Utc>>, cooldown: u64, now: DateTime<Utc>) -> Duration {
     let Some(last) = last else {
         return Duration::ZERO;
     };

@@ -33,7 +33,7 @@ pub use state::{
 use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricSeries, Statistic};
 use super::plan::{ClusterView, Target};
-use super::policy::{Aggregation, MissingScaleOut, Policy};
+use super::policy::{Aggregation, Policy};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use std::time::Duration;
@@ -47,6 +47,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction of a change from `current` to `desired` replicas.
+    pub fn from_to(current: usize, desired: usize) -> Direction {
+        match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => Direction::Out,
+            std::cmp::Ordering::Less => Direction::In,
+            std::cmp::Ordering::Equal => Direction::None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Out => "out",
@@ -135,20 +144,12 @@ pub fn decide(
     let (min, max) = (bounds.min, bounds.max);
     let current = view.replica_count();
     let mut reasons = context(spec, view, &bounds.schedules, min, max);
-    let cooldown_out = holds::remaining(state.last_scale_out, policy.scale_out.cooldown_secs, now);
-    let last_any = state.last_scale_out.max(state.last_scale_in);
-    let cooldown_in = holds::remaining(last_any, policy.scale_in.cooldown_secs, now);
+    let (cooldown_out, cooldown_in) = holds::cooldowns(policy, state, now);
 
     let window = serving::Window::of(policy, now);
     let serving = serving::Serving::of(policy, view, metrics, &window, now);
     let rules = rules::evaluate(policy, &serving, metrics, &window, current);
-    // Incomplete data is usable only for a scale-out, and only when the policy says so.
-    let best = match (rules.complete, policy.missing_data.scale_out) {
-        (true, _) => rules.best,
-        (false, MissingScaleOut::Act) => rules.best.filter(|(p, _)| *p > current),
-        (false, MissingScaleOut::Hold) => None,
-    };
-    let flight = holds::in_flight(spec, view);
+    let best = rules.usable(policy, current);
     let settled = holds::settle(holds::Situation {
         policy,
         state,
@@ -163,29 +164,29 @@ pub fn decide(
             .as_ref()
             .is_some_and(|m| m.status.is_available()),
         replicas_busy: view.existing_replicas().any(|i| i.status.is_busy()),
-        flight: &flight,
+        flight: holds::in_flight(spec, view),
         data_holds: holds::data_holds(policy, &serving, &rules, &window),
         cooldown_out,
         cooldown_in,
     });
 
-    reasons.extend(serving.reasons);
-    reasons.extend(rules.reasons);
-    reasons.extend(settled.reasons);
+    let desired = settled.desired;
     let primary = settled.holds.first().map_or(settled.driver, Reason::code);
-    reasons.extend(settled.holds);
+    for part in [
+        serving.reasons,
+        rules.reasons,
+        settled.reasons,
+        settled.holds,
+    ] {
+        reasons.extend(part);
+    }
     if policy.observe_only {
         reasons.push(Reason::ObserveOnly);
     }
     if policy.rules.is_empty() && reasons.is_empty() {
         reasons.push(Reason::NoRules);
     }
-    let desired = settled.desired;
-    let direction = match desired.cmp(&current) {
-        std::cmp::Ordering::Greater => Direction::Out,
-        std::cmp::Ordering::Less => Direction::In,
-        std::cmp::Ordering::Equal => Direction::None,
-    };
+    let direction = Direction::from_to(current, desired);
     let recommendation = best
         .filter(|_| rules.complete)
         .map(|(r, _)| r.clamp(min, max));

@@ -6,7 +6,7 @@ use super::reason::{Reason, RuleCode};
 use super::serving::{newest, Serving, Window};
 use super::Observed;
 use crate::core::domain::{InstanceId, MetricKind, MetricSeries};
-use crate::core::policy::{Aggregation, Policy, Rule, RuleKind};
+use crate::core::policy::{Aggregation, MissingScaleOut, Policy, Rule, RuleKind};
 use chrono::{DateTime, Utc};
 
 /// Instances without data, or with stale data, for any rule.
@@ -28,6 +28,18 @@ pub(super) struct Evaluated<'a> {
     pub gaps: Gaps<'a>,
     /// The largest proposal, from the rules that had a value.
     pub best: Option<(usize, RuleCode)>,
+}
+
+impl Evaluated<'_> {
+    /// The winning proposal as far as it may be used: incomplete data is usable only for a
+    /// scale-out, and only when the policy says so (`missing_data.scale_out: act`).
+    pub fn usable(&self, policy: &Policy, current: usize) -> Option<(usize, RuleCode)> {
+        match (self.complete, policy.missing_data.scale_out) {
+            (true, _) => self.best,
+            (false, MissingScaleOut::Act) => self.best.filter(|(p, _)| *p > current),
+            (false, MissingScaleOut::Hold) => None,
+        }
+    }
 }
 
 /// Evaluate every rule of `policy` on the serving set.
