@@ -10,7 +10,7 @@ use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricQuery, Statistic};
 use super::plan::ClusterView;
 use super::schedule::{Bounds, Schedule};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- defaults
@@ -265,7 +265,7 @@ impl Policy {
         let end_s = t.div_euclid(p) * p;
         let n = i64::from((self.missing_data.stale_periods * 2).max(5));
         // Whole seconds before `now` (its sub-second part dropped).
-        let base = now - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+        let base = now.with_nanosecond(0).unwrap_or(now);
         let at = |ts: i64| {
             chrono::Duration::try_seconds(now.timestamp() - ts)
                 .and_then(|d| base.checked_sub_signed(d))
