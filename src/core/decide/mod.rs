@@ -143,12 +143,14 @@ pub fn decide(
     let bounds = policy.bounds_in(spec, view, now);
     let (min, max) = (bounds.min, bounds.max);
     let current = view.replica_count();
-    let mut reasons = context(spec, view, &bounds.schedules, min, max);
+    // The reasons in order: the cluster's context, the serving set, the rules, the settling.
+    let mut reasons = context(spec, view, &bounds.schedules, min, max, policy.rules.len());
     let (cooldown_out, cooldown_in) = holds::cooldowns(policy, state, now);
 
     let window = serving::Window::of(policy, now);
-    let serving = serving::Serving::of(policy, view, metrics, &window, now);
-    let rules = rules::evaluate(policy, &serving, metrics, &window, current);
+    let mut serving = serving::Serving::of(policy, view, metrics, &window, now);
+    reasons.append(&mut serving.reasons);
+    let rules = rules::evaluate(policy, &serving, metrics, &window, current, &mut reasons);
     let best = rules.usable(policy, current);
     let settled = holds::settle(holds::Situation {
         policy,
@@ -172,14 +174,8 @@ pub fn decide(
 
     let desired = settled.desired;
     let primary = settled.holds.first().map_or(settled.driver, Reason::code);
-    for part in [
-        serving.reasons,
-        rules.reasons,
-        settled.reasons,
-        settled.holds,
-    ] {
-        reasons.extend(part);
-    }
+    reasons.extend(settled.reasons);
+    reasons.extend(settled.holds);
     if policy.observe_only {
         reasons.push(Reason::ObserveOnly);
     }
@@ -222,8 +218,10 @@ fn context(
     schedules: &[String],
     min: usize,
     max: usize,
+    rules: usize,
 ) -> Vec<Reason> {
-    let mut reasons = Vec::new();
+    // Room for every reason a decision usually gives: one per rule and a few more.
+    let mut reasons = Vec::with_capacity(rules + 4);
     if !view.conflicts.is_empty() {
         reasons.push(Reason::BlockedSlots {
             ids: view

@@ -19,8 +19,6 @@ pub(super) struct Gaps<'a> {
 /// What the rules said.
 pub(super) struct Evaluated<'a> {
     pub observed: Vec<Observed>,
-    /// One reason per rule that had a value.
-    pub reasons: Vec<Reason>,
     /// Every rule had fresh data for every source.
     pub complete: bool,
     /// Some rule had no source at all (every serving replica warming, or none).
@@ -42,17 +40,18 @@ impl Evaluated<'_> {
     }
 }
 
-/// Evaluate every rule of `policy` on the serving set.
+/// Evaluate every rule of `policy` on the serving set; each rule that had a value adds its
+/// reason to `reasons`.
 pub(super) fn evaluate<'a>(
     policy: &Policy,
     serving: &Serving<'a>,
     metrics: &[MetricSeries],
     window: &Window,
     current: usize,
+    reasons: &mut Vec<Reason>,
 ) -> Evaluated<'a> {
     let mut out = Evaluated {
         observed: Vec::with_capacity(policy.rules.len()),
-        reasons: Vec::with_capacity(policy.rules.len()),
         complete: true,
         warmup_only: false,
         gaps: Gaps::default(),
@@ -72,7 +71,7 @@ pub(super) fn evaluate<'a>(
                     Reason::InRange { .. } => RuleCode::Steady,
                     _ => RuleCode::Threshold,
                 };
-                out.reasons.push(reason);
+                reasons.push(reason);
                 (shown_limit(&rule.kind), Some((count, code)))
             }
         };
