@@ -227,8 +227,8 @@ pub(crate) async fn check_ownership(
     }
 }
 
-/// Execute one planned action, after checking it against the config ([`guard`]) and the fleet
-/// ([`check_ownership`]). A delete behind HAProxy must have been through [`gate_deletes`]
+/// Execute one planned action, after checking it against the config (`guard`) and the fleet
+/// (`check_ownership`). A delete behind HAProxy must have been through [`gate_deletes`]
 /// first (the control tick and [`converge`] do that).
 pub async fn execute_action(
     fleet: &dyn Fleet,

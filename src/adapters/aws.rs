@@ -1,5 +1,5 @@
 //! Shared AWS SDK plumbing for the RDS and CloudWatch adapters: loading the SDK config (default
-//! credential chain and region, AWS_ENDPOINT_URL[_<SERVICE>] overrides, standard retries,
+//! credential chain and region, `AWS_ENDPOINT_URL[_<SERVICE>]` overrides, standard retries,
 //! timeouts) and mapping SDK errors to the typed [`PortError`].
 
 use crate::ports::{ErrorKind, PortError};

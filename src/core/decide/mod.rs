@@ -7,11 +7,11 @@
 //!
 //! Order of evaluation (documented in docs/policies.md), one file per step:
 //! 1. bounds in force (policy min/max, overridden by active schedules, capped by the list);
-//! 2. serving set ([`serving`]): available replicas; warm ones (available ≥ warm-up, lag ≤
+//! 2. serving set (`serving`): available replicas; warm ones (available ≥ warm-up, lag ≤
 //!    bound) feed the averages; when no replica is available the master's metrics stand in;
-//! 3. rules ([`rules`]): each proposes a replica count; the largest proposal wins (scale out
+//! 3. rules (`rules`): each proposes a replica count; the largest proposal wins (scale out
 //!    if any rule says so, scale in only if all agree);
-//! 4. settling ([`holds`]): bounds corrections (below min / above max) bypass cooldown,
+//! 4. settling (`holds`): bounds corrections (below min / above max) bypass cooldown,
 //!    stabilization and max step; otherwise the holds — paused direction, action in flight,
 //!    missing/stale/warming data, stabilization window, cooldown — then the max step per
 //!    action, the same steps for both directions.

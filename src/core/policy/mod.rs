@@ -1,6 +1,6 @@
 //! Scaling policies: the model (one policy per file, naming its cluster), the built-in
 //! default, and what a policy asks of a tick: the bounds in force, the metric queries and the
-//! fetch window. Parsing and validation against the cluster config live in [`parse`]. Pure.
+//! fetch window. Parsing and validation against the cluster config live in `parse`. Pure.
 //! Every field, default and unit is documented in docs/policies.md.
 
 mod parse;
