@@ -2,8 +2,9 @@
 //! with gaps, and scaled into a per-minute demand for the simulated fleet. Pure: works on text.
 //!
 //! Rules (documented in docs/backtest.md):
-//! - an optional header row whose first field is `timestamp`; blank lines are skipped; a UTF-8
-//!   byte-order mark is ignored;
+//! - read through the `csv` crate (`core::input::csv_rows`: quoted fields, LF/CRLF/CR line
+//!   ends, a UTF-8 byte-order mark ignored, blank rows skipped); an optional header row whose
+//!   first field is `timestamp`;
 //! - timestamps `YYYY-MM-DD HH:MM:SS` (UTC, as CloudWatch exports them), `YYYY-MM-DDTHH:MM:SS`
 //!   or RFC 3339 with a zone; values are finite numbers ≥ 0; an empty value is a missing sample;
 //! - the sample interval is the most common difference between consecutive timestamps and must
@@ -17,8 +18,10 @@
 //! - any other row is an error located at `file:line:column`, and nothing is replayed.
 
 use crate::adapters::sim_load::Demand;
+use crate::core::input::csv_rows::{for_each_row, CsvRow};
 use crate::core::input::{InputError, InputErrors};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use std::ops::ControlFlow;
 
 /// Largest trace file read (a year of 1-minute samples is about 15 MB).
 pub const MAX_TRACE_BYTES: u64 = crate::input_file::MAX_DATA_BYTES;
@@ -68,90 +71,24 @@ impl Trace {
 
     /// Parse CSV text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Trace, InputErrors> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut errors: Vec<InputError> = Vec::new();
         let mut samples: Vec<Row> = Vec::new();
         let mut first_row = true;
-        for (ln, raw) in text.lines().enumerate() {
-            let line = ln + 1;
-            let row = raw.trim_end_matches('\r');
-            if row.trim().is_empty() {
-                continue;
-            }
+        for_each_row(file, text, None, |row| {
             if errors.len() >= MAX_ERRORS {
-                break;
+                return ControlFlow::Break(());
             }
-            let mut push = |col: usize, field: &str, msg: String| {
-                errors.push(InputError::new(file, field, msg).at(Some((line, col))));
-            };
-            let fields: Vec<&str> = row.split(',').collect();
-            let unquote = |s: &str| {
-                let t = s.trim();
-                t.strip_prefix('"')
-                    .and_then(|t| t.strip_suffix('"'))
-                    .unwrap_or(t)
-                    .to_string()
-            };
-            let ts = unquote(fields[0]);
-            if first_row {
-                first_row = false;
-                if ts.eq_ignore_ascii_case("timestamp") {
-                    if fields.len() != 2 {
-                        push(
-                            1,
-                            "header",
-                            format!(
-                                "expected the header `timestamp,value`, found {} columns",
-                                fields.len()
-                            ),
-                        );
-                    }
-                    continue;
+            let header = first_row && row.field(0).eq_ignore_ascii_case("timestamp");
+            first_row = false;
+            match read_row(row, header) {
+                Ok(Some(r)) => samples.push(r),
+                Ok(None) => {}
+                Err((col, field, msg)) => {
+                    errors.push(InputError::new(file, field, msg).at(Some(row.pos(col))))
                 }
             }
-            if fields.len() != 2 {
-                push(
-                    1,
-                    "row",
-                    format!(
-                        "expected 2 columns `timestamp,value`, found {}",
-                        fields.len()
-                    ),
-                );
-                continue;
-            }
-            let Some(at) = parse_time(&ts) else {
-                push(
-                    1,
-                    "timestamp",
-                    format!("{ts:?} is not a timestamp (expected YYYY-MM-DD HH:MM:SS, UTC)"),
-                );
-                continue;
-            };
-            let vcol = fields[0].len() + 2;
-            let vs = unquote(fields[1]);
-            let value = if vs.is_empty() {
-                None
-            } else {
-                match vs.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
-                    Ok(v) => {
-                        push(vcol, "value", format!("{v} is not a finite number >= 0"));
-                        continue;
-                    }
-                    Err(_) => {
-                        push(vcol, "value", format!("{vs:?} is not a number"));
-                        continue;
-                    }
-                }
-            };
-            samples.push(Row {
-                at,
-                line,
-                col: vcol,
-                value,
-            });
-        }
+            ControlFlow::Continue(())
+        })?;
         if !errors.is_empty() {
             return Err(InputErrors(errors));
         }
@@ -203,6 +140,44 @@ struct Row {
     line: usize,
     col: usize,
     value: Option<f64>,
+}
+
+/// What is wrong with a row: the field index it is located at, the field's name, the message.
+type RowError = (usize, &'static str, String);
+
+/// One CSV record of a trace: the header (checked, then `None`), or a data row.
+fn read_row(row: &CsvRow, header: bool) -> Result<Option<Row>, RowError> {
+    if header {
+        if row.len() != 2 {
+            let n = row.len();
+            let msg = format!("expected the header `timestamp,value`, found {n} columns");
+            return Err((0, "header", msg));
+        }
+        return Ok(None);
+    }
+    if row.len() != 2 {
+        let msg = format!("expected 2 columns `timestamp,value`, found {}", row.len());
+        return Err((0, "row", msg));
+    }
+    let ts = row.field(0);
+    let Some(at) = parse_time(ts) else {
+        let msg = format!("{ts:?} is not a timestamp (expected YYYY-MM-DD HH:MM:SS, UTC)");
+        return Err((0, "timestamp", msg));
+    };
+    let vs = row.field(1);
+    let value = match vs.parse::<f64>() {
+        _ if vs.is_empty() => None,
+        Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+        Ok(v) => return Err((1, "value", format!("{v} is not a finite number >= 0"))),
+        Err(_) => return Err((1, "value", format!("{vs:?} is not a number"))),
+    };
+    let (line, col) = row.pos(1);
+    Ok(Some(Row {
+        at,
+        line,
+        col,
+        value,
+    }))
 }
 
 /// Rows sorted by time (stably: equal timestamps in file order). Equal timestamps merge into
@@ -356,6 +331,40 @@ mod tests {
         );
         assert!(e.contains("t.csv:5:21: value:"), "{e}");
         assert!(e.contains("t.csv:6:1: row: expected 2 columns"), "{e}");
+    }
+
+    #[test]
+    fn quotes_crlf_bom_and_blank_rows_read_as_the_plain_export() {
+        let plain = "timestamp,value\n2014-01-01 00:00:00,1.5\n2014-01-01 00:01:00,\n2014-01-01 00:02:00,3\n";
+        let odd = "\u{feff}\"timestamp\",\"value\"\r\n\r\n\"2014-01-01 00:00:00\", \"1.5\"\r\n  \r\n,\r\n2014-01-01 00:01:00,\"\"\r\n2014-01-01 00:02:00,3";
+        let a = Trace::parse("t.csv", plain).unwrap();
+        let b = Trace::parse("t.csv", odd).unwrap();
+        assert_eq!(
+            (a.values.clone(), a.start, a.step_secs),
+            (b.values, b.start, b.step_secs)
+        );
+        assert_eq!(a.values, vec![Some(1.5), None, Some(3.0)]);
+        // Positions stay those of the file: line 7 (blank rows counted), the quoted value.
+        let e = Trace::parse("t.csv", &odd.replace(",3", ",\"x\""))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "t.csv:7:21: value: \"x\" is not a number");
+        // A quoted comma is one field, not a third column.
+        let e = Trace::parse("t.csv", "2014-01-01 00:00:00,\"1,5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "t.csv:1:21: value: \"1,5\" is not a number");
+    }
+
+    #[test]
+    fn a_bad_header_is_located() {
+        let e = Trace::parse("t.csv", "\ntimestamp,value,extra\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t.csv:2:1: header: expected the header `timestamp,value`, found 3 columns"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Located input errors and the parsing helpers that produce them: every bad config or
 //! policy is reported as `file:line:column: field: message`. Pure: works on text already read.
 
+pub mod csv_rows;
+
 use serde::de::DeserializeOwned;
 use std::fmt;
 
