@@ -21,7 +21,7 @@
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
 use crate::core::input::csv_rows::{for_each_row, CsvRow};
 use crate::core::input::{
-    parse_document, position_of, InputError, InputErrors, Syntax, MAX_INPUT_BYTES,
+    locate, parse_document, InputError, InputErrors, Syntax, MAX_INPUT_BYTES,
 };
 use crate::ports::{MetricsSource, PortError};
 use async_trait::async_trait;
@@ -121,26 +121,15 @@ impl TryFrom<JsonFields> for JsonRow {
 }
 
 /// A range error from [`JsonRow`]: the field is the row's `value`, and the position (which
-/// serde puts after the row) that of the row's own `"value"` key, the last one before it (rows
-/// are flat objects).
+/// serde puts after the row) that of the row's own `"value"` key.
 fn name_value_field(text: &str, mut e: InputError) -> InputError {
     let Some(m) = e.message.strip_prefix(VALUE_TAG) else {
         return e;
     };
     e.message = m.to_string();
     e.field = format!("{}.value", e.field);
-    if let (Some(line), Some(col)) = (e.line, e.column) {
-        let start: usize = text
-            .split_inclusive('\n')
-            .take(line.saturating_sub(1))
-            .map(str::len)
-            .sum();
-        let end = (start + col.saturating_sub(1)).min(text.len());
-        let before = text.get(..end).unwrap_or(text);
-        let n = before.matches("\"value\"").count();
-        if n > 0 {
-            e = e.at(position_of(text, "\"value\"", n - 1));
-        }
+    if let Some(at) = locate(text, Syntax::Json, &e.field) {
+        e = e.at(Some(at.key));
     }
     e
 }

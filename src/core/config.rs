@@ -3,9 +3,7 @@
 //! comments) and the same model in YAML, and validates it with located errors. Pure.
 
 use super::domain::{InstanceClass, InstanceId};
-use super::input::{
-    parse_document, position_of, position_of_value, InputError, InputErrors, Syntax, UniqueMap,
-};
+use super::input::{locate, parse_document, InputError, InputErrors, Syntax, UniqueMap};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -159,8 +157,6 @@ impl Config {
             parse_document::<UniqueMap<String, RawCluster>>(file, text, syntax)?.0;
         let mut errors = Vec::new();
         let mut seen: HashMap<String, String> = HashMap::new();
-        // occurrence counters so that a value used twice is located at its second place
-        let occurrences: std::cell::RefCell<HashMap<String, usize>> = Default::default();
         let mut clusters = BTreeMap::new();
 
         if raw.is_empty() {
@@ -168,25 +164,20 @@ impl Config {
         }
 
         for (name, rc) in raw {
+            // A bad value is located at the value, a missing or empty one at its key.
             let mut err = |field: String, msg: String, value: Option<&str>| {
+                let at = locate(text, syntax, &field);
                 let pos = match value {
-                    Some(v) if !v.is_empty() => {
-                        let n = occurrences.borrow().get(v).copied().unwrap_or(0);
-                        position_of_value(text, v, n.saturating_sub(1))
-                    }
-                    _ => position_of(text, &field_key(&field), 0),
+                    Some(v) if !v.is_empty() => at.and_then(|l| l.value),
+                    _ => None,
                 };
-                errors.push(InputError::new(file, field, msg).at(pos));
-            };
-            let note = |v: &str| {
-                *occurrences.borrow_mut().entry(v.to_string()).or_insert(0) += 1;
+                errors.push(InputError::new(file, field, msg).at(pos.or(at.map(|l| l.key))));
             };
 
             if name.trim().is_empty() {
                 err(name.clone(), "cluster name is empty".into(), None);
             }
             let m = &rc.master_node;
-            note(&m.instance_id);
             let master_id = check_id(
                 &m.instance_id,
                 format!("{name}.master_node.instance_id"),
@@ -219,7 +210,6 @@ impl Config {
             )];
             let mut replicas = Vec::new();
             for (i, r) in rc.replica_nodes.iter().enumerate() {
-                note(&r.id);
                 let id = check_id(&r.id, format!("{name}.replica_nodes[{i}].id"), &mut err);
                 let class = check_class(
                     &r.instance_class,
@@ -274,13 +264,6 @@ impl Config {
             Err(InputErrors(errors))
         }
     }
-}
-
-/// `cluster1.replica_nodes[1].id` → `"id"`, used to locate a field when no value identifies it.
-fn field_key(field: &str) -> String {
-    let last = field.rsplit('.').next().unwrap_or(field);
-    let last = last.split('[').next().unwrap_or(last);
-    last.to_string()
 }
 
 fn check_id(

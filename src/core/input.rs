@@ -2,6 +2,9 @@
 //! policy is reported as `file:line:column: field: message`. Pure: works on text already read.
 
 pub mod csv_rows;
+pub mod locate;
+
+pub use locate::{locate, locate_in, locate_nth, Located};
 
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -104,33 +107,6 @@ impl Syntax {
     }
 }
 
-fn nesting_depth(text: &str) -> usize {
-    // Rough upper bound: brackets outside strings plus YAML indentation depth is not needed,
-    // because serde_yaml has its own recursion limit; JSON brackets are what can blow up.
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for c in text.chars() {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, '\\') => esc = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_str = true,
-            '{' | '[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            '}' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
 /// Parse a whole document into `T`, reporting the failing field path and position.
 pub fn parse_document<T: DeserializeOwned>(
     file: &str,
@@ -154,7 +130,7 @@ pub fn parse_document<T: DeserializeOwned>(
             "file contains NUL bytes: not a text document",
         ));
     }
-    let depth = nesting_depth(text);
+    let depth = locate::nesting_depth(text, syntax);
     if depth > MAX_NESTING {
         return Err(InputError::new(
             file,
@@ -165,7 +141,7 @@ pub fn parse_document<T: DeserializeOwned>(
     match syntax {
         Syntax::Json => {
             // Comments are replaced by spaces, so line and column numbers stay those of the file.
-            let stripped = strip_json_comments(text).map_err(|pos| {
+            let stripped = locate::blank_json_comments(text).map_err(|pos| {
                 InputError::new(file, "", "unterminated /* comment: reached EOF").at(Some(pos))
             })?;
             let mut de = serde_json::Deserializer::from_str(&stripped);
@@ -202,79 +178,6 @@ pub fn parse_document<T: DeserializeOwned>(
             })
         }
     }
-}
-
-/// Blank out `//` and `/* */` comments outside strings, keeping every newline so that
-/// positions stay those of the file. An unterminated block comment is an error at its
-/// start (1-based line and column); an unterminated string is left for the JSON parser.
-fn strip_json_comments(text: &str) -> Result<String, (usize, usize)> {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let (mut line, mut col) = (1usize, 1usize);
-    let (mut in_str, mut esc) = (false, false);
-    while let Some(c) = chars.next() {
-        let start = (line, col);
-        let advance = |c: char, line: &mut usize, col: &mut usize| {
-            if c == '\n' {
-                *line += 1;
-                *col = 1;
-            } else {
-                *col += 1;
-            }
-        };
-        advance(c, &mut line, &mut col);
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, '\\') => esc = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            out.push(c);
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_str = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                out.push(' ');
-                while let Some(&n) = chars.peek() {
-                    if n == '\n' {
-                        break;
-                    }
-                    chars.next();
-                    advance(n, &mut line, &mut col);
-                    out.push(' ');
-                }
-            }
-            ('/', Some('*')) => {
-                out.push(' ');
-                let mut prev = '\0';
-                let mut closed = false;
-                // the `*` that opens the comment cannot also close it
-                if let Some(n) = chars.next() {
-                    advance(n, &mut line, &mut col);
-                    out.push(' ');
-                }
-                for n in chars.by_ref() {
-                    advance(n, &mut line, &mut col);
-                    out.push(if n == '\n' { '\n' } else { ' ' });
-                    if prev == '*' && n == '/' {
-                        closed = true;
-                        break;
-                    }
-                    prev = n;
-                }
-                if !closed {
-                    return Err(start);
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 /// A map that refuses a key given twice (serde's own maps keep the last one silently).
@@ -320,7 +223,7 @@ where
 
 /// Polish a parser error: drop the field path serde_yaml repeats at the start of its message,
 /// and for a key given twice name the key in the field and point at its second occurrence
-/// (serde_yaml locates the enclosing mapping instead).
+/// (serde_yaml locates the enclosing mapping, serde_json the end of the value).
 fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
     if !e.field.is_empty() {
         if let Some(rest) = e.message.strip_prefix(&format!("{}: ", e.field)) {
@@ -335,50 +238,16 @@ fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
             Some(rest[..rest.find('`')?].to_string())
         });
     if let Some(key) = key {
-        if syntax == Syntax::Yaml {
-            if let Some(pos) = second_yaml_key(text, &key, e.line.unwrap_or(1)) {
-                e.line = Some(pos.0);
-                e.column = Some(pos.1);
-            }
-        }
         e.field = if e.field.is_empty() {
             key
         } else {
             format!("{}.{key}", e.field)
         };
+        if let Some(second) = locate_nth(text, syntax, &e.field, 1) {
+            e = e.at(Some(second.key));
+        }
     }
     e
-}
-
-/// Position of the second block-style occurrence of `key:` at one indentation, searching from
-/// line `from` (1-based). Best effort: `None` when there is no such pair.
-fn second_yaml_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
-    let mut first_col = None;
-    for (n, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
-        let trimmed = line.trim_start();
-        let mut col = line.len() - trimmed.len();
-        let mut rest = trimmed;
-        if let Some(after) = rest.strip_prefix("- ") {
-            let t = after.trim_start();
-            col += 2 + (after.len() - t.len());
-            rest = t;
-        }
-        let is_key = [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
-            .iter()
-            .any(|k| {
-                rest.strip_prefix(k.as_str())
-                    .is_some_and(|r| r.trim_start().starts_with(':'))
-            });
-        if !is_key {
-            continue;
-        }
-        match first_col {
-            None => first_col = Some(col),
-            Some(c) if c == col => return Some((n + 1, col + 1)),
-            Some(_) => {}
-        }
-    }
-    None
 }
 
 fn clean_path(p: &str) -> String {
@@ -396,32 +265,6 @@ fn strip_position(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-/// Position (1-based line, column) of the `nth` (0-based) occurrence of `needle` in `text`.
-pub fn position_of(text: &str, needle: &str, nth: usize) -> Option<(usize, usize)> {
-    let mut from = 0;
-    let mut found = None;
-    for _ in 0..=nth {
-        let i = text[from..].find(needle)? + from;
-        found = Some(i);
-        from = i + needle.len().max(1);
-    }
-    let i = found?;
-    let before = &text[..i];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(i, |nl| i - nl - 1) + 1;
-    Some((line, col))
-}
-
-/// Position of a key (`"key"` in JSON, `key:` in YAML) whose value is `value`, searching the
-/// `nth` occurrence of the value as a quoted or bare scalar. Best effort: used to locate
-/// semantic errors found after parsing.
-pub fn position_of_value(text: &str, value: &str, nth: usize) -> Option<(usize, usize)> {
-    let quoted = format!("\"{value}\"");
-    position_of(text, &quoted, nth)
-        .or_else(|| position_of(text, &format!("'{value}'"), nth))
-        .or_else(|| position_of(text, value, nth))
 }
 
 #[cfg(test)]
@@ -462,24 +305,6 @@ mod tests {
             .unwrap_err()
             .message
             .contains("NUL"));
-    }
-
-    #[test]
-    fn positions_are_one_based() {
-        assert_eq!(position_of("ab\ncd x", "x", 0), Some((2, 4)));
-        assert_eq!(position_of("x x", "x", 1), Some((1, 3)));
-        assert_eq!(position_of("x", "y", 0), None);
-    }
-
-    #[test]
-    fn comments_are_blanked_keeping_positions() {
-        let t = "{ // one\n \"a\": \"x//y\", /* two\n */ \"b\": 1 }";
-        let s = strip_json_comments(t).unwrap();
-        assert_eq!(s.len(), t.len());
-        assert_eq!(s.lines().count(), t.lines().count());
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v["a"], "x//y");
-        assert_eq!(v["b"], 1);
     }
 
     #[test]

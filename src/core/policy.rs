@@ -5,7 +5,7 @@
 
 use super::config::{ClusterSpec, Config};
 use super::domain::{InstanceClass, InstanceId, MetricKind, MetricQuery, Statistic};
-use super::input::{parse_document, position_of, InputError, InputErrors, Syntax};
+use super::input::{locate, parse_document, InputError, InputErrors, Syntax};
 use super::plan::ClusterView;
 use super::schedule::{parse_cron, parse_timezone, Bounds, Schedule};
 use chrono::{DateTime, Timelike, Utc};
@@ -273,136 +273,20 @@ struct RawSchedule {
     master_class: Option<String>,
 }
 
-// ---------------------------------------------------------------- locating fields in YAML
-
-#[derive(Debug, Clone, PartialEq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn parse_path(path: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in path.split('.') {
-        let mut rest = part;
-        if let Some(i) = rest.find('[') {
-            if i > 0 {
-                out.push(Seg::Key(rest[..i].to_string()));
-            }
-            rest = &rest[i..];
-            while let Some(stripped) = rest.strip_prefix('[') {
-                let close = stripped.find(']').unwrap_or(stripped.len());
-                if let Ok(n) = stripped[..close].parse() {
-                    out.push(Seg::Index(n));
-                }
-                rest = stripped.get(close + 1..).unwrap_or("");
-            }
-        } else if !rest.is_empty() {
-            out.push(Seg::Key(rest.to_string()));
-        }
-    }
-    out
-}
-
-/// Position (1-based line, column) of a dotted field path (`schedules[1].cron`) in a block-style
-/// YAML document; falls back to the longest prefix of the path found. Best effort, never fails
-/// on odd input (flow style, anchors): then the closest known place or `None` is returned.
-pub fn locate_field(text: &str, path: &str) -> Option<(usize, usize)> {
-    locate_yaml(text, path)
-}
-
-fn locate_yaml(text: &str, path: &str) -> Option<(usize, usize)> {
-    let want = parse_path(path);
-    if want.is_empty() {
-        return None;
-    }
-    let mut stack: Vec<(usize, Seg)> = Vec::new();
-    let mut best: Option<(usize, (usize, usize))> = None;
-    let mut consider = |stack: &Vec<(usize, Seg)>, pos: (usize, usize)| {
-        let n = stack.len();
-        if n <= want.len()
-            && stack.iter().map(|(_, s)| s).eq(want[..n].iter())
-            && best.is_none_or(|(bn, _)| n > bn)
-        {
-            best = Some((n, pos));
-        }
-    };
-    for (lineno, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
-            continue;
-        }
-        let mut col = line.len() - trimmed.len();
-        let mut rest = trimmed;
-        loop {
-            if rest == "-" || rest.starts_with("- ") {
-                while stack
-                    .last()
-                    .is_some_and(|(i, s)| *i > col || (*i == col && matches!(s, Seg::Index(_))))
-                {
-                    let (i, s) = stack.pop().unwrap_or((0, Seg::Index(0)));
-                    if i == col {
-                        if let Seg::Index(n) = s {
-                            stack.push((col, Seg::Index(n + 1)));
-                            break;
-                        }
-                    }
-                }
-                if !stack
-                    .last()
-                    .is_some_and(|(i, s)| *i == col && matches!(s, Seg::Index(_)))
-                {
-                    stack.push((col, Seg::Index(0)));
-                }
-                consider(&stack, (lineno + 1, col + 1));
-                let after = &rest[1..];
-                let t = after.trim_start();
-                col += 1 + (after.len() - t.len());
-                rest = t;
-                if rest.is_empty() {
-                    break;
-                }
-                continue;
-            }
-            let key_end = rest
-                .find(": ")
-                .or_else(|| rest.ends_with(':').then(|| rest.len() - 1));
-            if let Some(k) = key_end {
-                let key = rest[..k].trim().trim_matches(|c| c == '"' || c == '\'');
-                if key.starts_with('{') || key.starts_with('[') {
-                    break;
-                }
-                while stack.last().is_some_and(|(i, _)| *i >= col) {
-                    stack.pop();
-                }
-                stack.push((col, Seg::Key(key.to_string())));
-                consider(&stack, (lineno + 1, col + 1));
-            }
-            break;
-        }
-    }
-    best.map(|(_, p)| p)
-}
-
 // ---------------------------------------------------------------- parsing and validation
 
 struct Errs<'a> {
     file: &'a str,
     text: &'a str,
-    yaml: bool,
+    syntax: Syntax,
     list: Vec<InputError>,
 }
 
 impl Errs<'_> {
+    /// A problem with `field`, located at its key.
     fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
         let field = field.into();
-        let pos = if self.yaml {
-            locate_yaml(self.text, &field)
-        } else {
-            let last = field.rsplit('.').next().unwrap_or(&field);
-            let key = last.split('[').next().unwrap_or(last);
-            position_of(self.text, &format!("\"{key}\""), 0)
-        };
+        let pos = locate(self.text, self.syntax, &field).map(|l| l.key);
         self.list
             .push(InputError::new(self.file, field, msg).at(pos));
     }
@@ -503,7 +387,7 @@ impl Policy {
                     raw.cluster
                 ),
             )
-            .at(locate_field(text, "cluster"))]));
+            .at(locate(text, syntax, "cluster").map(|l| l.key))]));
         }
         raw.cluster = cluster.to_string();
         Policy::from_raw(file, text, syntax, raw, config)
@@ -519,7 +403,7 @@ impl Policy {
         let mut e = Errs {
             file,
             text,
-            yaml: syntax == Syntax::Yaml,
+            syntax,
             list: Vec::new(),
         };
         let spec = config.cluster(&raw.cluster);
@@ -1099,26 +983,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn locate_block_yaml_paths() {
-        let y = "cluster: c\nrules:\n  - metric: cpu\n    target: 60\n  - metric: bogus\n    above: 3\nschedules:\n- cron: x\n  duration: 1h\n- cron: y\n  timezone: Nowhere\n";
-        assert_eq!(locate_yaml(y, "cluster"), Some((1, 1)));
-        assert_eq!(locate_yaml(y, "rules[0].target"), Some((4, 5)));
-        assert_eq!(locate_yaml(y, "rules[1].metric"), Some((5, 5)));
-        assert_eq!(locate_yaml(y, "rules[1].above"), Some((6, 5)));
-        assert_eq!(locate_yaml(y, "schedules[1].timezone"), Some((11, 3)));
-        assert_eq!(locate_yaml(y, "schedules[1].cron"), Some((10, 3)));
-        // Missing leaf: the closest parent.
-        assert_eq!(locate_yaml(y, "schedules[0].min_replicas"), Some((8, 1)));
-    }
-
-    #[test]
-    fn path_parsing() {
-        assert_eq!(
-            parse_path("a[1].b"),
-            vec![Seg::Key("a".into()), Seg::Index(1), Seg::Key("b".into())]
-        );
     }
 }
