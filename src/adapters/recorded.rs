@@ -20,9 +20,7 @@
 
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
 use crate::core::input::csv_rows::{for_each_row, CsvRow};
-use crate::core::input::{
-    locate, parse_document, InputError, InputErrors, Syntax, MAX_INPUT_BYTES,
-};
+use crate::core::input::{locate, parse_document_up_to, InputError, InputErrors, Syntax};
 use crate::ports::{MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -304,22 +302,8 @@ impl RecordedMetrics {
     }
 
     fn parse_json(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
-        if text.len() > MAX_RECORDED_BYTES {
-            return Err(InputError::new(file, "", "file is too large").into());
-        }
-        // parse_document bounds the size at MAX_INPUT_BYTES; recorded files may be larger, so
-        // only small ones go through it (same errors), large ones straight to serde_json.
-        let rows: Result<Vec<JsonRow>, InputError> = if text.len() <= MAX_INPUT_BYTES {
-            parse_document(file, text, Syntax::Json)
-        } else {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                InputError::new(file, path, inner.to_string())
-                    .at(Some((inner.line(), inner.column())))
-            })
-        };
+        let rows: Result<Vec<JsonRow>, InputError> =
+            parse_document_up_to(file, text, Syntax::Json, MAX_RECORDED_BYTES);
         let rows = rows.map_err(|e| name_value_field(text, e))?;
         let mut b = Builder::default();
         for (i, JsonRow(r)) in rows.into_iter().enumerate() {

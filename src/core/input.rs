@@ -107,20 +107,28 @@ impl Syntax {
     }
 }
 
-/// Parse a whole document into `T`, reporting the failing field path and position.
+/// Parse a whole document (at most [`MAX_INPUT_BYTES`]) into `T`, reporting the failing field
+/// path and position.
 pub fn parse_document<T: DeserializeOwned>(
     file: &str,
     text: &str,
     syntax: Syntax,
 ) -> Result<T, InputError> {
-    if text.len() > MAX_INPUT_BYTES {
+    parse_document_up_to(file, text, syntax, MAX_INPUT_BYTES)
+}
+
+/// [`parse_document`] with another size limit (data files may be larger than configs).
+pub fn parse_document_up_to<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    syntax: Syntax,
+    max_bytes: usize,
+) -> Result<T, InputError> {
+    if text.len() > max_bytes {
         return Err(InputError::new(
             file,
             "",
-            format!(
-                "file is {} bytes; the limit is {MAX_INPUT_BYTES}",
-                text.len()
-            ),
+            format!("file is {} bytes; the limit is {max_bytes}", text.len()),
         ));
     }
     if text.contains('\0') {
