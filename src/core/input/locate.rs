@@ -35,21 +35,28 @@ pub fn locate_nth(text: &str, syntax: Syntax, path: &str, nth: usize) -> Option<
 /// JSON text with `//` and `/* */` comments replaced by spaces (newlines kept), so that
 /// positions stay those of the file. An unterminated block comment is an error at its start.
 pub fn blank_json_comments(text: &str) -> Result<String, (usize, usize)> {
-    let mut out = text.as_bytes().to_vec();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
     for t in Lexer::new(text, Syntax::Json) {
         if let Kind::Comment { closed } = t.kind {
             if !closed {
                 return Err((t.line, t.col));
             }
-            for b in &mut out[t.start..t.end] {
-                if !matches!(*b, b'\n' | b'\r') {
-                    *b = b' ';
+            // A comment starts and ends at ASCII bytes: both are character boundaries.
+            out.push_str(&text[from..t.start]);
+            let blank = |b: &u8| {
+                if matches!(b, b'\n' | b'\r') {
+                    *b as char
+                } else {
+                    ' '
                 }
-            }
+            };
+            out.extend(text.as_bytes()[t.start..t.end].iter().map(blank));
+            from = t.end;
         }
     }
-    // Only whole comments (which start and end at ASCII bytes) were blanked.
-    Ok(String::from_utf8(out).unwrap_or_default())
+    out.push_str(&text[from..]);
+    Ok(out)
 }
 
 /// Deepest nesting of flow brackets (`{` `[`) outside strings and comments.
@@ -503,24 +510,25 @@ fn find(text: &str, syntax: Syntax, want: &[Seg], nth: usize, prefix: bool) -> O
     if want.is_empty() {
         return None;
     }
-    let tokens: Vec<Token> = Lexer::new(text, syntax)
+    let mut tokens = Lexer::new(text, syntax)
         .filter(|t| !matches!(t.kind, Kind::Comment { .. }))
-        .collect();
+        .peekable();
     let mut walker = Walker {
         text,
         frames: Vec::new(),
     };
     let (mut seen, mut best) = (0, None::<(usize, (usize, usize))>);
-    for (i, t) in tokens.iter().enumerate() {
-        if !walker.step(t, tokens.get(i + 1)) {
+    while let Some(t) = tokens.next() {
+        if !walker.step(&t, tokens.peek()) {
             continue;
         }
         match walker.matches(want) {
             Some(n) if n == want.len() && seen == nth => {
+                let rest: Vec<Token> = tokens.take(2).collect();
                 return Some(Located {
                     key: t.pos(),
-                    value: value_after(t, &tokens[i + 1..]),
-                })
+                    value: value_after(&t, &rest),
+                });
             }
             Some(n) if n == want.len() => seen += 1,
             Some(n) if prefix && best.is_none_or(|(b, _)| n > b) => best = Some((n, t.pos())),
@@ -635,6 +643,20 @@ mod tests {
         );
         assert_eq!(parse_path("[2][0]"), vec![Seg::Index(2), Seg::Index(0)]);
         assert!(parse_path("").is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_walked_without_panic(text in "[-:#'\"{}\\[\\], |>/*\\\\\n\r\taé]{0,80}") {
+            for s in [Syntax::Json, Syntax::Yaml] {
+                let _ = locate(&text, s, "a[0].b");
+                let _ = locate_nth(&text, s, "a", 1);
+                let _ = nesting_depth(&text, s);
+            }
+            if let Ok(b) = blank_json_comments(&text) {
+                proptest::prop_assert_eq!(b.len(), text.len());
+            }
+        }
     }
 
     #[test]
