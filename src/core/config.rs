@@ -436,6 +436,24 @@ mod tests {
     }
 
     #[test]
+    fn bad_values_are_located_at_the_value_in_both_syntaxes() {
+        let y = "c.one:\n  master_node: {identifier: s, instance_id: cm, instance_class: db.t3.micro}\n  replica_nodes:\n    - id: ok1\n      instance_class: db.t3.micro\n    - {id: bad--id, instance_class: db.t3.micro}\n";
+        let e = err_of("c.yaml", y);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            e[0].to_string().split(": ").take(2).collect::<Vec<_>>(),
+            ["c.yaml:6:12", "c.one.replica_nodes[1].id"]
+        );
+        let text = OLD_EXAMPLE.replace(
+            "\"db.t1.micro\" }\n        ]",
+            "\"nope\" }\n        ]",
+        );
+        let e = err_of("c.json", &text);
+        assert_eq!((e[0].line, e[0].column), (Some(12), Some(54)), "{e:?}");
+        assert_eq!(e[0].field, "cluster1.replica_nodes[1].instance_class");
+    }
+
+    #[test]
     fn every_identifier_rule_is_enforced() {
         for bad in ["", "1abc", "abc-", "a_b", &"a".repeat(64), "a--b"] {
             let text = OLD_EXAMPLE.replace("cluster1s01", bad);

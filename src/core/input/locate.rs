@@ -487,13 +487,29 @@ impl Walker<'_> {
     fn matches(&self, want: &[Seg]) -> Option<usize> {
         let mut n = 0;
         for seg in self.frames.iter().filter_map(|f| f.seg.as_ref()) {
-            if want.get(n) != Some(seg) {
-                return None;
-            }
-            n += 1;
+            n += segs_matched(seg, &want[n.min(want.len())..])?;
         }
         Some(n)
     }
+}
+
+/// How many segments of `want` the document's `seg` stands for: one, or several for a key
+/// with dots in it (a cluster named `a.b` is `a`, `b` in a dotted path).
+fn segs_matched(seg: &Seg, want: &[Seg]) -> Option<usize> {
+    if want.first() == Some(seg) {
+        return Some(1);
+    }
+    let Seg::Key(k) = seg else { return None };
+    let parts = k.split('.').count();
+    let joined: Option<Vec<&str>> = want
+        .iter()
+        .take(parts)
+        .map(|w| match w {
+            Seg::Key(w) => Some(w.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    (parts > 1 && joined?.join(".") == *k).then_some(parts)
 }
 
 /// The item after `seg` in a sequence (the first when there is none yet).
@@ -597,6 +613,13 @@ mod tests {
         assert_eq!(key(y, Syntax::Yaml, "q"), Some((10, 1)));
         // inside a block scalar: only the item is found
         assert_eq!(key(y, Syntax::Yaml, "items[0].z"), Some((7, 3)));
+    }
+
+    #[test]
+    fn a_key_with_dots_matches_the_dotted_path() {
+        let y = "a.b:\n  m: {id: x}\na:\n  b: 1\n";
+        assert_eq!(key(y, Syntax::Yaml, "a.b.m.id"), Some((2, 7)));
+        assert_eq!(key(y, Syntax::Yaml, "a.b"), Some((1, 1)));
     }
 
     #[test]
