@@ -325,11 +325,8 @@ impl RecordedMetrics {
 
     fn parse_csv(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
         let mut b = Builder::default();
-        let mut first = true;
         let read = for_each_row(file, text, Some(b'#'), |row| {
-            let header = first && row.field(0).eq_ignore_ascii_case("timestamp");
-            first = false;
-            b.add_csv_row(file, row, header);
+            b.add_csv_row(file, row, row.is_header(COLUMNS[0]));
             if b.errors.len() > 100 {
                 b.errors
                     .push(InputError::new(file, "", "too many errors; stopped"));

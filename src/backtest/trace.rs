@@ -73,14 +73,11 @@ impl Trace {
     pub fn parse(file: &str, text: &str) -> Result<Trace, InputErrors> {
         let mut errors: Vec<InputError> = Vec::new();
         let mut samples: Vec<Row> = Vec::new();
-        let mut first_row = true;
         for_each_row(file, text, None, |row| {
             if errors.len() >= MAX_ERRORS {
                 return ControlFlow::Break(());
             }
-            let header = first_row && row.field(0).eq_ignore_ascii_case("timestamp");
-            first_row = false;
-            match read_row(row, header) {
+            match read_row(row, row.is_header("timestamp")) {
                 Ok(Some(r)) => samples.push(r),
                 Ok(None) => {}
                 Err((col, field, msg)) => {

@@ -444,10 +444,7 @@ mod tests {
             e[0].to_string().split(": ").take(2).collect::<Vec<_>>(),
             ["c.yaml:6:12", "c.one.replica_nodes[1].id"]
         );
-        let text = OLD_EXAMPLE.replace(
-            "\"db.t1.micro\" }\n        ]",
-            "\"nope\" }\n        ]",
-        );
+        let text = OLD_EXAMPLE.replace("\"db.t1.micro\" }\n        ]", "\"nope\" }\n        ]");
         let e = err_of("c.json", &text);
         assert_eq!((e[0].line, e[0].column), (Some(12), Some(54)), "{e:?}");
         assert_eq!(e[0].field, "cluster1.replica_nodes[1].instance_class");

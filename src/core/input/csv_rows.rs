@@ -19,9 +19,17 @@ pub struct CsvRow<'a> {
     pub line: usize,
     /// Byte offset of the record in the document (after the byte-order mark).
     start: usize,
+    /// Whether it is the document's first row (blank ones not counted).
+    first: bool,
 }
 
 impl CsvRow<'_> {
+    /// Whether this is a header row: the first row, with `first_column` (any case) as its
+    /// first field.
+    pub fn is_header(&self, first_column: &str) -> bool {
+        self.first && self.field(0).eq_ignore_ascii_case(first_column)
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.record.len()
@@ -137,6 +145,7 @@ pub fn for_each_row(
         .from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
     let splitter = RefCell::new(csv_core::Reader::new());
+    let mut first = true;
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
@@ -161,7 +170,9 @@ pub fn for_each_row(
             splitter: &splitter,
             line,
             start,
+            first,
         };
+        first = false;
         if each(&row).is_break() {
             return Ok(());
         }
@@ -203,6 +214,17 @@ mod tests {
             (3, s(&["d", "e", "f"]), vec![(3, 1), (3, 4), (3, 7)])
         );
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn only_the_first_row_can_be_a_header() {
+        let mut headers = Vec::new();
+        for_each_row("f.csv", "\n\"Timestamp\",v\ntimestamp,v\n", None, |r| {
+            headers.push(r.is_header("timestamp"));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(headers, [true, false]);
     }
 
     #[test]
