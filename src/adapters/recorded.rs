@@ -247,7 +247,7 @@ impl Builder {
         if let (Some(at), Some(id), Some(metric), Some(stat), Some(Some(v))) =
             (at, id, metric, stat, value)
         {
-            let (line, pos) = (row.line, Some(row.pos(4)));
+            let (line, pos) = (row.mark.line, Some(row.pos(4)));
             self.add(file, &id, metric, stat, at, v, format!("line {line}"), pos);
         }
     }

@@ -18,7 +18,7 @@
 //! - any other row is an error located at `file:line:column`, and nothing is replayed.
 
 use crate::adapters::sim_load::Demand;
-use crate::core::input::csv_rows::{for_each_row, CsvRow};
+use crate::core::input::csv_rows::{for_each_row, CsvRow, RowMark};
 use crate::core::input::{InputError, InputErrors};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::ops::ControlFlow;
@@ -92,7 +92,7 @@ impl Trace {
         let rows = samples.len();
         // Stable: equal timestamps keep file order.
         samples.sort_by_key(|s| s.at);
-        let samples = merge_equal_timestamps(file, samples)?;
+        let samples = merge_equal_timestamps(file, text, samples)?;
         on_grid(file, &samples, rows)
     }
 
@@ -130,12 +130,11 @@ impl Trace {
     }
 }
 
-/// One data row of a trace: its time, where its value is (1-based line and column), the value.
+/// One data row of a trace: its time, where it is, the value.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     at: DateTime<Utc>,
-    line: usize,
-    col: usize,
+    mark: RowMark,
     value: Option<f64>,
 }
 
@@ -168,19 +167,18 @@ fn read_row(row: &CsvRow, header: bool) -> Result<Option<Row>, RowError> {
         Ok(v) => return Err((1, "value", format!("{v} is not a finite number >= 0"))),
         Err(_) => return Err((1, "value", format!("{vs:?} is not a number"))),
     };
-    let (line, col) = row.pos(1);
     Ok(Some(Row {
         at,
-        line,
-        col,
+        mark: row.mark,
         value,
     }))
 }
 
 /// Rows sorted by time (stably: equal timestamps in file order). Equal timestamps merge into
 /// one sample when they agree: the same value repeated, or a value and empty rows. Two
-/// different values for one timestamp are an error at the later row, naming the earlier one.
-fn merge_equal_timestamps(file: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputErrors> {
+/// different values for one timestamp are an error at the later row (located in `text`),
+/// naming the earlier one.
+fn merge_equal_timestamps(file: &str, text: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputErrors> {
     let mut out: Vec<Row> = Vec::with_capacity(rows.len());
     let mut errors = Vec::new();
     for r in rows {
@@ -194,10 +192,10 @@ fn merge_equal_timestamps(file: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputE
                             format!(
                                 "duplicate timestamp {} with a different value ({b} here, {a} at line {})",
                                 r.at.format("%Y-%m-%d %H:%M:%S"),
-                                prev.line
+                                prev.mark.line
                             ),
                         )
-                        .at(Some((r.line, r.col))),
+                        .at(Some(r.mark.pos(text, 1))),
                     );
                     if errors.len() >= MAX_ERRORS {
                         break;
@@ -248,7 +246,7 @@ fn on_grid(file: &str, samples: &[Row], rows: usize) -> Result<Trace, InputError
     let last = samples[samples.len() - 1];
     let span = (last.at - start).num_seconds();
     if span / 60 > MAX_SPAN_MINUTES {
-        let line = last.line;
+        let line = last.mark.line;
         return Err(InputError::new(
             file,
             "timestamp",

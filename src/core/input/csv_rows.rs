@@ -11,16 +11,32 @@ use std::ops::ControlFlow;
 
 /// One non-blank record of a CSV document.
 pub struct CsvRow<'a> {
+    /// The document as given to [`for_each_row`].
     text: &'a str,
     record: &'a csv::StringRecord,
     /// The field splitter (built once per document: building one is not cheap).
     splitter: &'a RefCell<csv_core::Reader>,
-    /// 1-based line the record starts on.
-    pub line: usize,
-    /// Byte offset of the record in the document (after the byte-order mark).
-    start: usize,
+    /// Where the row is.
+    pub mark: RowMark,
     /// Whether it is the document's first row (blank ones not counted).
     first: bool,
+}
+
+/// Where a row is, for a reader that reports a row's problem after the reading: its fields
+/// are located from the mark and the text only when needed ([`RowMark::pos`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowMark {
+    /// 1-based line the row starts on.
+    pub line: usize,
+    /// Byte offset of the row in the document as given.
+    start: usize,
+}
+
+impl RowMark {
+    /// [`CsvRow::pos`] of field `i` of this row of `text` (the document the row was read from).
+    pub fn pos(&self, text: &str, i: usize) -> (usize, usize) {
+        field_pos(text, self, &mut csv_core::Reader::new(), i)
+    }
 }
 
 impl CsvRow<'_> {
@@ -52,19 +68,25 @@ impl CsvRow<'_> {
     /// Position (1-based line and byte column) of field `i`'s first non-blank character (its
     /// opening quote when quoted); the end of the row when it has fewer fields.
     pub fn pos(&self, i: usize) -> (usize, usize) {
-        let bytes = self.text.as_bytes();
-        let mut splitter = self.splitter.borrow_mut();
-        let mut at = self.start + field_offset(&mut splitter, &bytes[self.start..], i);
-        while matches!(bytes.get(at), Some(b' ' | b'\t')) {
-            at += 1;
-        }
-        let within = &self.text[self.start..at];
-        let line = self.line + within.matches('\n').count();
-        let line_start = within
-            .rfind('\n')
-            .map_or(self.start, |n| self.start + n + 1);
-        (line, at - line_start + 1)
+        field_pos(self.text, &self.mark, &mut self.splitter.borrow_mut(), i)
     }
+}
+
+fn field_pos(
+    text: &str,
+    mark: &RowMark,
+    splitter: &mut csv_core::Reader,
+    i: usize,
+) -> (usize, usize) {
+    let (bytes, start) = (text.as_bytes(), mark.start);
+    let mut at = start + field_offset(splitter, &bytes[start..], i);
+    while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+        at += 1;
+    }
+    let within = &text[start..at];
+    let line = mark.line + within.matches('\n').count();
+    let line_start = within.rfind('\n').map_or(start, |n| start + n + 1);
+    (line, at - line_start + 1)
 }
 
 /// A field quoted after blanks (`a, "b"`) is plain text to CSV; read it as quoted too.
@@ -136,13 +158,13 @@ pub fn for_each_row(
     comment: Option<u8>,
     mut each: impl FnMut(&CsvRow) -> ControlFlow<()>,
 ) -> Result<(), InputError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .comment(comment)
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+        .from_reader(&text.as_bytes()[bom..]);
     let mut record = csv::StringRecord::new();
     let splitter = RefCell::new(csv_core::Reader::new());
     let mut first = true;
@@ -163,13 +185,20 @@ pub fn for_each_row(
             .position()
             .cloned()
             .unwrap_or_else(csv::Position::new);
-        let (start, line) = record_start(text, pos.byte() as usize, pos.line() as usize, comment);
+        let (start, line) = record_start(
+            &text[bom..],
+            pos.byte() as usize,
+            pos.line() as usize,
+            comment,
+        );
         let row = CsvRow {
             text,
             record: &record,
             splitter: &splitter,
-            line,
-            start,
+            mark: RowMark {
+                line,
+                start: bom + start,
+            },
             first,
         };
         first = false;
@@ -191,7 +220,7 @@ mod tests {
         for_each_row("f.csv", text, Some(b'#'), |r| {
             let fields = r.fields().map(str::to_string).collect();
             let pos = (0..r.len()).map(|i| r.pos(i)).collect();
-            out.push((r.line, fields, pos));
+            out.push((r.mark.line, fields, pos));
             ControlFlow::Continue(())
         })
         .unwrap();
@@ -214,6 +243,21 @@ mod tests {
             (3, s(&["d", "e", "f"]), vec![(3, 1), (3, 4), (3, 7)])
         );
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_mark_locates_fields_after_the_reading() {
+        let text = "\u{feff}a,b\n\n c, d\n";
+        let mut seen = Vec::new();
+        for_each_row("f.csv", text, None, |r| {
+            seen.push((r.mark, r.pos(1)));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        for (mark, at) in seen {
+            assert_eq!(mark.pos(text, 1), at);
+        }
+        assert_eq!(rows(text)[1].2, vec![(3, 2), (3, 5)]);
     }
 
     #[test]
