@@ -558,6 +558,36 @@ fn traces_with_junk_rows_exit_2_and_odd_rows_follow_the_documented_rule() {
     assert_eq!(t.rows, 7);
 }
 
+#[test]
+fn a_trace_written_with_quotes_crlf_a_bom_and_blank_lines_reads_as_the_plain_export() {
+    use elasticrds::backtest::trace::Trace;
+    let plain =
+        std::fs::read_to_string("tests/data/traces/rds_cpu_utilization_cc0c53.csv").unwrap();
+    // Every field quoted, CRLF line ends, a byte-order mark, a blank line every 100 rows.
+    let mut odd = String::from("\u{feff}");
+    for (i, line) in plain.lines().enumerate() {
+        let quoted: Vec<String> = line.split(',').map(|f| format!("\"{f}\"")).collect();
+        odd.push_str(&quoted.join(","));
+        odd.push_str(if i % 100 == 99 { "\r\n\r\n" } else { "\r\n" });
+    }
+    let a = Trace::parse("t.csv", &plain).unwrap();
+    let b = Trace::parse("t.csv", &odd).unwrap();
+    assert_eq!(
+        (a.start, a.step_secs, a.rows),
+        (b.start, b.step_secs, b.rows)
+    );
+    assert_eq!(a.values, b.values);
+    // A bad value deep in the odd file is located at its line (blank lines counted) and at
+    // its opening quote.
+    let bad = odd.replacen("\"5.816\"", "\"five\"", 1);
+    let line = 1 + bad[..bad.find("five").unwrap()].matches('\n').count();
+    let e = Trace::parse("t.csv", &bad).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("t.csv:{line}:23: value: \"five\" is not a number")
+    );
+}
+
 // ---------------------------------------------------------------- one set of rules for both data files
 
 #[test]

@@ -166,6 +166,20 @@ fn broken_policies_each_get_a_distinct_located_error() {
 }
 
 #[test]
+fn json_policies_are_located_by_field_path_not_by_the_first_matching_key() {
+    let text = "{\n  \"cluster\": \"cluster1\", // the old tool's comments are fine\n  \"rules\": [{\"metric\": \"cpu\", \"target\": 50},\n            {\"metric\": \"memory\", \"target\": 50}]\n}\n";
+    let errs = Policy::parse("p.json", text, &config()).unwrap_err().0;
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0]
+            .to_string()
+            .starts_with("p.json:4:14: rules[1].metric: unknown metric \"memory\""),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
 fn several_errors_in_one_file_are_all_reported() {
     let text = "cluster: cluster1\nmin_replicas: 3\nmax_replicas: 9\nrules:\n  - metric: memory\n    target: 50\nschedules:\n  - cron: nope\n    timezone: Nowhere/Land\n    duration: 1h\n    min_replicas: 1\n";
     let errs = Policy::parse("p.yaml", text, &config()).unwrap_err().0;

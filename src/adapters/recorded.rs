@@ -19,17 +19,20 @@
 //! query's period is not used to re-aggregate them).
 
 use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
-use crate::core::input::{
-    parse_document, position_of, InputError, InputErrors, Syntax, MAX_INPUT_BYTES,
-};
+use crate::core::input::csv_rows::{for_each_row, CsvRow};
+use crate::core::input::{locate, parse_document_up_to, InputError, InputErrors, Syntax};
 use crate::ports::{MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 type Key = (InstanceId, MetricKind, Statistic);
+
+/// The CSV columns, in order.
+const COLUMNS: [&str; 5] = ["timestamp", "instance", "metric", "statistic", "value"];
 
 /// Largest recorded-metrics file accepted (the data-file limit, 64 MiB).
 const MAX_RECORDED_BYTES: usize = crate::input_file::MAX_DATA_BYTES as usize;
@@ -116,26 +119,15 @@ impl TryFrom<JsonFields> for JsonRow {
 }
 
 /// A range error from [`JsonRow`]: the field is the row's `value`, and the position (which
-/// serde puts after the row) that of the row's own `"value"` key, the last one before it (rows
-/// are flat objects).
+/// serde puts after the row) that of the row's own `"value"` key.
 fn name_value_field(text: &str, mut e: InputError) -> InputError {
     let Some(m) = e.message.strip_prefix(VALUE_TAG) else {
         return e;
     };
     e.message = m.to_string();
     e.field = format!("{}.value", e.field);
-    if let (Some(line), Some(col)) = (e.line, e.column) {
-        let start: usize = text
-            .split_inclusive('\n')
-            .take(line.saturating_sub(1))
-            .map(str::len)
-            .sum();
-        let end = (start + col.saturating_sub(1)).min(text.len());
-        let before = text.get(..end).unwrap_or(text);
-        let n = before.matches("\"value\"").count();
-        if n > 0 {
-            e = e.at(position_of(text, "\"value\"", n - 1));
-        }
+    if let Some(at) = locate(text, Syntax::Json, &e.field) {
+        e = e.at(Some(at.key));
     }
     e
 }
@@ -222,6 +214,44 @@ impl Builder {
         }
     }
 
+    /// One CSV record: the header (checked against [`COLUMNS`]) or a sample row; every bad
+    /// field is an error located at it.
+    fn add_csv_row(&mut self, file: &str, row: &CsvRow, header: bool) {
+        let fields: Vec<&str> = row.fields().collect();
+        let whole_row = |msg: String| InputError::new(file, "", msg).at(Some(row.pos(0)));
+        if header {
+            if fields != COLUMNS {
+                let (want, got) = (COLUMNS.join(","), fields.join(","));
+                let e = whole_row(format!("header must be {want}, found {got}"));
+                self.errors.push(e);
+            }
+            return;
+        }
+        if fields.len() != COLUMNS.len() {
+            let (want, n) = (COLUMNS.join(","), fields.len());
+            let e = whole_row(format!("expected 5 columns ({want}), found {n}"));
+            self.errors.push(e);
+            return;
+        }
+        let mut bad = |i: usize, msg: String| {
+            let e = InputError::new(file, COLUMNS[i], msg).at(Some(row.pos(i)));
+            self.errors.push(e);
+        };
+        let at = parse_timestamp(fields[0]).map_err(|m| bad(0, m)).ok();
+        let id = InstanceId::parse(fields[1])
+            .map_err(|e| bad(1, e.to_string()))
+            .ok();
+        let metric = parse_metric(fields[2]).map_err(|m| bad(2, m)).ok();
+        let stat = parse_statistic(fields[3]).map_err(|m| bad(3, m)).ok();
+        let value = parse_value(fields[4], metric).map_err(|m| bad(4, m)).ok();
+        if let (Some(at), Some(id), Some(metric), Some(stat), Some(Some(v))) =
+            (at, id, metric, stat, value)
+        {
+            let (line, pos) = (row.mark.line, Some(row.pos(4)));
+            self.add(file, &id, metric, stat, at, v, format!("line {line}"), pos);
+        }
+    }
+
     fn finish(self) -> Result<RecordedMetrics, InputErrors> {
         if !self.errors.is_empty() {
             return Err(InputErrors(self.errors));
@@ -269,22 +299,8 @@ impl RecordedMetrics {
     }
 
     fn parse_json(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
-        if text.len() > MAX_RECORDED_BYTES {
-            return Err(InputError::new(file, "", "file is too large").into());
-        }
-        // parse_document bounds the size at MAX_INPUT_BYTES; recorded files may be larger, so
-        // only small ones go through it (same errors), large ones straight to serde_json.
-        let rows: Result<Vec<JsonRow>, InputError> = if text.len() <= MAX_INPUT_BYTES {
-            parse_document(file, text, Syntax::Json)
-        } else {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                InputError::new(file, path, inner.to_string())
-                    .at(Some((inner.line(), inner.column())))
-            })
-        };
+        let rows: Result<Vec<JsonRow>, InputError> =
+            parse_document_up_to(file, text, Syntax::Json, MAX_RECORDED_BYTES);
         let rows = rows.map_err(|e| name_value_field(text, e))?;
         let mut b = Builder::default();
         for (i, JsonRow(r)) in rows.into_iter().enumerate() {
@@ -305,107 +321,18 @@ impl RecordedMetrics {
     }
 
     fn parse_csv(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
-        const COLUMNS: [&str; 5] = ["timestamp", "instance", "metric", "statistic", "value"];
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .comment(Some(b'#'))
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
         let mut b = Builder::default();
-        let mut first = true;
-        for rec in rdr.records() {
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map(|p| p.line() as usize);
-                    b.errors.push(
-                        InputError::new(file, "", format!("unreadable CSV: {e}"))
-                            .at(line.map(|l| (l, 1))),
-                    );
-                    break;
-                }
-            };
-            let line = rec.position().map_or(0, |p| p.line() as usize);
-            // Column of field i within its line (1-based), from the record's byte ranges.
-            let line_start = rec.position().map_or(0, |p| p.byte() as usize);
-            let line_text = text.get(line_start..).unwrap_or("");
-            let col = |i: usize| -> usize {
-                let field = rec.get(i).unwrap_or("");
-                let mut from = 0;
-                for (j, f) in rec.iter().enumerate() {
-                    match line_text[from..].find(f) {
-                        Some(k) if j == i => return from + k + 1,
-                        Some(k) => from += k + f.len(),
-                        None => break,
-                    }
-                }
-                line_text.find(field).map_or(1, |k| k + 1)
-            };
-            if rec.iter().all(|f| f.is_empty()) {
-                continue;
-            }
-            if first {
-                first = false;
-                if rec
-                    .get(0)
-                    .is_some_and(|f| f.eq_ignore_ascii_case("timestamp"))
-                {
-                    let got: Vec<&str> = rec.iter().collect();
-                    if got != COLUMNS {
-                        b.errors.push(
-                            InputError::new(
-                                file,
-                                "",
-                                format!(
-                                    "header must be {}, found {}",
-                                    COLUMNS.join(","),
-                                    got.join(",")
-                                ),
-                            )
-                            .at(Some((line, 1))),
-                        );
-                    }
-                    continue;
-                }
-            }
-            if rec.len() != 5 {
-                b.errors.push(
-                    InputError::new(
-                        file,
-                        "",
-                        format!(
-                            "expected 5 columns ({}), found {}",
-                            COLUMNS.join(","),
-                            rec.len()
-                        ),
-                    )
-                    .at(Some((line, 1))),
-                );
-                continue;
-            }
-            let mut bad = |i: usize, msg: String| {
-                b.errors
-                    .push(InputError::new(file, COLUMNS[i], msg).at(Some((line, col(i)))));
-            };
-            let at = parse_timestamp(&rec[0]).map_err(|m| bad(0, m)).ok();
-            let id = InstanceId::parse(&rec[1])
-                .map_err(|e| bad(1, e.to_string()))
-                .ok();
-            let metric = parse_metric(&rec[2]).map_err(|m| bad(2, m)).ok();
-            let stat = parse_statistic(&rec[3]).map_err(|m| bad(3, m)).ok();
-            let value = parse_value(&rec[4], metric).map_err(|m| bad(4, m)).ok();
-            if let (Some(at), Some(id), Some(metric), Some(stat), Some(Some(v))) =
-                (at, id, metric, stat, value)
-            {
-                let pos = Some((line, col(4)));
-                b.add(file, &id, metric, stat, at, v, format!("line {line}"), pos);
-            }
+        let read = for_each_row(file, text, Some(b'#'), |row| {
+            b.add_csv_row(file, row, row.is_header(COLUMNS[0]));
             if b.errors.len() > 100 {
                 b.errors
                     .push(InputError::new(file, "", "too many errors; stopped"));
-                break;
+                return ControlFlow::Break(());
             }
+            ControlFlow::Continue(())
+        });
+        if let Err(e) = read {
+            b.errors.push(e);
         }
         b.finish()
     }

@@ -2,8 +2,9 @@
 //! with gaps, and scaled into a per-minute demand for the simulated fleet. Pure: works on text.
 //!
 //! Rules (documented in docs/backtest.md):
-//! - an optional header row whose first field is `timestamp`; blank lines are skipped; a UTF-8
-//!   byte-order mark is ignored;
+//! - read through the `csv` crate (`core::input::csv_rows`: quoted fields, LF/CRLF/CR line
+//!   ends, a UTF-8 byte-order mark ignored, blank rows skipped); an optional header row whose
+//!   first field is `timestamp`;
 //! - timestamps `YYYY-MM-DD HH:MM:SS` (UTC, as CloudWatch exports them), `YYYY-MM-DDTHH:MM:SS`
 //!   or RFC 3339 with a zone; values are finite numbers ≥ 0; an empty value is a missing sample;
 //! - the sample interval is the most common difference between consecutive timestamps and must
@@ -17,8 +18,10 @@
 //! - any other row is an error located at `file:line:column`, and nothing is replayed.
 
 use crate::adapters::sim_load::Demand;
+use crate::core::input::csv_rows::{for_each_row, CsvRow, RowMark};
 use crate::core::input::{InputError, InputErrors};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use std::ops::ControlFlow;
 
 /// Largest trace file read (a year of 1-minute samples is about 15 MB).
 pub const MAX_TRACE_BYTES: u64 = crate::input_file::MAX_DATA_BYTES;
@@ -66,56 +69,30 @@ impl Trace {
         Ok(t)
     }
 
-    /// Parse CSV text (through the `csv` crate: quoted fields, CRLF, blank lines); `file`
-    /// names it in errors.
+    /// Parse CSV text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Trace, InputErrors> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut errors: Vec<InputError> = Vec::new();
         let mut samples: Vec<Row> = Vec::new();
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let mut first_row = true;
-        for record in reader.records() {
+        for_each_row(file, text, None, |row| {
             if errors.len() >= MAX_ERRORS {
-                break;
+                return ControlFlow::Break(());
             }
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line() as usize);
-                    let msg = format!("not a CSV row: {e}");
-                    errors.push(InputError::new(file, "row", msg).at(Some((line.max(1), 1))));
-                    continue;
-                }
-            };
-            let (line, byte) = record
-                .position()
-                .map_or((0, 0), |p| (p.line() as usize, p.byte() as usize));
-            let quoted = text.as_bytes().get(byte) == Some(&b'"');
-            if record.iter().all(|f| f.trim().is_empty()) && record.len() <= 1 {
-                continue;
-            }
-            let header = std::mem::take(&mut first_row)
-                && record
-                    .get(0)
-                    .is_some_and(|f| f.trim().eq_ignore_ascii_case("timestamp"));
-            match read_row(&record, line, header, quoted) {
-                Ok(Some(row)) => samples.push(row),
+            match read_row(row, row.is_header("timestamp")) {
+                Ok(Some(r)) => samples.push(r),
                 Ok(None) => {}
                 Err((col, field, msg)) => {
-                    errors.push(InputError::new(file, field, msg).at(Some((line, col))))
+                    errors.push(InputError::new(file, field, msg).at(Some(row.pos(col))))
                 }
             }
-        }
+            ControlFlow::Continue(())
+        })?;
         if !errors.is_empty() {
             return Err(InputErrors(errors));
         }
         let rows = samples.len();
         // Stable: equal timestamps keep file order.
         samples.sort_by_key(|s| s.at);
-        let samples = merge_equal_timestamps(file, samples)?;
+        let samples = merge_equal_timestamps(file, text, samples)?;
         on_grid(file, &samples, rows)
     }
 
@@ -153,75 +130,55 @@ impl Trace {
     }
 }
 
-/// A CSV record of a trace as a [`Row`] (`None` for the header), or what is wrong with it: the
-/// 1-based column, the field and the message.
-fn read_row(
-    record: &csv::StringRecord,
-    line: usize,
-    header: bool,
-    quoted: bool,
-) -> Result<Option<Row>, (usize, &'static str, String)> {
+/// One data row of a trace: its time, where it is, the value.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    at: DateTime<Utc>,
+    mark: RowMark,
+    value: Option<f64>,
+}
+
+/// What is wrong with a row: the field index it is located at, the field's name, the message.
+type RowError = (usize, &'static str, String);
+
+/// One CSV record of a trace: the header (checked, then `None`), or a data row.
+fn read_row(row: &CsvRow, header: bool) -> Result<Option<Row>, RowError> {
     if header {
-        return match record.len() {
-            2 => Ok(None),
-            n => Err((
-                1,
-                "header",
-                format!("expected the header `timestamp,value`, found {n} columns"),
-            )),
-        };
+        if row.len() != 2 {
+            let n = row.len();
+            let msg = format!("expected the header `timestamp,value`, found {n} columns");
+            return Err((0, "header", msg));
+        }
+        return Ok(None);
     }
-    if record.len() != 2 {
-        let msg = format!(
-            "expected 2 columns `timestamp,value`, found {}",
-            record.len()
-        );
-        return Err((1, "row", msg));
+    if row.len() != 2 {
+        let msg = format!("expected 2 columns `timestamp,value`, found {}", row.len());
+        return Err((0, "row", msg));
     }
-    let ts = record[0].trim();
+    let ts = row.field(0);
     let Some(at) = parse_time(ts) else {
         let msg = format!("{ts:?} is not a timestamp (expected YYYY-MM-DD HH:MM:SS, UTC)");
-        return Err((1, "timestamp", msg));
+        return Err((0, "timestamp", msg));
     };
-    // The value's column: after the first field as written (with its quotes, a quote inside
-    // doubled) and the comma.
-    let quotes = if quoted {
-        2 + record[0].matches('"').count()
-    } else {
-        0
-    };
-    let vcol = record[0].len() + quotes + 2;
-    let vs = record[1].trim();
-    let value = if vs.is_empty() {
-        None
-    } else {
-        match vs.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
-            Ok(v) => return Err((vcol, "value", format!("{v} is not a finite number >= 0"))),
-            Err(_) => return Err((vcol, "value", format!("{vs:?} is not a number"))),
-        }
+    let vs = row.field(1);
+    let value = match vs.parse::<f64>() {
+        _ if vs.is_empty() => None,
+        Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+        Ok(v) => return Err((1, "value", format!("{v} is not a finite number >= 0"))),
+        Err(_) => return Err((1, "value", format!("{vs:?} is not a number"))),
     };
     Ok(Some(Row {
         at,
-        line,
-        col: vcol,
+        mark: row.mark,
         value,
     }))
 }
 
-/// One data row of a trace: its time, where its value is (1-based line and column), the value.
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    at: DateTime<Utc>,
-    line: usize,
-    col: usize,
-    value: Option<f64>,
-}
-
 /// Rows sorted by time (stably: equal timestamps in file order). Equal timestamps merge into
 /// one sample when they agree: the same value repeated, or a value and empty rows. Two
-/// different values for one timestamp are an error at the later row, naming the earlier one.
-fn merge_equal_timestamps(file: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputErrors> {
+/// different values for one timestamp are an error at the later row (located in `text`),
+/// naming the earlier one.
+fn merge_equal_timestamps(file: &str, text: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputErrors> {
     let mut out: Vec<Row> = Vec::with_capacity(rows.len());
     let mut errors = Vec::new();
     for r in rows {
@@ -235,10 +192,10 @@ fn merge_equal_timestamps(file: &str, rows: Vec<Row>) -> Result<Vec<Row>, InputE
                             format!(
                                 "duplicate timestamp {} with a different value ({b} here, {a} at line {})",
                                 r.at.format("%Y-%m-%d %H:%M:%S"),
-                                prev.line
+                                prev.mark.line
                             ),
                         )
-                        .at(Some((r.line, r.col))),
+                        .at(Some(r.mark.pos(text, 1))),
                     );
                     if errors.len() >= MAX_ERRORS {
                         break;
@@ -289,7 +246,7 @@ fn on_grid(file: &str, samples: &[Row], rows: usize) -> Result<Trace, InputError
     let last = samples[samples.len() - 1];
     let span = (last.at - start).num_seconds();
     if span / 60 > MAX_SPAN_MINUTES {
-        let line = last.line;
+        let line = last.mark.line;
         return Err(InputError::new(
             file,
             "timestamp",
@@ -358,30 +315,6 @@ mod tests {
     }
 
     #[test]
-    fn quoted_fields_crlf_bom_and_blank_lines_read_as_plain_rows() {
-        let plain = Trace::parse(
-            "t.csv",
-            "timestamp,value\n2014-02-14 14:30:00,1.5\n2014-02-14 14:35:00,2\n",
-        )
-        .unwrap();
-        let odd = Trace::parse(
-            "t.csv",
-            "\u{feff}\"timestamp\",\"value\"\r\n\r\n\"2014-02-14 14:30:00\",\"1.5\"\r\n   \r\n2014-02-14 14:35:00,2\r\n",
-        )
-        .unwrap();
-        assert_eq!(odd, plain);
-        // A quoted field's column counts its quotes.
-        let e = Trace::parse("t.csv", "\"2014-02-14 14:30:00\",x\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "t.csv:1:23: value: \"x\" is not a number");
-        let e = Trace::parse("t.csv", "2014-02-14 14:30:00,x\r\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "t.csv:1:21: value: \"x\" is not a number");
-    }
-
-    #[test]
     fn junk_is_located() {
         let e = Trace::parse("t.csv", "timestamp,value\n2014-01-01 00:00:00,1\nnope,2\n2014-01-01 00:02:00,x\n2014-01-01 00:03:00,-1\n2014-01-01 00:04:00\n")
             .unwrap_err()
@@ -393,6 +326,40 @@ mod tests {
         );
         assert!(e.contains("t.csv:5:21: value:"), "{e}");
         assert!(e.contains("t.csv:6:1: row: expected 2 columns"), "{e}");
+    }
+
+    #[test]
+    fn quotes_crlf_bom_and_blank_rows_read_as_the_plain_export() {
+        let plain = "timestamp,value\n2014-01-01 00:00:00,1.5\n2014-01-01 00:01:00,\n2014-01-01 00:02:00,3\n";
+        let odd = "\u{feff}\"timestamp\",\"value\"\r\n\r\n\"2014-01-01 00:00:00\", \"1.5\"\r\n  \r\n,\r\n2014-01-01 00:01:00,\"\"\r\n2014-01-01 00:02:00,3";
+        let a = Trace::parse("t.csv", plain).unwrap();
+        let b = Trace::parse("t.csv", odd).unwrap();
+        assert_eq!(
+            (a.values.clone(), a.start, a.step_secs),
+            (b.values, b.start, b.step_secs)
+        );
+        assert_eq!(a.values, vec![Some(1.5), None, Some(3.0)]);
+        // Positions stay those of the file: line 7 (blank rows counted), the quoted value.
+        let e = Trace::parse("t.csv", &odd.replace(",3", ",\"x\""))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "t.csv:7:21: value: \"x\" is not a number");
+        // A quoted comma is one field, not a third column.
+        let e = Trace::parse("t.csv", "2014-01-01 00:00:00,\"1,5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "t.csv:1:21: value: \"1,5\" is not a number");
+    }
+
+    #[test]
+    fn a_bad_header_is_located() {
+        let e = Trace::parse("t.csv", "\ntimestamp,value,extra\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t.csv:2:1: header: expected the header `timestamp,value`, found 3 columns"
+        );
     }
 
     #[test]

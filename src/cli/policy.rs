@@ -116,11 +116,7 @@ pub fn parse_policy_files(
                                 other.display()
                             ),
                         )
-                        .at(crate::core::input::locate(
-                            &text,
-                            crate::core::input::Syntax::detect(&name, &text),
-                            "cluster",
-                        )),
+                        .at(crate::core::input::locate_in(&name, &text, "cluster")),
                     );
                 } else {
                     ok.push((f.clone(), p));

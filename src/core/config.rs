@@ -3,9 +3,7 @@
 //! comments) and the same model in YAML, and validates it with located errors. Pure.
 
 use super::domain::{InstanceClass, InstanceId};
-use super::input::{
-    parse_document, position_of, position_of_value, InputError, InputErrors, Syntax, UniqueMap,
-};
+use super::input::{locate, parse_document, InputError, InputErrors, Syntax, UniqueMap};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -160,9 +158,9 @@ impl Config {
         let mut ck = Checker {
             file,
             text,
+            syntax,
             errors: Vec::new(),
             seen: HashMap::new(),
-            occurrences: HashMap::new(),
         };
         if raw.is_empty() {
             ck.errors
@@ -182,33 +180,28 @@ impl Config {
     }
 }
 
-/// The problems found in a config so far, each located in the document, and what is needed
-/// to locate them: ids seen (a second use is an error at its place), values seen (a value
-/// used twice is located at its second place).
+/// The problems found in a config so far, each located in the document, and the ids seen (a
+/// second use is an error at its place).
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
+    syntax: Syntax,
     errors: Vec<InputError>,
     seen: HashMap<String, String>,
-    occurrences: HashMap<String, usize>,
 }
 
 impl Checker<'_> {
-    /// A problem with `field`, located at its `value` when it has one, else at its key.
+    /// A problem with `field`: a bad value is located at the value, a missing or empty one
+    /// at its key (`core::input::locate`).
     fn err(&mut self, field: String, msg: String, value: Option<&str>) {
+        let at = locate(self.text, self.syntax, &field);
         let pos = match value {
-            Some(v) if !v.is_empty() => {
-                let n = self.occurrences.get(v).copied().unwrap_or(0);
-                position_of_value(self.text, v, n.saturating_sub(1))
-            }
-            _ => position_of(self.text, &field_key(&field), 0),
+            Some(v) if !v.is_empty() => at.and_then(|l| l.value),
+            _ => None,
         };
+        let pos = pos.or(at.map(|l| l.key));
         self.errors
             .push(InputError::new(self.file, field, msg).at(pos));
-    }
-
-    fn note(&mut self, v: &str) {
-        *self.occurrences.entry(v.to_string()).or_insert(0) += 1;
     }
 
     /// One cluster's master, replicas and `haproxy` section.
@@ -220,7 +213,6 @@ impl Checker<'_> {
         let master = self.master(name, m);
         let mut replicas = Vec::new();
         for (i, r) in rc.replica_nodes.iter().enumerate() {
-            self.note(&r.id);
             let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
             let id = check_id(&r.id, format!("{name}.replica_nodes[{i}].id"), &mut err);
             let field = format!("{name}.replica_nodes[{i}].instance_class");
@@ -256,7 +248,6 @@ impl Checker<'_> {
 
     /// The master's id, class, snapshot and subnet group.
     fn master(&mut self, name: &str, m: &RawMaster) -> Option<(InstanceId, InstanceClass)> {
-        self.note(&m.instance_id);
         let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
         let id = check_id(
             &m.instance_id,
@@ -295,13 +286,6 @@ impl Checker<'_> {
             }
         }
     }
-}
-
-/// `cluster1.replica_nodes[1].id` → `"id"`, used to locate a field when no value identifies it.
-fn field_key(field: &str) -> String {
-    let last = field.rsplit('.').next().unwrap_or(field);
-    let last = last.split('[').next().unwrap_or(last);
-    last.to_string()
 }
 
 fn check_id(
@@ -527,5 +511,20 @@ mod tests {
         assert_eq!(h.drain_timeout, Duration::from_secs(120));
         assert_eq!(h.on_unreachable, OnUnreachable::Wait);
         assert_eq!(h.max_lag, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_are_located_at_the_value_in_both_syntaxes() {
+        let y = "c.one:\n  master_node: {identifier: s, instance_id: cm, instance_class: db.t3.micro}\n  replica_nodes:\n    - id: ok1\n      instance_class: db.t3.micro\n    - {id: bad--id, instance_class: db.t3.micro}\n";
+        let e = err_of("c.yaml", y);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            e[0].to_string().split(": ").take(2).collect::<Vec<_>>(),
+            ["c.yaml:6:12", "c.one.replica_nodes[1].id"]
+        );
+        let text = OLD_EXAMPLE.replace("\"db.t1.micro\" }\n        ]", "\"nope\" }\n        ]");
+        let e = err_of("c.json", &text);
+        assert_eq!((e[0].line, e[0].column), (Some(12), Some(54)), "{e:?}");
+        assert_eq!(e[0].field, "cluster1.replica_nodes[1].instance_class");
     }
 }

@@ -1,5 +1,13 @@
-//! Located input errors and the parsing helpers that produce them: every bad config or
-//! policy is reported as `file:line:column: field: message`. Pure: works on text already read.
+//! Located input errors and the parsing helpers that produce them: every bad config, policy
+//! or data file is reported as `file:line:column: field: message`. YAML and JSON documents are
+//! parsed here ([`parse_document`]); where a field is in them is found by THE one locator,
+//! [`locate`] (`input/locate.rs`); CSV data files are read by `input/csv_rows.rs`. Pure: works
+//! on text already read.
+
+pub mod csv_rows;
+pub mod locate;
+
+pub use locate::{locate, locate_in, locate_nth, Located};
 
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -102,47 +110,28 @@ impl Syntax {
     }
 }
 
-fn nesting_depth(text: &str) -> usize {
-    // Rough upper bound: brackets outside strings plus YAML indentation depth is not needed,
-    // because serde_yaml has its own recursion limit; JSON brackets are what can blow up.
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for c in text.chars() {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, '\\') => esc = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_str = true,
-            '{' | '[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            '}' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
-/// Parse a whole document into `T`, reporting the failing field path and position.
+/// Parse a whole document (at most [`MAX_INPUT_BYTES`]) into `T`, reporting the failing field
+/// path and position.
 pub fn parse_document<T: DeserializeOwned>(
     file: &str,
     text: &str,
     syntax: Syntax,
 ) -> Result<T, InputError> {
-    if text.len() > MAX_INPUT_BYTES {
+    parse_document_up_to(file, text, syntax, MAX_INPUT_BYTES)
+}
+
+/// [`parse_document`] with another size limit (data files may be larger than configs).
+pub fn parse_document_up_to<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    syntax: Syntax,
+    max_bytes: usize,
+) -> Result<T, InputError> {
+    if text.len() > max_bytes {
         return Err(InputError::new(
             file,
             "",
-            format!(
-                "file is {} bytes; the limit is {MAX_INPUT_BYTES}",
-                text.len()
-            ),
+            format!("file is {} bytes; the limit is {max_bytes}", text.len()),
         ));
     }
     if text.contains('\0') {
@@ -152,7 +141,7 @@ pub fn parse_document<T: DeserializeOwned>(
             "file contains NUL bytes: not a text document",
         ));
     }
-    let depth = nesting_depth(text);
+    let depth = locate::nesting_depth(text, syntax);
     if depth > MAX_NESTING {
         return Err(InputError::new(
             file,
@@ -163,7 +152,7 @@ pub fn parse_document<T: DeserializeOwned>(
     match syntax {
         Syntax::Json => {
             // Comments are replaced by spaces, so line and column numbers stay those of the file.
-            let stripped = strip_json_comments(text).map_err(|pos| {
+            let stripped = locate::blank_json_comments(text).map_err(|pos| {
                 InputError::new(file, "", "unterminated /* comment: reached EOF").at(Some(pos))
             })?;
             let mut de = serde_json::Deserializer::from_str(&stripped);
@@ -200,79 +189,6 @@ pub fn parse_document<T: DeserializeOwned>(
             })
         }
     }
-}
-
-/// Blank out `//` and `/* */` comments outside strings, keeping every newline so that
-/// positions stay those of the file. An unterminated block comment is an error at its
-/// start (1-based line and column); an unterminated string is left for the JSON parser.
-fn strip_json_comments(text: &str) -> Result<String, (usize, usize)> {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let (mut line, mut col) = (1usize, 1usize);
-    let (mut in_str, mut esc) = (false, false);
-    while let Some(c) = chars.next() {
-        let start = (line, col);
-        let advance = |c: char, line: &mut usize, col: &mut usize| {
-            if c == '\n' {
-                *line += 1;
-                *col = 1;
-            } else {
-                *col += 1;
-            }
-        };
-        advance(c, &mut line, &mut col);
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, '\\') => esc = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            out.push(c);
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_str = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                out.push(' ');
-                while let Some(&n) = chars.peek() {
-                    if n == '\n' {
-                        break;
-                    }
-                    chars.next();
-                    advance(n, &mut line, &mut col);
-                    out.push(' ');
-                }
-            }
-            ('/', Some('*')) => {
-                out.push(' ');
-                let mut prev = '\0';
-                let mut closed = false;
-                // the `*` that opens the comment cannot also close it
-                if let Some(n) = chars.next() {
-                    advance(n, &mut line, &mut col);
-                    out.push(' ');
-                }
-                for n in chars.by_ref() {
-                    advance(n, &mut line, &mut col);
-                    out.push(if n == '\n' { '\n' } else { ' ' });
-                    if prev == '*' && n == '/' {
-                        closed = true;
-                        break;
-                    }
-                    prev = n;
-                }
-                if !closed {
-                    return Err(start);
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 /// A map that refuses a key given twice (serde's own maps keep the last one silently).
@@ -318,7 +234,7 @@ where
 
 /// Polish a parser error: drop the field path serde_yaml repeats at the start of its message,
 /// and for a key given twice name the key in the field and point at its second occurrence
-/// (serde_yaml locates the enclosing mapping instead).
+/// (serde_yaml locates the enclosing mapping, serde_json the end of the value).
 fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
     if !e.field.is_empty() {
         if let Some(rest) = e.message.strip_prefix(&format!("{}: ", e.field)) {
@@ -333,22 +249,14 @@ fn refine(mut e: InputError, text: &str, syntax: Syntax) -> InputError {
             Some(rest[..rest.find('`')?].to_string())
         });
     if let Some(key) = key {
-        if syntax == Syntax::Yaml {
-            let path = if e.field.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", e.field)
-            };
-            if let Some(pos) = second_occurrence(text, &path) {
-                e.line = Some(pos.0);
-                e.column = Some(pos.1);
-            }
-        }
         e.field = if e.field.is_empty() {
             key
         } else {
             format!("{}.{key}", e.field)
         };
+        if let Some(second) = locate_nth(text, syntax, &e.field, 1) {
+            e = e.at(Some(second.key));
+        }
     }
     e
 }
@@ -368,171 +276,6 @@ fn strip_position(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
-}
-
-/// Position (1-based line, column) of the `nth` (0-based) occurrence of `needle` in `text`.
-pub fn position_of(text: &str, needle: &str, nth: usize) -> Option<(usize, usize)> {
-    let mut from = 0;
-    let mut found = None;
-    for _ in 0..=nth {
-        let i = text[from..].find(needle)? + from;
-        found = Some(i);
-        from = i + needle.len().max(1);
-    }
-    let i = found?;
-    let before = &text[..i];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(i, |nl| i - nl - 1) + 1;
-    Some((line, col))
-}
-
-/// Position of a key (`"key"` in JSON, `key:` in YAML) whose value is `value`, searching the
-/// `nth` occurrence of the value as a quoted or bare scalar. Best effort: used to locate
-/// semantic errors found after parsing.
-pub fn position_of_value(text: &str, value: &str, nth: usize) -> Option<(usize, usize)> {
-    let quoted = format!("\"{value}\"");
-    position_of(text, &quoted, nth)
-        .or_else(|| position_of(text, &format!("'{value}'"), nth))
-        .or_else(|| position_of(text, value, nth))
-}
-
-// ---------------------------------------------------------------- locating fields
-
-/// Where the field at a dotted path (`rules[1].target`, `cluster1.replica_nodes[0].id`) is in
-/// a document: the one locator for problems found after parsing (1-based line, column). In
-/// block-style YAML the path is followed key by key (falling back to the longest prefix
-/// found); in JSON, the field's last key is searched as `"key"`. Best effort, never fails on
-/// odd input: then the closest known place or `None`.
-pub fn locate(text: &str, syntax: Syntax, path: &str) -> Option<(usize, usize)> {
-    match syntax {
-        Syntax::Yaml => locate_yaml(text, path),
-        Syntax::Json => {
-            let last = path.rsplit('.').next().unwrap_or(path);
-            let key = last.split('[').next().unwrap_or(last);
-            position_of(text, &format!("\"{key}\""), 0)
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn parse_path(path: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in path.split('.') {
-        let mut rest = part;
-        if let Some(i) = rest.find('[') {
-            if i > 0 {
-                out.push(Seg::Key(rest[..i].to_string()));
-            }
-            rest = &rest[i..];
-            while let Some(stripped) = rest.strip_prefix('[') {
-                let close = stripped.find(']').unwrap_or(stripped.len());
-                if let Ok(n) = stripped[..close].parse() {
-                    out.push(Seg::Index(n));
-                }
-                rest = stripped.get(close + 1..).unwrap_or("");
-            }
-        } else if !rest.is_empty() {
-            out.push(Seg::Key(rest.to_string()));
-        }
-    }
-    out
-}
-
-/// A dotted path followed key by key through block-style YAML.
-fn locate_yaml(text: &str, path: &str) -> Option<(usize, usize)> {
-    let (best, _) = walk_yaml(text, path);
-    best
-}
-
-/// The place of the second occurrence of the field at `path` (a key given twice in one
-/// mapping), when there is one.
-fn second_occurrence(text: &str, path: &str) -> Option<(usize, usize)> {
-    walk_yaml(text, path).1.get(1).copied()
-}
-
-/// Follow `path` through block-style YAML: the place of the longest prefix of it found
-/// (first occurrence), and every place where the whole path occurs.
-#[allow(clippy::type_complexity)]
-fn walk_yaml(text: &str, path: &str) -> (Option<(usize, usize)>, Vec<(usize, usize)>) {
-    let want = parse_path(path);
-    let mut full = Vec::new();
-    if want.is_empty() {
-        return (None, full);
-    }
-    let mut stack: Vec<(usize, Seg)> = Vec::new();
-    let mut best: Option<(usize, (usize, usize))> = None;
-    let mut consider = |stack: &Vec<(usize, Seg)>, pos: (usize, usize)| {
-        let n = stack.len();
-        if n > want.len() || !stack.iter().map(|(_, s)| s).eq(want[..n].iter()) {
-            return;
-        }
-        if n == want.len() {
-            full.push(pos);
-        }
-        if best.is_none_or(|(bn, _)| n > bn) {
-            best = Some((n, pos));
-        }
-    };
-    for (lineno, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
-            continue;
-        }
-        let mut col = line.len() - trimmed.len();
-        let mut rest = trimmed;
-        loop {
-            if rest == "-" || rest.starts_with("- ") {
-                while stack
-                    .last()
-                    .is_some_and(|(i, s)| *i > col || (*i == col && matches!(s, Seg::Index(_))))
-                {
-                    let (i, s) = stack.pop().unwrap_or((0, Seg::Index(0)));
-                    if i == col {
-                        if let Seg::Index(n) = s {
-                            stack.push((col, Seg::Index(n + 1)));
-                            break;
-                        }
-                    }
-                }
-                if !stack
-                    .last()
-                    .is_some_and(|(i, s)| *i == col && matches!(s, Seg::Index(_)))
-                {
-                    stack.push((col, Seg::Index(0)));
-                }
-                consider(&stack, (lineno + 1, col + 1));
-                let after = &rest[1..];
-                let t = after.trim_start();
-                col += 1 + (after.len() - t.len());
-                rest = t;
-                if rest.is_empty() {
-                    break;
-                }
-                continue;
-            }
-            let key_end = rest
-                .find(": ")
-                .or_else(|| rest.ends_with(':').then(|| rest.len() - 1));
-            if let Some(k) = key_end {
-                let key = rest[..k].trim().trim_matches(|c| c == '"' || c == '\'');
-                if key.starts_with('{') || key.starts_with('[') {
-                    break;
-                }
-                while stack.last().is_some_and(|(i, _)| *i >= col) {
-                    stack.pop();
-                }
-                stack.push((col, Seg::Key(key.to_string())));
-                consider(&stack, (lineno + 1, col + 1));
-            }
-            break;
-        }
-    }
-    (best.map(|(_, p)| p), full)
 }
 
 #[cfg(test)]
@@ -573,24 +316,6 @@ mod tests {
             .unwrap_err()
             .message
             .contains("NUL"));
-    }
-
-    #[test]
-    fn positions_are_one_based() {
-        assert_eq!(position_of("ab\ncd x", "x", 0), Some((2, 4)));
-        assert_eq!(position_of("x x", "x", 1), Some((1, 3)));
-        assert_eq!(position_of("x", "y", 0), None);
-    }
-
-    #[test]
-    fn comments_are_blanked_keeping_positions() {
-        let t = "{ // one\n \"a\": \"x//y\", /* two\n */ \"b\": 1 }";
-        let s = strip_json_comments(t).unwrap();
-        assert_eq!(s.len(), t.len());
-        assert_eq!(s.lines().count(), t.lines().count());
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v["a"], "x//y");
-        assert_eq!(v["b"], 1);
     }
 
     #[test]
@@ -644,32 +369,5 @@ mod tests {
         let e = parse_document::<Doc>("f.yaml", "a: two\n", Syntax::Yaml).unwrap_err();
         assert_eq!(e.field, "a");
         assert!(e.message.starts_with("invalid type"), "{e}");
-    }
-
-    #[test]
-    fn locate_block_yaml_paths() {
-        let y = "cluster: c\nrules:\n  - metric: cpu\n    target: 60\n  - metric: bogus\n    above: 3\nschedules:\n- cron: x\n  duration: 1h\n- cron: y\n  timezone: Nowhere\n";
-        assert_eq!(locate(y, Syntax::Yaml, "cluster"), Some((1, 1)));
-        assert_eq!(locate(y, Syntax::Yaml, "rules[0].target"), Some((4, 5)));
-        assert_eq!(locate(y, Syntax::Yaml, "rules[1].metric"), Some((5, 5)));
-        assert_eq!(locate(y, Syntax::Yaml, "rules[1].above"), Some((6, 5)));
-        assert_eq!(
-            locate(y, Syntax::Yaml, "schedules[1].timezone"),
-            Some((11, 3))
-        );
-        assert_eq!(locate(y, Syntax::Yaml, "schedules[1].cron"), Some((10, 3)));
-        // Missing leaf: the closest parent.
-        assert_eq!(
-            locate(y, Syntax::Yaml, "schedules[0].min_replicas"),
-            Some((8, 1))
-        );
-    }
-
-    #[test]
-    fn path_parsing() {
-        assert_eq!(
-            parse_path("a[1].b"),
-            vec![Seg::Key("a".into()), Seg::Index(1), Seg::Key("b".into())]
-        );
     }
 }

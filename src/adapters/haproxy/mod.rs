@@ -20,9 +20,11 @@ pub mod render;
 
 use crate::core::config::HaproxySpec;
 use crate::core::domain::{Instance, InstanceId};
+use crate::core::input::csv_rows::{for_each_row, CsvRow};
 use crate::ports::{ErrorKind, PortError, RouteState, TrafficRouter};
 use async_trait::async_trait;
 use render::{server_line, server_name, BlockEdit};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -85,51 +87,87 @@ impl ServerStat {
     }
 }
 
-/// Parse `show stat` CSV: the `# pxname,svname,...` header names the columns; returns the
-/// server rows of `backend` (not its FRONTEND/BACKEND summary rows).
+/// Parse `show stat` CSV (read by the `csv` crate): the `# pxname,svname,...` header names the
+/// columns; returns the server rows of `backend` (not its FRONTEND/BACKEND summary rows).
 pub fn parse_show_stat(text: &str, backend: &str) -> Result<Vec<ServerStat>, String> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines
-        .next()
-        .and_then(|h| h.strip_prefix("# "))
-        .ok_or_else(|| format!("unexpected answer: {:?}", first_line(text)))?;
-    let cols: Vec<&str> = header.split(',').collect();
-    let col = |name: &str| {
-        cols.iter()
-            .position(|c| *c == name)
-            .ok_or_else(|| format!("show stat has no {name} column"))
-    };
-    let (px, sv, scur, status, addr, bck) = (
-        col("pxname")?,
-        col("svname")?,
-        col("scur")?,
-        col("status")?,
-        col("addr")?,
-        col("bck")?,
-    );
+    let mut cols: Option<StatColumns> = None;
     let mut out = Vec::new();
-    for l in lines {
-        let f: Vec<&str> = l.split(',').collect();
-        let get = |i: usize| f.get(i).copied().unwrap_or("");
-        if get(px) != backend || matches!(get(sv), "FRONTEND" | "BACKEND" | "") {
-            continue;
-        }
-        let sessions = get(scur);
-        out.push(ServerStat {
-            name: get(sv).to_string(),
-            status: get(status).to_string(),
-            current_sessions: if sessions.is_empty() {
-                0
-            } else {
-                sessions
-                    .parse()
-                    .map_err(|_| format!("scur {sessions:?} of {} is not a number", get(sv)))?
+    let mut failed = None;
+    for_each_row("show stat", text, None, |row| {
+        let step = if let Some(c) = &cols {
+            c.server(row, backend).map(|s| out.extend(s))
+        } else {
+            StatColumns::from_header(row, text).map(|c| cols = Some(c))
+        };
+        step.map_or_else(
+            |e| {
+                failed = Some(e);
+                ControlFlow::Break(())
             },
-            addr: get(addr).to_string(),
-            backup: get(bck) == "1",
-        });
+            ControlFlow::Continue,
+        )
+    })
+    .map_err(|e| e.to_string())?;
+    match (failed, cols) {
+        (Some(e), _) => Err(e),
+        (None, None) => Err(format!("unexpected answer: {:?}", first_line(text))),
+        (None, Some(_)) => Ok(out),
     }
-    Ok(out)
+}
+
+/// Where the columns `show stat` is read for are, by header name.
+struct StatColumns {
+    px: usize,
+    sv: usize,
+    scur: usize,
+    status: usize,
+    addr: usize,
+    bck: usize,
+}
+
+impl StatColumns {
+    fn from_header(row: &CsvRow, text: &str) -> Result<StatColumns, String> {
+        let first = row.field(0).strip_prefix("# ");
+        let first = first.ok_or_else(|| format!("unexpected answer: {:?}", first_line(text)))?;
+        let names: Vec<&str> = std::iter::once(first).chain(row.fields().skip(1)).collect();
+        let col = |name: &str| {
+            names
+                .iter()
+                .position(|c| *c == name)
+                .ok_or_else(|| format!("show stat has no {name} column"))
+        };
+        Ok(StatColumns {
+            px: col("pxname")?,
+            sv: col("svname")?,
+            scur: col("scur")?,
+            status: col("status")?,
+            addr: col("addr")?,
+            bck: col("bck")?,
+        })
+    }
+
+    /// The server on this row, when it is one of `backend`'s.
+    fn server(&self, row: &CsvRow, backend: &str) -> Result<Option<ServerStat>, String> {
+        let get = |i: usize| row.field(i);
+        if get(self.px) != backend || matches!(get(self.sv), "FRONTEND" | "BACKEND" | "") {
+            return Ok(None);
+        }
+        let (name, sessions) = (get(self.sv), get(self.scur));
+        let current_sessions = if sessions.is_empty() {
+            0
+        } else {
+            sessions
+                .parse()
+                .map_err(|_| format!("scur {sessions:?} of {name} is not a number"))?
+        };
+        Ok(Some(ServerStat {
+            name: name.to_string(),
+            status: get(self.status).to_string(),
+            current_sessions,
+            addr: get(self.addr).to_string(),
+            backup: get(self.bck) == "1",
+        }))
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -523,6 +561,13 @@ other,x,0,0,9,0,,0,0,0,,0,,0,0,0,0,UP,1,0,1,0,0,1,0,,1,2,2,,0,,2,0,,0,INI,,,,,,,
         assert!(s[1].backup);
         assert!(parse_show_stat("No such proxy.\n", "replicas").is_err());
         assert!(parse_show_stat("# pxname,svname\nreplicas,a\n", "replicas").is_err());
+        // A quoted field holding a comma is one field (the columns after it stay in place).
+        let quoted = "# pxname,svname,scur,status,check_desc,addr,bck\r\nreplicas,r1,2,UP,\"L4 ok, 1ms\",127.0.0.1:1,0\r\n";
+        let s = parse_show_stat(quoted, "replicas").unwrap();
+        assert_eq!(
+            (s[0].addr.as_str(), s[0].current_sessions),
+            ("127.0.0.1:1", 2)
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ struct Errs<'a> {
 impl Errs<'_> {
     fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
         let field = field.into();
-        let pos = locate(self.text, self.syntax, &field);
+        let pos = locate(self.text, self.syntax, &field).map(|l| l.key);
         self.list
             .push(InputError::new(self.file, field, msg).at(pos));
     }
@@ -66,7 +66,7 @@ impl Policy {
                     raw.cluster
                 ),
             )
-            .at(locate(text, syntax, "cluster"))]));
+            .at(locate(text, syntax, "cluster").map(|l| l.key))]));
         }
         raw.cluster = cluster.to_string();
         Policy::from_raw(file, text, syntax, raw, config)
