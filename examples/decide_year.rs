@@ -11,7 +11,7 @@ use elasticrds::core::config::Config;
 use elasticrds::core::decide::{decide, Direction, ScaleState};
 use elasticrds::core::domain::{
     Instance, InstanceClass, InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries,
-    Sample, Statistic, Tags,
+    Sample, Statistic,
 };
 use elasticrds::core::plan::ClusterView;
 use elasticrds::core::policy::Policy;
@@ -21,21 +21,12 @@ const CONFIG: &str = "c1:\n  master_node: {identifier: snap, instance_id: c1m, i
 const POLICY: &str = "cluster: c1\nmin_replicas: 1\nmax_replicas: 4\nrules:\n  - {metric: cpu, target: 60}\nschedules:\n  - {name: business-hours, cron: '0 8 * * MON-FRI', timezone: Asia/Tokyo, duration: 9h, min_replicas: 2}\n";
 
 fn inst(id: &str) -> Instance {
-    Instance {
-        id: InstanceId::parse(id).unwrap(),
-        class: InstanceClass::parse("db.t3.micro").unwrap(),
-        status: InstanceStatus::Available,
-        engine: "mysql".into(),
-        multi_az: false,
-        source: None,
-        replicas: vec![],
-        endpoint: None,
-        created_at: None,
-        source_arn: None,
-        arn: None,
-        available_since: None,
-        tags: Tags::new().into(),
-    }
+    Instance::new(
+        InstanceId::parse(id).unwrap(),
+        InstanceClass::parse("db.t3.micro").unwrap(),
+        InstanceStatus::Available,
+        "mysql",
+    )
 }
 
 fn main() {

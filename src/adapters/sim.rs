@@ -107,24 +107,13 @@ impl SimFleet {
         class: &InstanceClass,
         status: InstanceStatus,
     ) -> Instance {
-        Instance {
-            id: id.clone(),
-            class: class.clone(),
-            status,
-            engine: self.opts.engine.as_str().into(),
-            multi_az: false,
-            source: None,
-            replicas: Vec::new(),
-            endpoint: Some(Endpoint {
-                address: format!("{}.sim.local", id.as_str().to_ascii_lowercase()).into(),
-                port: self.opts.port,
-            }),
-            created_at: Some(self.clock.now()),
-            source_arn: None,
-            arn: None,
-            available_since: None,
-            tags: Arc::default(),
-        }
+        let mut inst = Instance::new(id.clone(), class.clone(), status, self.opts.engine.as_str());
+        inst.endpoint = Some(Endpoint {
+            address: format!("{}.sim.local", id.as_str().to_ascii_lowercase()).into(),
+            port: self.opts.port,
+        });
+        inst.created_at = Some(self.clock.now());
+        inst
     }
 
     /// Put an instance on the fleet as it is (for seeding tests: an existing master, a

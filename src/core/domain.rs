@@ -378,6 +378,33 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// An instance as far as these say; everything else unknown or empty (no source,
+    /// replicas, endpoint, times, ARNs or tags; single-AZ).
+    pub fn new(
+        id: InstanceId,
+        class: InstanceClass,
+        status: InstanceStatus,
+        engine: &str,
+    ) -> Instance {
+        Instance {
+            id,
+            class,
+            status,
+            engine: engine.into(),
+            multi_az: false,
+            source: None,
+            source_arn: None,
+            arn: None,
+            replicas: Vec::new(),
+            endpoint: None,
+            created_at: None,
+            available_since: None,
+            tags: Arc::default(),
+        }
+    }
+}
+
+impl Instance {
     /// Whether this instance is a read replica of `master`: its source, as RDS reports it, is
     /// the master. A source given as an ARN matches only the master's own ARN (an instance of
     /// the same name in another region or account is another instance); a plain identifier

@@ -377,21 +377,16 @@ mod tests {
     use std::sync::Arc;
 
     fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
-        Instance {
-            id: InstanceId::from_aws(id),
-            class: InstanceClass::from_aws("db.t3.micro"),
-            status: InstanceStatus::Available,
-            engine: "mysql".into(),
-            multi_az: false,
-            source: source.map(InstanceId::from_aws),
-            source_arn: None,
-            arn: None,
-            replicas: replicas.iter().map(|r| InstanceId::from_aws(r)).collect(),
-            endpoint: None,
-            created_at: None,
-            available_since: None,
-            tags: Arc::new([("k".to_string(), id.to_string())].into_iter().collect()),
-        }
+        let mut i = Instance::new(
+            InstanceId::from_aws(id),
+            InstanceClass::from_aws("db.t3.micro"),
+            InstanceStatus::Available,
+            "mysql",
+        );
+        i.source = source.map(InstanceId::from_aws);
+        i.replicas = replicas.iter().map(|r| InstanceId::from_aws(r)).collect();
+        i.tags = Arc::new([("k".to_string(), id.to_string())].into_iter().collect());
+        i
     }
 
     fn spec() -> ClusterSpec {

@@ -7,7 +7,7 @@
 //! Defaults: available, `db.t3.micro`, `mysql`, single-AZ, no source, no replicas, no
 //! endpoint, no ARN, no times, no tags.
 
-use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
+use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
 
 /// An identifier as an observer reports it (not validated: tests may use any spelling).
 pub trait AsId {
@@ -38,21 +38,12 @@ pub struct InstanceBuilder(Instance);
 
 /// An available `db.t3.micro` MySQL instance `id`, to refine with the builder's methods.
 pub fn instance(id: &(impl AsId + ?Sized)) -> InstanceBuilder {
-    InstanceBuilder(Instance {
-        id: id.as_id(),
-        class: InstanceClass::from_aws("db.t3.micro"),
-        status: InstanceStatus::Available,
-        engine: "mysql".into(),
-        multi_az: false,
-        source: None,
-        replicas: Vec::new(),
-        endpoint: None,
-        created_at: None,
-        source_arn: None,
-        arn: None,
-        available_since: None,
-        tags: Tags::new().into(),
-    })
+    InstanceBuilder(Instance::new(
+        id.as_id(),
+        InstanceClass::from_aws("db.t3.micro"),
+        InstanceStatus::Available,
+        "mysql",
+    ))
 }
 
 impl InstanceBuilder {

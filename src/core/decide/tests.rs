@@ -25,21 +25,14 @@ fn policy(extra: &str) -> Policy {
 }
 
 fn inst(id: &str, status: &str, warm_mins: Option<i64>) -> Instance {
-    Instance {
-        id: InstanceId::parse(id).unwrap(),
-        class: InstanceClass::parse("db.t3.micro").unwrap(),
-        status: InstanceStatus::parse(status),
-        engine: "mysql".into(),
-        multi_az: false,
-        source: None,
-        replicas: vec![],
-        endpoint: None,
-        created_at: None,
-        source_arn: None,
-        arn: None,
-        available_since: warm_mins.map(|m| now() - mins(m)),
-        tags: Tags::new().into(),
-    }
+    let mut i = Instance::new(
+        InstanceId::parse(id).unwrap(),
+        InstanceClass::parse("db.t3.micro").unwrap(),
+        InstanceStatus::parse(status),
+        "mysql",
+    );
+    i.available_since = warm_mins.map(|m| now() - mins(m));
+    i
 }
 
 /// Replicas 1..: each `(status, available for minutes)`; master available.
