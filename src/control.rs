@@ -425,6 +425,7 @@ pub async fn decide_and_act(
         if needed {
             let tags = memory.state().to_tags();
             ctx.fleet.write_tags(&master.id, &tags).await?;
+            memory.wrote(tags);
             report.state_written = true;
         }
     }

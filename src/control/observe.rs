@@ -101,6 +101,14 @@ impl ClusterMemory {
             .is_some_and(|(_, read)| read.differs_from(&self.state))
     }
 
+    /// The state tags this tick wrote on the master: what the next observation will see, so
+    /// that it is not read again then.
+    pub fn wrote(&mut self, mut tags: Tags) {
+        let read = PersistedState::read(&tags);
+        let values = STATE_TAG_KEYS.map(|k| tags.remove(k));
+        self.persisted = Some((values, read));
+    }
+
     fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
         let first = !self.observed_once;
         for inst in view.replicas.iter_mut().flatten() {
