@@ -399,18 +399,25 @@ pub async fn decide_and_act(
         .as_ref()
         .map_or_else(|| Cow::Owned(Tags::new()), |m| Cow::Borrowed(&*m.tags));
     if !report.decision.observe_only {
-        act(
-            ctx,
-            spec,
-            view,
-            series,
-            memory,
-            now,
-            opts,
-            &mut report,
-            &mut persisted,
-        )
-        .await?;
+        let p = plan(spec, view, &report.decision.target);
+        if p.actions.is_empty() && ctx.route(spec).is_none() {
+            // Nothing to execute and no router step: the acting half has nothing to do.
+            report.plan = Some(p);
+        } else {
+            act(
+                ctx,
+                spec,
+                view,
+                series,
+                p,
+                memory,
+                now,
+                opts,
+                &mut report,
+                &mut persisted,
+            )
+            .await?;
+        }
     }
     memory
         .state_mut()
@@ -432,23 +439,24 @@ pub async fn decide_and_act(
     Ok(report)
 }
 
-/// The acting half of a tick that is not observe-only: plan every tick (besides the scale
-/// action, the plan carries class changes from a schedule and repairs; when the fleet matches
-/// it is empty), let deletes behind HAProxy wait for their drain, write the scale-in intent,
-/// execute, and run the router step.
+/// The acting half of a tick that is not observe-only, on the tick's plan `p` (made every
+/// tick: besides the scale action it carries class changes from a schedule and repairs; when
+/// it is empty and the cluster has no router step, [`decide_and_act`] does not call this):
+/// let deletes behind HAProxy wait for their drain, write the scale-in intent, execute, and
+/// run the router step.
 #[allow(clippy::too_many_arguments)]
 async fn act(
     ctx: &TickContext<'_>,
     spec: &ClusterSpec,
     view: &ClusterView,
     series: &[MetricSeries],
+    p: Plan,
     memory: &mut ClusterMemory,
     now: DateTime<Utc>,
     opts: TickOptions,
     report: &mut TickReport,
     persisted: &mut Cow<'_, Tags>,
 ) -> Result<(), PortError> {
-    let p = plan(spec, view, &report.decision.target);
     let route = ctx.route(spec);
     let drains = &mut memory.drains;
     let gated = gate_deletes(ctx.fleet, spec, route, &p, drains, now, opts.dry_run).await;

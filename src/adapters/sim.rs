@@ -277,9 +277,8 @@ fn not_found(op: &str, id: &InstanceId) -> PortError {
 impl Fleet for SimFleet {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
         let st = self.enter("describe", None)?;
-        // A small fleet is scanned (`same_as` rejects most ids by length or last character,
-        // cheaper than the map's string comparisons); the instance found is the one stored
-        // under the id's key either way (the key is the lower-cased id).
+        // A small fleet is scanned (a few id comparisons, cheaper than hashing each id); the
+        // instance found is the one stored under the id's key either way.
         let small = st.instances.len() <= 16;
         Ok(ids
             .iter()
