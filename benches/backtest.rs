@@ -211,10 +211,9 @@ fn main() {
     let trace = Trace::parse("year.csv", &csv).expect("generated trace parses");
     let parse = t.elapsed();
     let opts = Options::default();
-    let demand = Arc::new(trace.demand(opts.peak_replicas, 0.75));
-    let lead = opts.lead.as_secs().div_ceil(60) as usize;
-    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, lead) as usize;
-    let setup = WorldSetup::new(case.spec.clone(), demand.clone(), opts.lead, initial).unwrap();
+    let demand = Arc::new(opts.demand(&trace));
+    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &opts.model) as usize;
+    let setup = WorldSetup::new(case.spec.clone(), demand.clone(), &opts.model, initial).unwrap();
     // Three timed runs (the machine is noisy): the median is the figure, the spread is shown.
     let mut times = Vec::new();
     let mut score = None;

@@ -21,8 +21,8 @@ fn setup(faults: Vec<(&'static str, ErrorKind)>) -> (WorldSetup, elasticrds::bac
         "cluster: c1\nmin_replicas: 1\nmax_replicas: 4\nrules:\n  - metric: cpu\n    target: 60\n";
     let case = load_policy("p", "p.yaml", text, None, 4).expect("policy");
     let opts = Options::default();
-    let demand = Arc::new(trace.demand(opts.peak_replicas, 0.75));
-    let mut setup = WorldSetup::new(case.spec.clone(), demand, opts.lead, 1).expect("setup");
+    let demand = Arc::new(opts.demand(&trace));
+    let mut setup = WorldSetup::new(case.spec.clone(), demand, &opts.model, 1).expect("setup");
     setup.faults = faults;
     (setup, case)
 }

@@ -578,7 +578,11 @@ impl InProcessService {
                         ..Default::default()
                     },
                 ));
-                let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, 12) as usize;
+                let initial = oracle::initial_replicas(
+                    &demand,
+                    FLOOR_REPLICAS,
+                    &elasticrds::adapters::sim_model::FleetModel::simple(12),
+                ) as usize;
                 seed_fleet(
                     &fleet,
                     &spec,

@@ -14,3 +14,4 @@ pub mod rds;
 pub mod recorded;
 pub mod sim;
 pub mod sim_load;
+pub mod sim_model;

@@ -2,6 +2,7 @@
 //! on an injected [`Clock`], which records every call and can be told to fail the next calls
 //! of an operation. Used for waiting tests, the backtest and `elasticrds demo`; deterministic.
 
+use super::sim_model::LeadTime;
 use crate::core::config::MasterSpec;
 use crate::core::domain::{Endpoint, Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
 use crate::ports::{Clock, ErrorKind, Fleet, PortError};
@@ -13,8 +14,11 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    /// How long a new read replica stays `creating`.
+    /// How long a new read replica stays `creating` (unless `lead_draw` is set).
     pub create_lead: Duration,
+    /// Lead times drawn per creation minute from the backtest's fleet model (`None`: always
+    /// `create_lead`).
+    pub lead_draw: Option<LeadTime>,
     /// How long a restored master stays `creating`.
     pub restore_lead: Duration,
     /// How long a class change keeps an instance `modifying`.
@@ -29,6 +33,7 @@ impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
             create_lead: Duration::from_secs(12 * 60),
+            lead_draw: None,
             restore_lead: Duration::from_secs(15 * 60),
             modify_time: Duration::from_secs(10 * 60),
             delete_time: Duration::ZERO,
@@ -357,8 +362,14 @@ impl Fleet for SimFleet {
         src.inst.replicas.push(id.clone());
         inst.source = Some(src.inst.id.clone());
         inst.tags = Arc::new(tags.clone());
-        let ready_at = now + chrono_dur(self.opts.create_lead);
-        if self.opts.create_lead.is_zero() {
+        let lead = match &self.opts.lead_draw {
+            Some(draw) => {
+                Duration::from_secs(60 * u64::from(draw.minutes_at(now.timestamp().div_euclid(60))))
+            }
+            None => self.opts.create_lead,
+        };
+        let ready_at = now + chrono_dur(lead);
+        if lead.is_zero() {
             inst.status = InstanceStatus::Available;
             inst.available_since = Some(now);
         }
@@ -366,7 +377,7 @@ impl Fleet for SimFleet {
             id.clone(),
             SimInstance {
                 inst,
-                ready_at: (!self.opts.create_lead.is_zero()).then_some(ready_at),
+                ready_at: (!lead.is_zero()).then_some(ready_at),
                 pending_class: None,
             },
         );

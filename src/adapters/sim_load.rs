@@ -3,10 +3,16 @@
 //! [`SimFleet`], served through the [`MetricsSource`] port so that the decision core reads it
 //! exactly as it reads CloudWatch. Used by the backtest and `elasticrds demo`; deterministic.
 //!
-//! Rules, per simulated minute:
+//! Rules, per simulated minute (the fleet model's effects, [`FleetModel`], in brackets; the
+//! simple model turns them off):
 //! - the serving replicas are the configured replicas that are `available` (since before the
-//!   minute started); each takes an equal share: CPU = demand / serving (capped at 100 %, the
-//!   rest is unserved demand), connections split the same way;
+//!   minute started); they share the demand in proportion to their capacity (1.0 each; [a
+//!   replica warming up has less]): mean CPU = demand / capacity (capped at 100 %; demand
+//!   above the capacity is unserved); [with two or more serving, the first in the configured
+//!   order carries `1 + skew` times the mean and the others the rest evenly]; connections
+//!   split the same way; a minute breaches when the hottest replica is above 80 %;
+//! - configured replicas are paid from creation until gone ([a deleting one included]);
+//! - [a minute's datapoints are visible `metric_delay_minutes` after the minute ends];
 //! - the master serves reads only when no replica is available (the old HAProxy `backup`
 //!   line); its write load is not modelled;
 //! - replica lag grows by 60 s per minute for every 10 % of load above 90 % CPU and drains at
@@ -19,10 +25,9 @@
 //! [`LoadOptions::history_minutes`].
 
 use crate::adapters::sim::SimFleet;
+use crate::adapters::sim_model::FleetModel;
 use crate::core::config::ClusterSpec;
-use crate::core::domain::{
-    InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries, Sample, Statistic,
-};
+use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
 use crate::ports::{Clock, ErrorKind, MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -117,51 +122,77 @@ pub fn epoch_minute(t: DateTime<Utc>) -> i64 {
 }
 
 /// How the load of one minute lands on the fleet: the pure rule shared by the simulated fleet,
-/// the oracle and the static baseline.
+/// the oracle and the baselines.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Served {
-    /// Load on each serving instance as a fraction of its capacity (uncapped).
+    /// Mean load of the serving instances as a fraction of their capacity (uncapped).
     pub utilization: f64,
-    /// CPU of each serving instance, percent (capped at 100).
+    /// Load of the hottest serving instance as a fraction of its capacity (uncapped): the
+    /// mean times the fleet model's skew when two or more replicas serve.
+    pub hottest: f64,
+    /// Mean CPU of the serving instances, percent (capped at 100): what a reader-average
+    /// CloudWatch metric shows.
     pub cpu_percent: f64,
     /// Demand no instance could take (capacity units).
     pub unserved: f64,
-    /// Per-instance CPU above 80 % or demand unserved.
+    /// The hottest instance's CPU above 80 %, or demand unserved.
     pub breach: bool,
     /// The master took the reads (no replica available).
     pub master_serves: bool,
 }
 
-/// Apply the load rule: `demand` over `serving` replicas, the master as the fallback.
+/// The serving side of a minute: how many replicas serve, their capacity together (1.0 per
+/// warm replica; less while one warms up) and how much more than the mean the hottest carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Serving {
+    pub replicas: u32,
+    pub capacity: f64,
+    pub hottest_factor: f64,
+}
+
+impl Serving {
+    /// `n` warm replicas sharing the load evenly.
+    pub fn even(n: u32) -> Serving {
+        Serving {
+            replicas: n,
+            capacity: f64::from(n),
+            hottest_factor: 1.0,
+        }
+    }
+}
+
+/// Apply the load rule: `demand` over `serving` warm replicas sharing evenly, the master as
+/// the fallback ([`serve_on`] with [`Serving::even`]).
 pub fn serve(demand: f64, serving: u32, master_available: bool) -> Served {
-    let master_serves = serving == 0 && master_available;
-    let capacity = if serving > 0 {
-        serving as f64
+    serve_on(demand, Serving::even(serving), master_available)
+}
+
+/// Apply the load rule: `demand` over the serving replicas in proportion to their capacity
+/// (the hottest carrying more), the master (one warm instance) as the fallback.
+pub fn serve_on(demand: f64, serving: Serving, master_available: bool) -> Served {
+    let master_serves = serving.replicas == 0 && master_available;
+    let (capacity, hot) = if serving.replicas > 0 {
+        (serving.capacity, serving.hottest_factor)
     } else if master_serves {
-        1.0
+        (1.0, 1.0)
     } else {
-        0.0
+        (0.0, 1.0)
     };
-    if capacity == 0.0 {
+    if capacity <= 0.0 {
         return Served {
-            utilization: 0.0,
-            cpu_percent: 0.0,
             unserved: demand,
             breach: demand > 0.0,
-            master_serves: false,
+            ..Served::default()
         };
     }
-    let per = if serving > 0 {
-        demand / serving as f64
-    } else {
-        demand
-    };
+    let per = demand / capacity;
     let unserved = (demand - capacity).max(0.0);
     Served {
         utilization: per,
+        hottest: per * hot,
         cpu_percent: per.min(1.0) * 100.0,
         unserved,
-        breach: per > BREACH_UTILIZATION + 1e-12 || unserved > 1e-12,
+        breach: per * hot > BREACH_UTILIZATION + 1e-12 || unserved > 1e-12,
         master_serves,
     }
 }
@@ -172,13 +203,18 @@ pub struct LoadOptions {
     pub connections_per_unit: f64,
     /// Minutes of per-instance history kept for `fetch` (older periods report no samples).
     pub history_minutes: usize,
+    /// Metric delay, skew and warm-up (the lead and delete times are the fleet's).
+    pub model: FleetModel,
 }
 
 impl Default for LoadOptions {
+    /// The simple model (no metric delay, an even split, no warm-up); the backtest sets its
+    /// own.
     fn default() -> Self {
         LoadOptions {
             connections_per_unit: 100.0,
             history_minutes: 24 * 60,
+            model: FleetModel::simple(12),
         }
     }
 }
@@ -330,10 +366,9 @@ impl SimLoad {
                 if inst.id == self.master && inst.status.is_available() {
                     master_available = true;
                 }
-                if inst.status == InstanceStatus::Deleting {
-                    return;
-                }
                 if let Some(i) = self.replicas.iter().position(|r| *r == inst.id) {
+                    // Paid from creation until gone (a deleting replica too); serving only
+                    // while available.
                     let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
                     let avail = if inst.status.is_available() {
                         // Serving from the first whole minute it was available.
@@ -363,22 +398,30 @@ impl SimLoad {
         inner.scratch = read;
         let slots = std::mem::take(&mut inner.slots);
         let master_available = inner.master_available;
+        let model = &self.opts.model;
         for m in start..end {
             let mut replicas = 0u32;
             let mut mask = 0u64;
+            let mut capacity = 0.0;
             for (i, s) in slots.iter().enumerate() {
                 if let Some((created, avail)) = s {
                     if *created <= m {
                         replicas += 1;
                     }
-                    if avail.is_some_and(|a| a <= m) {
+                    if let Some(a) = avail.filter(|a| *a <= m) {
                         mask |= 1 << i;
+                        capacity += model.capacity(m.saturating_sub(a));
                     }
                 }
             }
             let serving = mask.count_ones();
+            let on = Serving {
+                replicas: serving,
+                capacity,
+                hottest_factor: model.hottest_factor(serving),
+            };
             let demand = self.demand.at_minute(m);
-            let served = demand.map(|d| serve(d, serving, master_available));
+            let served = demand.map(|d| serve_on(d, on, master_available));
             // Lag: joiners start at 0; the rest drift with the load.
             let joined = inner.prev_mask.map_or(0, |p| mask & !p);
             let mut any_lag = false;
@@ -389,7 +432,8 @@ impl SimLoad {
                     continue;
                 }
                 if let Some(s) = served {
-                    *lag = (*lag + 600.0 * (s.utilization - LAG_UTILIZATION)).max(0.0);
+                    let load = s.utilization * share(mask, i, on.hottest_factor);
+                    *lag = (*lag + 600.0 * (load - LAG_UTILIZATION)).max(0.0);
                 }
                 any_lag |= *lag > 0.0;
             }
@@ -424,9 +468,14 @@ impl SimLoad {
                 if rec.mask & (1 << i) == 0 {
                     return None;
                 }
-                let per = d / rec.state.serving as f64;
+                let f = share(
+                    rec.mask,
+                    i,
+                    self.opts.model.hottest_factor(rec.state.serving),
+                );
+                let per = d / rec.state.serving as f64 * f;
                 match metric {
-                    MetricKind::Cpu => Some(s.cpu_percent),
+                    MetricKind::Cpu => Some((s.utilization * f).min(1.0) * 100.0),
                     MetricKind::Connections => Some(per * self.opts.connections_per_unit),
                     MetricKind::ReplicaLag => Some(
                         rec.lags
@@ -455,6 +504,20 @@ impl SimLoad {
             return Some(Who::Master);
         }
         self.replicas.iter().position(|r| r == id).map(Who::Replica)
+    }
+}
+
+/// Replica `i`'s load relative to the mean of the replicas serving in `mask`: the hottest
+/// (the first serving one in the configured order, which holds the oldest connections)
+/// carries `hottest_factor` times the mean, the others share the rest evenly.
+fn share(mask: u64, i: usize, hottest_factor: f64) -> f64 {
+    let n = f64::from(mask.count_ones());
+    if n < 2.0 {
+        1.0
+    } else if mask.trailing_zeros() as usize == i {
+        hottest_factor
+    } else {
+        (n - hottest_factor) / (n - 1.0)
     }
 }
 
@@ -488,10 +551,12 @@ impl MetricsSource for SimLoad {
                 format!("end {end} is before start {start}"),
             ));
         }
-        let now_m = epoch_minute(self.clock.now());
+        let clock_m = epoch_minute(self.clock.now());
         let mut inner = self.lock();
         // Complete minutes only: the minute in progress is not final.
-        self.record_until(&mut inner, now_m);
+        self.record_until(&mut inner, clock_m);
+        // A minute's datapoint is visible the model's metric delay after the minute ends.
+        let now_m = clock_m - i64::from(self.opts.model.metric_delay_minutes);
         let mut out = Vec::with_capacity(queries.len());
         let mut times = MinuteTimes::default();
         let first = epoch_minute(start);

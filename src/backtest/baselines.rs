@@ -4,7 +4,8 @@
 
 use super::replay::{World, WorldSetup};
 use super::score::{Recorder, RunKind, Score, Timeline};
-use crate::adapters::sim_load::{epoch_minute, serve, Demand, MinuteState};
+use crate::adapters::sim_load::{epoch_minute, serve_on, Demand, MinuteState, Serving};
+use crate::adapters::sim_model::FleetModel;
 use crate::core::plan::{plan, Action, Target};
 use crate::reconcile::{execute, observe_one, ExecOptions, Outcome};
 
@@ -169,8 +170,17 @@ pub async fn run_target_tracking(
     Ok(rec.finish())
 }
 
-/// A static fleet of `replicas`, all there from the start: no actions.
-pub fn run_static(demand: &Demand, replicas: u32, timeline: bool) -> (Score, Option<Timeline>) {
+/// A static fleet of `replicas`, all there (and warm) from the start: no actions.
+pub fn run_static(
+    demand: &Demand,
+    replicas: u32,
+    model: &FleetModel,
+    timeline: bool,
+) -> (Score, Option<Timeline>) {
+    let on = Serving {
+        hottest_factor: model.hottest_factor(replicas),
+        ..Serving::even(replicas)
+    };
     let mut r = Recorder::new(format!("static-{replicas}"), RunKind::Static, timeline);
     for (i, d) in demand.units.iter().enumerate() {
         r.minute(&MinuteState {
@@ -178,7 +188,7 @@ pub fn run_static(demand: &Demand, replicas: u32, timeline: bool) -> (Score, Opt
             demand: *d,
             replicas,
             serving: replicas,
-            served: d.map(|d| serve(d, replicas, true)),
+            served: d.map(|d| serve_on(d, on, true)),
         });
     }
     r.finish()

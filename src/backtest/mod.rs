@@ -20,6 +20,7 @@ pub mod sweep;
 pub mod trace;
 
 use crate::adapters::sim_load::Demand;
+use crate::adapters::sim_model::FleetModel;
 use crate::core::config::{ClusterSpec, Config};
 use crate::core::input::InputErrors;
 use crate::core::policy::Policy;
@@ -28,7 +29,6 @@ pub use run::PolicyCase;
 use score::{Score, Timeline};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Duration;
 use trace::Trace;
 
 /// The trace is scaled so that its peak needs `peak_replicas` replicas at this utilization.
@@ -39,16 +39,26 @@ pub const FLOOR_REPLICAS: u32 = 1;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub peak_replicas: u32,
-    pub lead: Duration,
+    /// The world every run is scored on (lead times, metric delay, skew, warm-up, deletes).
+    pub model: FleetModel,
     /// Keep per-minute series for the plot.
     pub timelines: bool,
+}
+
+impl Options {
+    /// `trace` scaled into demand: at its peak the hottest of `peak_replicas` replicas runs at
+    /// [`PEAK_UTILIZATION`] (the mean a little lower when the model's skew applies).
+    pub fn demand(&self, trace: &Trace) -> Demand {
+        let hot = self.model.hottest_factor(self.peak_replicas);
+        trace.demand(self.peak_replicas, PEAK_UTILIZATION / hot)
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             peak_replicas: 4,
-            lead: Duration::from_secs(12 * 60),
+            model: FleetModel::default(),
             timelines: false,
         }
     }
@@ -127,7 +137,10 @@ pub struct Report {
     pub step_secs: u32,
     pub minutes: usize,
     pub peak_replicas: u32,
+    /// The median lead time (the model's `lead.median_minutes`, in seconds).
     pub lead_secs: u64,
+    /// The fleet model the runs were scored on.
+    pub model: FleetModel,
     pub scores: Vec<Score>,
     #[serde(skip)]
     pub timelines: Vec<(String, Timeline)>,
@@ -153,9 +166,9 @@ impl Report {
 
 /// Replay every case, then the oracle, the target-tracking baseline and the static fleet.
 pub async fn backtest(trace: &Trace, cases: &[Case], opts: &Options) -> Result<Report, String> {
-    let demand = Arc::new(trace.demand(opts.peak_replicas, PEAK_UTILIZATION));
-    let lead_minutes = opts.lead.as_secs().div_ceil(60) as usize;
-    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, lead_minutes);
+    let demand = Arc::new(opts.demand(trace));
+    let model = &opts.model;
+    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, model);
     let mut scores = Vec::new();
     let mut timelines = Vec::new();
     let mut keep = |(s, t): (Score, Option<Timeline>)| {
@@ -167,23 +180,28 @@ pub async fn backtest(trace: &Trace, cases: &[Case], opts: &Options) -> Result<R
     let mut biggest = opts.peak_replicas as usize + 1;
     for c in cases {
         biggest = biggest.max(c.spec.replicas.len());
-        let setup = WorldSetup::new(c.spec.clone(), demand.clone(), opts.lead, initial as usize)?;
+        let setup = WorldSetup::new(c.spec.clone(), demand.clone(), model, initial as usize)?;
         keep(run::run_policy(&setup, &c.case, opts.timelines).await?);
     }
     keep(oracle::run(
         &demand,
         FLOOR_REPLICAS,
-        lead_minutes,
+        model,
         initial,
         opts.timelines,
     ));
     let spec = synthetic_spec("baseline", biggest);
     let tt = baselines::TargetTracking::aurora(FLOOR_REPLICAS, biggest as u32);
-    let setup = WorldSetup::new(spec, demand.clone(), opts.lead, initial as usize)?;
+    let setup = WorldSetup::new(spec, demand.clone(), model, initial as usize)?;
     keep(baselines::run_target_tracking(&setup, &tt, opts.timelines).await?);
+    let peak_need = oracle::needs(&demand, FLOOR_REPLICAS, model)
+        .into_iter()
+        .max()
+        .unwrap_or(FLOOR_REPLICAS);
     keep(baselines::run_static(
         &demand,
-        opts.peak_replicas,
+        peak_need,
+        model,
         opts.timelines,
     ));
     Ok(Report {
@@ -193,7 +211,8 @@ pub async fn backtest(trace: &Trace, cases: &[Case], opts: &Options) -> Result<R
         step_secs: trace.step_secs,
         minutes: demand.len(),
         peak_replicas: opts.peak_replicas,
-        lead_secs: opts.lead.as_secs(),
+        lead_secs: 60 * u64::from(model.lead.median_minutes),
+        model: model.clone(),
         scores,
         timelines,
         demand,

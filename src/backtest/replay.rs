@@ -1,10 +1,11 @@
-//! The simulated world a backtest run replays in: a manual clock, a [`SimFleet`] with the
-//! provisioning lead time, the load model over it, and the initial fleet (the master and the
+//! The simulated world a backtest run replays in: a manual clock, a [`SimFleet`] and the load
+//! model over it, both following the run's [`FleetModel`], and the initial fleet (the master and the
 //! replicas the first lead time needs, available since the day before). Every run — policies
 //! and the target-tracking baseline — starts from the same world.
 
 use crate::adapters::sim::{SimFleet, SimOptions};
 use crate::adapters::sim_load::{minute_time, Demand, LoadOptions, SimLoad, MAX_REPLICAS};
+use crate::adapters::sim_model::FleetModel;
 use crate::core::config::{ClusterSpec, MasterSpec, ReplicaSpec};
 use crate::core::domain::{InstanceClass, InstanceId, InstanceStatus};
 use crate::ports::{Clock, ManualClock};
@@ -18,8 +19,8 @@ use std::time::Duration;
 pub struct WorldSetup {
     pub spec: ClusterSpec,
     pub demand: Arc<Demand>,
-    /// Provisioning lead time of a new replica.
-    pub lead: Duration,
+    /// Lead times, metric delay, skew, warm-up and delete time.
+    pub model: FleetModel,
     /// Replicas available at the start (the first of the configured list).
     pub initial_replicas: usize,
     pub load: LoadOptions,
@@ -32,7 +33,7 @@ impl WorldSetup {
     pub fn new(
         spec: ClusterSpec,
         demand: Arc<Demand>,
-        lead: Duration,
+        model: &FleetModel,
         initial_replicas: usize,
     ) -> Result<WorldSetup, String> {
         if spec.replicas.len() > MAX_REPLICAS {
@@ -46,14 +47,13 @@ impl WorldSetup {
             initial_replicas: initial_replicas.min(spec.replicas.len()),
             spec,
             demand,
-            lead,
-            load: LoadOptions::default(),
+            model: model.clone(),
+            load: LoadOptions {
+                model: model.clone(),
+                ..LoadOptions::default()
+            },
             faults: Vec::new(),
         })
-    }
-
-    pub fn lead_minutes(&self) -> usize {
-        self.lead.as_secs().div_ceil(60) as usize
     }
 }
 
@@ -117,12 +117,14 @@ impl World {
         let start = setup.demand.start();
         let clock = Arc::new(ManualClock::new(start));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let m = &setup.model;
         let fleet = Arc::new(
             SimFleet::new(
                 dyn_clock.clone(),
                 SimOptions {
-                    create_lead: setup.lead,
-                    delete_time: Duration::ZERO,
+                    create_lead: Duration::from_secs(60 * u64::from(m.lead.median_minutes)),
+                    lead_draw: (m.lead.spread > 0.0).then(|| m.lead.clone()),
+                    delete_time: Duration::from_secs(60 * u64::from(m.delete_minutes)),
                     ..Default::default()
                 },
             )

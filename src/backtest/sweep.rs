@@ -5,7 +5,7 @@ use super::replay::WorldSetup;
 use super::run::run_policy;
 use super::score::Score;
 use super::trace::Trace;
-use super::{oracle, Case, Options, FLOOR_REPLICAS, PEAK_UTILIZATION};
+use super::{oracle, Case, Options, FLOOR_REPLICAS};
 use crate::core::policy::RuleKind;
 use std::sync::Arc;
 
@@ -54,9 +54,8 @@ pub fn run_all(
     opts: &Options,
     threads: usize,
 ) -> Result<Vec<Score>, String> {
-    let demand = Arc::new(trace.demand(opts.peak_replicas, PEAK_UTILIZATION));
-    let lead_minutes = opts.lead.as_secs().div_ceil(60) as usize;
-    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, lead_minutes) as usize;
+    let demand = Arc::new(opts.demand(trace));
+    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &opts.model) as usize;
     let threads = threads.clamp(1, cases.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<Score, String>>>> =
@@ -72,7 +71,7 @@ pub fn run_all(
                     let Some(c) = cases.get(i) else { break };
                     let r = match &rt {
                         Ok(rt) => {
-                            WorldSetup::new(c.spec.clone(), demand.clone(), opts.lead, initial)
+                            WorldSetup::new(c.spec.clone(), demand.clone(), &opts.model, initial)
                                 .and_then(|setup| {
                                     rt.block_on(run_policy(&setup, &c.case, false))
                                         .map(|(s, _)| s)

@@ -4,14 +4,16 @@
 //! the oracle, Aurora-style target tracking and a static fleet. `--plot` writes an SVG;
 //! `--sweep` replays a 100-variant grid of the first policy.
 
+use super::model_args::ModelArgs;
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
+use crate::adapters::sim_model::FleetModel;
 use crate::backtest::score::{RunKind, Score};
 use crate::backtest::trace::Trace;
 use crate::backtest::{self, load_policy, sweep, Case, Options, Report};
 use crate::core::config::Config;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
@@ -25,9 +27,9 @@ pub struct BacktestArgs {
     /// Scale the trace so that its peak needs this many replicas at 75 % CPU.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub peak_replicas: u32,
-    /// Provisioning lead time of a new replica.
-    #[arg(long, default_value = "12m", value_parser = parse_lead)]
-    pub lead_time: Duration,
+    /// The fleet model (lead times, metric delay, skew, warm-up, deletes).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// What is printed on stdout: `text` (the table of policies, oracle and baselines) or
     /// `json` (the whole report as one JSON document; schema in docs/backtest.md). Errors go to
     /// stderr either way.
@@ -40,14 +42,6 @@ pub struct BacktestArgs {
     /// parallel, and print each; reports the elapsed time on stderr.
     #[arg(long)]
     pub sweep: bool,
-}
-
-fn parse_lead(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d.as_secs() % 60 != 0 || d > Duration::from_secs(24 * 3600) {
-        return Err("give whole minutes, at most 24h (e.g. 12m)".into());
-    }
-    Ok(d)
 }
 
 fn stem(p: &Path) -> String {
@@ -91,7 +85,7 @@ pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
     let cases = load_cases(config.as_ref(), &a.policies, a.peak_replicas)?;
     let opts = Options {
         peak_replicas: a.peak_replicas,
-        lead: a.lead_time,
+        model: a.model.model()?,
         timelines: a.plot.is_some(),
     };
     if a.sweep {
@@ -170,17 +164,39 @@ fn table(scores: &[Score], oracle: Option<f64>) -> String {
     out
 }
 
+/// The fleet model in one line, with the lead times drawn over the replayed minutes.
+fn model_line(m: &FleetModel, start_minute: i64, minutes: usize) -> String {
+    let l = &m.lead;
+    let lead = if l.spread > 0.0 {
+        let (lo, _, hi) = l.summary(start_minute, minutes);
+        format!(
+            "lead time median {}m (spread {}, seed {}; {lo}-{hi}m over the trace)",
+            l.median_minutes, l.spread, l.seed
+        )
+    } else {
+        format!("lead time {}m", l.median_minutes)
+    };
+    format!(
+        "fleet model: {lead}; metrics visible {}m late; hottest replica +{:.0} %; warm-up {}m from {:.0} %; deletes paid {}m",
+        m.metric_delay_minutes,
+        m.skew * 100.0,
+        m.warmup.minutes,
+        m.warmup.start_capacity * 100.0,
+        m.delete_minutes
+    )
+}
+
 /// The text report: what was replayed, the table, and the goal check per policy.
 pub fn text_report(r: &Report) -> String {
     let mut out = format!(
-        "trace {}: {} samples every {} s ({} gaps), {:.1} days; peak scaled to {} replicas at 75 % CPU; lead time {}\n\n",
+        "trace {}: {} samples every {} s ({} gaps), {:.1} days; peak scaled to {} replicas at 75 % CPU\n{}\n\n",
         r.trace,
         r.samples,
         r.step_secs,
         r.gaps,
         r.minutes as f64 / 1440.0,
         r.peak_replicas,
-        humantime::format_duration(Duration::from_secs(r.lead_secs)),
+        model_line(&r.model, r.demand.start_minute, r.minutes),
     );
     let oracle = r.oracle().map(|o| o.replica_hours);
     out.push_str(&table(&r.scores, oracle));

@@ -15,6 +15,7 @@
 use super::{CliError, CliResult};
 use crate::adapters::sim::{SimFleet, SimOptions};
 use crate::adapters::sim_load::{epoch_minute, LoadOptions, SimLoad};
+use crate::adapters::sim_model::FleetModel;
 use crate::backtest::replay::seed_fleet;
 use crate::backtest::score::{Recorder, RunKind};
 use crate::backtest::trace::Trace;
@@ -126,8 +127,10 @@ pub async fn run(a: DemoArgs) -> CliResult {
     )?;
     let spec = case.spec.clone();
     let demand = Arc::new(trace.demand(a.peak_replicas, PEAK_UTILIZATION));
-    let lead_minutes = a.lead_time.as_secs().div_ceil(60) as usize;
-    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, lead_minutes) as usize;
+    // The demo's world: the simple fleet model with the demo's lead time (a fixed lead, no
+    // metric delay, skew or warm-up), so that what it shows follows from the policy alone.
+    let model = FleetModel::simple(a.lead_time.as_secs().div_ceil(60) as u32);
+    let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &model) as usize;
     let factor = 60.0 / a.speed.as_secs_f64();
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(demand.start(), factor));
     let fleet = Arc::new(SimFleet::new(

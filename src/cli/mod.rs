@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod demo;
 pub mod govern;
 pub mod haproxy;
+pub mod model_args;
 pub mod policy;
 pub mod run;
 
