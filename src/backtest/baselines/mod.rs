@@ -1,0 +1,157 @@
+//! The baselines every backtest reports next to its policies, replayed on the same simulated
+//! fleet and reconciler as the policies (they act through `plan` + `execute`): Aurora-style
+//! target tracking in two readings of AWS's documentation ([`aurora`]), the Kubernetes HPA's
+//! algorithm ([`hpa`]), and a static fleet sized for the peak. This file owns the replay loop,
+//! [`run_baselines`] (what a backtest, or a sweep at another target, runs) and the static
+//! fleet. Sources and rules: docs/backtest.md, section "Baselines".
+
+pub mod aurora;
+pub mod hpa;
+
+pub use aurora::{Capacity, Observation, TargetTracker, TargetTracking};
+pub use hpa::{Hpa, HpaState};
+
+use super::replay::{World, WorldSetup};
+use super::score::{Recorder, RunKind, Score, Timeline};
+use crate::adapters::sim_load::{epoch_minute, serve, Demand, MinuteState};
+use crate::core::plan::{plan, Action, Target};
+use crate::reconcile::{execute, observe_one, ExecOptions, Outcome};
+
+/// The default target of the baselines (`--baseline-target`), percent CPU.
+pub const DEFAULT_TARGET: f64 = 60.0;
+
+/// Replay every reactive baseline at `target` % CPU within `bounds` (min, max replicas; the
+/// scored policy's): Aurora-style counting serving replicas, Aurora-style counting replicas
+/// being created, HPA-style, in that order. `setup`'s cluster must list at least `max` replicas.
+pub async fn run_baselines(
+    setup: &WorldSetup,
+    bounds: (u32, u32),
+    target: f64,
+    timelines: bool,
+) -> Result<Vec<(Score, Option<Timeline>)>, String> {
+    let (min, max) = bounds;
+    if !(target.is_finite() && target > 0.0 && target <= 100.0) {
+        return Err(format!(
+            "baseline target {target}: give a percentage from 1 to 100"
+        ));
+    }
+    if min > max || (max as usize) > setup.spec.replicas.len() {
+        return Err(format!(
+            "baseline bounds {min}..{max}: the cluster lists {} replicas",
+            setup.spec.replicas.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for capacity in [Capacity::ServingAfterWait, Capacity::Existing] {
+        let p = TargetTracking::new(target, min, max, capacity);
+        out.push(run_target_tracking(setup, &p, timelines).await?);
+    }
+    out.push(run_hpa(setup, &Hpa::new(target, min, max), timelines).await?);
+    Ok(out)
+}
+
+/// Replay an Aurora-style target-tracking baseline.
+pub async fn run_target_tracking(
+    setup: &WorldSetup,
+    p: &TargetTracking,
+    timeline: bool,
+) -> Result<(Score, Option<Timeline>), String> {
+    let mut tracker = TargetTracker::default();
+    let step = |o: &Observation| tracker.step(p, o);
+    replay(setup, p.name(), RunKind::TargetTracking, timeline, step).await
+}
+
+/// Replay the HPA-style baseline.
+pub async fn run_hpa(
+    setup: &WorldSetup,
+    p: &Hpa,
+    timeline: bool,
+) -> Result<(Score, Option<Timeline>), String> {
+    let mut state = HpaState::default();
+    let step = |o: &Observation| state.step(p, o);
+    replay(setup, p.name(), RunKind::Hpa, timeline, step).await
+}
+
+/// Count the executed replica creations and deletions among reconciler results.
+pub fn scale_actions(results: &[crate::reconcile::ActionResult]) -> u64 {
+    results
+        .iter()
+        .filter(|r| {
+            matches!(r.outcome, Outcome::Done)
+                && matches!(
+                    r.planned.action,
+                    Action::CreateReplica { .. } | Action::DeleteReplica { .. }
+                )
+        })
+        .count() as u64
+}
+
+/// Replay one baseline on a fresh world: at the start of each minute `step` sees the last
+/// finished minute (its reader-average CPU, one minute fresher than a policy's fetch window) and
+/// may return a replica count, which is planned and executed through the shared reconciler.
+async fn replay(
+    setup: &WorldSetup,
+    name: String,
+    kind: RunKind,
+    timeline: bool,
+    mut step: impl FnMut(&Observation) -> Option<u32>,
+) -> Result<(Score, Option<Timeline>), String> {
+    let world = World::new(setup)?;
+    let mut rec = Recorder::new(name.clone(), kind, timeline);
+    let mut failed = super::run::FailedTicks::default();
+    let mut last = world.load.settle(world.clock_now());
+    let minutes = setup.demand.len();
+    for i in 0..minutes {
+        let now = world.minute(i);
+        if i > 0 {
+            // RDSReaderAverageCPUUtilization: the average over the readers that report; with
+            // none serving there is no datapoint.
+            let o = Observation {
+                now: now.timestamp(),
+                cpu: last
+                    .served
+                    .filter(|_| last.serving > 0)
+                    .map(|s| s.cpu_percent),
+                serving: last.serving,
+                existing: last.replicas,
+            };
+            if let Some(n) = step(&o) {
+                match observe_one(world.fleet.as_ref(), &setup.spec).await {
+                    Err(e) => failed.record(i, e.to_string()),
+                    Ok(view) => {
+                        let pl = plan(&setup.spec, &view, &Target::replicas(n as usize));
+                        let res = execute(
+                            world.fleet.as_ref(),
+                            &setup.spec,
+                            &pl,
+                            &ExecOptions::default(),
+                        )
+                        .await;
+                        failed.actions(i, &res);
+                        rec.actions(scale_actions(&res));
+                    }
+                }
+            }
+        }
+        last = world.load.settle(now);
+        debug_assert_eq!(last.minute, epoch_minute(now));
+        rec.minute(&last);
+    }
+    failed.into_result(&name, minutes)?;
+    Ok(rec.finish())
+}
+
+/// A static fleet of `replicas`, all there from the start: no actions.
+pub fn run_static(demand: &Demand, replicas: u32, timeline: bool) -> (Score, Option<Timeline>) {
+    let mut r = Recorder::new(format!("static-{replicas}"), RunKind::Static, timeline);
+    for (i, d) in demand.units.iter().enumerate() {
+        r.minute(&MinuteState {
+            minute: demand.start_minute + i as i64,
+            demand: *d,
+            replicas,
+            serving: replicas,
+            served: d.map(|d| serve(d, replicas, true)),
+        });
+    }
+    r.finish()
+}
