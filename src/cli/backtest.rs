@@ -1,8 +1,8 @@
 //! `elasticrds backtest`: replay a recorded load trace (CloudWatch export CSV) through one or
 //! more policy files on the simulated fleet — the same decision core and reconciler as the
 //! daemon — and print replica-hours, breach-minutes, actions and max replicas for each, next to
-//! the oracle, the Aurora-style and HPA-style baselines and a static fleet. `--plot` writes an SVG;
-//! `--sweep` replays a 100-variant grid of the first policy.
+//! the oracle, the Aurora-style and HPA-style baselines and a static fleet. `--plot` writes an
+//! SVG; `--sweep` replays a 100-variant grid of the first policy.
 
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::backtest::score::{RunKind, Score};

@@ -155,3 +155,100 @@ pub fn run_static(demand: &Demand, replicas: u32, timeline: bool) -> (Score, Opt
     }
     r.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::replay::synthetic_spec;
+    use crate::backtest::trace::Trace;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn setup(replicas: usize) -> WorldSetup {
+        let mut csv = String::from("timestamp,value\n");
+        for m in 0..120 {
+            let v = if (40..80).contains(&m) { 90.0 } else { 20.0 };
+            csv.push_str(&format!("2026-01-01 {:02}:{:02}:00,{v}\n", m / 60, m % 60));
+        }
+        let trace = Trace::parse("t.csv", &csv).expect("trace");
+        let demand = Arc::new(trace.demand(4, 0.75));
+        let spec = synthetic_spec("baseline", replicas);
+        WorldSetup::new(spec, demand, Duration::from_secs(5 * 60), 1).expect("setup")
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn runs_each_baseline_at_the_target_within_the_bounds() {
+        let runs = rt()
+            .block_on(run_baselines(&setup(3), (1, 3), 70.0, false))
+            .expect("runs");
+        let names: Vec<&str> = runs.iter().map(|(s, _)| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "aurora-target-70",
+                "aurora-target-70-counting-creating",
+                "hpa-target-70"
+            ]
+        );
+        for (s, _) in &runs {
+            assert!(s.actions > 0, "the rise is scaled out: {s:?}");
+            assert!(s.max_replicas <= 3, "{s:?}");
+        }
+        assert_eq!(runs[2].0.kind, RunKind::Hpa);
+    }
+
+    #[test]
+    fn refuses_a_target_outside_percent_and_bounds_the_cluster_cannot_hold() {
+        for t in [0.0, -5.0, 100.5, f64::NAN, f64::INFINITY] {
+            let r = rt().block_on(run_baselines(&setup(3), (1, 3), t, false));
+            assert!(r.is_err(), "{t}");
+        }
+        let r = rt().block_on(run_baselines(&setup(3), (1, 4), 60.0, false));
+        assert!(r.expect_err("4 > 3").contains("lists 3 replicas"));
+        let r = rt().block_on(run_baselines(&setup(3), (3, 2), 60.0, false));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn the_goal_is_held_against_the_stronger_aurora_style_run() {
+        use crate::backtest::score::Recorder;
+        let score = |name: &str, kind, breach: u64, minutes: u32| {
+            let (mut s, _) = Recorder::new(name, kind, false).finish();
+            s.breach_minutes = breach;
+            s.replica_hours = f64::from(minutes) / 60.0;
+            s
+        };
+        let scores = [
+            score("a", RunKind::TargetTracking, 20, 600),
+            score("b", RunKind::TargetTracking, 20, 540),
+            score("c", RunKind::TargetTracking, 25, 60),
+            score("h", RunKind::Hpa, 1, 60),
+        ];
+        let best = crate::backtest::strongest(&scores, RunKind::TargetTracking);
+        assert_eq!(best.map(|s| s.name.as_str()), Some("b"));
+        assert!(crate::backtest::strongest(&scores, RunKind::Static).is_none());
+    }
+
+    #[test]
+    fn baselines_keep_the_first_policys_bounds() {
+        use crate::backtest::{baseline_bounds, load_policy};
+        let case = |min: u32, max: u32| {
+            let text = format!("cluster: c1\nmin_replicas: {min}\nmax_replicas: {max}\n");
+            load_policy("p", "p.yaml", &text, None, 4).expect("policy")
+        };
+        assert_eq!(baseline_bounds(&[case(2, 6), case(1, 3)], 4), (2, 6));
+        assert_eq!(
+            baseline_bounds(&[case(0, 3)], 4),
+            (1, 3),
+            "at least one reader"
+        );
+        assert_eq!(baseline_bounds(&[case(0, 0)], 4), (1, 1));
+        assert_eq!(baseline_bounds(&[], 4), (1, 5));
+    }
+}
