@@ -18,6 +18,8 @@
 //!   minutes" for a target of 70), e.g. AWS Copilot's docs, `copilot svc status`:
 //!   <https://aws.github.io/copilot-cli/docs/concepts/services/>
 
+use super::Observation;
+
 /// What the policy counts as the cluster's current capacity, the one ambiguity in AWS's
 /// documentation (docs/backtest.md, "Baselines"): both are scored, and the goal is held against
 /// the stronger run.
@@ -96,19 +98,6 @@ impl TargetTracking {
         // Clamped before the conversion: no overflow whatever the metric.
         raw.clamp(f64::from(self.min), f64::from(self.max)) as u32
     }
-}
-
-/// What a baseline sees at the start of a minute: the last finished minute's reader-average
-/// CPU (`None`: no datapoint) and the replicas then.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Observation {
-    /// Epoch seconds.
-    pub now: i64,
-    pub cpu: Option<f64>,
-    /// Replicas that served during the whole last minute.
-    pub serving: u32,
-    /// Replicas that exist (creating or available).
-    pub existing: u32,
 }
 
 /// The target-tracking state machine, fed one [`Observation`] per minute.

@@ -11,7 +11,7 @@
 //! exist are the scale target's `currentReplicas`. The controller runs once per simulated minute
 //! (the metric's resolution; the HPA's own sync period is 15 s).
 
-use super::aurora::Observation;
+use super::Observation;
 use std::collections::VecDeque;
 
 /// Parameters of the HPA-style baseline.

@@ -1,14 +1,15 @@
 //! The baselines every backtest reports next to its policies, replayed on the same simulated
 //! fleet and reconciler as the policies (they act through `plan` + `execute`): Aurora-style
 //! target tracking in two readings of AWS's documentation ([`aurora`]), the Kubernetes HPA's
-//! algorithm ([`hpa`]), and a static fleet sized for the peak. This file owns the replay loop,
-//! [`run_baselines`] (what a backtest, or a sweep at another target, runs) and the static
-//! fleet. Sources and rules: docs/backtest.md, section "Baselines".
+//! algorithm ([`hpa`]), and a static fleet sized for the peak. This file owns what a baseline
+//! sees ([`Observation`]), the replay loop, [`run_baselines`] (what a backtest, or a sweep at
+//! another target, runs) and the static fleet. Sources and rules: docs/backtest.md, section
+//! "Baselines".
 
 pub mod aurora;
 pub mod hpa;
 
-pub use aurora::{Capacity, Observation, TargetTracker, TargetTracking};
+pub use aurora::{Capacity, TargetTracker, TargetTracking};
 pub use hpa::{Hpa, HpaState};
 
 use super::replay::{World, WorldSetup};
@@ -16,6 +17,19 @@ use super::score::{Recorder, RunKind, Score, Timeline};
 use crate::adapters::sim_load::{epoch_minute, serve, Demand, MinuteState};
 use crate::core::plan::{plan, Action, Target};
 use crate::reconcile::{execute, observe_one, ExecOptions, Outcome};
+
+/// What a baseline sees at the start of a minute: the last finished minute's reader-average
+/// CPU (`None`: no datapoint) and the replicas then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Epoch seconds.
+    pub now: i64,
+    pub cpu: Option<f64>,
+    /// Replicas that served during the whole last minute.
+    pub serving: u32,
+    /// Replicas that exist (creating or available).
+    pub existing: u32,
+}
 
 /// The default target of the baselines (`--baseline-target`), percent CPU.
 pub const DEFAULT_TARGET: f64 = 60.0;
