@@ -1,8 +1,8 @@
 //! A replay whose ticks fail is an error, not a different score: the backtest counts failed
 //! ticks (a port error, an action that failed) and refuses to score such a run, for the policy
-//! replay and the target-tracking baseline alike.
+//! replay and the Aurora-style and HPA-style baselines alike.
 
-use elasticrds::backtest::baselines::{run_target_tracking, TargetTracking};
+use elasticrds::backtest::baselines::{run_hpa, run_target_tracking, Hpa, TargetTracking};
 use elasticrds::backtest::replay::WorldSetup;
 use elasticrds::backtest::run::run_policy;
 use elasticrds::backtest::trace::Trace;
@@ -65,4 +65,16 @@ fn a_failed_action_makes_the_baseline_replay_an_error() {
         ))
         .expect_err("a failed action is an error");
     assert!(err.contains("ticks failed"), "{err}");
+}
+
+#[test]
+fn a_failed_action_makes_the_hpa_replay_an_error() {
+    let (setup, _) = setup(vec![("create_replica", ErrorKind::Fatal)]);
+    let err = rt()
+        .block_on(run_hpa(&setup, &Hpa::new(60.0, 1, 4), false))
+        .expect_err("a failed action is an error");
+    assert!(
+        err.contains("hpa-target-60") && err.contains("ticks failed"),
+        "{err}"
+    );
 }

@@ -27,7 +27,9 @@
 use crate::adapters::sim::SimFleet;
 use crate::adapters::sim_model::FleetModel;
 use crate::core::config::ClusterSpec;
-use crate::core::domain::{InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Statistic};
+use crate::core::domain::{
+    InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries, Sample, Statistic,
+};
 use crate::ports::{Clock, ErrorKind, MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -225,8 +227,11 @@ pub struct MinuteState {
     /// Epoch minute.
     pub minute: i64,
     pub demand: Option<f64>,
-    /// Configured replicas that exist and are not being deleted (what is paid for).
+    /// Configured replicas that exist: creating, available or being deleted (what is paid
+    /// for).
     pub replicas: u32,
+    /// Of those, the ones being deleted (paid, never serving).
+    pub deleting: u32,
     /// Of those, the ones serving reads during the whole minute.
     pub serving: u32,
     /// Whether the load landed (`None` for a minute without demand data).
@@ -253,13 +258,13 @@ struct Inner {
     /// before the first recorded minute.
     prev_mask: Option<u64>,
     /// What `record_until` last read of the fleet: per configured replica (exists since
-    /// minute, available since minute) or `None`, and whether the master is available; as of
+    /// minute, available since minute, being deleted) or `None`, and whether the master is available; as of
     /// `fleet_seen` (the fleet's change count then).
-    slots: Vec<Option<(i64, Option<i64>)>>,
+    slots: Vec<Option<(i64, Option<i64>, bool)>>,
     master_available: bool,
     fleet_seen: Option<u64>,
     /// Where `record_until` reads the fleet into (kept between calls).
-    scratch: Vec<Option<(i64, Option<i64>)>>,
+    scratch: Vec<Option<(i64, Option<i64>, bool)>>,
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -387,7 +392,7 @@ impl SimLoad {
                     } else {
                         None
                     };
-                    read[i] = Some((created, avail));
+                    read[i] = Some((created, avail, inst.status == InstanceStatus::Deleting));
                 }
             });
         if let Some(seen) = changed {
@@ -403,10 +408,12 @@ impl SimLoad {
             let mut replicas = 0u32;
             let mut mask = 0u64;
             let mut capacity = 0.0;
+            let mut deleting = 0u32;
             for (i, s) in slots.iter().enumerate() {
-                if let Some((created, avail)) = s {
+                if let Some((created, avail, gone)) = s {
                     if *created <= m {
                         replicas += 1;
+                        deleting += u32::from(*gone);
                     }
                     if let Some(a) = avail.filter(|a| *a <= m) {
                         mask |= 1 << i;
@@ -444,6 +451,7 @@ impl SimLoad {
                     minute: m,
                     demand,
                     replicas,
+                    deleting,
                     serving,
                     served,
                 },

@@ -265,6 +265,7 @@ pub fn run(
             minute: demand.start_minute + i as i64,
             demand: *d,
             replicas: p.replicas[i],
+            deleting: 0,
             serving: p.serving[i],
             served: d.map(|d| serve_on(d, on, true)),
         });

@@ -13,7 +13,10 @@ use serde::Serialize;
 pub enum RunKind {
     Policy,
     Oracle,
+    /// The Aurora-style baselines (`target_tracking` in JSON).
     TargetTracking,
+    /// The Kubernetes-HPA-style baseline (`hpa`).
+    Hpa,
     Static,
 }
 
@@ -127,6 +130,7 @@ mod tests {
             minute: m,
             demand: d,
             replicas,
+            deleting: 0,
             serving,
             served: d.map(|d| serve(d, serving, true)),
         };

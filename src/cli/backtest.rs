@@ -1,8 +1,8 @@
 //! `elasticrds backtest`: replay a recorded load trace (CloudWatch export CSV) through one or
 //! more policy files on the simulated fleet — the same decision core and reconciler as the
 //! daemon — and print replica-hours, breach-minutes, actions and max replicas for each, next to
-//! the oracle, Aurora-style target tracking and a static fleet. `--plot` writes an SVG;
-//! `--sweep` replays a 100-variant grid of the first policy.
+//! the oracle, the Aurora-style and HPA-style baselines and a static fleet. `--plot` writes an
+//! SVG; `--sweep` replays a 100-variant grid of the first policy.
 
 use super::model_args::ModelArgs;
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
@@ -38,10 +38,22 @@ pub struct BacktestArgs {
     /// Write an SVG with demand, per-replica CPU and replica count over time for each run.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// CPU target of the Aurora-style and HPA-style baselines, percent (1–100). They keep the
+    /// first policy's min and max replicas.
+    #[arg(long, value_name = "PERCENT", default_value_t = backtest::baselines::DEFAULT_TARGET,
+          value_parser = parse_baseline_target)]
+    pub baseline_target: f64,
     /// Replay a grid of 100 variants of the first policy (CPU target × scale-in cooldown) in
     /// parallel, and print each; reports the elapsed time on stderr.
     #[arg(long)]
     pub sweep: bool,
+}
+
+fn parse_baseline_target(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if (1.0..=100.0).contains(&t) => Ok(t),
+        _ => Err("give a CPU percentage from 1 to 100 (e.g. 60)".into()),
+    }
 }
 
 fn stem(p: &Path) -> String {
@@ -87,6 +99,7 @@ pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
         peak_replicas: a.peak_replicas,
         model: a.model.model()?,
         timelines: a.plot.is_some(),
+        baseline_target: a.baseline_target,
     };
     if a.sweep {
         return run_sweep(trace, cases, opts, a.output).await;

@@ -163,6 +163,7 @@ impl Data {
 }
 
 /// One run of a backtest report.
+#[derive(Clone)]
 struct Run {
     name: String,
     hours: f64,
@@ -171,40 +172,69 @@ struct Run {
     max: u64,
 }
 
-/// The four runs of a trace's default-policy backtest.
+/// The runs of a trace's default-policy backtest: the four the goal reads (`aurora` is the
+/// stronger Aurora-style run, fewest breach-minutes then fewest replica-hours, as the CLI's goal
+/// line holds it) and every run in the report's order (`all`, for the runs table).
 struct TraceRuns {
     policy: Run,
     oracle: Run,
     aurora: Run,
     fixed: Run,
+    all: Vec<Run>,
+}
+
+/// One run of a report, read from its JSON object.
+fn run_of(trace: &str, v: &Value) -> Result<Run, String> {
+    let k = v["name"].as_str().unwrap_or_default();
+    let num = |f: &str| {
+        v[f].as_u64()
+            .ok_or_else(|| format!("{trace}.json: {k}: `{f}` is not a count"))
+    };
+    Ok(Run {
+        name: k.to_string(),
+        hours: v["replica_hours"]
+            .as_f64()
+            .ok_or_else(|| format!("{trace}.json: {k}: `replica_hours` is not a number"))?,
+        breach: num("breach_minutes")?,
+        actions: num("actions")?,
+        max: num("max_replicas")?,
+    })
 }
 
 impl TraceRuns {
     fn of(trace: &str, runs: &[Value]) -> Result<TraceRuns, String> {
-        let kind = |k: &str| -> Result<Run, String> {
-            let v = runs
-                .iter()
-                .find(|r| r["kind"] == k)
-                .ok_or_else(|| format!("tests/golden/backtest/{trace}.json: no run of kind {k}"))?;
-            let num = |f: &str| {
-                v[f].as_u64()
-                    .ok_or_else(|| format!("{trace}.json: {k}: `{f}` is not a count"))
-            };
-            Ok(Run {
-                name: v["name"].as_str().unwrap_or_default().to_string(),
-                hours: v["replica_hours"]
-                    .as_f64()
-                    .ok_or_else(|| format!("{trace}.json: {k}: `replica_hours` is not a number"))?,
-                breach: num("breach_minutes")?,
-                actions: num("actions")?,
-                max: num("max_replicas")?,
-            })
+        let all = runs
+            .iter()
+            .map(|v| Ok((v["kind"].as_str().unwrap_or_default(), run_of(trace, v)?)))
+            .collect::<Result<Vec<(&str, Run)>, String>>()?;
+        let of_kind = |k: &'static str| {
+            all.iter()
+                .filter(move |(kind, _)| *kind == k)
+                .map(|(_, r)| r)
         };
+        let first = |k: &'static str| -> Result<Run, String> {
+            of_kind(k)
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("tests/golden/backtest/{trace}.json: no run of kind {k}"))
+        };
+        let aurora = of_kind("target_tracking")
+            .reduce(
+                |best, r| match (r.breach, r.hours) < (best.breach, best.hours) {
+                    true => r,
+                    false => best,
+                },
+            )
+            .cloned()
+            .ok_or_else(|| {
+                format!("tests/golden/backtest/{trace}.json: no run of kind target_tracking")
+            })?;
         Ok(TraceRuns {
-            policy: kind("policy")?,
-            oracle: kind("oracle")?,
-            aurora: kind("target_tracking")?,
-            fixed: kind("static")?,
+            policy: first("policy")?,
+            oracle: first("oracle")?,
+            aurora,
+            fixed: first("static")?,
+            all: all.into_iter().map(|(_, r)| r).collect(),
         })
     }
 
@@ -269,10 +299,7 @@ impl Data {
             "| trace | run | replica_hours | vs oracle | breach_minutes | actions | max_replicas |\n|---|---|---:|---:|---:|---:|---:|\n",
         );
         for (t, r) in self.each_trace()? {
-            for (i, run) in [&r.policy, &r.oracle, &r.aurora, &r.fixed]
-                .into_iter()
-                .enumerate()
-            {
+            for (i, run) in r.all.iter().enumerate() {
                 let (trace, name) = match i {
                     0 => (format!(" {t}"), format!("**{}**", run.name)),
                     _ => (String::new(), run.name.clone()),
@@ -301,7 +328,8 @@ impl Data {
             .map(|(t, r)| goal_miss(t, r))
             .collect();
         let met = n - misses.len();
-        let head = "Goal (replica-hours ≤ 1.15 × oracle and breach-minutes ≤ aurora-target-60):";
+        let head = "Goal (replica-hours ≤ 1.15 × oracle and breach-minutes ≤ the stronger \
+                    Aurora-style run):";
         let text = match misses.is_empty() {
             true => format!("{head} **met on all {n} traces.**"),
             false => format!(
