@@ -182,7 +182,7 @@ fn text_table_goal_lines_and_plot() {
         "aurora-target-60-counting-creating",
         "hpa-target-60",
         "static-3",
-        "goal cpu-target:",
+        "goal cpu-target vs aurora-target-60",
     ] {
         assert!(text.contains(n), "{n} missing:\n{text}");
     }

@@ -25,9 +25,14 @@ pub struct Report {
 
 const OPEN: &str = "<!-- generated:";
 const CLOSE: &str = "<!-- /generated -->";
-/// The trace kept out of the policy tuning (README names it so).
-const HELD_OUT: &str = "ec2_cpu_utilization_5f5533";
-/// The cost goal: replica-hours at most this many times the oracle's.
+/// The traces kept out of the policy tuning (examples/tune_default.rs; README names them so).
+const HELD_OUT: [&str; 3] = [
+    "Twitter_volume_AMZN",
+    "ec2_cpu_utilization_53ea38",
+    "exchange-2_cpc_results",
+];
+/// The cost goal: the median over the traces of replica-hours at most this many times the
+/// oracle's.
 const COST_GOAL: f64 = 1.15;
 
 /// Check (or, with `update`, rewrite) every generated section of README.md and docs/*.md.
@@ -242,12 +247,18 @@ impl TraceRuns {
         r.hours / self.oracle.hours
     }
 
+    /// No more replica-hours than the stronger Aurora-style run.
     fn cost_met(&self) -> bool {
-        self.ratio(&self.policy) <= COST_GOAL
+        self.policy.hours <= self.aurora.hours
     }
 
+    /// No more breach-minutes than the stronger Aurora-style run.
     fn breach_met(&self) -> bool {
         self.policy.breach <= self.aurora.breach
+    }
+
+    fn met(&self) -> bool {
+        self.cost_met() && self.breach_met()
     }
 }
 
@@ -275,7 +286,7 @@ impl Data {
             "| trace | default policy: replica-h (× oracle) / breach-min | oracle replica-h | Aurora-style: replica-h / breach-min | static: replica-h |\n|---|---|---:|---|---:|\n",
         );
         for (t, r) in self.each_trace()? {
-            let note = if t == HELD_OUT {
+            let note = if HELD_OUT.contains(&t) {
                 " (held out while tuning)"
             } else {
                 ""
@@ -317,28 +328,62 @@ impl Data {
         Ok(s)
     }
 
-    /// The goal line under the runs table: on how many traces both goals were met, and what
-    /// missed on the others.
+    /// The goal line under the runs table: on how many traces the default policy was no worse
+    /// than the stronger Aurora-style run on both axes (training and held-out traces counted
+    /// apart), what missed on the others, and the median cost ratio.
     fn backtest_goal(&self) -> Result<String, String> {
         let all = self.each_trace()?;
-        let n = all.len();
         let misses: Vec<String> = all
             .iter()
-            .filter(|(_, r)| !(r.cost_met() && r.breach_met()))
+            .filter(|(_, r)| !r.met())
             .map(|(t, r)| goal_miss(t, r))
             .collect();
-        let met = n - misses.len();
-        let head = "Goal (replica-hours ≤ 1.15 × oracle and breach-minutes ≤ the stronger \
-                    Aurora-style run):";
-        let text = match misses.is_empty() {
-            true => format!("{head} **met on all {n} traces.**"),
-            false => format!(
-                "{head} **met on {met} of the {n} traces; {}.**",
-                misses.join("; ")
-            ),
-        };
+        let head = "Goal (no more replica-hours and no more breach-minutes than the stronger \
+                    Aurora-style run on each trace; median replica-hours ≤ 1.15 × the oracle's):";
+        let text = format!(
+            "{head} {} {}.{}",
+            met_counts(&all),
+            median_line(&all),
+            match misses.is_empty() {
+                true => String::new(),
+                false => format!(" Missed {}.", misses.join("; ")),
+            }
+        );
         Ok(wrap(&text))
     }
+}
+
+/// `**met on 4 of the 5 training traces and all 3 held-out traces**`.
+fn met_counts(all: &[(&str, TraceRuns)]) -> String {
+    let count = |held: bool| {
+        let of: Vec<_> = all
+            .iter()
+            .filter(|(t, _)| HELD_OUT.contains(t) == held)
+            .collect();
+        (of.iter().filter(|(_, r)| r.met()).count(), of.len())
+    };
+    let (tm, tn) = count(false);
+    let (hm, hn) = count(true);
+    format!(
+        "**met on {} training traces and {} held-out traces**",
+        of_n(tm, tn),
+        of_n(hm, hn)
+    )
+}
+
+/// The median of the policy's cost ratio over all traces, against the goal.
+fn median_line(all: &[(&str, TraceRuns)]) -> String {
+    let mut v: Vec<f64> = all.iter().map(|(_, r)| r.ratio(&r.policy)).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    format!(
+        "; the median replica-hours is **{m:.3} × the oracle's** ({})",
+        if m <= COST_GOAL { "met" } else { "MISSED" }
+    )
 }
 
 /// What missed on one trace, in words.
@@ -346,21 +391,19 @@ fn goal_miss(t: &str, r: &TraceRuns) -> String {
     format!("on `{t}` {}", miss_detail(r))
 }
 
-/// Which of the two goals missed, with the figures.
+/// Which axis missed, with the figures.
 fn miss_detail(r: &TraceRuns) -> String {
-    let ratio = r.ratio(&r.policy);
     let (b, a) = (r.policy.breach, r.aurora.breach);
+    let (ph, ah) = (r.policy.hours, r.aurora.hours);
+    let name = &r.aurora.name;
     match (r.cost_met(), r.breach_met()) {
-        (false, true) => format!(
-            "the breach goal is met ({b} vs {a}) but the cost goal is not \
-             ({ratio:.3} × the oracle; Aurora-style costs {:.3} ×)",
-            r.ratio(&r.aurora)
-        ),
         (true, false) => format!(
-            "the cost goal is met ({ratio:.3} × the oracle) but the breach goal is not \
-             ({b} vs {a})"
+            "(breach-minutes {b} vs {a} for {name}, though cheaper: {ph:.1} vs {ah:.1} replica-hours)"
         ),
-        _ => format!("neither is met ({ratio:.3} × the oracle, {b} vs {a} breach-minutes)"),
+        (false, true) => format!(
+            "(replica-hours {ph:.1} vs {ah:.1} for {name}, with fewer breach-minutes: {b} vs {a})"
+        ),
+        _ => format!("(replica-hours {ph:.1} vs {ah:.1} and breach-minutes {b} vs {a} for {name})"),
     }
 }
 
@@ -377,26 +420,21 @@ impl Data {
     fn backtest_summary(&self) -> Result<String, String> {
         let all = self.each_trace()?;
         let n = all.len();
-        let met = all
-            .iter()
-            .filter(|(_, r)| r.cost_met() && r.breach_met())
-            .count();
         let better = all
             .iter()
             .filter(|(_, r)| r.policy.hours < r.aurora.hours && r.policy.breach < r.aurora.breach)
             .count();
         let mut text = format!(
-            "The goal — within 1.15 × the oracle's replica-hours with no more breach-minutes than \
-             the Aurora-style baseline — is **met on {} traces**, and the default policy is \
-             cheaper than Aurora-style with fewer breaches on {}.",
-            of_n(met, n),
+            "The goal — no more replica-hours and no more breach-minutes than the stronger \
+             Aurora-style run on every trace, and a median within 1.15 × the oracle's \
+             replica-hours — is {}{}. The default policy is strictly better than Aurora-style on \
+             both axes on {}.",
+            met_counts(&all),
+            median_line(&all),
             of_n(better, n)
         );
-        for (t, r) in all
-            .iter()
-            .filter(|(_, r)| !(r.cost_met() && r.breach_met()))
-        {
-            text.push_str(&format!(" **It loses on `{t}`**: {}.", miss_detail(r)));
+        for (t, r) in all.iter().filter(|(_, r)| !r.met()) {
+            text.push_str(&format!(" **It loses on `{t}`** {}.", miss_detail(r)));
         }
         Ok(wrap(&text))
     }
