@@ -1,4 +1,4 @@
-//! `elasticrds backtest` end to end on the real CloudWatch traces in tests/data/traces
+//! `elasticrds backtest` end to end on the real traces in tests/data/traces
 //! (copied into the repository, MIT licence beside them; these tests FAIL when they are missing):
 //! every trace parses, the JSON and text outputs carry every policy and baseline, the oracle
 //! never breaches and is the cheapest run without breaches, the plot is written, and bad input
