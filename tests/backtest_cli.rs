@@ -1,4 +1,4 @@
-//! `elasticrds backtest` end to end on the real CloudWatch traces in tests/data/traces
+//! `elasticrds backtest` end to end on the real traces in tests/data/traces
 //! (copied into the repository, MIT licence beside them; these tests FAIL when they are missing):
 //! every trace parses, the JSON and text outputs carry every policy and baseline, the oracle
 //! never breaches and is the cheapest run without breaches, the plot is written, and bad input
@@ -50,7 +50,7 @@ fn every_shared_trace_loads_with_its_gaps() {
         let t = Trace::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(t.step_secs, 300, "{name}");
         assert_eq!(t.rows, 4032, "{name}");
-        assert_eq!(t.present(), 4032, "{name}: no duplicates in these files");
+        assert_eq!(t.samples, 4032, "{name}: no duplicates in these files");
         assert!(t.minutes() >= 14 * 1440, "{name}");
         let d = t.demand(4, 0.75);
         assert!(
@@ -60,7 +60,63 @@ fn every_shared_trace_loads_with_its_gaps() {
     }
     // The README lists gaps (missing rows) in three of them.
     let t = Trace::load(&dir.join("elb_request_count_8c0756.csv")).unwrap();
-    assert_eq!(t.values.len() - t.present(), 8);
+    assert_eq!(t.gaps, 8);
+    assert_eq!(t.minutes() - t.present(), 8 * 5);
+}
+
+/// Every `.csv` file in tests/data/traces, sorted by name.
+fn every_trace_file() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(traces_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Issue 14, "any trace": every vendored trace (5-minute, hourly, off-minute timestamps, gaps,
+/// repeats, counts rather than percentages) parses and runs with the default policy.
+#[test]
+fn every_trace_in_the_directory_runs_with_the_default_policy() {
+    use elasticrds::backtest::trace::Trace;
+    let files = every_trace_file();
+    assert!(files.len() >= 8, "{files:?}");
+    for f in &files {
+        let t = Trace::load(f).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.samples >= 1000, "{}: {} samples", f.display(), t.samples);
+        let out = elasticrds(&[
+            "backtest",
+            "--policy",
+            "policies/cpu-target.yaml",
+            "--trace",
+            s(f),
+            "--output",
+            "json",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", f.display());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let runs = v.as_array().unwrap();
+        assert_eq!(runs.len(), 4, "{}: {v}", f.display());
+        for r in runs {
+            assert_eq!(r["minutes"], t.minutes(), "{}: {r}", f.display());
+            assert_eq!(r["minutes_with_data"], t.present(), "{}: {r}", f.display());
+        }
+    }
+    // The new shapes, as their README describes them.
+    let load = |n: &str| Trace::load(&traces_dir().join(n)).unwrap();
+    let ad = load("exchange-2_cpc_results.csv");
+    assert_eq!((ad.step_secs, ad.rows), (3600, 1624));
+    // The two conflicting rows of 2011-08-24 12:00:01 are left empty in this copy: one gap.
+    assert_eq!(ad.samples, 1622);
+    assert_eq!(ad.gaps, 1 + 1 + 1 + 2 + 20 + 1);
+    let tweets = load("Twitter_volume_AMZN.csv");
+    assert_eq!(
+        (tweets.step_secs, tweets.samples, tweets.gaps),
+        (300, 15831, 0)
+    );
+    assert_eq!(tweets.start.to_rfc3339(), "2015-02-26T21:42:00+00:00");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! backtest` and the benchmark drive it; docs/backtest.md explains the model and publishes the
 //! results.
 //!
-//! - [`trace`]: CloudWatch export CSV → regular series with gaps → scaled per-minute demand;
+//! - [`trace`]: CloudWatch export CSV (any interval) → per-minute series with gaps → scaled demand;
 //! - [`replay`]: the simulated world each run starts from;
 //! - [`run`]: one policy replayed tick by tick;
 //! - [`oracle`], [`baselines`]: the comparison runs;
@@ -227,8 +227,8 @@ pub async fn backtest(trace: &Trace, cases: &[Case], opts: &Options) -> Result<R
     ));
     Ok(Report {
         trace: trace.name.clone(),
-        samples: trace.present(),
-        gaps: trace.values.len() - trace.present(),
+        samples: trace.samples,
+        gaps: trace.gaps,
         step_secs: trace.step_secs,
         minutes: demand.len(),
         peak_replicas: opts.peak_replicas,
