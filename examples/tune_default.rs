@@ -219,6 +219,19 @@ fn main() {
         &train,
         15,
     );
+    // TUNE_ALL=1: every variant, with its held-out figures beside its training ones.
+    if std::env::var_os("TUNE_ALL").is_some() {
+        let held = rows(false);
+        for r in &train {
+            if let Some(h) = held.iter().find(|h| h.name == r.name) {
+                println!(
+                    "{:<72} train {} {:.3} {:>5} | held {} {:.3} {:>5}",
+                    r.name, r.met, r.median_ratio, r.breaches, h.met, h.median_ratio, h.breaches
+                );
+            }
+        }
+        println!();
+    }
     let best = &train[0].name;
     for (n, a, s) in &per_trace {
         let i = grid.iter().position(|c| &c.case.name == best).unwrap();

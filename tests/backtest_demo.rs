@@ -81,7 +81,7 @@ fn demo_scales_serves_metrics_and_stops_with_a_summary() {
     assert!(all.contains("] scale-in 4 -> 3: cpu "), "{all}");
     assert!(
         all.lines()
-            .any(|l| l.contains("] scale-out 2 -> ") && l.contains("> target 66%")),
+            .any(|l| l.contains("] scale-out 2 -> ") && l.contains("> target 70%")),
         "{all}"
     );
     assert!(all.contains("] serving replicas 2 -> "), "{all}");

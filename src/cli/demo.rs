@@ -4,7 +4,7 @@
 //! stops by itself at the end of the trace or of `--duration` (or on Ctrl-C, exit 0 in every
 //! case) and prints a summary scored like the backtest. On stdout: every scale action as it is
 //! carried out with the decision's reasons (`[sim 2014-04-16 14:21] scale-out 2 -> 4: cpu
-//! 100.0% > target 66% → 4`), every change in serving replicas, and a status line every 30
+//! 100.0% > target 70% → 4`), every change in serving replicas, and a status line every 30
 //! simulated minutes; decision logs on stderr (a decision only when it changes, as the daemon
 //! logs them).
 //!
@@ -87,7 +87,7 @@ fn sim_time(minute: i64) -> String {
         .to_string()
 }
 
-/// `[sim 2014-04-16 14:31] scale-out 2 -> 4: cpu 100.0% > target 66% → 6; clamped to max 4`
+/// `[sim 2014-04-16 14:31] scale-out 2 -> 4: cpu 100.0% > target 70% → 6; clamped to max 4`
 /// for a tick that carried out a scale action; `None` otherwise.
 pub fn scale_line(r: &TickReport) -> Option<String> {
     let d = &r.decision;

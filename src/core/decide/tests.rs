@@ -110,7 +110,7 @@ fn cases() -> Vec<Case> {
             state: st(),
             desired: 3,
             primary: "target_tracking",
-            reason: ("target_tracking", "cpu 82.1% > target 66% → 3"),
+            reason: ("target_tracking", "cpu 82.1% > target 70% → 3"),
         },
         Case {
             name: "within tolerance",
@@ -120,7 +120,7 @@ fn cases() -> Vec<Case> {
             state: st(),
             desired: 2,
             primary: "within_tolerance",
-            reason: ("within_tolerance", "cpu 64.0% within 15% of target 66%"),
+            reason: ("within_tolerance", "cpu 64.0% within 10% of target 70%"),
         },
         Case {
             name: "scale-in limited to one step",
@@ -251,7 +251,7 @@ fn cases() -> Vec<Case> {
             },
             desired: 2,
             primary: "target_tracking",
-            reason: ("target_tracking", "cpu 10.0% < target 66% → 1"),
+            reason: ("target_tracking", "cpu 10.0% < target 70% → 1"),
         },
         Case {
             name: "scale-out stabilization (configured)",
@@ -475,7 +475,7 @@ fn cases() -> Vec<Case> {
             policy: "warmup: {max_lag: 60s}\n",
             view: avail(2),
             metrics: {
-                let mut m = cpu(&IDS[..1], 62.0);
+                let mut m = cpu(&IDS[..1], 66.0);
                 m.extend(cpu(&IDS[1..2], 5.0));
                 m.push(series("c1s2", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 300.0)]));
                 m.push(series("c1s1", MetricKind::ReplicaLag, Statistic::Maximum, &[(0, 1.0)]));

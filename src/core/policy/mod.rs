@@ -23,11 +23,13 @@ pub const DEFAULT_COOLDOWN_IN_SECS: u64 = 900;
 pub const DEFAULT_STABILIZATION_OUT_SECS: u64 = 0;
 pub const DEFAULT_STABILIZATION_IN_SECS: u64 = 600;
 /// The default *policy* (a cluster without a policy file, and policies/cpu-target.yaml),
-/// tuned by backtest on real traces (docs/backtest.md): CPU target tracking at 66 % ±15 %
-/// with a 20-minute scale-in stabilization window. Also the rule a policy file gets when it
-/// leaves out `rules`.
-pub const DEFAULT_POLICY_CPU_TARGET: f64 = 66.0;
-pub const DEFAULT_POLICY_TOLERANCE: f64 = 0.15;
+/// tuned by backtest on real traces under the honest fleet model (docs/backtest.md,
+/// examples/tune_default.rs): CPU target tracking of the hottest replica at 70 % ±10 % with a
+/// 20-minute scale-in stabilization window. Also the rule a policy file gets when it leaves out
+/// `rules`.
+pub const DEFAULT_POLICY_CPU_TARGET: f64 = 70.0;
+pub const DEFAULT_POLICY_TOLERANCE: f64 = 0.10;
+pub const DEFAULT_POLICY_AGGREGATION: Aggregation = Aggregation::Max;
 pub const DEFAULT_POLICY_STABILIZATION_IN_SECS: u64 = 1200;
 /// Longest cooldown or stabilization window a policy may set: a day.
 pub const MAX_WINDOW_SECS: u64 = 86_400;
@@ -143,7 +145,7 @@ fn default_rules() -> Vec<Rule> {
     vec![Rule {
         metric: MetricKind::Cpu,
         statistic: Statistic::Average,
-        aggregation: Aggregation::Average,
+        aggregation: DEFAULT_POLICY_AGGREGATION,
         kind: RuleKind::TargetTracking {
             target: DEFAULT_POLICY_CPU_TARGET,
             tolerance: DEFAULT_POLICY_TOLERANCE,
@@ -153,7 +155,8 @@ fn default_rules() -> Vec<Rule> {
 
 impl Policy {
     /// The built-in default for a cluster (the same as policies/cpu-target.yaml): cpu target
-    /// tracking at 66 % ±15 %, min 1 (0 when the cluster lists no replica), max = the replica list.
+    /// tracking of the hottest replica at 70 % ±10 %, min 1 (0 when the cluster lists no replica),
+    /// max = the replica list.
     pub fn default_for(cluster: &ClusterSpec) -> Policy {
         let mut p = Policy::base_for(cluster);
         p.scale_in.stabilization_secs = DEFAULT_POLICY_STABILIZATION_IN_SECS;

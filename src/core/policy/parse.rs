@@ -104,7 +104,7 @@ impl Policy {
         check_bounds(&raw, cap, &mut p, &mut e);
         if let Some(rules) = &raw.rules {
             if rules.is_empty() {
-                e.push("rules", "is empty: give at least one rule, or leave it out for the default (cpu target 66 %)");
+                e.push("rules", "is empty: give at least one rule, or leave it out for the default (cpu target 70 % of the hottest replica)");
             }
             p.rules = (rules.iter().enumerate())
                 .filter_map(|(i, r)| check_rule(r, &format!("rules[{i}]"), &mut e))
