@@ -341,7 +341,7 @@ impl Data {
         let head = "Goal (no more replica-hours and no more breach-minutes than the stronger \
                     Aurora-style run on each trace; median replica-hours ≤ 1.15 × the oracle's):";
         let text = format!(
-            "{head} {} {}.{}",
+            "{head} {}{}.{}",
             met_counts(&all),
             median_line(&all),
             match misses.is_empty() {
@@ -394,16 +394,22 @@ fn goal_miss(t: &str, r: &TraceRuns) -> String {
 /// Which axis missed, with the figures.
 fn miss_detail(r: &TraceRuns) -> String {
     let (b, a) = (r.policy.breach, r.aurora.breach);
+    // Two decimals when one would print the two costs alike.
+    let d = if format!("{:.1}", r.policy.hours) == format!("{:.1}", r.aurora.hours) {
+        2
+    } else {
+        1
+    };
     let (ph, ah) = (r.policy.hours, r.aurora.hours);
     let name = &r.aurora.name;
     match (r.cost_met(), r.breach_met()) {
         (true, false) => format!(
-            "(breach-minutes {b} vs {a} for {name}, though cheaper: {ph:.1} vs {ah:.1} replica-hours)"
+            "(breach-minutes {b} vs {a} for {name}, though cheaper: {ph:.d$} vs {ah:.d$} replica-hours)"
         ),
         (false, true) => format!(
-            "(replica-hours {ph:.1} vs {ah:.1} for {name}, with fewer breach-minutes: {b} vs {a})"
+            "(replica-hours {ph:.d$} vs {ah:.d$} for {name}, with no more breach-minutes: {b} vs {a})"
         ),
-        _ => format!("(replica-hours {ph:.1} vs {ah:.1} and breach-minutes {b} vs {a} for {name})"),
+        _ => format!("(replica-hours {ph:.d$} vs {ah:.d$} and breach-minutes {b} vs {a} for {name})"),
     }
 }
 
