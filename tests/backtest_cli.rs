@@ -447,3 +447,101 @@ fn the_default_policy_meets_the_published_goal() {
         "median cost {median:.3} x the oracle: {ratios:?}"
     );
 }
+
+/// `--sweep KEY=V1,V2,...`: the frontier of the policy and the baselines at each target, as
+/// JSON with its documented fields and as a well-formed SVG naming every run family and the
+/// oracle; a bad sweep is a clear error (exit 2) and writes nothing.
+#[test]
+fn the_sweep_draws_the_cost_breach_frontier() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("frontier.svg");
+    let trace = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
+    let out = elasticrds(&[
+        "backtest",
+        "--policy",
+        "policies/cpu-target.yaml",
+        "--trace",
+        s(&trace),
+        "--sweep",
+        "target=55,70",
+        "--plot",
+        s(&svg),
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["key"], "target");
+    assert_eq!(v["values"], serde_json::json!([55.0, 70.0]));
+    assert!(v["oracle_replica_hours"].as_f64().unwrap() > 0.0);
+    let points = v["points"].as_array().unwrap();
+    let families = [
+        "cpu-target",
+        "aurora-target",
+        "aurora-target-counting-creating",
+        "hpa-target",
+    ];
+    for fam in families {
+        let of: Vec<_> = points.iter().filter(|p| p["family"] == fam).collect();
+        assert_eq!(of.len(), 2, "{fam}: {v}");
+        for p in &of {
+            for field in [
+                "value",
+                "replica_hours",
+                "x_oracle",
+                "breach_minutes",
+                "actions",
+                "max_replicas",
+                "kind",
+                "name",
+            ] {
+                assert!(!p[field].is_null(), "{fam}: no {field} in {p}");
+            }
+        }
+        // Each run at the swept target, the baselines named by it.
+        assert_eq!(of[0]["value"], 55.0);
+        assert_eq!(of[1]["value"], 70.0);
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the frontier SVG is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let labels: String = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for fam in families {
+        assert!(
+            labels.lines().any(|l| l.trim() == fam),
+            "{fam} not in the legend:\n{labels}"
+        );
+    }
+    for want in [
+        "oracle (the floor",
+        "replica-hours (cost)",
+        "breach-minutes",
+        "55",
+        "70",
+    ] {
+        assert!(labels.contains(want), "{want} not in the SVG:\n{labels}");
+    }
+    let bad = elasticrds(&[
+        "backtest",
+        "--policy",
+        "policies/cpu-target.yaml",
+        "--trace",
+        s(&trace),
+        "--sweep",
+        "target=55,abc",
+        "--plot",
+        s(&dir.path().join("no.svg")),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"abc\" is not a CPU percentage"));
+    assert!(!dir.path().join("no.svg").exists());
+}

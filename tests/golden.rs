@@ -174,7 +174,8 @@ fn backtest_of_every_trace_matches_its_golden_file() {
 
 /// The other outputs docs/backtest.md calls byte for byte the same across changes: the embedded
 /// demo trace with every policy, another scaling and lead time, the `--sweep` table and the
-/// `--plot` SVG (on the short demo trace, so that the suite stays quick).
+/// `--plot` SVG (on the short demo trace, so that the suite stays quick), and the cost/breach
+/// frontier (`--sweep target=...`) of `rds_cpu_utilization_cc0c53`.
 #[test]
 fn backtest_options_sweep_and_plot_match_their_golden_files() {
     let all = all_policies();
@@ -205,6 +206,21 @@ fn backtest_options_sweep_and_plot_match_their_golden_files() {
     backtest(&default, demo, &plot);
     let drawn = std::fs::read_to_string(&svg).expect("the plot was written");
     g.check("backtest/demo_trace.plot.svg", &drawn);
+    // The cost/breach frontier docs/backtest.md shows, text and SVG.
+    let cc0 = "tests/data/traces/rds_cpu_utilization_cc0c53.csv";
+    let frontier = dir.path().join("frontier.svg");
+    let sweep = [
+        "--sweep",
+        "target=55,60,66,72,80",
+        "--plot",
+        frontier.to_str().unwrap(),
+    ];
+    g.check(
+        "backtest/rds_cpu_utilization_cc0c53.frontier.txt",
+        &backtest(&default, cc0, &sweep),
+    );
+    let drawn = std::fs::read_to_string(&frontier).expect("the frontier was written");
+    g.check("backtest/rds_cpu_utilization_cc0c53.frontier.svg", &drawn);
     g.finish();
 }
 

@@ -9,9 +9,11 @@
 //! - [`run`]: one policy replayed tick by tick;
 //! - [`oracle`], [`baselines`]: the comparison runs;
 //! - [`score`]: replica-hours, breach-minutes, actions, max replicas;
-//! - [`plot`]: the SVG.
+//! - [`plot`]: the SVG;
+//! - [`frontier`]: `--sweep KEY=V1,...`, the cost/breach frontier and its SVG.
 
 pub mod baselines;
+pub mod frontier;
 pub mod oracle;
 pub mod plot;
 pub mod replay;

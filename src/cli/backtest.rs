@@ -2,11 +2,13 @@
 //! more policy files on the simulated fleet — the same decision core and reconciler as the
 //! daemon — and print replica-hours, breach-minutes, actions and max replicas for each, next to
 //! the oracle, the Aurora-style and HPA-style baselines and a static fleet. `--plot` writes an
-//! SVG; `--sweep` replays a 100-variant grid of the first policy.
+//! SVG; `--sweep KEY=V1,V2,...` draws the cost/breach frontier of the first policy and the
+//! baselines (`backtest::frontier`); a bare `--sweep` replays a 100-variant grid.
 
 use super::model_args::ModelArgs;
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::adapters::sim_model::FleetModel;
+use crate::backtest::frontier::{self, Axis, Frontier};
 use crate::backtest::score::{RunKind, Score};
 use crate::backtest::trace::Trace;
 use crate::backtest::{self, load_policy, sweep, Case, Options, Report};
@@ -43,10 +45,13 @@ pub struct BacktestArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = backtest::baselines::DEFAULT_TARGET,
           value_parser = parse_baseline_target)]
     pub baseline_target: f64,
-    /// Replay a grid of 100 variants of the first policy (CPU target × scale-in cooldown) in
-    /// parallel, and print each; reports the elapsed time on stderr.
-    #[arg(long)]
-    pub sweep: bool,
+    /// Alone: replay a grid of 100 variants of the first policy (CPU target × scale-in
+    /// cooldown) in parallel and print each (the elapsed time on stderr). `--sweep
+    /// KEY=V1,V2,...` (KEY: target, tolerance, scale_in_cooldown, scale_out_cooldown): the
+    /// cost/breach frontier of the first policy at each value, the baselines at the same target
+    /// for `target`; with --plot, the frontier as SVG.
+    #[arg(long, num_args = 0..=1, value_name = "KEY=V1,V2,...")]
+    pub sweep: Option<Option<String>>,
 }
 
 fn parse_baseline_target(s: &str) -> Result<f64, String> {
@@ -101,8 +106,13 @@ pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
         timelines: a.plot.is_some(),
         baseline_target: a.baseline_target,
     };
-    if a.sweep {
-        return run_sweep(trace, cases, opts, a.output).await;
+    match &a.sweep {
+        Some(None) => return run_sweep(trace, cases, opts, a.output).await,
+        Some(Some(spec)) => {
+            let axis = Axis::parse(spec).map_err(CliError::input)?;
+            return run_frontier(trace, cases, &axis, opts, a.output, a.plot.as_deref()).await;
+        }
+        None => {}
     }
     let report = backtest::backtest(&trace, &cases, &opts)
         .await
@@ -120,6 +130,71 @@ pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// `--sweep KEY=V1,V2,...`: the frontier of the first policy on the trace, printed as a table
+/// per run family (or JSON), drawn with `--plot`.
+async fn run_frontier(
+    trace: Trace,
+    cases: Vec<Case>,
+    axis: &Axis,
+    opts: Options,
+    output: Output,
+    plot: Option<&Path>,
+) -> CliResult {
+    let base = cases
+        .first()
+        .ok_or_else(|| CliError::input("--sweep needs a policy"))?;
+    // A policy without the knob is bad input, found before anything runs.
+    axis.apply(base, axis.values[0]).map_err(CliError::input)?;
+    let f = frontier::run(&trace, base, axis, &opts)
+        .await
+        .map_err(CliError::input)?;
+    if let Some(p) = plot {
+        let svg = frontier::render(std::slice::from_ref(&f)).map_err(CliError::runtime)?;
+        std::fs::write(p, svg)
+            .map_err(|e| CliError::runtime(format!("{}: cannot write: {e}", p.display())))?;
+    }
+    match output {
+        Output::Json => print_json(&f),
+        Output::Text => {
+            print!("{}", frontier_text(&f));
+            Ok(())
+        }
+    }
+}
+
+/// The frontier as text: per run family, one line per value.
+pub fn frontier_text(f: &Frontier) -> String {
+    let mut out = format!(
+        "frontier of {} on {}: oracle (the floor) {:.1} replica-hours, 0 breach-minutes\n",
+        f.key.as_str(),
+        f.trace,
+        f.oracle_replica_hours
+    );
+    for fam in frontier::families(f) {
+        out.push_str(&format!(
+            "\n{fam}\n{:>10}  {:>13}  {:>9}  {:>14}  {:>7}  {:>12}\n",
+            f.key.as_str(),
+            "replica_hours",
+            "x_oracle",
+            "breach_minutes",
+            "actions",
+            "max_replicas"
+        ));
+        for p in f.points.iter().filter(|p| p.family == fam) {
+            out.push_str(&format!(
+                "{:>10}  {:>13.1}  {:>8.3}x  {:>14}  {:>7}  {:>12}\n",
+                p.value,
+                p.score.replica_hours,
+                p.x_oracle,
+                p.score.breach_minutes,
+                p.score.actions,
+                p.score.max_replicas
+            ));
+        }
+    }
+    out
 }
 
 async fn run_sweep(trace: Trace, cases: Vec<Case>, opts: Options, output: Output) -> CliResult {
