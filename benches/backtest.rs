@@ -259,7 +259,7 @@ fn main() {
         .unwrap();
     let full_backtest = t.elapsed();
     println!(
-        "year: the full backtest (policy + oracle + target tracking + static) in {}",
+        "year: the full backtest (policy + oracle + the reactive baselines + static) in {}",
         secs(full_backtest)
     );
     for s in &report.scores {
