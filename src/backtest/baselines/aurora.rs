@@ -214,14 +214,7 @@ impl TargetTracker {
 mod tests {
     use super::*;
 
-    fn obs(now: i64, cpu: f64, serving: u32, existing: u32) -> Observation {
-        Observation {
-            now,
-            cpu: Some(cpu),
-            serving,
-            existing,
-        }
-    }
+    use crate::backtest::baselines::obs;
 
     fn p(capacity: Capacity) -> TargetTracking {
         TargetTracking::new(60.0, 1, 8, capacity)

@@ -131,14 +131,7 @@ impl HpaState {
 mod tests {
     use super::*;
 
-    fn obs(now: i64, cpu: f64, serving: u32, existing: u32) -> Observation {
-        Observation {
-            now,
-            cpu: Some(cpu),
-            serving,
-            existing,
-        }
-    }
+    use crate::backtest::baselines::obs;
 
     #[test]
     fn nothing_within_ten_percent_of_the_target() {

@@ -32,6 +32,17 @@ pub struct Observation {
     pub existing: u32,
 }
 
+/// A minute's observation with a CPU datapoint (the baselines' tests).
+#[cfg(test)]
+pub(crate) fn obs(now: i64, cpu: f64, serving: u32, existing: u32) -> Observation {
+    Observation {
+        now,
+        cpu: Some(cpu),
+        serving,
+        existing,
+    }
+}
+
 /// The default target of the baselines (`--baseline-target`), percent CPU.
 pub const DEFAULT_TARGET: f64 = 60.0;
 
