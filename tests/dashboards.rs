@@ -29,7 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{free_port, http_request, promtool_bin, repo_root, Server};
+use support::{http_request, promtool_bin, repo_root, Server};
 
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
 use elasticrds::adapters::sim_load::{LoadOptions, SimLoad};
@@ -534,10 +534,11 @@ fn substitute(expr: &str, cluster: &str) -> String {
 
 /// The elasticrds demo, serving /metrics on 127.0.0.1:`port`.
 fn start_demo() -> Server {
-    let port = free_port();
-    let mut cmd = support::elasticrds(None);
-    cmd.args(["demo", "--listen", &format!("127.0.0.1:{port}")]);
-    Server::spawn("elasticrds-demo", cmd, port, Duration::from_secs(30))
+    Server::start("elasticrds-demo", Duration::from_secs(30), |port| {
+        let mut cmd = support::elasticrds(None);
+        cmd.args(["demo", "--listen", &format!("127.0.0.1:{port}")]);
+        cmd
+    })
 }
 
 /// The service as `elasticrds demo` runs it (daemon, shared decision path, `/metrics` server
@@ -707,7 +708,6 @@ fn wait_exposition(port: u16, log: &dyn Fn() -> String) -> String {
 }
 
 fn start_prometheus(target_ports: &[u16], dir: &Path) -> Server {
-    let port = free_port();
     let rules = repo_root().join(RULES);
     let targets: Vec<String> = target_ports
         .iter()
@@ -723,15 +723,17 @@ fn start_prometheus(target_ports: &[u16], dir: &Path) -> Server {
     );
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write prometheus.yml");
-    let mut cmd = Command::new(support::prometheus_bin());
-    cmd.arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn");
-    Server::spawn("prometheus", cmd, port, Duration::from_secs(30))
+    Server::start("prometheus", Duration::from_secs(30), |port| {
+        let mut cmd = Command::new(support::prometheus_bin());
+        cmd.arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn");
+        cmd
+    })
 }
 
 fn fail_with(prom: &Server, demo: &Server, msg: String) -> ! {

@@ -3,7 +3,8 @@
 //! the call from the wrapped fleet, an `after` that sees the answer and can replace it, a
 //! delay), FakeMetrics (values, per-cluster CPU, every period, the record of its fetches), the
 //! instance builder, the HTTP client against a real loopback server (status, head, chunked
-//! body, a 404 as a response and as an error) and the form decoder.
+//! body, a 404 as a response and as an error), the form decoder, and that a server start
+//! recognises its own listener and refuses a neighbour's.
 
 mod support;
 
@@ -201,4 +202,45 @@ fn forms_are_decoded() {
         ]
     );
     assert_eq!(support::url_decode("100%"), "100%");
+}
+
+/// A server start must not hand a test a neighbour's server: the listener on the port has to
+/// belong to the child that was started (or its descendants), and a port already held by
+/// someone else is refused at once, so `Server::start` moves on to another port.
+#[test]
+fn a_port_held_by_another_process_is_not_taken_for_our_server() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    assert!(support::listener_owned_by(std::process::id(), port));
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    assert!(!support::listener_owned_by(sleeper.id(), port));
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+
+    // A "server" that never binds, started on the held port: refused as not ours.
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("30");
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        support::Server::spawn("sleeper", cmd, port, Duration::from_secs(5))
+    }));
+    let msg = refused
+        .err()
+        .and_then(|e| e.downcast::<String>().ok())
+        .unwrap();
+    assert!(msg.contains("not from the sleeper we started"), "{msg}");
+
+    // A real listener started by the kit is recognised as its own.
+    let server = support::Server::start("nc", Duration::from_secs(10), |port| {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args([
+            "-c",
+            &format!("import socket,time;s=socket.socket();s.bind(('127.0.0.1',{port}));s.listen();time.sleep(30)"),
+        ]);
+        cmd
+    });
+    assert_ne!(server.port, port);
+    drop(held);
 }

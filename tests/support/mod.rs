@@ -5,8 +5,8 @@
 //! a message pointing at `scripts/test.sh`, which installs them; nothing here skips.
 //!
 //! - [`repo_root`], [`venv_bin`]: paths of the repository and of `.venv/bin/<name>`.
-//! - [`free_port`]: a free TCP port on 127.0.0.1.
-//! - [`wait_for_port`]: wait (bounded) until 127.0.0.1:port accepts connections.
+//! - [`free_port`], [`wait_for_port`], [`listener_owned_by`] (`ports.rs`): a free loopback port,
+//!   waiting until it answers, and whether our child (not a neighbour) holds it.
 //! - [`Moto::start`]: moto's standalone server (RDS); `.endpoint()`, `.reset()`, `.state()`.
 //! - [`Ministack::start`]: ministack with only CloudWatch (rpcv2Cbor); `.endpoint()`.
 //! - [`Server::spawn`]: any child process bound to a port, killed on drop (used by the two above;
@@ -42,6 +42,7 @@ mod fleet;
 mod http;
 mod instances;
 mod metrics;
+mod ports;
 
 // Each test file uses a part of the kit: the rest of these re-exports is unused there.
 #[allow(unused_imports)]
@@ -55,6 +56,8 @@ pub use http::{
 pub use instances::{instance, InstanceBuilder};
 #[allow(unused_imports)]
 pub use metrics::{FakeMetrics, FetchCall};
+#[allow(unused_imports)]
+pub use ports::{free_port, listener_owned_by, wait_for_port};
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -77,26 +80,6 @@ pub fn repo_root() -> PathBuf {
 /// `.venv/bin/<name>` of the repo-local virtualenv made by scripts/test.sh.
 pub fn venv_bin(name: &str) -> PathBuf {
     repo_root().join(".venv").join("bin").join(name)
-}
-
-/// A TCP port that was free on 127.0.0.1 a moment ago.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-/// Wait until 127.0.0.1:`port` accepts a TCP connection; `false` on timeout.
-pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-            .is_ok()
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// A child process serving on 127.0.0.1:`port`; stopped (TERM, then KILL) on drop.
@@ -149,7 +132,13 @@ impl Server {
                 );
             }
             if wait_for_port(port, Duration::from_millis(300)) {
-                return server;
+                let pid = server.child.as_ref().map(Child::id).unwrap_or(0);
+                if listener_owned_by(pid, port) {
+                    return server;
+                }
+                // Another process took the port between probing and binding: ours will fail
+                // to bind. Give up on this port now so the caller can try another.
+                panic!("{name}: 127.0.0.1:{port} answers, but not from the {name} we started (pid {pid}): the port was taken by another process");
             }
             if Instant::now() >= deadline {
                 panic!(
@@ -158,6 +147,23 @@ impl Server {
                 );
             }
         }
+    }
+
+    /// [`Server::spawn`] on a fresh free port, made by `command(port)`; up to three ports are
+    /// tried, as a probed port can be taken by another test's server before ours binds it.
+    pub fn start(name: &str, timeout: Duration, command: impl Fn(u16) -> Command) -> Server {
+        let mut last = None;
+        for _ in 0..3 {
+            let port = free_port();
+            let cmd = command(port);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Server::spawn(name, cmd, port, timeout)
+            })) {
+                Ok(server) => return server,
+                Err(e) => last = Some(e),
+            }
+        }
+        std::panic::resume_unwind(last.expect("at least one attempt"))
     }
 
     pub fn endpoint(&self) -> String {
@@ -230,20 +236,12 @@ impl Moto {
     pub fn start() -> Moto {
         let bin = venv_bin("moto_server");
         require(&bin);
-        let mut last = None;
-        // A free port can be taken between probing and binding: try a few.
-        for _ in 0..3 {
-            let port = free_port();
+        let server = Server::start("moto", START_TIMEOUT, |port| {
             let mut cmd = Command::new(&bin);
             cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Server::spawn("moto", cmd, port, START_TIMEOUT)
-            })) {
-                Ok(server) => return Moto { server },
-                Err(e) => last = Some(e),
-            }
-        }
-        std::panic::resume_unwind(last.expect("at least one attempt"))
+            cmd
+        });
+        Moto { server }
     }
 
     pub fn endpoint(&self) -> String {
@@ -303,9 +301,7 @@ impl Ministack {
     pub fn start() -> Ministack {
         let bin = venv_bin("ministack");
         require(&bin);
-        let mut last = None;
-        for _ in 0..3 {
-            let port = free_port();
+        let server = Server::start("ministack", START_TIMEOUT, |port| {
             let mut cmd = Command::new(&bin);
             cmd.env("BIND_HOST", "127.0.0.1")
                 .env("IOT_MTLS_ENABLED", "0")
@@ -313,14 +309,9 @@ impl Ministack {
                 .env("SERVICES", "cloudwatch")
                 .env("GATEWAY_PORT", port.to_string())
                 .env("LOG_LEVEL", "WARNING");
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Server::spawn("ministack", cmd, port, START_TIMEOUT)
-            })) {
-                Ok(server) => return Ministack { server },
-                Err(e) => last = Some(e),
-            }
-        }
-        std::panic::resume_unwind(last.expect("at least one attempt"))
+            cmd
+        });
+        Ministack { server }
     }
 
     pub fn endpoint(&self) -> String {
