@@ -4,7 +4,10 @@
 //! Also the injected [`Clock`].
 
 use crate::core::config::MasterSpec;
-use crate::core::domain::{Instance, InstanceClass, InstanceId, MetricQuery, MetricSeries, Tags};
+use crate::core::domain::{
+    Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags,
+};
+use crate::core::forecast::LoadHistory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -106,6 +109,52 @@ pub trait MetricsSource: Send + Sync {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<MetricSeries>, PortError>;
+
+    /// The load history of each query: per `step_secs` bucket of `[start, end)`, the sum over
+    /// the query's instances of their `statistic` of `metric` (instances that no longer exist
+    /// count where they have data). This default fetches every instance's series through
+    /// [`MetricsSource::fetch`] and sums them here; a source that can sum on its side (metric
+    /// math) or that knows the total (the simulated fleet) overrides it.
+    async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            let per_instance: Vec<MetricQuery> = q.metric_queries().collect();
+            let series = self.fetch(&per_instance, q.start, q.end).await?;
+            out.push(LoadHistory::sum_of(
+                q.metric,
+                q.step_secs,
+                q.start,
+                q.end,
+                &series,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// One cluster's load history to read: `metric` (`statistic`) of each of `instances`, summed
+/// per `step_secs` bucket of `[start, end)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryQuery {
+    pub cluster: String,
+    pub instances: Vec<InstanceId>,
+    pub metric: MetricKind,
+    pub statistic: Statistic,
+    pub step_secs: u32,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl HistoryQuery {
+    /// The per-instance queries it sums.
+    pub fn metric_queries(&self) -> impl Iterator<Item = MetricQuery> + '_ {
+        self.instances.iter().map(|id| MetricQuery {
+            instance: id.clone(),
+            metric: self.metric,
+            statistic: self.statistic,
+            period_secs: self.step_secs,
+        })
+    }
 }
 
 /// Sessions and state of one replica in the traffic router.

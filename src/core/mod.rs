@@ -6,6 +6,7 @@
 pub mod config;
 pub mod decide;
 pub mod domain;
+pub mod forecast;
 pub mod input;
 pub mod plan;
 pub mod policy;

@@ -1,0 +1,246 @@
+//! Predictive pre-scaling, the pure half: a cluster's **load history** ([`LoadHistory`]: the
+//! total load per 5-minute bucket, i.e. the per-replica metric summed over the replicas, which
+//! does not fall when replicas are added), the [`Forecaster`] trait and its implementations,
+//! each forecaster's **accuracy** on the history it has (error of its peak forecast at the
+//! horizon, [`accuracy`]), and the **forecast step** ([`forecast`]): predict the peak load over
+//! the next `horizon`, size the replicas for it at the policy's target utilization, or abstain
+//! and say why ([`Abstain`]). Words are made at the edges; no I/O, no clock.
+//!
+//! Where the history comes from: `ports::MetricsSource::load_history` (CloudWatch at 5-minute
+//! resolution, summed over the configured ids; the simulated fleet reads the trace's past).
+
+use super::domain::MetricKind;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Serialize;
+
+/// The resolution of load history: 5 minutes (CloudWatch keeps 5-minute data for 63 days).
+pub const HISTORY_STEP_SECS: u32 = 300;
+
+/// A cluster's total load over time: for each `step_secs` bucket from `start`, the sum over
+/// the cluster's replicas of their per-replica metric (CPU percent: two replicas at 50 % make
+/// 100), `None` where no replica had a datapoint. Oldest bucket first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadHistory {
+    pub metric: MetricKind,
+    pub step_secs: u32,
+    /// Start of the first bucket, aligned to `step_secs`.
+    pub start: DateTime<Utc>,
+    pub values: Vec<Option<f64>>,
+}
+
+impl LoadHistory {
+    /// An empty history whose first bucket is the one holding `start`.
+    pub fn empty(metric: MetricKind, step_secs: u32, start: DateTime<Utc>) -> LoadHistory {
+        LoadHistory {
+            metric,
+            step_secs: step_secs.max(1),
+            start: align_down(start, step_secs),
+            values: Vec::new(),
+        }
+    }
+
+    fn step(&self) -> i64 {
+        i64::from(self.step_secs.max(1))
+    }
+
+    /// The end of the last bucket.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + ChronoDuration::seconds(self.step() * self.values.len() as i64)
+    }
+
+    /// Start of bucket `i`.
+    pub fn at(&self, i: usize) -> DateTime<Utc> {
+        self.start + ChronoDuration::seconds(self.step() * i as i64)
+    }
+
+    /// The index of the bucket holding `t`, if `t` is inside the history.
+    pub fn index_of(&self, t: DateTime<Utc>) -> Option<usize> {
+        let d = (t - self.start).num_seconds();
+        (d >= 0)
+            .then(|| (d / self.step()) as usize)
+            .filter(|&i| i < self.values.len())
+    }
+
+    /// The value of the bucket holding `t`.
+    pub fn value_at(&self, t: DateTime<Utc>) -> Option<f64> {
+        self.index_of(t).and_then(|i| self.values[i])
+    }
+
+    /// Buckets that hold a value.
+    pub fn known(&self) -> usize {
+        self.values.iter().filter(|v| v.is_some()).count()
+    }
+
+    /// Seconds from the first bucket with a value to the end.
+    pub fn span_secs(&self) -> u64 {
+        match self.values.iter().position(Option::is_some) {
+            Some(i) => (self.values.len() - i) as u64 * self.step() as u64,
+            None => 0,
+        }
+    }
+
+    /// The history as it was known at `origin`: the buckets that start before it.
+    pub fn before(&self, origin: DateTime<Utc>) -> LoadHistory {
+        let d = (origin - self.start).num_seconds().max(0);
+        let n = ((d / self.step()) as usize).min(self.values.len());
+        LoadHistory {
+            metric: self.metric,
+            step_secs: self.step_secs,
+            start: self.start,
+            values: self.values[..n].to_vec(),
+        }
+    }
+
+    /// Set the bucket holding `at` to `value` (extending with gaps), then drop the oldest
+    /// buckets beyond `max_buckets`. A time before `start` is ignored.
+    pub fn record(&mut self, at: DateTime<Utc>, value: f64, max_buckets: usize) {
+        let d = (at - self.start).num_seconds();
+        if d < 0 || !value.is_finite() {
+            return;
+        }
+        let i = (d / self.step()) as usize;
+        if i >= self.values.len() {
+            self.values.resize(i + 1, None);
+        }
+        self.values[i] = Some(value);
+        let excess = self.values.len().saturating_sub(max_buckets.max(1));
+        if excess > 0 {
+            self.values.drain(..excess);
+            self.start += ChronoDuration::seconds(self.step() * excess as i64);
+        }
+    }
+
+    /// The peak known value over the buckets starting in `[from, to)`.
+    pub fn peak(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
+        (0..self.values.len())
+            .filter(|&i| self.at(i) >= from && self.at(i) < to)
+            .filter_map(|i| self.values[i])
+            .reduce(f64::max)
+    }
+}
+
+/// `t` rounded down to a multiple of `step_secs` since the epoch.
+pub fn align_down(t: DateTime<Utc>, step_secs: u32) -> DateTime<Utc> {
+    let s = i64::from(step_secs.max(1));
+    let ts = t.timestamp().div_euclid(s) * s;
+    DateTime::from_timestamp(ts, 0).unwrap_or(t)
+}
+
+/// A forecaster of a cluster's total load.
+pub trait Forecaster: std::fmt::Debug + Send + Sync {
+    /// Its name in policies, reasons and metrics (`seasonal`, ...).
+    fn name(&self) -> &'static str;
+    /// The peak total load expected over the buckets starting in `[origin, to)`, from
+    /// `history` (which holds only what was known at `origin`); `None` when it cannot say.
+    fn peak(&self, history: &LoadHistory, origin: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64>;
+}
+
+/// How well a forecaster did on the history it has.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Accuracy {
+    /// Origins scored.
+    pub origins: usize,
+    /// Mean relative error of the peak forecast: |forecast − actual| / actual, over the origins.
+    pub error: f64,
+    /// Share of origins where the forecast fell short of the actual peak by more than 10 %.
+    pub under: f64,
+}
+
+/// Score `f` on `history`: at up to `origins` origins, `spacing_secs` apart and ending where a
+/// whole `horizon_secs` window still fits in the history, forecast the peak over
+/// `[origin, origin + horizon)` from what was known at the origin and compare it with the
+/// actual peak. `None` when no origin could be scored (too little history, or no forecast).
+pub fn accuracy(
+    f: &dyn Forecaster,
+    history: &LoadHistory,
+    horizon_secs: u64,
+    origins: usize,
+    spacing_secs: u64,
+) -> Option<Accuracy> {
+    let horizon = ChronoDuration::seconds(horizon_secs as i64);
+    let spacing = ChronoDuration::seconds(spacing_secs.max(1) as i64);
+    let last = align_down(history.end() - horizon, history.step_secs);
+    let (mut n, mut err, mut under) = (0usize, 0.0, 0usize);
+    for k in 0..origins {
+        let origin = last - spacing * k as i32;
+        if origin <= history.start {
+            break;
+        }
+        let Some(actual) = history.peak(origin, origin + horizon) else {
+            continue;
+        };
+        let known = history.before(origin);
+        let Some(predicted) = f.peak(&known, origin, origin + horizon) else {
+            continue;
+        };
+        let scale = actual.abs().max(1.0);
+        err += (predicted - actual).abs() / scale;
+        if predicted < actual - 0.10 * scale {
+            under += 1;
+        }
+        n += 1;
+    }
+    (n > 0).then(|| Accuracy {
+        origins: n,
+        error: err / n as f64,
+        under: under as f64 / n as f64,
+    })
+}
+
+/// Why a forecast gave no replica count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Abstain {
+    /// Not enough history yet (a new cluster, or CloudWatch had none).
+    NoHistory { have_secs: u64, need_secs: u64 },
+    /// The forecaster's recent error is above the policy's limit.
+    PoorAccuracy { error: f64, limit: f64 },
+    /// The forecaster could not predict the window (gaps where it looks).
+    NoPrediction,
+}
+
+/// What the forecast step found for one cluster at one tick.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    pub forecaster: &'static str,
+    /// Whether the policy lets the forecast raise the replica count (`active`), or only
+    /// report what it would have done (`forecast_only`).
+    pub active: bool,
+    /// The horizon looked at: lead time (learned or configured) + margin.
+    pub horizon_secs: u64,
+    /// Whether the lead time in the horizon was learned from the fleet's own creations.
+    pub lead_learned: bool,
+    /// The peak total load expected over `[now, now + horizon)`.
+    pub peak_load: Option<f64>,
+    /// Replicas needed to carry `peak_load` at the policy's target utilization.
+    pub replicas: Option<usize>,
+    /// The forecaster's recent accuracy (scored when the history was refreshed).
+    pub accuracy: Option<Accuracy>,
+    /// Set when the forecast gave no count.
+    pub abstain: Option<Abstain>,
+}
+
+impl LoadHistory {
+    /// The history over `[start, end)` made by summing, per bucket, the samples of `series`
+    /// (one per instance, at the bucket resolution); a bucket where no series has a sample is
+    /// a gap.
+    pub fn sum_of(
+        metric: MetricKind,
+        step_secs: u32,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        series: &[super::domain::MetricSeries],
+    ) -> LoadHistory {
+        let mut h = LoadHistory::empty(metric, step_secs, start);
+        let n = ((end - h.start).num_seconds().max(0) / h.step()) as usize;
+        h.values = vec![None; n];
+        for s in series {
+            for sample in &s.samples {
+                if let Some(i) = h.index_of(sample.at) {
+                    h.values[i] = Some(h.values[i].unwrap_or(0.0) + sample.value);
+                }
+            }
+        }
+        h
+    }
+}
