@@ -24,7 +24,7 @@
 
 use crate::core::config::ClusterSpec;
 pub use crate::core::decide::STATE_REFRESH_SECS;
-use crate::core::decide::{decide, Decision, Direction, PersistedState, ScaleState};
+use crate::core::decide::{decide_with_forecast, Decision, Direction, PersistedState, ScaleState};
 use crate::core::domain::{MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{blocked_of, plan, Action, Blocked, ClusterView, Plan};
 use crate::core::policy::Policy;
@@ -35,6 +35,7 @@ use crate::reconcile::{
 };
 
 mod observe;
+pub mod predict;
 pub use observe::ClusterMemory;
 
 /// The ports a tick works through, built at the edge and handed in.
@@ -374,7 +375,10 @@ pub async fn decide_and_act(
     now: DateTime<Utc>,
     opts: TickOptions,
 ) -> Result<TickReport, PortError> {
-    let mut decision = decide(policy, spec, view, series, memory.state(), now);
+    let forecast = predict::forecast_step(policy, spec, &mut memory.forecast, series, now);
+    let state = memory.state();
+    let mut decision =
+        decide_with_forecast(policy, spec, view, series, state, forecast.as_ref(), now);
     if opts.observe_only && !decision.observe_only {
         decision.observe_only = true;
     }
@@ -520,6 +524,9 @@ pub async fn tick_observed(
     now: DateTime<Utc>,
     opts: TickOptions,
 ) -> Result<TickReport, PortError> {
+    // The history read failing leaves the forecast to abstain or use what it had: the tick
+    // goes on reactively (the daemon logs it).
+    let _ = predict::refresh_histories(ctx.metrics, &mut [(policy, spec, &mut *memory)], now).await;
     let g = gather(policy, spec, view, now);
     let series = fetch_all(ctx.metrics, &[&g]).await?.remove(0);
     decide_and_act(ctx, spec, policy, view, &series, memory, now, opts).await
@@ -530,6 +537,7 @@ mod tests {
     use super::*;
     use crate::adapters::sim::SimFleet;
     use crate::core::config::Config;
+    use crate::core::decide::decide;
     use crate::core::decide::{
         TAG_LAST_DECISION, TAG_LAST_SCALE_IN, TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
     };

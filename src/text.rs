@@ -5,6 +5,7 @@
 
 use crate::core::decide::{Decision, Direction, Reason, Warming};
 use crate::core::domain::{InstanceId, MetricKind};
+use crate::core::forecast::Abstain;
 use crate::core::view::{ConflictKind, MasterIssue};
 use serde::ser::SerializeStruct;
 use std::fmt;
@@ -322,6 +323,54 @@ fn hold_text(r: &Reason, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("observe-only: decided and reported, nothing will be changed")
         }
         Reason::NoRules => f.write_str("no rules"),
+        Reason::Forecast { .. } | Reason::ForecastAbstains { .. } => forecast_text(r, f),
+        other => write!(f, "{}", other.code()),
+    }
+}
+
+/// The forecast's reasons (policy `predictive`).
+fn forecast_text(r: &Reason, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match r {
+        Reason::Forecast {
+            forecaster,
+            active,
+            horizon_secs,
+            peak_load,
+            replicas,
+            raised,
+        } => {
+            let effect = match (raised, active) {
+                (true, true) => " → raised the count",
+                (true, false) => " → would raise the count (forecast_only)",
+                (false, _) => "",
+            };
+            write!(
+                f,
+                "forecast ({forecaster}): peak load {peak_load:.1} within {} needs {replicas}{effect}",
+                fmt_secs(*horizon_secs)
+            )
+        }
+        Reason::ForecastAbstains { forecaster, why } => {
+            write!(f, "forecast ({forecaster}) abstains: ")?;
+            match why {
+                Abstain::NoHistory {
+                    have_secs,
+                    need_secs,
+                } => write!(
+                    f,
+                    "{} of history, needs {}",
+                    fmt_secs(*have_secs),
+                    fmt_secs(*need_secs)
+                ),
+                Abstain::PoorAccuracy { error, limit } => write!(
+                    f,
+                    "recent error {:.0} % is above the limit {:.0} %",
+                    error * 100.0,
+                    limit * 100.0
+                ),
+                Abstain::NoPrediction => f.write_str("no prediction for the horizon (gaps)"),
+            }
+        }
         other => write!(f, "{}", other.code()),
     }
 }

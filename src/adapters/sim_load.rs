@@ -30,7 +30,8 @@ use crate::core::config::ClusterSpec;
 use crate::core::domain::{
     InstanceId, InstanceStatus, MetricKind, MetricQuery, MetricSeries, Sample, Statistic,
 };
-use crate::ports::{Clock, ErrorKind, MetricsSource, PortError};
+use crate::core::forecast::{LoadHistory, HISTORY_STEP_SECS};
+use crate::ports::{Clock, ErrorKind, HistoryQuery, MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::VecDeque;
@@ -265,6 +266,10 @@ struct Inner {
     fleet_seen: Option<u64>,
     /// Where `record_until` reads the fleet into (kept between calls).
     scratch: Vec<Option<(i64, Option<i64>, bool)>>,
+    /// The replicas' summed CPU per 5-minute bucket since the demand's start, as (sum over
+    /// the bucket's minutes, minutes with data): what `load_history` answers (kept for the
+    /// whole run, 16 bytes per 5 minutes).
+    totals: Vec<(f64, u32)>,
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -309,6 +314,7 @@ impl SimLoad {
                 master_available: false,
                 fleet_seen: None,
                 scratch: Vec::with_capacity(spec.replicas.len()),
+                totals: Vec::new(),
             }),
             opts,
         })
@@ -445,6 +451,7 @@ impl SimLoad {
                 any_lag |= *lag > 0.0;
             }
             inner.prev_mask = Some(mask);
+            self.add_total(inner, m, mask, on.hottest_factor, served);
             let lags = any_lag.then(|| inner.lag.iter().map(|&l| l as f32).collect());
             inner.history.push_back(Rec {
                 state: MinuteState {
@@ -465,6 +472,52 @@ impl SimLoad {
         }
         inner.next = Some(end);
         inner.slots = slots;
+    }
+
+    /// Add minute `m`'s summed replica CPU (what CloudWatch would show summed over the
+    /// replicas) to its 5-minute bucket; nothing when no replica served or no demand data.
+    fn add_total(&self, inner: &mut Inner, m: i64, mask: u64, hf: f64, served: Option<Served>) {
+        let Some(s) = served.filter(|_| mask != 0) else {
+            return;
+        };
+        let total: f64 = (0..self.replicas.len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| (s.utilization * share(mask, i, hf)).min(1.0) * 100.0)
+            .sum();
+        let Ok(b) = usize::try_from((m - self.total_base()) / HISTORY_STEP_MINUTES) else {
+            return;
+        };
+        if b >= inner.totals.len() {
+            inner.totals.resize(b + 1, (0.0, 0));
+        }
+        inner.totals[b].0 += total;
+        inner.totals[b].1 += 1;
+    }
+
+    /// The epoch minute of the first history bucket: the demand's start, aligned down.
+    fn total_base(&self) -> i64 {
+        self.demand.start_minute.div_euclid(HISTORY_STEP_MINUTES) * HISTORY_STEP_MINUTES
+    }
+
+    /// The load history of `q` (this cluster's replicas) from the recorded totals: buckets
+    /// whose minutes are all visible (the metric delay) and inside `[q.start, q.end)`.
+    fn history_of(&self, inner: &Inner, q: &HistoryQuery, now_m: i64) -> LoadHistory {
+        let mut h = LoadHistory::empty(q.metric, HISTORY_STEP_SECS, q.start);
+        let first = epoch_minute(h.start);
+        let end_m = epoch_minute(q.end).min(now_m);
+        let base = self.total_base();
+        let mut b = first;
+        while b + HISTORY_STEP_MINUTES <= end_m {
+            let v = usize::try_from((b - base) / HISTORY_STEP_MINUTES)
+                .ok()
+                .filter(|_| b >= base)
+                .and_then(|i| inner.totals.get(i))
+                .filter(|(_, n)| *n > 0)
+                .map(|(sum, n)| sum / f64::from(*n));
+            h.values.push(v);
+            b += HISTORY_STEP_MINUTES;
+        }
+        h
     }
 
     /// One instance's value of `metric` in a recorded minute; `None` when it reported nothing.
@@ -544,8 +597,38 @@ fn find(history: &VecDeque<Rec>, m: i64) -> Option<&Rec> {
     history.get(i as usize)
 }
 
+/// The load history resolution in minutes.
+const HISTORY_STEP_MINUTES: i64 = HISTORY_STEP_SECS as i64 / 60;
+
 #[async_trait]
 impl MetricsSource for SimLoad {
+    /// CPU history from what the simulation recorded (the replicas' summed CPU, capped at
+    /// 100 % each as CloudWatch would show it, from the run's start: the trace's past), at
+    /// 5-minute resolution and with the model's metric delay. A query for other instances,
+    /// another metric or another resolution is refused.
+    async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
+        let clock_m = epoch_minute(self.clock.now());
+        let mut inner = self.lock();
+        self.record_until(&mut inner, clock_m);
+        let now_m = clock_m - i64::from(self.opts.model.metric_delay_minutes);
+        let mut out = Vec::with_capacity(queries.len());
+        for q in queries {
+            let ours = q.instances.iter().all(|i| self.replicas.contains(i));
+            if !ours || q.metric != MetricKind::Cpu || q.step_secs != HISTORY_STEP_SECS {
+                return Err(PortError::new(
+                    ErrorKind::Fatal,
+                    "GetMetricData",
+                    format!(
+                        "the simulated load keeps 5-minute CPU history of {}'s replicas only",
+                        q.cluster
+                    ),
+                ));
+            }
+            out.push(self.history_of(&inner, q, now_m));
+        }
+        Ok(out)
+    }
+
     async fn fetch(
         &self,
         queries: &[MetricQuery],

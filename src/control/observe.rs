@@ -37,6 +37,8 @@ pub struct ClusterMemory {
     pub drains: Drains,
     /// The master's state tags as last read, and what they hold.
     persisted: Option<([Option<String>; 5], PersistedState)>,
+    /// The forecast step's history, accuracy and lead times (policies with `predictive`).
+    pub forecast: super::predict::ForecastMemory,
 }
 
 impl ClusterMemory {
@@ -54,6 +56,7 @@ impl ClusterMemory {
     /// the scale state on the first observation.
     pub fn observe(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
         self.fill_available_since(view, now);
+        self.forecast.leads.observe(view, now);
         if !self.state_known {
             let mut state = view
                 .master

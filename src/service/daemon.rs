@@ -13,8 +13,8 @@ use super::counting::{CountingFleet, CountingMetrics};
 use super::http::Health;
 use super::metrics::Metrics;
 use crate::control::{
-    decide_and_act, fetch_all, gather_all_metrics, ClusterMemory, Gathered, TickContext,
-    TickOptions, TickReport,
+    decide_and_act, fetch_all, gather_all_metrics, predict::refresh_histories, ClusterMemory,
+    Gathered, TickContext, TickOptions, TickReport,
 };
 use crate::core::config::ClusterSpec;
 use crate::core::decide::{Decision, ScaleState};
@@ -356,6 +356,10 @@ impl Daemon {
             self.runtime[i].memory.observe(view, now);
         }
 
+        // 1b. One history read for every due cluster whose forecast needs one (policies with
+        // `predictive`); a failure leaves the forecast with what it had.
+        self.refresh_histories(due, now).await;
+
         // 2. One fetch for every due cluster's metrics.
         let gathered: Vec<Gathered> = due
             .iter()
@@ -452,6 +456,23 @@ impl Daemon {
                     self.fail(i, e, now)
                 }
             });
+        }
+    }
+
+    /// Read the load history of the due clusters whose forecast is due for one, in one call.
+    async fn refresh_histories(&mut self, due: &[usize], now: DateTime<Utc>) {
+        let clusters = &self.clusters;
+        let mut items: Vec<_> = (self.runtime.iter_mut().enumerate())
+            .filter(|(i, _)| due.contains(i))
+            .map(|(i, rt)| (&clusters[i].policy, &clusters[i].spec, &mut rt.memory))
+            .collect();
+        match refresh_histories(self.source.as_ref(), &mut items, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(clusters = n, "load history read for the forecast"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "reading the load history failed: the forecast keeps what it had, retried in 5 minutes"
+            ),
         }
     }
 
@@ -571,6 +592,19 @@ impl Daemon {
             };
             Metrics::set_optional(value, c, o.value.map(|v| v * scale));
             Metrics::set_optional(target, c, o.target.map(|v| v * scale));
+        }
+        if let Some(f) = &d.forecast {
+            let f = &f.forecast;
+            // CPU summed over replicas as a ratio (1.5 = 150 %: one and a half replicas' worth).
+            let scale = if f.metric == MetricKind::Cpu {
+                0.01
+            } else {
+                1.0
+            };
+            Metrics::set_optional(&m.forecast_load, c, f.peak_load.map(|v| v * scale));
+            Metrics::set_optional(&m.forecast_replicas, c, f.replicas.map(|v| v as f64));
+            Metrics::set_optional(&m.forecast_error_ratio, c, f.accuracy.map(|a| a.error));
+            Metrics::set_optional(&m.forecast_horizon_seconds, c, Some(f.horizon_secs as f64));
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub replica_lag_seconds: GaugeVec,
     pub replica_lag_target_seconds: GaugeVec,
     pub cooldown_remaining_seconds: GaugeVec,
+    pub forecast_load: GaugeVec,
+    pub forecast_replicas: GaugeVec,
+    pub forecast_error_ratio: GaugeVec,
+    pub forecast_horizon_seconds: GaugeVec,
     pub tick_duration_seconds: Histogram,
     pub ticks_total: IntCounterVec,
     pub cluster_errors_total: IntCounterVec,
@@ -168,6 +172,26 @@ impl Metrics {
                 "cooldown_remaining_seconds",
                 "Seconds until the next action in that direction is allowed.",
                 &["cluster", "direction"]
+            )),
+            forecast_load: reg!(gauge(
+                "forecast_load",
+                "Peak total load the forecast expects within its horizon (CPU: summed over replicas, 1 = 100 %).",
+                c
+            )),
+            forecast_replicas: reg!(gauge(
+                "forecast_replicas",
+                "Replicas the forecast sizes for its expected peak; absent while it abstains.",
+                c
+            )),
+            forecast_error_ratio: reg!(gauge(
+                "forecast_error_ratio",
+                "The forecaster's recent relative error of its peak forecast at the horizon.",
+                c
+            )),
+            forecast_horizon_seconds: reg!(gauge(
+                "forecast_horizon_seconds",
+                "How far ahead the forecast looks: replica lead time (learned or configured) + margin.",
+                c
             )),
             tick_duration_seconds: reg!(Histogram::with_opts(
                 HistogramOpts::new(

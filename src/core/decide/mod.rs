@@ -16,6 +16,7 @@
 //!    missing/stale/warming data, stabilization window, cooldown — then the max step per
 //!    action, the same steps for both directions.
 
+mod forecast;
 mod holds;
 mod reason;
 mod rules;
@@ -24,6 +25,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use forecast::ForecastReport;
 pub use reason::{Reason, RuleCode, Warming};
 pub use state::{
     LastDecision, PersistedState, ScaleState, STATE_REFRESH_SECS, STATE_TAG_KEYS,
@@ -32,6 +34,7 @@ pub use state::{
 
 use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricSeries, Statistic};
+use super::forecast::{Abstain, Forecast};
 use super::plan::{ClusterView, Target};
 use super::policy::{Aggregation, Policy};
 use chrono::{DateTime, Utc};
@@ -118,6 +121,9 @@ pub struct Decision {
     /// How long recommendations are kept for stabilization (from the policy).
     #[serde(skip)]
     pub history_secs: u64,
+    /// What the forecast found and changed (policies with a `predictive` section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastReport>,
 }
 
 impl Decision {
@@ -140,10 +146,26 @@ pub fn decide(
     state: &ScaleState,
     now: DateTime<Utc>,
 ) -> Decision {
+    decide_with_forecast(policy, spec, view, metrics, state, None, now)
+}
+
+/// [`decide`] with the forecast step's outcome (policies with a `predictive` section; `None`
+/// otherwise): the rules' count and the forecast's combine as their maximum (`active`), or
+/// the forecast is only reported (`forecast_only`).
+pub fn decide_with_forecast(
+    policy: &Policy,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    metrics: &[MetricSeries],
+    state: &ScaleState,
+    forecast: Option<&Forecast>,
+    now: DateTime<Utc>,
+) -> Decision {
     let bounds = policy.bounds_in(spec, view, now);
     let (min, max) = (bounds.min, bounds.max);
     let current = view.replica_count();
-    // The reasons in order: the cluster's context, the serving set, the rules, the settling.
+    // The reasons in order: the cluster's context, the serving set, the rules, the forecast,
+    // the settling.
     let mut reasons = context(spec, view, &bounds.schedules, min, max, policy.rules.len());
     let (cooldown_out, cooldown_in) = holds::cooldowns(policy, state, now);
 
@@ -151,26 +173,50 @@ pub fn decide(
     let mut serving = serving::Serving::of(policy, view, metrics, &window, now);
     reasons.append(&mut serving.reasons);
     let rules = rules::evaluate(policy, &serving, metrics, &window, current, &mut reasons);
-    let best = rules.usable(policy, current);
-    let settled = holds::settle(holds::Situation {
-        policy,
-        state,
-        now,
-        current,
-        min,
-        max,
-        best,
-        complete: rules.complete,
-        master_ok: view
-            .master
-            .as_ref()
-            .is_some_and(|m| m.status.is_available()),
-        replicas_busy: view.existing_replicas().any(|i| i.status.is_busy()),
-        flight: holds::in_flight(spec, view),
-        data_holds: holds::data_holds(policy, &serving, &rules, &window),
-        cooldown_out,
-        cooldown_in,
-    });
+    let reactive = rules.usable(policy, current);
+    let flight = holds::in_flight(spec, view);
+    let data_holds = holds::data_holds(policy, &serving, &rules, &window);
+    let settle = |best: Option<(usize, RuleCode)>| {
+        holds::settle(holds::Situation {
+            policy,
+            state,
+            now,
+            current,
+            min,
+            max,
+            best,
+            complete: rules.complete,
+            master_ok: view
+                .master
+                .as_ref()
+                .is_some_and(|m| m.status.is_available()),
+            replicas_busy: view.existing_replicas().any(|i| i.status.is_busy()),
+            flight: flight.clone(),
+            data_holds: data_holds.clone(),
+            cooldown_out,
+            cooldown_in,
+        })
+    };
+    let forecast = forecast.filter(|_| policy.predictive.is_some());
+    let (best, settled, report) = match forecast {
+        None => (reactive, settle(reactive), None),
+        Some(f) => {
+            let with_best = forecast::combine(reactive, f);
+            let (with, without) = (settle(with_best), settle(reactive));
+            let report = ForecastReport {
+                forecast: f.clone(),
+                reactive: reactive.map(|(r, _)| r),
+                desired_with: with.desired,
+                desired_without: without.desired,
+            };
+            reasons.push(forecast_reason(&report));
+            if f.active {
+                (with_best, with, Some(report))
+            } else {
+                (reactive, without, Some(report))
+            }
+        }
+    };
 
     let desired = settled.desired;
     let primary = settled.holds.first().map_or(settled.driver, Reason::code);
@@ -208,6 +254,26 @@ pub fn decide(
             master_class: bounds.master_class,
         },
         history_secs: policy.history_secs(),
+        forecast: report,
+    }
+}
+
+/// The forecast's reason: its count, or why it abstained.
+fn forecast_reason(r: &ForecastReport) -> Reason {
+    let f = &r.forecast;
+    match (f.peak_load, f.replicas, f.abstain) {
+        (Some(peak_load), Some(replicas), None) => Reason::Forecast {
+            forecaster: f.forecaster,
+            active: f.active,
+            horizon_secs: f.horizon_secs,
+            peak_load,
+            replicas,
+            raised: r.raised(),
+        },
+        (_, _, why) => Reason::ForecastAbstains {
+            forecaster: f.forecaster,
+            why: why.unwrap_or(Abstain::NoPrediction),
+        },
     }
 }
 

@@ -13,6 +13,8 @@ pub enum RuleCode {
     Threshold,
     WithinTolerance,
     Steady,
+    /// The forecast's count (policy `predictive`, mode `active`).
+    Forecast,
 }
 
 impl RuleCode {
@@ -22,6 +24,7 @@ impl RuleCode {
             RuleCode::Threshold => "threshold",
             RuleCode::WithinTolerance => "within_tolerance",
             RuleCode::Steady => "steady",
+            RuleCode::Forecast => "forecast",
         }
     }
 }
@@ -42,7 +45,7 @@ pub enum Warming {
 /// One reason. Codes ([`Reason::code`]): `blocked_slots`, `schedule`, `master_serving`,
 /// `warmup`, `target_tracking`, `threshold`, `within_tolerance`, `steady`, `clamped_max`,
 /// `clamped_min`, `max_step`, and the holds `cooldown`, `stabilization`, `no_data`, `stale`,
-/// `in_flight`, `paused`; plus `observe_only`.
+/// `in_flight`, `paused`; plus `forecast` and `observe_only`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     /// Configured ids held by instances that are not replicas of the master.
@@ -159,6 +162,22 @@ pub enum Reason {
         step: usize,
         to: usize,
     },
+    /// The forecast (policy `predictive`): the peak load expected within the horizon and
+    /// the replicas it needs; `raised`: it raised the count (`active`) or would have
+    /// (`forecast_only`).
+    Forecast {
+        forecaster: &'static str,
+        active: bool,
+        horizon_secs: u64,
+        peak_load: f64,
+        replicas: usize,
+        raised: bool,
+    },
+    /// The forecast gave no count, and why.
+    ForecastAbstains {
+        forecaster: &'static str,
+        why: crate::core::forecast::Abstain,
+    },
     /// The policy observes only.
     ObserveOnly,
     /// The policy has no rules (code `steady`).
@@ -189,6 +208,7 @@ impl Reason {
             Reason::Stabilization { .. } => "stabilization",
             Reason::Cooldown { .. } => "cooldown",
             Reason::MaxStep { .. } => "max_step",
+            Reason::Forecast { .. } | Reason::ForecastAbstains { .. } => "forecast",
             Reason::ObserveOnly => "observe_only",
         }
     }

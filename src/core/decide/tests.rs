@@ -708,3 +708,143 @@ fn recent_lists_keep_their_newest_entries_within_the_tag_limit() {
         }
     }
 }
+
+// ---------------------------------------------------------------- the forecast
+
+fn forecast(replicas: Option<usize>, active: bool) -> Forecast {
+    Forecast {
+        forecaster: "seasonal",
+        metric: MetricKind::Cpu,
+        active,
+        horizon_secs: 1500,
+        lead_learned: false,
+        peak_load: replicas.map(|n| n as f64 * 60.0),
+        replicas,
+        accuracy: None,
+        abstain: replicas.is_none().then_some(Abstain::NoHistory {
+            have_secs: 0,
+            need_secs: 86_400,
+        }),
+    }
+}
+
+#[test]
+fn an_active_forecast_raises_the_count_ahead_of_the_rules() {
+    let p = policy("predictive:\n  mode: active\n");
+    let m = cpu(&IDS[..2], 65.0); // within tolerance of 70: the rules keep 2
+    let f = forecast(Some(4), true);
+    let d = decide_with_forecast(
+        &p,
+        &config().clusters["c1"],
+        &avail(2),
+        &m,
+        &ScaleState::default(),
+        Some(&f),
+        now(),
+    );
+    assert_eq!((d.current, d.desired, d.primary), (2, 4, "forecast"));
+    let r = d.forecast.as_ref().unwrap();
+    assert_eq!(
+        (r.reactive, r.desired_with, r.desired_without),
+        (Some(2), 4, 2)
+    );
+    assert!(r.raised());
+    assert!(d.reasons.iter().any(|r| matches!(
+        r,
+        Reason::Forecast {
+            replicas: 4,
+            raised: true,
+            active: true,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn forecast_only_reports_what_it_would_do_and_changes_nothing() {
+    let p = policy("predictive:\n  mode: forecast_only\n");
+    let m = cpu(&IDS[..2], 65.0);
+    let f = forecast(Some(4), false);
+    let d = decide_with_forecast(
+        &p,
+        &config().clusters["c1"],
+        &avail(2),
+        &m,
+        &ScaleState::default(),
+        Some(&f),
+        now(),
+    );
+    assert_eq!((d.desired, d.primary), (2, "within_tolerance"));
+    let r = d.forecast.as_ref().unwrap();
+    assert_eq!((r.desired_with, r.desired_without), (4, 2));
+    assert!(d.reasons.iter().any(|r| matches!(
+        r,
+        Reason::Forecast {
+            raised: true,
+            active: false,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn the_forecast_never_scales_in_by_itself_and_holds_back_a_scale_in_to_what_it_needs() {
+    let p = policy("predictive:\n  mode: active\nscale_in:\n  stabilization: 0s\n  cooldown: 0s\n  max_step: 3\n");
+    let spec = &config().clusters["c1"];
+    // The rules keep 4 (CPU at the target); the forecast wants 1: no scale-in.
+    let d = decide_with_forecast(
+        &p,
+        spec,
+        &avail(4),
+        &cpu(&IDS, 70.0),
+        &ScaleState::default(),
+        Some(&forecast(Some(1), true)),
+        now(),
+    );
+    assert_eq!(d.desired, 4);
+    // The rules want 1 (CPU at 10 %), the forecast 3: the scale-in stops at 3.
+    let d = decide_with_forecast(
+        &p,
+        spec,
+        &avail(4),
+        &cpu(&IDS, 10.0),
+        &ScaleState::default(),
+        Some(&forecast(Some(3), true)),
+        now(),
+    );
+    assert_eq!((d.desired, d.direction), (3, Direction::In));
+    // An abstaining forecast changes nothing and says why.
+    let d = decide_with_forecast(
+        &p,
+        spec,
+        &avail(4),
+        &cpu(&IDS, 10.0),
+        &ScaleState::default(),
+        Some(&forecast(None, true)),
+        now(),
+    );
+    assert_eq!(d.desired, 1);
+    assert!(d.reasons.iter().any(|r| matches!(
+        r,
+        Reason::ForecastAbstains {
+            why: Abstain::NoHistory { .. },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_forecast_is_ignored_by_a_policy_without_a_predictive_section() {
+    let p = policy("");
+    let d = decide_with_forecast(
+        &p,
+        &config().clusters["c1"],
+        &avail(2),
+        &cpu(&IDS[..2], 65.0),
+        &ScaleState::default(),
+        Some(&forecast(Some(4), true)),
+        now(),
+    );
+    assert_eq!(d.desired, 2);
+    assert!(d.forecast.is_none());
+}

@@ -203,6 +203,8 @@ pub enum Abstain {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forecast {
     pub forecaster: &'static str,
+    /// The load forecast (CPU: per-replica percent summed over replicas).
+    pub metric: MetricKind,
     /// Whether the policy lets the forecast raise the replica count (`active`), or only
     /// report what it would have done (`forecast_only`).
     pub active: bool,
@@ -242,5 +244,15 @@ impl LoadHistory {
             }
         }
         h
+    }
+}
+
+mod seasonal;
+pub use seasonal::Seasonal;
+
+/// The forecaster a policy names.
+pub fn forecaster_for(kind: crate::core::policy::ForecasterKind) -> Box<dyn Forecaster> {
+    match kind {
+        crate::core::policy::ForecasterKind::Seasonal => Box::new(Seasonal::default()),
     }
 }

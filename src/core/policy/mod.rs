@@ -4,7 +4,10 @@
 //! Every field, default and unit is documented in docs/policies.md.
 
 mod parse;
+mod predictive;
 mod raw;
+
+pub use predictive::{ForecasterKind, Predictive, PredictiveMode};
 
 use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricQuery, Statistic};
@@ -139,6 +142,8 @@ pub struct Policy {
     pub warmup: Warmup,
     pub schedules: Vec<Schedule>,
     pub observe_only: bool,
+    /// Predictive pre-scaling (`predictive`); `None`: reactive only.
+    pub predictive: Option<Predictive>,
 }
 
 fn default_rules() -> Vec<Rule> {
@@ -197,6 +202,7 @@ impl Policy {
             },
             schedules: Vec::new(),
             observe_only: false,
+            predictive: None,
         }
     }
 
@@ -224,7 +230,8 @@ impl Policy {
     }
 
     /// The metrics the rules read, with their statistic, deduplicated, plus the replica lag
-    /// (Maximum) the warm-up check needs when `warmup.max_lag` is set.
+    /// (Maximum) the warm-up check needs when `warmup.max_lag` is set, and the forecast's
+    /// metric (Average) when `predictive` is set.
     pub fn metrics_used(&self) -> impl Iterator<Item = (MetricKind, Statistic)> + '_ {
         fn pair(r: &Rule) -> (MetricKind, Statistic) {
             (r.metric, r.statistic)
@@ -237,7 +244,15 @@ impl Policy {
                 .rules
                 .iter()
                 .any(|r| r.metric == MetricKind::ReplicaLag);
-        rules.chain(lag.then_some((MetricKind::ReplicaLag, Statistic::Maximum)))
+        // The forecast keeps its history current with the tick's own observation.
+        let predictive = self
+            .predictive
+            .as_ref()
+            .map(|p| (p.metric, Statistic::Average));
+        let forecast = predictive.filter(|m| !self.rules.iter().any(|r| pair(r) == *m));
+        rules
+            .chain(lag.then_some((MetricKind::ReplicaLag, Statistic::Maximum)))
+            .chain(forecast)
     }
 
     /// Metric queries needed for this cluster now: every configured replica that exists and is

@@ -12,7 +12,7 @@ use crate::core::schedule::{parse_cron, parse_timezone};
 // ---------------------------------------------------------------- validation
 
 /// The problems found so far, each located in the document.
-struct Errs<'a> {
+pub(super) struct Errs<'a> {
     file: &'a str,
     text: &'a str,
     syntax: Syntax,
@@ -20,7 +20,11 @@ struct Errs<'a> {
 }
 
 impl Errs<'_> {
-    fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+    pub(super) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(super) fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
         let field = field.into();
         let pos = locate(self.text, self.syntax, &field).map(|l| l.key);
         self.list
@@ -117,6 +121,9 @@ impl Policy {
             if let Some(s) = check_schedule(i, s, cap, p.max_replicas, &mut e) {
                 p.schedules.push(s);
             }
+        }
+        if let Some(r) = &raw.predictive {
+            p.predictive = super::predictive::check(r, &mut e);
         }
         if e.list.is_empty() {
             Ok(p)

@@ -61,6 +61,8 @@ pub(super) struct RawPolicy {
     pub(super) warmup: Option<RawWarmup>,
     #[serde(default)]
     pub(super) schedules: Vec<RawSchedule>,
+    #[serde(default)]
+    pub(super) predictive: Option<RawPredictive>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,4 +137,31 @@ pub(super) struct RawSchedule {
     pub(super) replica_class: Option<String>,
     #[serde(default)]
     pub(super) master_class: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPredictive {
+    #[serde(default)]
+    pub(super) mode: Option<String>,
+    #[serde(default)]
+    pub(super) forecaster: Option<String>,
+    #[serde(default)]
+    pub(super) metric: Option<String>,
+    #[serde(default)]
+    pub(super) target: Option<f64>,
+    #[serde(default)]
+    pub(super) history: Option<Dur>,
+    #[serde(default)]
+    pub(super) min_history: Option<Dur>,
+    #[serde(default)]
+    pub(super) lead_time: Option<Dur>,
+    #[serde(default)]
+    pub(super) margin: Option<Dur>,
+    #[serde(default)]
+    pub(super) max_error: Option<f64>,
+    #[serde(default)]
+    pub(super) refresh: Option<Dur>,
+    #[serde(default)]
+    pub(super) learn_lead_time: Option<bool>,
 }

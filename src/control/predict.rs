@@ -1,0 +1,428 @@
+//! The forecast step of a tick (policy `predictive`), the same for `run`, `plan`, the backtest
+//! and the demo. Per cluster, carried in its [`ClusterMemory`] ([`ForecastMemory`]):
+//! - the **load history**, read through [`MetricsSource::load_history`] on the first tick and
+//!   again every `refresh` (one call for every due cluster: [`refresh_histories`]), and kept
+//!   current between reads with the tick's own observation of the total ([`observe_total`]);
+//! - the forecaster's **accuracy**, scored on the history at each read;
+//! - the **lead times** replicas took from creating to available, as the observation step saw
+//!   them ([`LeadTimes`]); a high percentile of them makes the horizon once three are known.
+//!
+//! [`forecast_step`] turns that into the [`Forecast`] the decision takes in, or says why it
+//! abstains.
+
+use super::ClusterMemory;
+use crate::core::config::ClusterSpec;
+use crate::core::domain::{InstanceId, InstanceStatus, MetricSeries, Statistic};
+use crate::core::forecast::{
+    accuracy, align_down, forecaster_for, Abstain, Accuracy, Forecast, LoadHistory,
+    HISTORY_STEP_SECS,
+};
+use crate::core::plan::ClusterView;
+use crate::core::policy::{Policy, Predictive};
+use crate::ports::{HistoryQuery, MetricsSource, PortError};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{HashMap, VecDeque};
+
+/// How many lead times are kept, and how many make a learned lead time.
+pub const LEAD_SAMPLES: usize = 20;
+pub const LEAD_MIN_SAMPLES: usize = 3;
+/// After a failed history read, try again this much later (not at every tick).
+pub const RETRY_SECS: i64 = 300;
+/// Origins scored for the forecaster's accuracy: the last 48 hours, hourly.
+const ACCURACY_ORIGINS: usize = 48;
+const ACCURACY_SPACING_SECS: u64 = 3600;
+
+/// What the forecast step carries between ticks.
+#[derive(Debug, Clone, Default)]
+pub struct ForecastMemory {
+    pub history: Option<LoadHistory>,
+    /// When the history was last read, or a read last failed.
+    pub read_at: Option<DateTime<Utc>>,
+    pub read_failed: bool,
+    pub accuracy: Option<Accuracy>,
+    pub leads: LeadTimes,
+}
+
+/// Replica lead times (create → available) as the observation step saw them.
+#[derive(Debug, Clone, Default)]
+pub struct LeadTimes {
+    creating_since: HashMap<InstanceId, DateTime<Utc>>,
+    measured: VecDeque<u64>,
+}
+
+impl LeadTimes {
+    /// Note replicas being created, and the lead time of each one that became available.
+    pub fn observe(&mut self, view: &ClusterView, now: DateTime<Utc>) {
+        for inst in view.replicas.iter().flatten() {
+            if inst.status.is_available() {
+                if let Some(since) = self.creating_since.remove(&inst.id) {
+                    let at = inst.available_since.unwrap_or(now);
+                    self.push((at - since).num_seconds().max(0) as u64);
+                }
+            } else if inst.status == InstanceStatus::Creating {
+                let since = inst.created_at.filter(|t| *t <= now).unwrap_or(now);
+                self.creating_since.entry(inst.id.clone()).or_insert(since);
+            }
+        }
+        // Forget replicas that went away (or are being deleted) before they were available.
+        self.creating_since.retain(|id, _| {
+            view.replicas
+                .iter()
+                .flatten()
+                .any(|i| &i.id == id && i.status != InstanceStatus::Deleting)
+        });
+    }
+
+    pub fn push(&mut self, secs: u64) {
+        self.measured.push_back(secs);
+        while self.measured.len() > LEAD_SAMPLES {
+            self.measured.pop_front();
+        }
+    }
+
+    /// The lead times measured, oldest first.
+    pub fn measured(&self) -> impl Iterator<Item = u64> + '_ {
+        self.measured.iter().copied()
+    }
+
+    /// The 90th percentile of the measured lead times, once [`LEAD_MIN_SAMPLES`] are known.
+    pub fn learned(&self) -> Option<u64> {
+        if self.measured.len() < LEAD_MIN_SAMPLES {
+            return None;
+        }
+        let mut v: Vec<u64> = self.measured.iter().copied().collect();
+        v.sort_unstable();
+        let i = ((v.len() as f64 * 0.9).ceil() as usize).clamp(1, v.len()) - 1;
+        Some(v[i])
+    }
+}
+
+/// The history query of a cluster whose history is due for a read at `now`: every configured
+/// replica id (CloudWatch keeps the data of instances that no longer exist).
+pub fn history_due(
+    policy: &Policy,
+    spec: &ClusterSpec,
+    memory: &ForecastMemory,
+    now: DateTime<Utc>,
+) -> Option<HistoryQuery> {
+    let p = policy.predictive.as_ref()?;
+    let wait = if memory.read_failed {
+        RETRY_SECS
+    } else {
+        p.refresh_secs as i64
+    };
+    if memory
+        .read_at
+        .is_some_and(|t| now < t + Duration::seconds(wait))
+    {
+        return None;
+    }
+    let end = align_down(now, HISTORY_STEP_SECS);
+    Some(HistoryQuery {
+        cluster: spec.name.clone(),
+        instances: spec.replicas.iter().map(|r| r.id.clone()).collect(),
+        metric: p.metric,
+        statistic: Statistic::Average,
+        step_secs: HISTORY_STEP_SECS,
+        start: end - Duration::seconds(p.history_secs as i64),
+        end,
+    })
+}
+
+/// Read the history of every due cluster of `items` with ONE `load_history` call and keep
+/// each in its memory (with the forecaster's accuracy on it). On failure every due memory
+/// keeps what it had and tries again [`RETRY_SECS`] later; the error is returned for the
+/// caller to log (a tick goes on reactively).
+pub async fn refresh_histories(
+    source: &dyn MetricsSource,
+    items: &mut [(&Policy, &ClusterSpec, &mut ClusterMemory)],
+    now: DateTime<Utc>,
+) -> Result<usize, PortError> {
+    let mut due = Vec::new();
+    let mut queries = Vec::new();
+    for (i, (policy, spec, memory)) in items.iter().enumerate() {
+        if let Some(q) = history_due(policy, spec, &memory.forecast, now) {
+            due.push(i);
+            queries.push(q);
+        }
+    }
+    if queries.is_empty() {
+        return Ok(0);
+    }
+    let answer = source.load_history(&queries).await;
+    for (k, &i) in due.iter().enumerate() {
+        let (policy, _, memory) = &mut items[i];
+        let f = &mut memory.forecast;
+        f.read_at = Some(now);
+        f.read_failed = answer.is_err();
+        if let Ok(histories) = &answer {
+            if let (Some(h), Some(p)) = (histories.get(k), policy.predictive.as_ref()) {
+                f.accuracy = score(p, h, f.leads.learned());
+                f.history = Some(h.clone());
+            }
+        }
+    }
+    answer.map(|_| due.len())
+}
+
+/// The forecaster's accuracy on `history` at the horizon.
+fn score(p: &Predictive, history: &LoadHistory, learned: Option<u64>) -> Option<Accuracy> {
+    let f = forecaster_for(p.forecaster);
+    let horizon = p.horizon_secs(learned.unwrap_or(p.lead_time_secs));
+    accuracy(
+        f.as_ref(),
+        history,
+        horizon,
+        ACCURACY_ORIGINS,
+        ACCURACY_SPACING_SECS,
+    )
+}
+
+/// The tick's own observation of the total load: for the 5-minute bucket of the newest
+/// sample, each replica's mean over its samples in that bucket, summed. `None` when no
+/// replica had a sample of the metric.
+pub fn observe_total(
+    p: &Predictive,
+    spec: &ClusterSpec,
+    series: &[MetricSeries],
+) -> Option<(DateTime<Utc>, f64)> {
+    let ours = |s: &&MetricSeries| {
+        s.query.metric == p.metric
+            && s.query.statistic == Statistic::Average
+            && spec.replicas.iter().any(|r| r.id == s.query.instance)
+    };
+    let newest = series
+        .iter()
+        .filter(ours)
+        .flat_map(|s| s.samples.iter().map(|x| x.at))
+        .max()?;
+    let bucket = align_down(newest, HISTORY_STEP_SECS);
+    let mut total = 0.0;
+    for s in series.iter().filter(ours) {
+        let inside: Vec<f64> = s
+            .samples
+            .iter()
+            .filter(|x| align_down(x.at, HISTORY_STEP_SECS) == bucket && x.value.is_finite())
+            .map(|x| x.value)
+            .collect();
+        if !inside.is_empty() {
+            total += inside.iter().sum::<f64>() / inside.len() as f64;
+        }
+    }
+    Some((bucket, total))
+}
+
+/// The forecast for this tick: keep the history current with the tick's observation, then
+/// predict the peak over the horizon and size for it, or abstain.
+pub fn forecast_step(
+    policy: &Policy,
+    spec: &ClusterSpec,
+    memory: &mut ForecastMemory,
+    series: &[MetricSeries],
+    now: DateTime<Utc>,
+) -> Option<Forecast> {
+    let p = policy.predictive.as_ref()?;
+    let max_buckets = (p.history_secs / u64::from(HISTORY_STEP_SECS)) as usize;
+    if let (Some(h), Some((at, v))) = (memory.history.as_mut(), observe_total(p, spec, series)) {
+        h.record(at, v, max_buckets);
+    }
+    let learned = memory.leads.learned().filter(|_| p.learn_lead_time);
+    let horizon = p.horizon_secs(learned.unwrap_or(p.lead_time_secs));
+    let forecaster = forecaster_for(p.forecaster);
+    let mut out = Forecast {
+        forecaster: forecaster.name(),
+        metric: p.metric,
+        active: p.is_active(),
+        horizon_secs: horizon,
+        lead_learned: learned.is_some(),
+        peak_load: None,
+        replicas: None,
+        accuracy: memory.accuracy,
+        abstain: None,
+    };
+    let have = memory.history.as_ref().map_or(0, LoadHistory::span_secs);
+    out.abstain = if have < p.min_history_secs || have == 0 {
+        Some(Abstain::NoHistory {
+            have_secs: have,
+            need_secs: p.min_history_secs.max(1),
+        })
+    } else if let Some(a) = memory.accuracy.filter(|a| a.error > p.max_error) {
+        Some(Abstain::PoorAccuracy {
+            error: a.error,
+            limit: p.max_error,
+        })
+    } else {
+        let h = memory.history.as_ref()?;
+        let to = now + Duration::seconds(horizon as i64);
+        match forecaster.peak(h, now, to) {
+            Some(peak) if peak.is_finite() => {
+                out.peak_load = Some(peak.max(0.0));
+                out.replicas = Some((peak.max(0.0) / p.target).ceil() as usize);
+                None
+            }
+            _ => Some(Abstain::NoPrediction),
+        }
+    };
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Config;
+    use crate::core::domain::{Instance, InstanceClass, MetricKind, MetricQuery, Sample};
+    use chrono::TimeZone;
+
+    const CONFIG: &str = "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n    - {id: c1s2, instance_class: db.t3.micro}\n    - {id: c1s3, instance_class: db.t3.micro}\n";
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 30).unwrap()
+    }
+    fn setup(extra: &str) -> (Policy, ClusterSpec) {
+        let config = Config::parse("c.yaml", CONFIG).unwrap();
+        let p = Policy::parse("p.yaml", &format!("cluster: c1\n{extra}"), &config).unwrap();
+        (p, config.clusters["c1"].clone())
+    }
+    fn replica(id: &str, status: &str, created: Option<DateTime<Utc>>) -> Instance {
+        let mut i = Instance::new(
+            InstanceId::from_aws(id),
+            InstanceClass::from_aws("db.t3.micro"),
+            InstanceStatus::parse(status),
+            "mysql",
+        );
+        i.created_at = created;
+        i
+    }
+    fn view(replicas: Vec<Option<Instance>>) -> ClusterView {
+        ClusterView {
+            master: Some(replica("c1m", "available", None)),
+            replicas,
+            conflicts: Vec::new(),
+            foreign: Vec::new(),
+        }
+    }
+    fn cpu(id: &str, samples: &[(i64, f64)]) -> MetricSeries {
+        let base = Utc.with_ymd_and_hms(2026, 11, 25, 11, 50, 0).unwrap();
+        MetricSeries {
+            query: MetricQuery {
+                instance: InstanceId::from_aws(id),
+                metric: MetricKind::Cpu,
+                statistic: Statistic::Average,
+                period_secs: 60,
+            },
+            samples: samples
+                .iter()
+                .map(|(m, v)| Sample {
+                    at: base + Duration::minutes(*m),
+                    value: *v,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn lead_times_are_measured_from_creating_to_available_and_learned_at_the_90th_percentile() {
+        let mut leads = LeadTimes::default();
+        let minute = |m: i64| t0() + Duration::minutes(m);
+        for (k, lead) in [10i64, 14, 30].iter().enumerate() {
+            let id = ["c1s1", "c1s2", "c1s3"][k];
+            let start = minute(100 * k as i64);
+            leads.observe(
+                &view(vec![Some(replica(id, "creating", Some(start)))]),
+                start,
+            );
+            assert_eq!(leads.learned(), None, "fewer than three measured");
+            let mut up = replica(id, "available", Some(start));
+            up.available_since = Some(start + Duration::minutes(*lead));
+            leads.observe(&view(vec![Some(up)]), start + Duration::minutes(lead + 1));
+        }
+        assert_eq!(leads.measured().collect::<Vec<_>>(), [600, 840, 1800]);
+        assert_eq!(leads.learned(), Some(1800));
+        // A replica deleted while being created leaves no measurement.
+        leads.observe(
+            &view(vec![Some(replica("c1s1", "creating", None))]),
+            minute(500),
+        );
+        leads.observe(&view(vec![None]), minute(510));
+        leads.observe(
+            &view(vec![Some(replica("c1s1", "available", None))]),
+            minute(520),
+        );
+        assert_eq!(leads.measured().count(), 3);
+    }
+
+    #[test]
+    fn the_tick_observes_the_total_of_the_newest_bucket() {
+        let (p, spec) = setup("predictive:\n  mode: active\n");
+        let p = p.predictive.unwrap();
+        // 11:50-11:54 is one bucket, 11:55-11:59 the next: s1 at 40 and 50 in it, s2 at 30.
+        let series = [
+            cpu("c1s1", &[(3, 99.0), (5, 40.0), (6, 50.0)]),
+            cpu("c1s2", &[(6, 30.0)]),
+            cpu("c1m", &[(6, 90.0)]), // the master is not a replica: not counted
+        ];
+        let (at, total) = observe_total(&p, &spec, &series).unwrap();
+        assert_eq!(at, Utc.with_ymd_and_hms(2026, 11, 25, 11, 55, 0).unwrap());
+        assert!((total - 75.0).abs() < 1e-9, "{total}");
+        assert_eq!(observe_total(&p, &spec, &[]), None);
+    }
+
+    #[test]
+    fn history_is_due_first_then_every_refresh_and_sooner_after_a_failure() {
+        let (p, spec) = setup("predictive:\n  mode: active\n  refresh: 1h\n  history: 2d\n");
+        let mut m = ForecastMemory::default();
+        let q = history_due(&p, &spec, &m, t0()).unwrap();
+        assert_eq!(q.instances.len(), 3);
+        assert_eq!((q.end - q.start).num_days(), 2);
+        assert_eq!(q.end, Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap());
+        m.read_at = Some(t0());
+        assert!(history_due(&p, &spec, &m, t0() + Duration::minutes(59)).is_none());
+        assert!(history_due(&p, &spec, &m, t0() + Duration::minutes(60)).is_some());
+        m.read_failed = true;
+        assert!(history_due(&p, &spec, &m, t0() + Duration::minutes(4)).is_none());
+        assert!(history_due(&p, &spec, &m, t0() + Duration::minutes(5)).is_some());
+        let (reactive, _) = setup("");
+        assert!(history_due(&reactive, &spec, &ForecastMemory::default(), t0()).is_none());
+    }
+
+    #[test]
+    fn the_forecast_abstains_without_history_and_sizes_for_the_expected_peak_with_it() {
+        let (p, spec) = setup("predictive:\n  mode: active\n  target: 50\n  min_history: 1d\n");
+        let mut m = ForecastMemory::default();
+        let f = forecast_step(&p, &spec, &mut m, &[], t0()).unwrap();
+        assert_eq!(f.replicas, None);
+        assert!(matches!(
+            f.abstain,
+            Some(Abstain::NoHistory {
+                have_secs: 0,
+                need_secs: 86_400
+            })
+        ));
+        // Two days of a daily rise: 60 all day, 150 from 12:00 to 13:00.
+        let start = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+        let mut h = LoadHistory::empty(MetricKind::Cpu, HISTORY_STEP_SECS, start);
+        for i in 0..(2 * 288) {
+            let at = h.at(i);
+            let v = if (12..13).contains(&chrono::Timelike::hour(&at)) {
+                150.0
+            } else {
+                60.0
+            };
+            h.values.push(Some(v));
+        }
+        m.history = Some(h);
+        let before_rise = Utc.with_ymd_and_hms(2026, 11, 25, 11, 45, 0).unwrap();
+        let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
+        assert_eq!(f.abstain, None);
+        assert!(f.peak_load.unwrap() >= 150.0, "{f:?}");
+        assert!(f.replicas.unwrap() >= 3, "{f:?}");
+        // A poor recent accuracy makes it abstain.
+        m.accuracy = Some(Accuracy {
+            origins: 10,
+            error: 0.9,
+            under: 0.5,
+        });
+        let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
+        assert!(matches!(f.abstain, Some(Abstain::PoorAccuracy { .. })));
+    }
+}

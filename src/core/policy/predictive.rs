@@ -1,0 +1,283 @@
+//! The policy's `predictive` section: forecast the cluster's total load and have replicas
+//! ready before a rise (issue 15). The model ([`Predictive`]) with its defaults, and its
+//! validation from the raw document. `forecast_only` decides, logs and exports what the
+//! forecast would have done and changes nothing; `active` takes the larger of the rules' and
+//! the forecast's count, and the forecast never scales in by itself. Documented in
+//! docs/policies.md.
+
+use super::parse::Errs;
+use super::raw::{Dur, RawPredictive};
+use crate::core::domain::MetricKind;
+use serde::Serialize;
+
+/// Defaults (docs/policies.md gives their reasons).
+pub const DEFAULT_HISTORY_SECS: u64 = 14 * 86_400;
+pub const DEFAULT_MIN_HISTORY_SECS: u64 = 86_400;
+/// The lead time a replica takes from create to available, before any was measured: the
+/// backtest's honest model puts the median at 12 minutes with a long tail.
+pub const DEFAULT_LEAD_TIME_SECS: u64 = 900;
+pub const DEFAULT_MARGIN_SECS: u64 = 600;
+pub const DEFAULT_TARGET_CPU: f64 = 60.0;
+pub const DEFAULT_MAX_ERROR: f64 = 0.30;
+pub const DEFAULT_REFRESH_SECS: u64 = 3600;
+/// CloudWatch keeps 5-minute data for 63 days.
+pub const MAX_HISTORY_SECS: u64 = 63 * 86_400;
+
+/// What the forecast may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictiveMode {
+    /// Decide, log and export what the forecast would have done; change nothing.
+    ForecastOnly,
+    /// The desired count is the larger of the rules' and the forecast's.
+    Active,
+}
+
+/// Which forecaster (core::forecast) predicts the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecasterKind {
+    /// The same time of day over the last days: their high values, plus a margin.
+    Seasonal,
+}
+
+impl ForecasterKind {
+    pub const ALL: [ForecasterKind; 1] = [ForecasterKind::Seasonal];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForecasterKind::Seasonal => "seasonal",
+        }
+    }
+}
+
+/// A validated `predictive` section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Predictive {
+    pub mode: PredictiveMode,
+    pub forecaster: ForecasterKind,
+    /// The load forecast: `cpu` (per-replica CPU × replicas) or `connections` (a total).
+    pub metric: MetricKind,
+    /// Per-replica utilization the forecast sizes for (CPU percent, or connections).
+    pub target: f64,
+    /// How much history the forecaster reads (CloudWatch, 5-minute resolution).
+    pub history_secs: u64,
+    /// Less history than this: the forecast abstains.
+    pub min_history_secs: u64,
+    /// The replica lead time to start from; replaced by the fleet's own measurements when
+    /// `learn_lead_time` is on and three creations were seen.
+    pub lead_time_secs: u64,
+    /// Added to the lead time to make the horizon.
+    pub margin_secs: u64,
+    /// The forecaster abstains when its recent relative error is above this.
+    pub max_error: f64,
+    /// How often the history is read again.
+    pub refresh_secs: u64,
+    pub learn_lead_time: bool,
+}
+
+impl Predictive {
+    /// The section's defaults in `mode`.
+    pub fn new(mode: PredictiveMode) -> Predictive {
+        Predictive {
+            mode,
+            forecaster: ForecasterKind::Seasonal,
+            metric: MetricKind::Cpu,
+            target: DEFAULT_TARGET_CPU,
+            history_secs: DEFAULT_HISTORY_SECS,
+            min_history_secs: DEFAULT_MIN_HISTORY_SECS,
+            lead_time_secs: DEFAULT_LEAD_TIME_SECS,
+            margin_secs: DEFAULT_MARGIN_SECS,
+            max_error: DEFAULT_MAX_ERROR,
+            refresh_secs: DEFAULT_REFRESH_SECS,
+            learn_lead_time: true,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.mode == PredictiveMode::Active
+    }
+
+    /// The horizon for a lead time: lead + margin.
+    pub fn horizon_secs(&self, lead_secs: u64) -> u64 {
+        lead_secs + self.margin_secs
+    }
+}
+
+/// Validate the raw section (field names as written, under `predictive.`).
+pub(super) fn check(raw: &RawPredictive, e: &mut Errs) -> Option<Predictive> {
+    let f = |name: &str| format!("predictive.{name}");
+    let mode = match raw.mode.as_deref() {
+        None | Some("forecast_only") => PredictiveMode::ForecastOnly,
+        Some("active") => PredictiveMode::Active,
+        Some(other) => {
+            e.push(
+                f("mode"),
+                format!("{other:?} is not one of forecast_only, active"),
+            );
+            PredictiveMode::ForecastOnly
+        }
+    };
+    let mut p = Predictive::new(mode);
+    if let Some(name) = &raw.forecaster {
+        match ForecasterKind::ALL.iter().find(|k| k.as_str() == name) {
+            Some(k) => p.forecaster = *k,
+            None => {
+                let known: Vec<&str> = ForecasterKind::ALL.iter().map(|k| k.as_str()).collect();
+                e.push(
+                    f("forecaster"),
+                    format!("{name:?} is not one of {}", known.join(", ")),
+                );
+            }
+        }
+    }
+    match raw.metric.as_deref() {
+        None | Some("cpu") => {}
+        Some("connections") => p.metric = MetricKind::Connections,
+        Some(other) => e.push(
+            f("metric"),
+            format!("{other:?} is not one of cpu, connections"),
+        ),
+    }
+    check_numbers(raw, &mut p, e);
+    Some(p).filter(|_| e.is_empty())
+}
+
+/// `target`, the durations and `max_error`.
+fn check_numbers(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
+    let f = |name: &str| format!("predictive.{name}");
+    if let Some(t) = raw.target {
+        let cpu = p.metric == MetricKind::Cpu;
+        if !(t > 0.0 && t.is_finite()) || (cpu && t > 100.0) {
+            e.push(
+                f("target"),
+                format!(
+                    "{t}: a per-replica utilization above 0{}",
+                    if cpu {
+                        " and at most 100 (percent)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        } else {
+            p.target = t;
+        }
+    } else if p.metric == MetricKind::Connections {
+        e.push(
+            f("target"),
+            "is required for metric connections (connections per replica)",
+        );
+    }
+    let dur = |v: Option<Dur>, name: &str, lo: u64, hi: u64, to: &mut u64, e: &mut Errs| {
+        if let Some(Dur(s)) = v {
+            if s < lo || s > hi {
+                e.push(f(name), format!("{s}s is outside {lo}s to {hi}s"));
+            } else {
+                *to = s;
+            }
+        }
+    };
+    dur(
+        raw.history,
+        "history",
+        3600,
+        MAX_HISTORY_SECS,
+        &mut p.history_secs,
+        e,
+    );
+    dur(
+        raw.min_history,
+        "min_history",
+        0,
+        MAX_HISTORY_SECS,
+        &mut p.min_history_secs,
+        e,
+    );
+    dur(
+        raw.lead_time,
+        "lead_time",
+        60,
+        86_400,
+        &mut p.lead_time_secs,
+        e,
+    );
+    dur(raw.margin, "margin", 0, 86_400, &mut p.margin_secs, e);
+    dur(raw.refresh, "refresh", 300, 86_400, &mut p.refresh_secs, e);
+    if p.min_history_secs > p.history_secs {
+        e.push(f("min_history"), "is longer than history");
+    }
+    if let Some(m) = raw.max_error {
+        if !(m > 0.0 && m.is_finite()) {
+            e.push(
+                f("max_error"),
+                format!("{m}: a relative error above 0 (0.3 = 30 %)"),
+            );
+        } else {
+            p.max_error = m;
+        }
+    }
+    if let Some(v) = raw.learn_lead_time {
+        p.learn_lead_time = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::config::Config;
+    use crate::core::policy::{ForecasterKind, Policy, PredictiveMode};
+
+    const CONFIG: &str = "c1:\n  master_node: {identifier: snap, instance_id: c1m, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: c1s1, instance_class: db.t3.micro}\n";
+
+    fn parse(text: &str) -> Result<Policy, String> {
+        let config = Config::parse("c.yaml", CONFIG).unwrap();
+        Policy::parse("p.yaml", text, &config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_section_defaults_to_forecast_only_with_the_documented_values() {
+        let p = parse("cluster: c1\npredictive: {}\n")
+            .unwrap()
+            .predictive
+            .unwrap();
+        assert_eq!(p.mode, PredictiveMode::ForecastOnly);
+        assert_eq!(p.forecaster, ForecasterKind::Seasonal);
+        assert_eq!((p.history_secs, p.min_history_secs), (14 * 86_400, 86_400));
+        assert_eq!(
+            (p.lead_time_secs, p.margin_secs, p.refresh_secs),
+            (900, 600, 3600)
+        );
+        assert_eq!(
+            (p.target, p.max_error, p.learn_lead_time),
+            (60.0, 0.3, true)
+        );
+        let p = parse("cluster: c1\npredictive:\n  mode: active\n  lead_time: 20m\n  margin: 0s\n  target: 55\n")
+            .unwrap()
+            .predictive
+            .unwrap();
+        assert_eq!(
+            (p.mode, p.lead_time_secs, p.margin_secs, p.target),
+            (PredictiveMode::Active, 1200, 0, 55.0)
+        );
+        assert!(parse("cluster: c1\n").unwrap().predictive.is_none());
+    }
+
+    #[test]
+    fn bad_fields_are_named_with_their_line() {
+        let e = parse("cluster: c1\npredictive:\n  mode: eager\n  forecaster: crystal_ball\n  target: 150\n  history: 90d\n").unwrap_err();
+        for want in [
+            "p.yaml:3:3: predictive.mode: \"eager\" is not one of forecast_only, active",
+            "p.yaml:4:3: predictive.forecaster: \"crystal_ball\" is not one of seasonal",
+            "p.yaml:5:3: predictive.target",
+            "p.yaml:6:3: predictive.history",
+        ] {
+            assert!(e.contains(want), "{want} not in:\n{e}");
+        }
+        let e = parse("cluster: c1\npredictive:\n  metric: connections\n").unwrap_err();
+        assert!(
+            e.contains("predictive.target: is required for metric connections"),
+            "{e}"
+        );
+        let e = parse("cluster: c1\npredictive:\n  horizon: 5m\n").unwrap_err();
+        assert!(e.contains("horizon"), "{e}");
+    }
+}
