@@ -1,6 +1,6 @@
 //! `backtest --plot FILE.svg`: one SVG (plotters) with the demand on top, then per run (each
 //! policy and baseline) its replica count and per-replica CPU over time, with the 80 % breach
-//! line. Long series are reduced to at most ~1500 points per line (per bucket: the highest
+//! line, and for a policy with `predictive` the replicas its forecast sized for (green). Long series are reduced to at most ~1500 points per line (per bucket: the highest
 //! value, so that peaks and breaches stay visible).
 
 use super::score::Timeline;
@@ -87,11 +87,19 @@ pub fn render(
             let rmax = t.replicas.iter().copied().max().unwrap_or(1) as f64 + 1.0;
             let reps = bucket_max(&t.replicas, b, |v| Some(v as f64));
             let cpu = bucket_max(&t.cpu, b, |v| (!v.is_nan()).then_some(v as f64));
+            let fc = bucket_max(&t.forecast, b, |v| (!v.is_nan()).then_some(v as f64));
+            let has_forecast = fc.iter().any(|(_, v)| v.is_some());
+            let rmax = fc
+                .iter()
+                .filter_map(|(_, v)| *v)
+                .fold(rmax, |m, v| m.max(v + 1.0));
+            let caption = if has_forecast {
+                format!("{name}: replicas (blue), forecast replicas (green), per-replica CPU % (red, right), 80 % line")
+            } else {
+                format!("{name}: replicas (blue), per-replica CPU % (red, right), 80 % line")
+            };
             let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{name}: replicas (blue), per-replica CPU % (red, right), 80 % line"),
-                    ("sans-serif", 15),
-                )
+                .caption(caption, ("sans-serif", 15))
                 .margin(8)
                 .x_label_area_size(28)
                 .y_label_area_size(48)
@@ -121,6 +129,11 @@ pub fn render(
                     RGBColor(120, 120, 120).mix(0.8),
                 ))
                 .map_err(err)?;
+            for r in runs(&fc) {
+                chart
+                    .draw_series(LineSeries::new(r, RGBColor(0, 150, 60).stroke_width(1)))
+                    .map_err(err)?;
+            }
             for r in runs(&reps) {
                 chart
                     .draw_series(LineSeries::new(r, BLUE.stroke_width(2)))

@@ -60,6 +60,8 @@ pub async fn run_policy(
                 Ok(report) => {
                     failed.actions(i, &report.actions);
                     rec.actions(scale_actions(&report.actions));
+                    let f = report.decision.forecast.as_ref();
+                    rec.forecast(f.and_then(|f| f.forecast.replicas));
                 }
             },
         }

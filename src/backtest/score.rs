@@ -42,6 +42,9 @@ pub struct Timeline {
     pub cpu: Vec<f32>,
     /// Replicas paid for.
     pub replicas: Vec<u16>,
+    /// Replicas the forecast sized for (policies with `predictive`); NaN where it abstained
+    /// or there is none.
+    pub forecast: Vec<f32>,
 }
 
 /// Accumulates a [`Score`] (and optionally a [`Timeline`]) minute by minute.
@@ -56,6 +59,8 @@ pub struct Recorder {
     minutes: u64,
     with_data: u64,
     timeline: Option<Timeline>,
+    /// The forecast's count at this minute's tick, taken by the next [`Recorder::minute`].
+    forecast: Option<usize>,
 }
 
 impl Recorder {
@@ -70,6 +75,7 @@ impl Recorder {
             minutes: 0,
             with_data: 0,
             timeline: timeline.then(Timeline::default),
+            forecast: None,
         }
     }
 
@@ -93,7 +99,14 @@ impl Recorder {
             t.cpu
                 .push(s.served.map_or(f32::NAN, |sv| sv.cpu_percent as f32));
             t.replicas.push(s.replicas.min(u16::MAX as u32) as u16);
+            t.forecast
+                .push(self.forecast.take().map_or(f32::NAN, |n| n as f32));
         }
+    }
+
+    /// The forecast's replica count at this minute's tick (before [`Recorder::minute`]).
+    pub fn forecast(&mut self, replicas: Option<usize>) {
+        self.forecast = replicas;
     }
 
     /// Count executed scale actions (replica creations and deletions).

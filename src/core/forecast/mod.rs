@@ -82,7 +82,7 @@ impl LoadHistory {
     /// The history as it was known at `origin`: the buckets that start before it.
     pub fn before(&self, origin: DateTime<Utc>) -> LoadHistory {
         let d = (origin - self.start).num_seconds().max(0);
-        let n = ((d / self.step()) as usize).min(self.values.len());
+        let n = (((d + self.step() - 1) / self.step()) as usize).min(self.values.len());
         LoadHistory {
             metric: self.metric,
             step_secs: self.step_secs,
@@ -112,10 +112,28 @@ impl LoadHistory {
 
     /// The peak known value over the buckets starting in `[from, to)`.
     pub fn peak(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<f64> {
-        (0..self.values.len())
-            .filter(|&i| self.at(i) >= from && self.at(i) < to)
-            .filter_map(|i| self.values[i])
+        self.between(from, to)
+            .iter()
+            .flatten()
+            .copied()
             .reduce(f64::max)
+    }
+
+    /// The buckets starting in `[from, to)`.
+    pub fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> &[Option<f64>] {
+        let step = self.step();
+        // First bucket starting at or after `t` (ceiling division), within the history.
+        let first_at = |t: DateTime<Utc>| {
+            let d = (t - self.start).num_seconds();
+            let i = if d <= 0 { 0 } else { (d + step - 1) / step };
+            (i.max(0) as usize).min(self.values.len())
+        };
+        let (a, b) = (first_at(from), first_at(to));
+        if a < b {
+            &self.values[a..b]
+        } else {
+            &[]
+        }
     }
 }
 
@@ -254,5 +272,44 @@ pub use seasonal::Seasonal;
 pub fn forecaster_for(kind: crate::core::policy::ForecasterKind) -> Box<dyn Forecaster> {
     match kind {
         crate::core::policy::ForecasterKind::Seasonal => Box::new(Seasonal::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn between_and_peak_take_the_buckets_starting_in_the_window() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        let mut h = LoadHistory::empty(MetricKind::Cpu, 300, start);
+        h.values = vec![Some(1.0), None, Some(3.0), Some(2.0)];
+        let m = |m: i64| start + ChronoDuration::minutes(m);
+        for (from, to, want) in [
+            (m(0), m(20), vec![Some(1.0), None, Some(3.0), Some(2.0)]),
+            (m(-60), m(100), vec![Some(1.0), None, Some(3.0), Some(2.0)]),
+            (m(1), m(11), vec![None, Some(3.0)]),
+            (m(5), m(10), vec![None]),
+            (m(5), m(5), vec![]),
+            (m(16), m(30), vec![]),
+            (m(10), m(0), vec![]),
+        ] {
+            assert_eq!(h.between(from, to), want.as_slice(), "{from} {to}");
+            // The same as looking at every bucket's start.
+            let slow = (0..h.values.len())
+                .filter(|&i| h.at(i) >= from && h.at(i) < to)
+                .filter_map(|i| h.values[i])
+                .reduce(f64::max);
+            assert_eq!(h.peak(from, to), slow);
+        }
+        assert_eq!(h.end(), m(20));
+        assert_eq!(h.value_at(m(12)), Some(3.0));
+        assert_eq!(h.before(m(11)).values.len(), 3);
+        assert_eq!(h.span_secs(), 1200);
+        h.record(m(35), 7.0, 5);
+        // Bucket 7 set, gaps before it, the oldest three dropped to keep five.
+        assert_eq!(h.start, m(15));
+        assert_eq!(h.values, [Some(2.0), None, None, None, Some(7.0)]);
     }
 }

@@ -1,0 +1,205 @@
+//! Predictive pre-scaling end to end: the built `elasticrds run --once` against moto (RDS) and
+//! ministack (CloudWatch), with two and a half days of CPU history put through real
+//! PutMetricData calls: a rise every day at the time of day that starts a few minutes from
+//! now (two replicas at 90 %, one of which no longer exists: CloudWatch keeps its data), and the
+//! last minutes quiet (one replica at 30 %). The rules alone keep one replica.
+//! - `forecast_only`: nothing is created; the decision says the forecast would raise the count,
+//!   and `/metrics`-bound values are in the JSON log;
+//! - `active`: replicas are created before the rise, the decision driven by the forecast;
+//! - `active` without enough history: the forecast abstains and nothing is created.
+
+mod support;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use chrono::{DateTime, DurationRound, Utc};
+use std::process::Command;
+
+const CONFIG: &str = "pe:\n  master_node: {identifier: snap-pe, instance_id: pe-m01, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: pe-s01, instance_class: db.t3.micro}\n    - {id: pe-s02, instance_class: db.t3.micro}\n    - {id: pe-s03, instance_class: db.t3.micro}\n";
+
+fn policy(mode: &str, min_history: &str) -> String {
+    format!(
+        "cluster: pe\nmin_replicas: 1\nmax_replicas: 3\nrules:\n  - metric: cpu\n    target: 60\nwarmup:\n  duration: 0s\npredictive:\n  mode: {mode}\n  target: 60\n  history: 3d\n  min_history: {min_history}\n  lead_time: 10m\n  margin: 10m\n  learn_lead_time: false\n"
+    )
+}
+
+struct Env {
+    moto: support::Moto,
+    ms: support::Ministack,
+    rds: aws_sdk_rds::Client,
+    cw: aws_sdk_cloudwatch::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let moto = support::Moto::start();
+        let ms = support::Ministack::start();
+        let rds = support::rds_client(&moto.endpoint());
+        let cw = support::cloudwatch_client(&ms.endpoint());
+        support::block_on(async {
+            support::create_db_instance(&rds, "pe-m01", "mysql").await;
+            rds.create_db_instance_read_replica()
+                .db_instance_identifier("pe-s01")
+                .source_db_instance_identifier("pe-m01")
+                .db_instance_class("db.t3.micro")
+                .send()
+                .await
+                .expect("create replica");
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("elasticrds.yaml"), CONFIG).unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        Env {
+            moto,
+            ms,
+            rds,
+            cw,
+            dir,
+        }
+    }
+
+    fn replicas(&self) -> Vec<String> {
+        support::block_on(async {
+            let out = self
+                .rds
+                .describe_db_instances()
+                .send()
+                .await
+                .expect("describe");
+            out.db_instances()
+                .iter()
+                .filter_map(|i| i.db_instance_identifier())
+                .filter(|id| id.starts_with("pe-s"))
+                .map(str::to_string)
+                .collect()
+        })
+    }
+
+    /// `run --once` with `policy`; its exit status and JSON log.
+    fn run_once(&self, policy: &str) -> (bool, String) {
+        std::fs::write(self.dir.path().join("policies/pe.yaml"), policy).unwrap();
+        let mut cmd: Command = support::elasticrds(Some(&self.moto.endpoint()));
+        let out = cmd
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(self.dir.path().join("elasticrds.yaml"))
+            .arg("run")
+            .arg("--policies")
+            .arg(self.dir.path().join("policies"))
+            .args(["--once", "--log-format", "json"])
+            .output()
+            .expect("run --once");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// CPU history: every 5 minutes over the last `days` (and every minute over the last 12
+    /// minutes) for pe-s01 and pe-s02; 90 % for both in the daily rise that starts 3 minutes
+    /// from now (a day and two days ago), 30 % otherwise; pe-s02 reports nothing in the last
+    /// hour (it no longer exists).
+    fn put_history(&self, days: f64) {
+        let five = chrono::Duration::minutes(5);
+        let now = Utc::now()
+            .duration_trunc(chrono::Duration::minutes(1))
+            .unwrap();
+        let in_rise = |t: DateTime<Utc>| {
+            (1..=2).any(|k| {
+                let start = now + chrono::Duration::minutes(3) - chrono::Duration::days(k);
+                t >= start && t < start + chrono::Duration::minutes(30)
+            })
+        };
+        let mut data = Vec::new();
+        let n = (days * 288.0) as i32;
+        for id in ["pe-s01", "pe-s02"] {
+            for k in 1..=n {
+                let at = now - five * k;
+                if id == "pe-s02" && now - at < chrono::Duration::hours(1) {
+                    continue;
+                }
+                data.push(datum(id, at, if in_rise(at) { 90.0 } else { 30.0 }));
+            }
+        }
+        for k in 0..12 {
+            data.push(datum("pe-s01", now - chrono::Duration::minutes(k), 30.0));
+        }
+        support::block_on(async {
+            for chunk in data.chunks(500) {
+                self.cw
+                    .put_metric_data()
+                    .namespace("AWS/RDS")
+                    .set_metric_data(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .expect("PutMetricData");
+            }
+        });
+    }
+}
+
+fn datum(id: &str, at: DateTime<Utc>, value: f64) -> MetricDatum {
+    MetricDatum::builder()
+        .metric_name("CPUUtilization")
+        .dimensions(
+            Dimension::builder()
+                .name("DBInstanceIdentifier")
+                .value(id)
+                .build(),
+        )
+        .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp() + 5))
+        .value(value)
+        .unit(StandardUnit::Percent)
+        .build()
+}
+
+/// The JSON log lines that mention the forecast.
+fn decision_reasons(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .filter(|l| l.contains("forecast"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_forecast_reports_then_creates_replicas_before_a_daily_rise() {
+    let env = Env::new();
+    env.put_history(2.5);
+
+    // forecast_only: decided and reported, nothing created.
+    let (ok, log) = env.run_once(&policy("forecast_only", "1d"));
+    assert!(ok, "{log}");
+    assert_eq!(env.replicas(), ["pe-s01"], "forecast_only created: {log}");
+    let said = decision_reasons(&log).join("\n");
+    assert!(
+        said.contains("would raise the count (forecast_only)"),
+        "no forecast reason in the log:\n{log}"
+    );
+
+    // active, but asking for more history than there is: abstains, nothing created.
+    let (ok, log) = env.run_once(&policy("active", "3d"));
+    assert!(ok, "{log}");
+    assert_eq!(
+        env.replicas(),
+        ["pe-s01"],
+        "an abstaining forecast created: {log}"
+    );
+    assert!(
+        decision_reasons(&log).join("\n").contains("abstains"),
+        "{log}"
+    );
+
+    // active: replicas created ahead of the rise (the current load needs one).
+    let (ok, log) = env.run_once(&policy("active", "1d"));
+    assert!(ok, "{log}");
+    let now = env.replicas();
+    assert!(
+        now.len() >= 2,
+        "no replica created ahead of the rise: {now:?}\n{log}"
+    );
+    let said = decision_reasons(&log).join("\n");
+    assert!(said.contains("raised the count"), "{log}");
+    println!("{said}");
+}
