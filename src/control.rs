@@ -439,6 +439,14 @@ pub async fn decide_and_act(
             memory.wrote(tags);
             report.state_written = true;
         }
+        let learning = policy
+            .predictive
+            .as_ref()
+            .is_some_and(|p| p.learn_lead_time);
+        if let Some(value) = memory.forecast.leads.take_unsaved().filter(|_| learning) {
+            let tags = Tags::from([(predict::TAG_LEAD_TIMES.to_string(), value)]);
+            ctx.fleet.write_tags(&master.id, &tags).await?;
+        }
     }
     Ok(report)
 }

@@ -14,6 +14,7 @@
 //!
 //! `plan` starts from a fresh memory: it shows what `run` does on its first tick.
 
+use super::predict::TAG_LEAD_TIMES;
 use crate::core::decide::{PersistedState, ScaleState, STATE_TAG_KEYS};
 use crate::core::domain::{InstanceId, Tags};
 use crate::core::plan::ClusterView;
@@ -56,6 +57,15 @@ impl ClusterMemory {
     /// the scale state on the first observation.
     pub fn observe(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
         self.fill_available_since(view, now);
+        if !self.observed_once {
+            let tag = view
+                .master
+                .as_ref()
+                .and_then(|m| m.tags.get(TAG_LEAD_TIMES));
+            if let Some(tag) = tag {
+                self.forecast.leads.seed(tag);
+            }
+        }
         self.forecast.leads.observe(view, now);
         if !self.state_known {
             let mut state = view

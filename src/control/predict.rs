@@ -43,11 +43,17 @@ pub struct ForecastMemory {
     pub leads: LeadTimes,
 }
 
+/// The master's tag holding the measured lead times (seconds, oldest first, space-separated),
+/// so that a restart or another copy starts from them.
+pub const TAG_LEAD_TIMES: &str = "elasticrds:lead-times";
+
 /// Replica lead times (create → available) as the observation step saw them.
 #[derive(Debug, Clone, Default)]
 pub struct LeadTimes {
     creating_since: HashMap<InstanceId, DateTime<Utc>>,
     measured: VecDeque<u64>,
+    /// A lead time was measured since the tag was last written.
+    unsaved: bool,
 }
 
 impl LeadTimes {
@@ -78,6 +84,29 @@ impl LeadTimes {
         while self.measured.len() > LEAD_SAMPLES {
             self.measured.pop_front();
         }
+        self.unsaved = true;
+    }
+
+    /// Start from the master's [`TAG_LEAD_TIMES`] value (when nothing was measured yet);
+    /// anything unreadable in it is skipped.
+    pub fn seed(&mut self, tag: &str) {
+        if !self.measured.is_empty() {
+            return;
+        }
+        let read = tag.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
+        self.measured = read.filter(|v| *v <= 7 * 86_400).collect();
+        while self.measured.len() > LEAD_SAMPLES {
+            self.measured.pop_front();
+        }
+    }
+
+    /// The tag value to write when a lead time was measured since the last write.
+    pub fn take_unsaved(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.unsaved) {
+            return None;
+        }
+        let v: Vec<String> = self.measured.iter().map(u64::to_string).collect();
+        Some(v.join(" "))
     }
 
     /// The lead times measured, oldest first.
@@ -349,6 +378,30 @@ mod tests {
             minute(520),
         );
         assert_eq!(leads.measured().count(), 3);
+    }
+
+    #[test]
+    fn lead_times_survive_a_restart_through_the_masters_tag() {
+        let mut leads = LeadTimes::default();
+        assert_eq!(leads.take_unsaved(), None);
+        for v in [600, 840, 1800] {
+            leads.push(v);
+        }
+        let tag = leads.take_unsaved().unwrap();
+        assert_eq!(tag, "600 840 1800");
+        assert_eq!(leads.take_unsaved(), None, "written once");
+        let mut restarted = LeadTimes::default();
+        restarted.seed(&format!("{tag} junk 99999999999"));
+        assert_eq!(restarted.learned(), Some(1800));
+        assert_eq!(
+            restarted.take_unsaved(),
+            None,
+            "a seed is not a new measurement"
+        );
+        let mut full = LeadTimes::default();
+        full.seed(&(0..30).map(|v| v.to_string()).collect::<Vec<_>>().join(" "));
+        assert_eq!(full.measured().count(), LEAD_SAMPLES);
+        assert_eq!(full.measured().next(), Some(10));
     }
 
     #[test]
