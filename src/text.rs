@@ -368,6 +368,20 @@ fn forecast_text(r: &Reason, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                     error * 100.0,
                     limit * 100.0
                 ),
+                Abstain::NoRhythm {
+                    correlation: Some(c),
+                    min,
+                } => write!(
+                    f,
+                    "the history's daily correlation {c:.2} is below {min:.2} (no daily rhythm)"
+                ),
+                Abstain::NoRhythm {
+                    correlation: None,
+                    min,
+                } => write!(
+                    f,
+                    "the history's daily correlation cannot be measured yet (needs above {min:.2})"
+                ),
                 Abstain::NoPrediction => f.write_str("no prediction for the horizon (gaps)"),
             }
         }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use support::{http_request, promtool_bin, repo_root, Server};
 
 use elasticrds::adapters::sim::{SimFleet, SimOptions};
-use elasticrds::adapters::sim_load::{LoadOptions, SimLoad};
+use elasticrds::adapters::sim_load::{Demand, LoadOptions, SimLoad};
 use elasticrds::backtest::replay::seed_fleet;
 use elasticrds::backtest::trace::Trace;
 use elasticrds::backtest::{load_policy, oracle, FLOOR_REPLICAS, PEAK_UTILIZATION};
@@ -50,11 +50,16 @@ const RULES: &str = "dashboards/prometheus/elasticrds.rules.yml";
 /// The policy of the demo (embedded in the binary) and of the in-process service.
 const DEMO_POLICY: &str = "policies/cpu-target.yaml";
 const SIM_POLICY: &str = "policies/connections-and-lag.yaml";
-/// Target series and the policy metric each stands for.
-const TARGET_METRICS: [(&str, &str); 3] = [
+/// The policy of a second in-process service: the default policy with a `predictive` section
+/// (forecast only, no seasonal margin), driven by a clean daily wave with two days of past.
+const PREDICTIVE_POLICY: &str = "tests/data/dashboard-predictive.yaml";
+/// Series that exist only where the policy asks for them, and what it must have: a rule on
+/// the metric, or (`forecast`) a predictive section.
+const TARGET_METRICS: [(&str, &str); 4] = [
     ("elasticrds_cpu_target_ratio", "cpu"),
     ("elasticrds_connections_target", "connections"),
     ("elasticrds_replica_lag_target_seconds", "replica_lag"),
+    ("elasticrds_forecast_", "forecast"),
 ];
 const RULE_TESTS: &str = "dashboards/prometheus/elasticrds.rules.test.yml";
 
@@ -552,11 +557,23 @@ struct InProcessService {
 
 impl InProcessService {
     fn start(policy_rel: &str) -> InProcessService {
+        let trace = Trace::parse("embedded demo trace", EMBEDDED_TRACE).expect("embedded trace");
+        let demand = Arc::new(trace.demand(4, PEAK_UTILIZATION));
+        let start = demand.start();
+        Self::start_on(policy_rel, demand, start, LoadOptions::default())
+    }
+
+    /// The same on `demand` from `start` (what the load history holds before it is simulated
+    /// on the first read, as far back as `load.history_minutes`).
+    fn start_on(
+        policy_rel: &str,
+        demand: Arc<Demand>,
+        start: chrono::DateTime<chrono::Utc>,
+        load: LoadOptions,
+    ) -> InProcessService {
         let text = std::fs::read_to_string(repo_root().join(policy_rel)).expect(policy_rel);
         let case = load_policy("dashboards", policy_rel, &text, None, 4)
             .unwrap_or_else(|e| panic!("{policy_rel}: {e:?}"));
-        let trace = Trace::parse("embedded demo trace", EMBEDDED_TRACE).expect("embedded trace");
-        let demand = Arc::new(trace.demand(4, PEAK_UTILIZATION));
         let speed = Duration::from_millis(100);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -567,10 +584,8 @@ impl InProcessService {
                 .expect("tokio runtime");
             rt.block_on(async move {
                 let spec = case.spec.clone();
-                let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(
-                    demand.start(),
-                    60.0 / speed.as_secs_f64(),
-                ));
+                let clock: Arc<dyn Clock> =
+                    Arc::new(TokioClock::scaled(start, 60.0 / speed.as_secs_f64()));
                 let fleet = Arc::new(SimFleet::new(
                     clock.clone(),
                     SimOptions {
@@ -591,14 +606,8 @@ impl InProcessService {
                     demand.start() - chrono::Duration::days(1),
                 );
                 let load = Arc::new(
-                    SimLoad::new(
-                        fleet.clone(),
-                        clock.clone(),
-                        &spec,
-                        demand.clone(),
-                        LoadOptions::default(),
-                    )
-                    .expect("simulated load"),
+                    SimLoad::new(fleet.clone(), clock.clone(), &spec, demand.clone(), load)
+                        .expect("simulated load"),
                 );
                 let metrics = Metrics::new();
                 let mut daemon = Daemon::new(
@@ -647,17 +656,50 @@ impl Drop for InProcessService {
     }
 }
 
-/// The metrics a policy file's rules read (`rules[].metric`).
+/// The metrics a policy file's rules read (`rules[].metric`), and `forecast` when it has a
+/// predictive section.
 fn policy_rule_metrics(rel: &str) -> (String, BTreeSet<String>) {
     let p = yaml(rel);
     let cluster = p["cluster"].as_str().expect("policy cluster").to_string();
-    let metrics = p["rules"]
+    let mut metrics: BTreeSet<String> = p["rules"]
         .as_sequence()
         .into_iter()
         .flatten()
         .filter_map(|r| r["metric"].as_str().map(str::to_string))
         .collect();
+    if p.get("predictive").is_some() {
+        metrics.insert("forecast".into());
+    }
     (cluster, metrics)
+}
+
+/// A daily wave of demand (0.6 to 2.4 replicas' worth, the low at 06:00 UTC) over three
+/// days from `start`, one value a minute: a rhythm the seasonal forecaster can use.
+fn daily_wave(start: chrono::DateTime<chrono::Utc>) -> Demand {
+    let units = (0..3 * 1440)
+        .map(|m| {
+            let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+            Some(1.5 - 0.9 * phase.sin())
+        })
+        .collect();
+    Demand::new(start, units)
+}
+
+/// The predictive policy's service: two days into the wave, with its past kept as history.
+fn start_predictive() -> InProcessService {
+    use chrono::TimeZone;
+    let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let load = LoadOptions {
+        history_minutes: 3 * 1440,
+        ..LoadOptions::default()
+    };
+    let demand = Arc::new(daily_wave(t0));
+    InProcessService::start_on(
+        PREDICTIVE_POLICY,
+        demand,
+        t0 + chrono::Duration::days(2),
+        load,
+    )
 }
 
 /// `promtool check metrics` on one exposition must print nothing.
@@ -761,17 +803,14 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_the_demo() {
     let promtool = promtool_bin();
     let demo = start_demo();
     let sim = InProcessService::start(SIM_POLICY);
+    let predictive = start_predictive();
 
     // Which metrics each cluster's policy has rules (and so targets) for.
-    let policies: BTreeMap<String, BTreeSet<String>> = [DEMO_POLICY, SIM_POLICY]
+    let policies: BTreeMap<String, BTreeSet<String>> = [DEMO_POLICY, SIM_POLICY, PREDICTIVE_POLICY]
         .into_iter()
         .map(policy_rule_metrics)
         .collect();
-    assert_eq!(
-        policies.len(),
-        2,
-        "the two policies govern the same cluster"
-    );
+    assert_eq!(policies.len(), 3, "two policies govern the same cluster");
     for (_, m) in TARGET_METRICS {
         assert!(
             policies.values().any(|p| p.contains(m)),
@@ -785,9 +824,11 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_the_demo() {
     promtool_check_metrics(&promtool, "demo", &demo_text);
     let sim_text = wait_exposition(sim.port, &String::new);
     promtool_check_metrics(&promtool, "in-process service", &sim_text);
+    let predictive_text = wait_exposition(predictive.port, &String::new);
+    promtool_check_metrics(&promtool, "predictive service", &predictive_text);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let prom = start_prometheus(&[demo.port, sim.port], dir.path());
+    let prom = start_prometheus(&[demo.port, sim.port, predictive.port], dir.path());
     macro_rules! fail {
         ($msg:expr) => {
             fail_with(&prom, &demo, $msg)

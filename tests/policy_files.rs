@@ -42,6 +42,7 @@ fn every_shipped_policy_validates() {
         "cpu-target.yaml",
         "connections-and-lag.yaml",
         "business-hours-schedule.yaml",
+        "predictive.yaml",
     ] {
         assert!(
             names.iter().any(|n| n == want),

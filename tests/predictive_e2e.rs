@@ -2,7 +2,8 @@
 //! ministack (CloudWatch), with two and a half days of CPU history put through real
 //! PutMetricData calls: a rise every day at the time of day that starts a few minutes from
 //! now (two replicas at 90 %, one of which no longer exists: CloudWatch keeps its data), and the
-//! last minutes quiet (one replica at 30 %). The rules alone keep one replica.
+//! last hour as quiet as the rest of the day (a total of 60 %: one replica at 60 % now that the
+//! other is gone). The rules alone keep one replica.
 //! - `forecast_only`: nothing is created; the decision says the forecast would raise the count,
 //!   and `/metrics`-bound values are in the JSON log;
 //! - `active`: replicas are created before the rise, the decision driven by the forecast;
@@ -99,7 +100,7 @@ impl Env {
     /// CPU history: every 5 minutes over the last `days` (and every minute over the last 12
     /// minutes) for pe-s01 and pe-s02; 90 % for both in the daily rise that starts 3 minutes
     /// from now (a day and two days ago), 30 % otherwise; pe-s02 reports nothing in the last
-    /// hour (it no longer exists).
+    /// hour (it no longer exists) and pe-s01 carries the quiet total alone (60 %).
     fn put_history(&self, days: f64) {
         let five = chrono::Duration::minutes(5);
         let now = Utc::now()
@@ -119,11 +120,13 @@ impl Env {
                 if id == "pe-s02" && now - at < chrono::Duration::hours(1) {
                     continue;
                 }
-                data.push(datum(id, at, if in_rise(at) { 90.0 } else { 30.0 }));
+                let alone = now - at < chrono::Duration::hours(1);
+                let quiet = if alone { 60.0 } else { 30.0 };
+                data.push(datum(id, at, if in_rise(at) { 90.0 } else { quiet }));
             }
         }
         for k in 0..12 {
-            data.push(datum("pe-s01", now - chrono::Duration::minutes(k), 30.0));
+            data.push(datum("pe-s01", now - chrono::Duration::minutes(k), 60.0));
         }
         support::block_on(async {
             for chunk in data.chunks(500) {

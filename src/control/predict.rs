@@ -14,8 +14,8 @@ use super::ClusterMemory;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{InstanceId, InstanceStatus, MetricSeries, Statistic};
 use crate::core::forecast::{
-    accuracy, align_down, forecaster_for, Abstain, Accuracy, Forecast, LoadHistory,
-    HISTORY_STEP_SECS,
+    accuracy, align_down, daily_correlation, forecaster_for, Abstain, Accuracy, Forecast,
+    LoadHistory, HISTORY_STEP_SECS,
 };
 use crate::core::plan::ClusterView;
 use crate::core::policy::{Policy, Predictive};
@@ -40,6 +40,8 @@ pub struct ForecastMemory {
     pub read_at: Option<DateTime<Utc>>,
     pub read_failed: bool,
     pub accuracy: Option<Accuracy>,
+    /// The history's daily correlation, measured at each read.
+    pub daily_correlation: Option<f64>,
     pub leads: LeadTimes,
 }
 
@@ -187,6 +189,7 @@ pub async fn refresh_histories(
         if let Ok(histories) = &answer {
             if let (Some(h), Some(p)) = (histories.get(k), policy.predictive.as_ref()) {
                 f.accuracy = score(p, h, f.leads.learned());
+                f.daily_correlation = daily_correlation(h);
                 f.history = Some(h.clone());
             }
         }
@@ -194,9 +197,35 @@ pub async fn refresh_histories(
     answer.map(|_| due.len())
 }
 
+/// Why the forecast abstains before forecasting: too little history, a poor recent error, or
+/// (with `min_daily_correlation` above -1) no daily rhythm in the history.
+fn abstain_before(p: &Predictive, memory: &ForecastMemory) -> Option<Abstain> {
+    let have = memory.history.as_ref().map_or(0, LoadHistory::span_secs);
+    if have < p.min_history_secs || have == 0 {
+        return Some(Abstain::NoHistory {
+            have_secs: have,
+            need_secs: p.min_history_secs.max(1),
+        });
+    }
+    if let Some(a) = memory.accuracy.filter(|a| a.error > p.max_error) {
+        return Some(Abstain::PoorAccuracy {
+            error: a.error,
+            limit: p.max_error,
+        });
+    }
+    let checked = p.min_daily_correlation > -1.0;
+    let weak = memory
+        .daily_correlation
+        .is_none_or(|c| c < p.min_daily_correlation);
+    (checked && weak).then_some(Abstain::NoRhythm {
+        correlation: memory.daily_correlation,
+        min: p.min_daily_correlation,
+    })
+}
+
 /// The forecaster's accuracy on `history` at the horizon.
 fn score(p: &Predictive, history: &LoadHistory, learned: Option<u64>) -> Option<Accuracy> {
-    let f = forecaster_for(p.forecaster);
+    let f = forecaster_for(p);
     let horizon = p.horizon_secs(learned.unwrap_or(p.lead_time_secs));
     accuracy(
         f.as_ref(),
@@ -257,7 +286,7 @@ pub fn forecast_step(
     }
     let learned = memory.leads.learned().filter(|_| p.learn_lead_time);
     let horizon = p.horizon_secs(learned.unwrap_or(p.lead_time_secs));
-    let forecaster = forecaster_for(p.forecaster);
+    let forecaster = forecaster_for(p);
     let mut out = Forecast {
         forecaster: forecaster.name(),
         metric: p.metric,
@@ -267,19 +296,11 @@ pub fn forecast_step(
         peak_load: None,
         replicas: None,
         accuracy: memory.accuracy,
+        daily_correlation: memory.daily_correlation,
         abstain: None,
     };
-    let have = memory.history.as_ref().map_or(0, LoadHistory::span_secs);
-    out.abstain = if have < p.min_history_secs || have == 0 {
-        Some(Abstain::NoHistory {
-            have_secs: have,
-            need_secs: p.min_history_secs.max(1),
-        })
-    } else if let Some(a) = memory.accuracy.filter(|a| a.error > p.max_error) {
-        Some(Abstain::PoorAccuracy {
-            error: a.error,
-            limit: p.max_error,
-        })
+    out.abstain = if let Some(why) = abstain_before(p, memory) {
+        Some(why)
     } else {
         let h = memory.history.as_ref()?;
         let to = now + Duration::seconds(horizon as i64);
@@ -463,6 +484,8 @@ mod tests {
             };
             h.values.push(Some(v));
         }
+        m.daily_correlation = daily_correlation(&h);
+        assert!(m.daily_correlation.unwrap() > 0.99);
         m.history = Some(h);
         let before_rise = Utc.with_ymd_and_hms(2026, 11, 25, 11, 45, 0).unwrap();
         let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
@@ -477,5 +500,19 @@ mod tests {
         });
         let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
         assert!(matches!(f.abstain, Some(Abstain::PoorAccuracy { .. })));
+        // So does an accurate one on a history without a daily rhythm.
+        m.accuracy = None;
+        m.daily_correlation = Some(-0.1);
+        let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
+        let want = Abstain::NoRhythm {
+            correlation: Some(-0.1),
+            min: 0.0,
+        };
+        assert_eq!(f.abstain, Some(want), "{f:?}");
+        // Unless the policy says `min_daily_correlation: -1`.
+        let mut lenient = p.clone();
+        lenient.predictive.as_mut().unwrap().min_daily_correlation = -1.0;
+        let f = forecast_step(&lenient, &spec, &mut m, &[], before_rise).unwrap();
+        assert_eq!(f.abstain, None, "{f:?}");
     }
 }

@@ -2,14 +2,16 @@
 //! counted in `elasticrds_aws_calls_total{service,operation}` under the AWS operation it stands
 //! for, and each failure in `elasticrds_aws_errors_total{service,operation,kind}`. The adapters
 //! are untouched. A describe of n identifiers counts ceil(n/100) DescribeDBInstances calls and a
-//! fetch of n queries ceil(n/500) GetMetricData calls, the batching both AWS adapters do (extra
+//! fetch of n queries ceil(n/500) GetMetricData calls, the batching both AWS adapters do (a
+//! load history read, per cluster, ceil(instances/500); extra
 //! pages of a paginated answer are not seen here).
 
 use super::metrics::Metrics;
 use crate::core::config::MasterSpec;
 use crate::core::domain::Instance;
 use crate::core::domain::{InstanceClass, InstanceId, MetricQuery, MetricSeries, Tags};
-use crate::ports::{Fleet, MetricsSource, PortError};
+use crate::core::forecast::LoadHistory;
+use crate::ports::{Fleet, HistoryQuery, MetricsSource, PortError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -99,6 +101,21 @@ impl MetricsSource for CountingMetrics {
         let r = self.inner.fetch(queries, start, end).await;
         self.metrics
             .aws_call("cloudwatch", op, queries.len().div_ceil(FETCH_BATCH) as u64);
+        if let Err(e) = &r {
+            self.metrics.aws_error("cloudwatch", op, e.kind.as_str());
+        }
+        r
+    }
+
+    /// The inner source's own history read (so a source that overrides it keeps doing so),
+    /// counted as the default read calls: one GetMetricData per query and batch of instances.
+    async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
+        let op = "GetMetricData";
+        let r = self.inner.load_history(queries).await;
+        let calls: usize = (queries.iter())
+            .map(|q| q.instances.len().max(1).div_ceil(FETCH_BATCH))
+            .sum();
+        self.metrics.aws_call("cloudwatch", op, calls as u64);
         if let Err(e) = &r {
             self.metrics.aws_error("cloudwatch", op, e.kind.as_str());
         }

@@ -31,6 +31,13 @@ const HELD_OUT: [&str; 3] = [
     "ec2_cpu_utilization_53ea38",
     "exchange-2_cpc_results",
 ];
+/// The traces with a daily rhythm (daily autocorrelation >= 0.6, tests/data/traces/README.md;
+/// the same list as examples/tune_predictive.rs).
+const DAILY: [&str; 3] = [
+    "exchange-2_cpc_results",
+    "rds_cpu_utilization_cc0c53",
+    "rds_cpu_utilization_e47b3b",
+];
 /// The cost goal: the median over the traces of replica-hours at most this many times the
 /// oracle's.
 const COST_GOAL: f64 = 1.15;
@@ -119,6 +126,8 @@ fn section_name(line: &str) -> Option<&str> {
 struct Data {
     /// Per trace (sorted by name): its runs as `elasticrds backtest --output json` prints them.
     traces: Vec<(String, Vec<Value>)>,
+    /// Per trace: the runs of every shipped policy (`<trace>.all-policies.json`).
+    all_policies: Vec<(String, Vec<Value>)>,
     bench: Value,
     faults: Value,
 }
@@ -126,6 +135,14 @@ struct Data {
 fn read_json(root: &Path, rel: &str) -> Result<Value, String> {
     let text = std::fs::read_to_string(root.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
     serde_json::from_str(&text).map_err(|e| format!("{rel}: {e}"))
+}
+
+/// A report's runs (a JSON array).
+fn read_runs(root: &Path, rel: &str) -> Result<Vec<Value>, String> {
+    match read_json(root, rel)? {
+        Value::Array(runs) => Ok(runs),
+        _ => Err(format!("{rel}: not an array")),
+    }
 }
 
 impl Data {
@@ -137,16 +154,19 @@ impl Data {
             .filter_map(|n| Some(n.strip_suffix(".csv")?.to_string() + ".json"))
             .collect();
         names.sort();
-        let mut traces = Vec::new();
+        let (mut traces, mut all_policies) = (Vec::new(), Vec::new());
         for n in names {
-            let v = read_json(root, &format!("tests/golden/backtest/{n}"))?;
-            let runs = v
-                .as_array()
-                .ok_or_else(|| format!("tests/golden/backtest/{n}: not an array"))?;
-            traces.push((n.trim_end_matches(".json").to_string(), runs.clone()));
+            let t = n.trim_end_matches(".json").to_string();
+            traces.push((
+                t.clone(),
+                read_runs(root, &format!("tests/golden/backtest/{n}"))?,
+            ));
+            let all = format!("tests/golden/backtest/{t}.all-policies.json");
+            all_policies.push((t, read_runs(root, &all)?));
         }
         Ok(Data {
             traces,
+            all_policies,
             bench: read_json(root, "benches/results/backtest.json")?,
             faults: read_json(root, "tests/golden/faults-summary.json")?,
         })
@@ -158,6 +178,8 @@ impl Data {
             "backtest-runs-table" => self.backtest_runs_table(),
             "backtest-goal" => self.backtest_goal(),
             "backtest-summary" => self.backtest_summary(),
+            "predictive-table" => self.predictive_table(),
+            "predictive-goal" => self.predictive_goal(),
             "bench-speed" => bench_speed(&self.bench),
             "bench-table" => bench_table(&self.bench),
             "faults-line" => faults_line(&self.faults),
@@ -594,6 +616,120 @@ fn faults_block(f: &Value) -> Result<String, String> {
     ))
 }
 
+/// One trace's predictive comparison: the default policy, the same with `predictive` on
+/// (policies/predictive.yaml), the stronger Aurora-style run and the oracle.
+struct Predicted {
+    reactive: Run,
+    predictive: Run,
+    aurora: Run,
+    oracle: Run,
+}
+
+impl Predicted {
+    /// From the trace's default-policy report (the oracle and the baselines, bounded like the
+    /// default policy, whose bounds policies/predictive.yaml keeps) and its every-policy report.
+    fn of(trace: &str, default: &[Value], runs: &[Value]) -> Result<Predicted, String> {
+        let named = |name: &str| -> Result<Run, String> {
+            let v = runs.iter().find(|v| v["name"] == name).ok_or_else(|| {
+                format!("tests/golden/backtest/{trace}.all-policies.json: no run {name}")
+            })?;
+            run_of(trace, v)
+        };
+        let base = TraceRuns::of(trace, default)?;
+        Ok(Predicted {
+            reactive: named("cpu-target")?,
+            predictive: named("predictive")?,
+            aurora: base.aurora,
+            oracle: base.oracle,
+        })
+    }
+
+    /// The goals of the predictive issue: no worse than the stronger Aurora-style run on both
+    /// axes (as the default policy's goal); with a daily rhythm, at most half the reactive policy's
+    /// breach-minutes at no more than +5 % replica-hours, or at most 0.9 × its replica-hours at
+    /// no more breach-minutes; without one, within 2 % of the reactive policy on both axes.
+    fn met(&self, daily: bool) -> bool {
+        let (p, r, a) = (&self.predictive, &self.reactive, &self.aurora);
+        let vs_aurora = p.hours <= a.hours && p.breach <= a.breach;
+        let (rh, rb) = (r.hours, r.breach as f64);
+        let own = match daily {
+            true => {
+                (p.breach as f64 <= 0.5 * rb && p.hours <= 1.05 * rh)
+                    || (p.hours <= 0.9 * rh && p.breach as f64 <= rb)
+            }
+            false => p.hours <= 1.02 * rh && p.breach as f64 <= (1.02 * rb).max(rb + 1.0),
+        };
+        vs_aurora && own
+    }
+}
+
+impl Data {
+    fn predicted(&self) -> Result<Vec<(&str, Predicted)>, String> {
+        (self.traces.iter().zip(&self.all_policies))
+            .map(|((t, default), (_, all))| Ok((t.as_str(), Predicted::of(t, default, all)?)))
+            .collect()
+    }
+
+    /// Per trace: the default policy without and with its predictive section.
+    fn predictive_table(&self) -> Result<String, String> {
+        let mut s = String::from(
+            "| trace | rhythm | default: replica-h / breach-min | with predictive: replica-h / breach-min | change | Aurora-style | oracle replica-h | goal |\n|---|---|---|---|---|---|---:|---|\n",
+        );
+        for (t, p) in self.predicted()? {
+            let daily = DAILY.contains(&t);
+            let (r, q) = (&p.reactive, &p.predictive);
+            s.push_str(&format!(
+                "| {t}{} | {} | {:.1} / {} | {:.1} / {} | {:+.1} % / {:+} | {:.1} / {} | {:.1} | {} |\n",
+                if HELD_OUT.contains(&t) { " (held out)" } else { "" },
+                if daily { "daily" } else { "none" },
+                r.hours,
+                r.breach,
+                q.hours,
+                q.breach,
+                (q.hours / r.hours - 1.0) * 100.0,
+                q.breach as i64 - r.breach as i64,
+                p.aurora.hours,
+                p.aurora.breach,
+                p.oracle.hours,
+                if p.met(daily) { "met" } else { "missed" }
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The goal line under the predictive table.
+    fn predictive_goal(&self) -> Result<String, String> {
+        let all = self.predicted()?;
+        let count = |held: bool| {
+            let of: Vec<_> = (all.iter())
+                .filter(|(t, _)| HELD_OUT.contains(t) == held)
+                .collect();
+            let met = of.iter().filter(|(t, p)| p.met(DAILY.contains(t))).count();
+            of_n(met, of.len())
+        };
+        let mut ratios: Vec<f64> = (all.iter())
+            .map(|(_, p)| p.predictive.hours / p.oracle.hours)
+            .collect();
+        ratios.sort_by(|a, b| a.total_cmp(b));
+        let median = ratios[ratios.len() / 2];
+        let no_worse = |r: &dyn Fn(&Predicted) -> &Run| {
+            let n = (all.iter())
+                .filter(|(_, p)| r(p).hours <= p.aurora.hours && r(p).breach <= p.aurora.breach)
+                .count();
+            of_n(n, all.len())
+        };
+        Ok(wrap(&format!(
+            "With predictive scaling the goals are **met on {} training traces and {} held-out \
+             traces**; the median replica-hours is {median:.3} × the oracle's. No worse than the \
+             stronger Aurora-style run on both axes on {} traces (the default policy alone: {}).",
+            count(false),
+            count(true),
+            no_worse(&|p| &p.predictive),
+            no_worse(&|p| &p.reactive),
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,6 +737,7 @@ mod tests {
     fn data() -> Data {
         Data {
             traces: Vec::new(),
+            all_policies: Vec::new(),
             bench: Value::Null,
             faults: serde_json::json!({
                 "injected": 5, "duplicates": 0, "lost_actions": 0, "foreign_touched": 0,

@@ -718,6 +718,7 @@ fn forecast(replicas: Option<usize>, active: bool) -> Forecast {
         active,
         horizon_secs: 1500,
         lead_learned: false,
+        daily_correlation: Some(0.9),
         peak_load: replicas.map(|n| n as f64 * 60.0),
         replicas,
         accuracy: None,

@@ -9,6 +9,9 @@
 //! Where the history comes from: `ports::MetricsSource::load_history` (CloudWatch at 5-minute
 //! resolution, summed over the configured ids; the simulated fleet reads the trace's past).
 
+mod seasonal;
+pub use seasonal::Seasonal;
+
 use super::domain::MetricKind;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Serialize;
@@ -79,10 +82,15 @@ impl LoadHistory {
         }
     }
 
+    /// How many buckets start before `origin`.
+    pub fn before_len(&self, origin: DateTime<Utc>) -> usize {
+        let d = (origin - self.start).num_seconds().max(0);
+        (((d + self.step() - 1) / self.step()) as usize).min(self.values.len())
+    }
+
     /// The history as it was known at `origin`: the buckets that start before it.
     pub fn before(&self, origin: DateTime<Utc>) -> LoadHistory {
-        let d = (origin - self.start).num_seconds().max(0);
-        let n = (((d + self.step() - 1) / self.step()) as usize).min(self.values.len());
+        let n = self.before_len(origin);
         LoadHistory {
             metric: self.metric,
             step_secs: self.step_secs,
@@ -164,6 +172,33 @@ pub struct Accuracy {
     pub under: f64,
 }
 
+/// The Pearson correlation of the history with itself a day earlier (pairs of buckets a day
+/// apart, both known): how strong its daily rhythm is (1: each day repeats the last; near 0:
+/// none). `None` with fewer than an hour of pairs; a flat history (no variance) has none: 0.
+pub fn daily_correlation(h: &LoadHistory) -> Option<f64> {
+    let lag = (86_400 / h.step_secs.max(1)) as usize;
+    let pairs: Vec<(f64, f64)> = (h.values.iter().zip(h.values.iter().skip(lag)))
+        .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+        .collect();
+    if pairs.len() < (3600 / h.step_secs.max(1)) as usize {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let (ma, mb) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(x, y), (a, b)| (x + a / n, y + b / n));
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (a, b) in &pairs {
+        cov += (a - ma) * (b - mb);
+        va += (a - ma) * (a - ma);
+        vb += (b - mb) * (b - mb);
+    }
+    if va <= 1e-12 || vb <= 1e-12 {
+        return Some(0.0);
+    }
+    Some((cov / (va.sqrt() * vb.sqrt())).clamp(-1.0, 1.0))
+}
+
 /// Score `f` on `history`: at up to `origins` origins, `spacing_secs` apart and ending where a
 /// whole `horizon_secs` window still fits in the history, forecast the peak over
 /// `[origin, origin + horizon)` from what was known at the origin and compare it with the
@@ -179,6 +214,8 @@ pub fn accuracy(
     let spacing = ChronoDuration::seconds(spacing_secs.max(1) as i64);
     let last = align_down(history.end() - horizon, history.step_secs);
     let (mut n, mut err, mut under) = (0usize, 0.0, 0usize);
+    // What was known at each origin: one copy, cut shorter as the origins go back in time.
+    let mut known = history.clone();
     for k in 0..origins {
         let origin = last - spacing * k as i32;
         if origin <= history.start {
@@ -187,7 +224,7 @@ pub fn accuracy(
         let Some(actual) = history.peak(origin, origin + horizon) else {
             continue;
         };
-        let known = history.before(origin);
+        known.values.truncate(history.before_len(origin));
         let Some(predicted) = f.peak(&known, origin, origin + horizon) else {
             continue;
         };
@@ -213,6 +250,9 @@ pub enum Abstain {
     NoHistory { have_secs: u64, need_secs: u64 },
     /// The forecaster's recent error is above the policy's limit.
     PoorAccuracy { error: f64, limit: f64 },
+    /// The history's daily correlation is below the policy's minimum (or could not be
+    /// measured): no daily rhythm for a seasonal forecast to follow.
+    NoRhythm { correlation: Option<f64>, min: f64 },
     /// The forecaster could not predict the window (gaps where it looks).
     NoPrediction,
 }
@@ -236,6 +276,8 @@ pub struct Forecast {
     pub replicas: Option<usize>,
     /// The forecaster's recent accuracy (scored when the history was refreshed).
     pub accuracy: Option<Accuracy>,
+    /// The history's correlation with itself a day earlier ([`daily_correlation`]).
+    pub daily_correlation: Option<f64>,
     /// Set when the forecast gave no count.
     pub abstain: Option<Abstain>,
 }
@@ -265,13 +307,10 @@ impl LoadHistory {
     }
 }
 
-mod seasonal;
-pub use seasonal::Seasonal;
-
-/// The forecaster a policy names.
-pub fn forecaster_for(kind: crate::core::policy::ForecasterKind) -> Box<dyn Forecaster> {
-    match kind {
-        crate::core::policy::ForecasterKind::Seasonal => Box::new(Seasonal::default()),
+/// The forecaster a policy's `predictive` section names, with its settings.
+pub fn forecaster_for(p: &crate::core::policy::Predictive) -> Box<dyn Forecaster> {
+    match p.forecaster {
+        crate::core::policy::ForecasterKind::Seasonal => Box::new(p.seasonal.clone()),
     }
 }
 
@@ -311,5 +350,50 @@ mod tests {
         // Bucket 7 set, gaps before it, the oldest three dropped to keep five.
         assert_eq!(h.start, m(15));
         assert_eq!(h.values, [Some(2.0), None, None, None, Some(7.0)]);
+    }
+
+    /// `days` days of 5-minute buckets: `base` all day, `base + rise` from 12:00 to 14:00.
+    fn daily(days: i64, base: f64, rise: f64) -> LoadHistory {
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut h = LoadHistory::empty(MetricKind::Cpu, 300, start);
+        h.values = (0..days * 288)
+            .map(|i| {
+                let hour = (i % 288) / 12;
+                Some(if (12..14).contains(&hour) {
+                    base + rise
+                } else {
+                    base
+                })
+            })
+            .collect();
+        h
+    }
+
+    /// `days` days of a daily wave between `mid - amp` and `mid + amp`.
+    fn wave(days: i64, mid: f64, amp: f64) -> LoadHistory {
+        let mut h = daily(days, 0.0, 0.0);
+        for (i, v) in h.values.iter_mut().enumerate() {
+            let phase = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+            *v = Some(mid + amp * phase.sin());
+        }
+        h
+    }
+
+    #[test]
+    fn the_daily_correlation_sees_a_rhythm_and_not_a_flat_or_random_load() {
+        let c = daily_correlation(&wave(3, 60.0, 40.0)).unwrap();
+        assert!(c > 0.99, "{c}");
+        let c = daily_correlation(&daily(3, 30.0, 150.0)).unwrap();
+        assert!(c > 0.99, "a short rise at the same time each day: {c}");
+        assert_eq!(daily_correlation(&daily(3, 40.0, 0.0)), Some(0.0));
+        // A day's rise that does not come back the next day.
+        let mut once = daily(3, 30.0, 0.0);
+        for v in &mut once.values[150..200] {
+            *v = Some(180.0);
+        }
+        let c = daily_correlation(&once).unwrap();
+        assert!(c < 0.1, "{c}");
+        // Less than a day and an hour of history: no measure.
+        assert_eq!(daily_correlation(&daily(1, 30.0, 150.0)), None);
     }
 }

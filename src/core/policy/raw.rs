@@ -164,4 +164,19 @@ pub(super) struct RawPredictive {
     pub(super) refresh: Option<Dur>,
     #[serde(default)]
     pub(super) learn_lead_time: Option<bool>,
+    #[serde(default)]
+    pub(super) min_daily_correlation: Option<f64>,
+    #[serde(default)]
+    pub(super) seasonal: Option<RawSeasonal>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSeasonal {
+    #[serde(default)]
+    pub(super) days: Option<u32>,
+    #[serde(default)]
+    pub(super) quantile: Option<f64>,
+    #[serde(default)]
+    pub(super) margin: Option<f64>,
 }
