@@ -100,6 +100,8 @@ struct Figures {
     runs: Vec<Duration>,
     allocations_per_minute: f64,
     full_backtest: Duration,
+    /// The same year with policies/predictive.yaml (the forecast on), median of three.
+    forecast_run: Duration,
     sweep_variants: usize,
     sweep_trace: String,
     sweep_minutes: usize,
@@ -118,6 +120,10 @@ impl Figures {
         let us = self.runs[1].as_secs_f64() * 1e6 / self.year_minutes as f64;
         let us = (us * 1e3).round() / 1e3;
         let allocs = (self.allocations_per_minute * 100.0).round() / 100.0;
+        // What the forecast adds per tick (one tick per simulated minute).
+        let extra = (self.forecast_run.as_secs_f64() - self.runs[1].as_secs_f64()) * 1e6
+            / self.year_minutes as f64;
+        let extra = (extra.max(0.0) * 1e3).round() / 1e3;
         json!({
             "about": "written by `cargo bench --bench backtest` (see benches/backtest.rs); [low, high] over the invocations; scripts/gen-docs puts the figures into README.md and docs/backtest.md",
             "invocations": 1,
@@ -130,6 +136,8 @@ impl Figures {
             "us_per_minute": [us, us],
             "allocations_per_minute": [allocs, allocs],
             "full_backtest_secs": secs_range(self.full_backtest),
+            "forecast_one_policy_median_secs": secs_range(self.forecast_run),
+            "forecast_us_per_tick": [extra, extra],
             "sweep_variants": self.sweep_variants,
             "sweep_trace": self.sweep_trace,
             "sweep_minutes": self.sweep_minutes,
@@ -269,6 +277,13 @@ fn main() {
         );
     }
 
+    let forecast_run = forecast_year(&rt, &repo, &setup);
+    println!(
+        "year: the same with policies/predictive.yaml (the forecast on) in {} (median of three; {:.2} µs more per tick; goal <= 1 ms)",
+        secs(forecast_run),
+        (forecast_run.as_secs_f64() - one.as_secs_f64()).max(0.0) * 1e6 / demand.len() as f64
+    );
+
     // 2. 100-variant sweep on a real 14-day trace.
     let path = repo.join("tests/data/traces/rds_cpu_utilization_cc0c53.csv");
     let trace = Trace::load(&path).unwrap_or_else(|e| panic!("{e} (the shared traces are needed)"));
@@ -292,6 +307,7 @@ fn main() {
             runs: times,
             allocations_per_minute: allocations as f64 / demand.len() as f64,
             full_backtest,
+            forecast_run,
             sweep_variants: scores.len(),
             sweep_trace: trace.name.trim_end_matches(".csv").to_string(),
             sweep_minutes: trace.minutes(),
@@ -300,4 +316,27 @@ fn main() {
         };
         record(&repo, &figures);
     }
+}
+
+/// The year's one-policy run with policies/predictive.yaml (its cluster renamed to the
+/// default policy's, so the same world serves): the median of three timed runs.
+fn forecast_year(
+    rt: &tokio::runtime::Runtime,
+    repo: &std::path::Path,
+    setup: &WorldSetup,
+) -> Duration {
+    let text = std::fs::read_to_string(repo.join("policies/predictive.yaml"))
+        .expect("policies/predictive.yaml")
+        .replace("cluster: cluster4", "cluster: cluster1");
+    let case = load_policy("predictive", "policies/predictive.yaml", &text, None, 4)
+        .expect("the predictive policy parses");
+    let mut times: Vec<Duration> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            rt.block_on(run_policy(setup, &case.case, false)).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[1]
 }

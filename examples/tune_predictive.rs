@@ -1,7 +1,8 @@
 //! How the predictive section of policies/predictive.yaml was tuned: the default policy with
-//! `predictive: {mode: active}` over a grid of the section's knobs (sizing target, the accuracy
-//! limit, the seasonal quantile and margin, the daily rhythm required; the horizon margin is
-//! left at 0: an earlier grid found 10 minutes no better), replayed on the TRAINING traces under the default (honest) fleet
+//! `predictive: {mode: active}` over a grid of the section's knobs: both forecasters (seasonal:
+//! sizing target, accuracy limit, quantile, margin; Holt-Winters: target, level and season
+//! smoothing, margin) and the daily rhythm required (the horizon margin is left at 0: an
+//! earlier grid found 10 minutes no better), replayed on the TRAINING traces under the default (honest) fleet
 //! model; each variant scored against the reactive default policy, the oracle and the
 //! AWS-faithful Aurora-style baseline of the same trace. The chosen variant, and its rank, on
 //! the HELD-OUT traces are reported separately.
@@ -18,7 +19,7 @@
 use elasticrds::backtest::score::Score;
 use elasticrds::backtest::trace::Trace;
 use elasticrds::backtest::{backtest, load_policy, sweep, Case, Options};
-use elasticrds::core::policy::{Predictive, PredictiveMode};
+use elasticrds::core::policy::{ForecasterKind, Predictive, PredictiveMode};
 use std::path::Path;
 
 /// Tuned on; the rest of tests/data/traces is held out (the same split as tune_default).
@@ -44,7 +45,46 @@ const SEASONAL_MARGINS: [f64; 2] = [0.0, 0.1];
 /// The daily rhythm the history needs (-1 would be never checked: reported for the winner).
 const MIN_CORRELATIONS: [f64; 3] = [0.0, 0.3, 0.6];
 
+/// The Holt-Winters forecaster: level and season smoothing, its margin (a smaller grid: it
+/// costs more per tick).
+const HW_TARGETS: [f64; 2] = [65.0, 70.0];
+const HW_ALPHAS: [f64; 2] = [0.05, 0.2];
+const HW_GAMMAS: [f64; 2] = [0.1, 0.3];
+const HW_MARGINS: [f64; 2] = [0.0, 0.1];
+const HW_MIN_CORRELATIONS: [f64; 2] = [0.0, 0.3];
+
 fn variants(base: &Case) -> Vec<Case> {
+    let mut out = seasonal_variants(base);
+    for t in HW_TARGETS {
+        for a in HW_ALPHAS {
+            for g in HW_GAMMAS {
+                for m in HW_MARGINS {
+                    for c in HW_MIN_CORRELATIONS {
+                        out.push(hw_variant(base, t, (a, g, m), c));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn hw_variant(base: &Case, t: f64, (a, g, m): (f64, f64, f64), c: f64) -> Case {
+    let mut v = base.clone();
+    let mut p = Predictive::new(PredictiveMode::Active);
+    p.forecaster = ForecasterKind::HoltWinters;
+    p.target = t;
+    p.max_error = 0.3;
+    p.holt_winters.alpha = a;
+    p.holt_winters.gamma = g;
+    p.holt_winters.margin = m;
+    p.min_daily_correlation = c;
+    v.case.policy.predictive = Some(p);
+    v.case.name = format!("holt_winters target={t} alpha={a} gamma={g} margin={m} min_corr={c}");
+    v
+}
+
+fn seasonal_variants(base: &Case) -> Vec<Case> {
     let mut out = Vec::new();
     for t in TARGETS {
         for e in MAX_ERRORS {
@@ -69,7 +109,7 @@ fn variant(base: &Case, t: f64, e: f64, (q, sm): (f64, f64), c: f64) -> Case {
     p.seasonal.margin = sm;
     p.min_daily_correlation = c;
     v.case.policy.predictive = Some(p);
-    v.case.name = format!("target={t} max_error={e} q={q} s_margin={sm} min_corr={c}");
+    v.case.name = format!("seasonal target={t} max_error={e} q={q} margin={sm} min_corr={c}");
     v
 }
 
@@ -154,12 +194,12 @@ fn rows(per_trace: &PerTrace, grid: &[Case], training: bool) -> Vec<Row> {
 fn print(title: &str, rows: &[Row]) {
     println!("{title}");
     println!(
-        "{:<56} {:>5} {:>13} {:>9}",
+        "{:<76} {:>5} {:>13} {:>9}",
         "variant", "met", "median x orc", "breaches"
     );
     for r in rows {
         println!(
-            "{:<56} {:>5} {:>13.3} {:>9}",
+            "{:<76} {:>5} {:>13.3} {:>9}",
             r.name, r.met, r.median_ratio, r.breaches
         );
     }
@@ -209,6 +249,24 @@ fn main() {
         ),
         &train[..15.min(train.len())],
     );
+    for kind in ["seasonal", "holt_winters"] {
+        if let Some((rank, r)) = train
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.name.starts_with(kind))
+        {
+            println!(
+                "best {kind}: rank {} of {}: {} (goals met on {}, median x oracle {:.3}, {} breach-minutes)",
+                rank + 1,
+                train.len(),
+                r.name,
+                r.met,
+                r.median_ratio,
+                r.breaches
+            );
+        }
+    }
+    println!();
     let best = &train[0].name;
     let i = grid.iter().position(|c| &c.case.name == best).unwrap();
     println!("chosen: {best}");

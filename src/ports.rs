@@ -113,23 +113,41 @@ pub trait MetricsSource: Send + Sync {
     /// The load history of each query: per `step_secs` bucket of `[start, end)`, the sum over
     /// the query's instances of their `statistic` of `metric` (instances that no longer exist
     /// count where they have data). This default fetches every instance's series through
-    /// [`MetricsSource::fetch`] and sums them here; a source that can sum on its side (metric
-    /// math) or that knows the total (the simulated fleet) overrides it.
+    /// [`MetricsSource::fetch`], all queries with the same time range in one fetch (so the
+    /// adapter's batching gives one GetMetricData call per 500 series, not one per cluster),
+    /// and sums them here; a source that can sum on its side (metric math) or that knows the
+    /// total (the simulated fleet) overrides it.
     async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
-        let mut out = Vec::with_capacity(queries.len());
-        for q in queries {
-            let per_instance: Vec<MetricQuery> = q.metric_queries().collect();
-            let series = self.fetch(&per_instance, q.start, q.end).await?;
-            out.push(LoadHistory::sum_of(
-                q.metric,
-                q.step_secs,
-                q.start,
-                q.end,
-                &series,
-            ));
+        let mut out: Vec<Option<LoadHistory>> = vec![None; queries.len()];
+        for (start, end) in time_ranges(queries) {
+            let group: Vec<usize> = (0..queries.len())
+                .filter(|&i| (queries[i].start, queries[i].end) == (start, end))
+                .collect();
+            let per_instance: Vec<MetricQuery> = (group.iter())
+                .flat_map(|&i| queries[i].metric_queries())
+                .collect();
+            let series = self.fetch(&per_instance, start, end).await?;
+            let mut rest = series.as_slice();
+            for &i in &group {
+                let q = &queries[i];
+                let (mine, tail) = rest.split_at(q.instances.len().min(rest.len()));
+                rest = tail;
+                out[i] = Some(LoadHistory::sum_of(q.metric, q.step_secs, start, end, mine));
+            }
         }
-        Ok(out)
+        Ok(out.into_iter().flatten().collect())
     }
+}
+
+/// The distinct time ranges of `queries`, in first-seen order.
+fn time_ranges(queries: &[HistoryQuery]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut v: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for q in queries {
+        if !v.contains(&(q.start, q.end)) {
+            v.push((q.start, q.end));
+        }
+    }
+    v
 }
 
 /// One cluster's load history to read: `metric` (`statistic`) of each of `instances`, summed
@@ -250,5 +268,85 @@ impl Clock for ManualClock {
     async fn sleep(&self, d: Duration) {
         self.advance(d);
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::domain::{MetricKind, Sample, Statistic};
+    use chrono::TimeZone;
+    use std::sync::Mutex;
+
+    /// Every instance reports its number (`c1-r2`: 2.0) at every 5-minute step; fetches are
+    /// recorded by size.
+    #[derive(Default)]
+    struct Numbered {
+        fetches: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl MetricsSource for Numbered {
+        async fn fetch(
+            &self,
+            queries: &[MetricQuery],
+            start: DateTime<Utc>,
+            end: DateTime<Utc>,
+        ) -> Result<Vec<MetricSeries>, PortError> {
+            self.fetches.lock().unwrap().push(queries.len());
+            let steps = (end - start).num_minutes() / 5;
+            Ok((queries.iter())
+                .map(|q| {
+                    let v: f64 = q
+                        .instance
+                        .as_str()
+                        .rsplit('r')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    let samples = (0..steps)
+                        .map(|k| Sample {
+                            at: start + chrono::Duration::minutes(5 * k),
+                            value: v,
+                        })
+                        .collect();
+                    MetricSeries {
+                        query: q.clone(),
+                        samples,
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn query(cluster: &str, n: usize, start: DateTime<Utc>) -> HistoryQuery {
+        HistoryQuery {
+            cluster: cluster.into(),
+            instances: (1..=n)
+                .map(|i| InstanceId::from_aws(&format!("{cluster}-r{i}")))
+                .collect(),
+            metric: MetricKind::Cpu,
+            statistic: Statistic::Average,
+            step_secs: 300,
+            start,
+            end: start + chrono::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_history_read_fetches_each_time_range_once_and_sums_per_cluster() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let later = t + chrono::Duration::minutes(5);
+        let source = Numbered::default();
+        let qs = [query("c1", 2, t), query("c2", 3, later), query("c3", 1, t)];
+        let h = source.load_history(&qs).await.unwrap();
+        // c1 and c3 share a range: one fetch of their 3 series; c2 alone: one of 3.
+        assert_eq!(*source.fetches.lock().unwrap(), [3, 3]);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[0].values, vec![Some(1.0 + 2.0); 12]);
+        assert_eq!(h[1].values, vec![Some(1.0 + 2.0 + 3.0); 12]);
+        assert_eq!(h[1].start, later);
+        assert_eq!(h[2].values, vec![Some(1.0); 12]);
     }
 }

@@ -547,8 +547,15 @@ fn bench_speed(b: &Value) -> Result<String, String> {
          samples through the full daemon tick (observe, decide, plan, execute, state tags) for \
          one policy takes **{year} s**, median of three runs per invocation, {us} µs per \
          simulated minute (goal ≤ 1 s: {goal}; this shared machine varies by up to 10 % between \
-         invocations); a {n}-variant sweep of the default policy over a 14-day trace runs in \
-         **{sweep} s** (goal ≤ 60 s). The backtest runs the daemon's own tick, not a shortcut.",
+         invocations); with the forecast on (policies/predictive.yaml) the same year takes \
+         {fyear} s, {fus} µs more per tick (goal ≤ 1 ms per cluster per tick: {fgoal}); a \
+         {n}-variant sweep of the default policy over a 14-day trace runs in **{sweep} s** (goal \
+         ≤ 60 s). The backtest runs the daemon's own tick, not a shortcut.",
+        fyear = range(b, "forecast_one_policy_median_secs", 2)?,
+        fus = range(b, "forecast_us_per_tick", 1)?,
+        fgoal = met(b["forecast_us_per_tick"][1]
+            .as_f64()
+            .is_some_and(|us| us <= 1000.0)),
         cores = count(b, "cores", F)?,
         inv = count(b, "invocations", F)?,
         year = range(b, "one_policy_median_secs", 2)?,

@@ -9,7 +9,9 @@
 //! Where the history comes from: `ports::MetricsSource::load_history` (CloudWatch at 5-minute
 //! resolution, summed over the configured ids; the simulated fleet reads the trace's past).
 
+mod holt_winters;
 mod seasonal;
+pub use holt_winters::HoltWinters;
 pub use seasonal::Seasonal;
 
 use super::domain::MetricKind;
@@ -311,6 +313,7 @@ impl LoadHistory {
 pub fn forecaster_for(p: &crate::core::policy::Predictive) -> Box<dyn Forecaster> {
     match p.forecaster {
         crate::core::policy::ForecasterKind::Seasonal => Box::new(p.seasonal.clone()),
+        crate::core::policy::ForecasterKind::HoltWinters => Box::new(p.holt_winters.clone()),
     }
 }
 

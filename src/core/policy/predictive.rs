@@ -6,9 +6,9 @@
 //! docs/policies.md.
 
 use super::parse::Errs;
-use super::raw::{Dur, RawPredictive, RawSeasonal};
+use super::raw::{Dur, RawHoltWinters, RawPredictive, RawSeasonal};
 use crate::core::domain::MetricKind;
-use crate::core::forecast::Seasonal;
+use crate::core::forecast::{HoltWinters, Seasonal};
 use serde::Serialize;
 
 /// Defaults (docs/policies.md gives their reasons).
@@ -43,13 +43,16 @@ pub enum PredictiveMode {
 pub enum ForecasterKind {
     /// The same time of day over the last days: their high values, plus a margin.
     Seasonal,
+    /// Exponential smoothing of a level and a daily season.
+    HoltWinters,
 }
 
 impl ForecasterKind {
-    pub const ALL: [ForecasterKind; 1] = [ForecasterKind::Seasonal];
+    pub const ALL: [ForecasterKind; 2] = [ForecasterKind::Seasonal, ForecasterKind::HoltWinters];
     pub fn as_str(self) -> &'static str {
         match self {
             ForecasterKind::Seasonal => "seasonal",
+            ForecasterKind::HoltWinters => "holt_winters",
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Predictive {
     pub min_daily_correlation: f64,
     /// The seasonal forecaster's settings (`seasonal:` in the section).
     pub seasonal: Seasonal,
+    /// The Holt-Winters forecaster's settings (`holt_winters:` in the section).
+    pub holt_winters: HoltWinters,
 }
 
 impl Predictive {
@@ -100,6 +105,7 @@ impl Predictive {
             learn_lead_time: true,
             min_daily_correlation: DEFAULT_MIN_DAILY_CORRELATION,
             seasonal: Seasonal::default(),
+            holt_winters: HoltWinters::default(),
         }
     }
 
@@ -242,6 +248,36 @@ fn check_numbers(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
     if let Some(r) = &raw.seasonal {
         check_seasonal(r, &mut p.seasonal, e);
     }
+    if let Some(r) = &raw.holt_winters {
+        check_holt_winters(r, &mut p.holt_winters, e);
+    }
+}
+
+/// `holt_winters.alpha`, `.gamma`, `.margin`.
+fn check_holt_winters(r: &RawHoltWinters, hw: &mut HoltWinters, e: &mut Errs) {
+    for (field, value, slot) in [
+        ("alpha", r.alpha, &mut hw.alpha),
+        ("gamma", r.gamma, &mut hw.gamma),
+    ] {
+        match value {
+            Some(v) if !(0.0..=1.0).contains(&v) => e.push(
+                format!("predictive.holt_winters.{field}"),
+                format!("{v}: a smoothing factor, 0 to 1"),
+            ),
+            Some(v) => *slot = v,
+            None => {}
+        }
+    }
+    if let Some(m) = r.margin {
+        if !(0.0..=10.0).contains(&m) {
+            e.push(
+                "predictive.holt_winters.margin",
+                format!("{m}: a relative margin, 0 to 10 (0.1 = 10 %)"),
+            );
+        } else {
+            hw.margin = m;
+        }
+    }
 }
 
 /// `seasonal.days`, `.quantile`, `.margin`.
@@ -320,7 +356,7 @@ mod tests {
         let e = parse("cluster: c1\npredictive:\n  mode: eager\n  forecaster: crystal_ball\n  target: 150\n  history: 90d\n").unwrap_err();
         for want in [
             "p.yaml:3:3: predictive.mode: \"eager\" is not one of forecast_only, active",
-            "p.yaml:4:3: predictive.forecaster: \"crystal_ball\" is not one of seasonal",
+            "p.yaml:4:3: predictive.forecaster: \"crystal_ball\" is not one of seasonal, holt_winters",
             "p.yaml:5:3: predictive.target",
             "p.yaml:6:3: predictive.history",
         ] {

@@ -168,6 +168,19 @@ pub(super) struct RawPredictive {
     pub(super) min_daily_correlation: Option<f64>,
     #[serde(default)]
     pub(super) seasonal: Option<RawSeasonal>,
+    #[serde(default)]
+    pub(super) holt_winters: Option<RawHoltWinters>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHoltWinters {
+    #[serde(default)]
+    pub(super) alpha: Option<f64>,
+    #[serde(default)]
+    pub(super) gamma: Option<f64>,
+    #[serde(default)]
+    pub(super) margin: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
