@@ -101,3 +101,55 @@ fn demo_stops_at_the_end_of_its_duration() {
     assert!(text.contains("stopped (end of --duration)"), "{text}");
     assert!(text.contains("summary: replica-hours"), "{text}");
 }
+
+/// With a predictive policy and a week of the trace as the cluster's past, the demo shows a
+/// replica created because the forecast asked for it, before the rules would have.
+#[test]
+fn demo_with_a_predictive_policy_scales_out_on_the_forecast() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+        .current_dir(root)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--trace",
+            "tests/data/traces/rds_cpu_utilization_cc0c53.csv",
+            "--policy",
+            "policies/predictive.yaml",
+            "--history",
+            "7d",
+            "--speed",
+            "2ms",
+            "--duration",
+            "90s",
+        ])
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("starting 7days in"), "{text}");
+    assert!(text.contains("policy policies/predictive.yaml"), "{text}");
+    let raised: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("] scale-out ") && l.contains("→ raised the count"))
+        .collect();
+    assert!(
+        !raised.is_empty(),
+        "no scale-out driven by the forecast:\n{text}"
+    );
+    assert!(text.contains("summary: replica-hours"), "{text}");
+
+    // A past as long as the trace is refused, with the reason, before anything runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+        .current_dir(root)
+        .args(["demo", "--listen", "127.0.0.1:0", "--history", "2d"])
+        .output()
+        .expect("run the demo");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--history 2days: the trace is only 14.9 h long"),
+        "{err}"
+    );
+}

@@ -56,6 +56,35 @@ pub struct DemoArgs {
     /// Provisioning lead time of a new replica (simulated).
     #[arg(long, default_value = "12m", value_parser = humantime::parse_duration)]
     pub lead_time: Duration,
+    /// A policy file instead of the embedded default (its cluster is simulated with
+    /// `--peak-replicas` replicas listed), e.g. policies/predictive.yaml.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Start this far into the trace: what comes before is the cluster's past, the history a
+    /// predictive policy's forecast reads (e.g. `7d` on a 14-day trace).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub history: Duration,
+}
+
+/// The policy the demo runs: `--policy FILE`, or the embedded default.
+fn demo_policy(a: &DemoArgs) -> Result<(String, crate::backtest::Case), CliError> {
+    let Some(path) = &a.policy else {
+        let case = load_policy(
+            "cpu-target",
+            "policies/cpu-target.yaml (embedded)",
+            EMBEDDED_POLICY,
+            None,
+            a.peak_replicas,
+        )?;
+        return Ok(("policies/cpu-target.yaml".into(), case));
+    };
+    let file = path.display().to_string();
+    let text = super::read_input(path)?;
+    let name = path
+        .file_stem()
+        .map_or("policy".into(), |s| s.to_string_lossy().into_owned());
+    let case = load_policy(&name, &file, &text, None, a.peak_replicas)?;
+    Ok((file, case))
 }
 
 fn parse_speed(s: &str) -> Result<Duration, String> {
@@ -118,21 +147,24 @@ pub async fn run(a: DemoArgs) -> CliResult {
     } else {
         Trace::load(&PathBuf::from(&a.trace))?
     };
-    let case = load_policy(
-        "cpu-target",
-        "policies/cpu-target.yaml (embedded)",
-        EMBEDDED_POLICY,
-        None,
-        a.peak_replicas,
-    )?;
+    let (policy_file, case) = demo_policy(&a)?;
     let spec = case.spec.clone();
     let demand = Arc::new(trace.demand(a.peak_replicas, PEAK_UTILIZATION));
+    let past = a.history.as_secs().div_ceil(60) as i64;
+    if past >= demand.len() as i64 {
+        return Err(CliError::input(format!(
+            "--history {}: the trace is only {:.1} h long",
+            humantime::format_duration(a.history),
+            demand.len() as f64 / 60.0
+        )));
+    }
+    let start = demand.start() + chrono::Duration::minutes(past);
     // The demo's world: the simple fleet model with the demo's lead time (a fixed lead, no
     // metric delay, skew or warm-up), so that what it shows follows from the policy alone.
     let model = FleetModel::simple(a.lead_time.as_secs().div_ceil(60) as u32);
     let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &model) as usize;
     let factor = 60.0 / a.speed.as_secs_f64();
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(demand.start(), factor));
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(start, factor));
     let fleet = Arc::new(SimFleet::new(
         clock.clone(),
         SimOptions {
@@ -153,7 +185,13 @@ pub async fn run(a: DemoArgs) -> CliResult {
             clock.clone(),
             &spec,
             demand.clone(),
-            LoadOptions::default(),
+            LoadOptions {
+                // The past is recorded on the first read, as far back as this.
+                history_minutes: LoadOptions::default()
+                    .history_minutes
+                    .max(past as usize + 60),
+                ..LoadOptions::default()
+            },
         )
         .map_err(CliError::input)?,
     );
@@ -177,10 +215,14 @@ pub async fn run(a: DemoArgs) -> CliResult {
         .await
         .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
     println!(
-        "elasticrds demo: trace {} ({:.1} h), policy policies/cpu-target.yaml on cluster {} \
+        "elasticrds demo: trace {} ({:.1} h{}), policy {policy_file} on cluster {} \
          ({} replicas listed, {} running at the start), lead time {}, one simulated minute per {:?}",
         trace.name,
         demand.len() as f64 / 60.0,
+        match past {
+            0 => String::new(),
+            _ => format!(", starting {} in", humantime::format_duration(a.history)),
+        },
         spec.name,
         spec.replicas.len(),
         initial,
@@ -200,8 +242,8 @@ pub async fn run(a: DemoArgs) -> CliResult {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let mut rec = Recorder::new("cpu-target (demo)", RunKind::Policy, false);
-    let mut next_minute = demand.start_minute;
-    let mut last_report = demand.start_minute;
+    let mut next_minute = demand.start_minute + past;
+    let mut last_report = next_minute;
     let mut last_serving: Option<u32> = None;
     let end_minute = demand.start_minute + demand.len() as i64;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
