@@ -12,19 +12,14 @@
 
 use elasticrds::backtest::score::{RunKind, Score};
 use elasticrds::backtest::trace::Trace;
-use elasticrds::backtest::{backtest, load_policy, sweep, Case, Options};
+use elasticrds::backtest::{backtest, sweep, Case, Options};
 use elasticrds::core::policy::{Aggregation, RuleKind};
-use std::path::Path;
 
+#[path = "common/tuning.rs"]
+mod tuning;
 /// Traces tuned on; the rest of tests/data/traces is held out (the three added with the
 /// realistic backtest were never looked at while tuning).
-const TRAINING: [&str; 5] = [
-    "ec2_cpu_utilization_825cc2",
-    "elb_request_count_8c0756",
-    "rds_cpu_utilization_cc0c53",
-    "rds_cpu_utilization_e47b3b",
-    "ec2_cpu_utilization_5f5533",
-];
+use tuning::{median, TRAINING};
 
 const TARGETS: [f64; 4] = [60.0, 63.0, 66.0, 70.0];
 const TOLERANCES: [f64; 2] = [0.10, 0.15];
@@ -115,11 +110,6 @@ fn meets(s: &Score, a: &Anchors) -> bool {
         && s.replica_hours <= 1.15 * a.oracle.replica_hours
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 struct Row {
     name: String,
     met: usize,
@@ -128,30 +118,11 @@ struct Row {
 }
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/traces");
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/cpu-target.yaml"),
-    )
-    .unwrap();
+    let dir = tuning::traces_dir();
     let opts = Options::default();
-    let base = load_policy(
-        "cpu-target",
-        "cpu-target.yaml",
-        &text,
-        None,
-        opts.peak_replicas,
-    )
-    .expect("policy");
+    let base = tuning::default_case(&opts);
     let grid = variants(&base);
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let stem = p.file_stem()?.to_string_lossy().into_owned();
-            (p.extension()? == "csv").then_some(stem)
-        })
-        .collect();
-    names.sort();
+    let names = tuning::trace_names(&dir);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -18,18 +18,14 @@
 
 use elasticrds::backtest::score::Score;
 use elasticrds::backtest::trace::Trace;
-use elasticrds::backtest::{backtest, load_policy, sweep, Case, Options};
+use elasticrds::backtest::{backtest, sweep, Case, Options};
 use elasticrds::core::policy::{ForecasterKind, Predictive, PredictiveMode};
 use std::path::Path;
 
+#[path = "common/tuning.rs"]
+mod tuning;
 /// Tuned on; the rest of tests/data/traces is held out (the same split as tune_default).
-const TRAINING: [&str; 5] = [
-    "ec2_cpu_utilization_825cc2",
-    "elb_request_count_8c0756",
-    "rds_cpu_utilization_cc0c53",
-    "rds_cpu_utilization_e47b3b",
-    "ec2_cpu_utilization_5f5533",
-];
+use tuning::{median, TRAINING};
 /// Traces with a daily rhythm (daily autocorrelation >= 0.6 in the traces' README).
 pub const DAILY: [&str; 3] = [
     "rds_cpu_utilization_cc0c53",
@@ -152,11 +148,6 @@ fn meets(trace: &str, s: &Score, a: &Anchors) -> bool {
     vs_aurora && own
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 #[derive(Clone)]
 struct Row {
     name: String,
@@ -207,26 +198,11 @@ fn print(title: &str, rows: &[Row]) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("policies/cpu-target.yaml")).unwrap();
     let opts = Options::default();
-    let base = load_policy(
-        "cpu-target",
-        "cpu-target.yaml",
-        &text,
-        None,
-        opts.peak_replicas,
-    )
-    .expect("policy");
+    let base = tuning::default_case(&opts);
     let grid = variants(&base);
-    let dir = root.join("tests/data/traces");
-    let mut names: Vec<String> = (std::fs::read_dir(&dir).unwrap())
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            (p.extension()? == "csv").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-        })
-        .collect();
-    names.sort();
+    let dir = tuning::traces_dir();
+    let names = tuning::trace_names(&dir);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

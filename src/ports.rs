@@ -119,10 +119,8 @@ pub trait MetricsSource: Send + Sync {
     /// total (the simulated fleet) overrides it.
     async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
         let mut out: Vec<Option<LoadHistory>> = vec![None; queries.len()];
-        for (start, end) in time_ranges(queries) {
-            let group: Vec<usize> = (0..queries.len())
-                .filter(|&i| (queries[i].start, queries[i].end) == (start, end))
-                .collect();
+        for group in HistoryQuery::fetch_groups(queries) {
+            let (start, end) = (queries[group[0]].start, queries[group[0]].end);
             let per_instance: Vec<MetricQuery> = (group.iter())
                 .flat_map(|&i| queries[i].metric_queries())
                 .collect();
@@ -139,17 +137,6 @@ pub trait MetricsSource: Send + Sync {
     }
 }
 
-/// The distinct time ranges of `queries`, in first-seen order.
-fn time_ranges(queries: &[HistoryQuery]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-    let mut v: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
-    for q in queries {
-        if !v.contains(&(q.start, q.end)) {
-            v.push((q.start, q.end));
-        }
-    }
-    v
-}
-
 /// One cluster's load history to read: `metric` (`statistic`) of each of `instances`, summed
 /// per `step_secs` bucket of `[start, end)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +151,21 @@ pub struct HistoryQuery {
 }
 
 impl HistoryQuery {
+    /// The indices of `queries` grouped by time range (first-seen order): what the default
+    /// [`MetricsSource::load_history`] reads in one fetch each.
+    pub fn fetch_groups(queries: &[HistoryQuery]) -> Vec<Vec<usize>> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, q) in queries.iter().enumerate() {
+            let same =
+                |g: &&mut Vec<usize>| (queries[g[0]].start, queries[g[0]].end) == (q.start, q.end);
+            match groups.iter_mut().find(same) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        groups
+    }
+
     /// The per-instance queries it sums.
     pub fn metric_queries(&self) -> impl Iterator<Item = MetricQuery> + '_ {
         self.instances.iter().map(|id| MetricQuery {

@@ -67,6 +67,9 @@ impl ClusterMemory {
             }
         }
         self.forecast.leads.observe(view, now);
+        self.forecast.conflicted = (view.conflicts.iter())
+            .map(|c| c.instance.id.clone())
+            .collect();
         if !self.state_known {
             let mut state = view
                 .master

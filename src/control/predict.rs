@@ -42,6 +42,9 @@ pub struct ForecastMemory {
     pub accuracy: Option<Accuracy>,
     /// The history's daily correlation, measured at each read.
     pub daily_correlation: Option<f64>,
+    /// Configured ids held, at the last observation, by an instance that is not a read
+    /// replica of the master: left out of the history (never counted).
+    pub conflicted: Vec<InstanceId>,
     pub leads: LeadTimes,
 }
 
@@ -129,7 +132,8 @@ impl LeadTimes {
 }
 
 /// The history query of a cluster whose history is due for a read at `now`: every configured
-/// replica id (CloudWatch keeps the data of instances that no longer exist).
+/// replica id (CloudWatch keeps the data of instances that no longer exist) but those held by
+/// an instance that is not ours.
 pub fn history_due(
     policy: &Policy,
     spec: &ClusterSpec,
@@ -151,7 +155,10 @@ pub fn history_due(
     let end = align_down(now, HISTORY_STEP_SECS);
     Some(HistoryQuery {
         cluster: spec.name.clone(),
-        instances: spec.replicas.iter().map(|r| r.id.clone()).collect(),
+        instances: (spec.replicas.iter())
+            .map(|r| r.id.clone())
+            .filter(|id| !memory.conflicted.contains(id))
+            .collect(),
         metric: p.metric,
         statistic: Statistic::Average,
         step_secs: HISTORY_STEP_SECS,
@@ -457,6 +464,11 @@ mod tests {
         assert!(history_due(&p, &spec, &m, t0() + Duration::minutes(5)).is_some());
         let (reactive, _) = setup("");
         assert!(history_due(&reactive, &spec, &ForecastMemory::default(), t0()).is_none());
+        // An id held by an instance that is not ours is left out: its load is not counted.
+        m.conflicted = vec![spec.replicas[1].id.clone()];
+        let q = history_due(&p, &spec, &m, t0() + Duration::hours(2)).unwrap();
+        let ids: Vec<_> = spec.replicas.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(q.instances, [ids[0].clone(), ids[2].clone()]);
     }
 
     #[test]

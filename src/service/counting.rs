@@ -3,8 +3,8 @@
 //! for, and each failure in `elasticrds_aws_errors_total{service,operation,kind}`. The adapters
 //! are untouched. A describe of n identifiers counts ceil(n/100) DescribeDBInstances calls and a
 //! fetch of n queries ceil(n/500) GetMetricData calls, the batching both AWS adapters do (a
-//! load history read, per cluster, ceil(instances/500); extra
-//! pages of a paginated answer are not seen here).
+//! load history read the same per time range over its clusters' instances; extra pages of a
+//! paginated answer are not seen here).
 
 use super::metrics::Metrics;
 use crate::core::config::MasterSpec;
@@ -108,12 +108,16 @@ impl MetricsSource for CountingMetrics {
     }
 
     /// The inner source's own history read (so a source that overrides it keeps doing so),
-    /// counted as the default read calls: one GetMetricData per query and batch of instances.
+    /// counted as the default read calls: one GetMetricData per time range and batch of 500
+    /// instances.
     async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
         let op = "GetMetricData";
         let r = self.inner.load_history(queries).await;
-        let calls: usize = (queries.iter())
-            .map(|q| q.instances.len().max(1).div_ceil(FETCH_BATCH))
+        let calls: usize = (HistoryQuery::fetch_groups(queries).iter())
+            .map(|g| {
+                let series: usize = g.iter().map(|&i| queries[i].instances.len()).sum();
+                series.max(1).div_ceil(FETCH_BATCH)
+            })
             .sum();
         self.metrics.aws_call("cloudwatch", op, calls as u64);
         if let Err(e) = &r {

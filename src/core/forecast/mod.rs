@@ -84,15 +84,10 @@ impl LoadHistory {
         }
     }
 
-    /// How many buckets start before `origin`.
-    pub fn before_len(&self, origin: DateTime<Utc>) -> usize {
-        let d = (origin - self.start).num_seconds().max(0);
-        (((d + self.step() - 1) / self.step()) as usize).min(self.values.len())
-    }
-
     /// The history as it was known at `origin`: the buckets that start before it.
     pub fn before(&self, origin: DateTime<Utc>) -> LoadHistory {
-        let n = self.before_len(origin);
+        let d = (origin - self.start).num_seconds().max(0);
+        let n = (((d + self.step() - 1) / self.step()) as usize).min(self.values.len());
         LoadHistory {
             metric: self.metric,
             step_secs: self.step_secs,
@@ -216,8 +211,6 @@ pub fn accuracy(
     let spacing = ChronoDuration::seconds(spacing_secs.max(1) as i64);
     let last = align_down(history.end() - horizon, history.step_secs);
     let (mut n, mut err, mut under) = (0usize, 0.0, 0usize);
-    // What was known at each origin: one copy, cut shorter as the origins go back in time.
-    let mut known = history.clone();
     for k in 0..origins {
         let origin = last - spacing * k as i32;
         if origin <= history.start {
@@ -226,7 +219,7 @@ pub fn accuracy(
         let Some(actual) = history.peak(origin, origin + horizon) else {
             continue;
         };
-        known.values.truncate(history.before_len(origin));
+        let known = history.before(origin);
         let Some(predicted) = f.peak(&known, origin, origin + horizon) else {
             continue;
         };

@@ -235,16 +235,16 @@ fn check_numbers(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
     if let Some(v) = raw.learn_lead_time {
         p.learn_lead_time = v;
     }
-    if let Some(v) = raw.min_daily_correlation {
-        if !(-1.0..=1.0).contains(&v) {
-            e.push(
-                "predictive.min_daily_correlation",
-                format!("{v}: a correlation, -1 (never abstain for it) to 1"),
-            );
-        } else {
-            p.min_daily_correlation = v;
-        }
-    }
+    let corr = "a correlation, -1 (never abstain for it) to 1";
+    let m = &mut p.min_daily_correlation;
+    set_within(
+        e,
+        "min_daily_correlation",
+        raw.min_daily_correlation,
+        (-1.0, 1.0),
+        corr,
+        m,
+    );
     if let Some(r) = &raw.seasonal {
         check_seasonal(r, &mut p.seasonal, e);
     }
@@ -253,62 +253,82 @@ fn check_numbers(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
     }
 }
 
+const MARGIN: &str = "a relative margin, 0 to 10 (0.1 = 10 %)";
+
+/// Set `slot` to `value` when it lies within `[lo, hi]`; otherwise report
+/// `predictive.<field>: <value>: <what>`.
+fn set_within(
+    e: &mut Errs,
+    field: &str,
+    value: Option<f64>,
+    (lo, hi): (f64, f64),
+    what: &str,
+    slot: &mut f64,
+) {
+    match value {
+        Some(v) if !(lo..=hi).contains(&v) => {
+            e.push(format!("predictive.{field}"), format!("{v}: {what}"))
+        }
+        Some(v) => *slot = v,
+        None => {}
+    }
+}
+
 /// `holt_winters.alpha`, `.gamma`, `.margin`.
 fn check_holt_winters(r: &RawHoltWinters, hw: &mut HoltWinters, e: &mut Errs) {
-    for (field, value, slot) in [
-        ("alpha", r.alpha, &mut hw.alpha),
-        ("gamma", r.gamma, &mut hw.gamma),
-    ] {
-        match value {
-            Some(v) if !(0.0..=1.0).contains(&v) => e.push(
-                format!("predictive.holt_winters.{field}"),
-                format!("{v}: a smoothing factor, 0 to 1"),
-            ),
-            Some(v) => *slot = v,
-            None => {}
-        }
-    }
-    if let Some(m) = r.margin {
-        if !(0.0..=10.0).contains(&m) {
-            e.push(
-                "predictive.holt_winters.margin",
-                format!("{m}: a relative margin, 0 to 10 (0.1 = 10 %)"),
-            );
-        } else {
-            hw.margin = m;
-        }
-    }
+    let smoothing = "a smoothing factor, 0 to 1";
+    set_within(
+        e,
+        "holt_winters.alpha",
+        r.alpha,
+        (0.0, 1.0),
+        smoothing,
+        &mut hw.alpha,
+    );
+    set_within(
+        e,
+        "holt_winters.gamma",
+        r.gamma,
+        (0.0, 1.0),
+        smoothing,
+        &mut hw.gamma,
+    );
+    set_within(
+        e,
+        "holt_winters.margin",
+        r.margin,
+        (0.0, 10.0),
+        MARGIN,
+        &mut hw.margin,
+    );
 }
 
 /// `seasonal.days`, `.quantile`, `.margin`.
 fn check_seasonal(r: &RawSeasonal, s: &mut Seasonal, e: &mut Errs) {
-    if let Some(d) = r.days {
-        if !(1..=56).contains(&d) {
-            e.push("predictive.seasonal.days", format!("{d}: 1 to 56 days"));
-        } else {
-            s.days = d;
+    match r.days {
+        Some(d) if !(1..=56).contains(&d) => {
+            e.push("predictive.seasonal.days", format!("{d}: 1 to 56 days"))
         }
+        Some(d) => s.days = d,
+        None => {}
     }
-    if let Some(q) = r.quantile {
-        if !(0.0..=1.0).contains(&q) {
-            e.push(
-                "predictive.seasonal.quantile",
-                format!("{q}: 0 (the lowest day) to 1 (the highest)"),
-            );
-        } else {
-            s.quantile = q;
-        }
-    }
-    if let Some(m) = r.margin {
-        if !(0.0..=10.0).contains(&m) {
-            e.push(
-                "predictive.seasonal.margin",
-                format!("{m}: a relative margin, 0 to 10 (0.1 = 10 %)"),
-            );
-        } else {
-            s.margin = m;
-        }
-    }
+    let quantile = "0 (the lowest day) to 1 (the highest)";
+    set_within(
+        e,
+        "seasonal.quantile",
+        r.quantile,
+        (0.0, 1.0),
+        quantile,
+        &mut s.quantile,
+    );
+    set_within(
+        e,
+        "seasonal.margin",
+        r.margin,
+        (0.0, 10.0),
+        MARGIN,
+        &mut s.margin,
+    );
 }
 
 #[cfg(test)]
