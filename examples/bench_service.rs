@@ -81,6 +81,10 @@ impl Fleet for CountingSim {
         self.counts.other.fetch_add(1, Ordering::Relaxed);
         self.inner.write_tags(id, t).await
     }
+    async fn remove_tags(&self, id: &InstanceId, k: &[String]) -> Result<(), PortError> {
+        self.counts.other.fetch_add(1, Ordering::Relaxed);
+        self.inner.remove_tags(id, k).await
+    }
 }
 
 /// Every period of the window present, CPU 50 % (inside the tolerance band: steady state).

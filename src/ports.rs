@@ -96,6 +96,8 @@ pub trait Fleet: Send + Sync {
     async fn read_tags(&self, id: &InstanceId) -> Result<Tags, PortError>;
     /// Add or overwrite the given tags (others are kept).
     async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError>;
+    /// Remove the tags with the given keys (absent ones are no error; others are kept).
+    async fn remove_tags(&self, id: &InstanceId, keys: &[String]) -> Result<(), PortError>;
 }
 
 /// Where replica metrics come from: CloudWatch, recorded files, or the simulated fleet.

@@ -49,6 +49,35 @@ pub fn master_issue(issue: &MasterIssue) -> String {
 // ---------------------------------------------------------------- decision reasons
 
 /// `7m12s`, `45s`, `1h0m5s`.
+/// An operator's pause in words: `scale-in paused by alice until 2026-12-04T10:00:00Z
+/// (migration)`; an unreadable tag value is quoted as it is.
+pub fn pause_text(p: &crate::core::pause::Pause) -> String {
+    let dir = dir_word(p.direction);
+    if !p.readable {
+        return format!(
+            "{dir} paused by an unreadable {} tag {:?} (until resumed)",
+            crate::core::pause::Pause::tag_key(p.direction),
+            p.reason
+        );
+    }
+    let until = p.until.map_or("until resumed".to_string(), |u| {
+        format!(
+            "until {}",
+            u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    });
+    let by = if p.by.is_empty() {
+        "an operator"
+    } else {
+        &p.by
+    };
+    if p.reason.is_empty() {
+        format!("{dir} paused by {by} {until}")
+    } else {
+        format!("{dir} paused by {by} {until} ({})", p.reason)
+    }
+}
+
 pub fn fmt_secs(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     if h > 0 {
@@ -283,6 +312,7 @@ fn hold_text(r: &Reason, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Reason::ClampedMax { max } => write!(f, "clamped to max {max}"),
         Reason::LoadNeeds { needs, to, .. } => write!(f, "the load needs {needs}: → {to}"),
         Reason::Paused { direction } => write!(f, "held: {} paused", dir_word(*direction)),
+        Reason::OperatorPaused { pause } => write!(f, "held: {}", pause_text(pause)),
         Reason::Stabilization {
             direction,
             window_secs,

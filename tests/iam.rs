@@ -201,6 +201,7 @@ fn changes_are_scoped_to_configured_identifiers() {
                 "rds:ModifyDBInstance",
                 "rds:RestoreDBInstanceFromDBSnapshot",
                 "rds:AddTagsToResource",
+                "rds:RemoveTagsFromResource",
             ]
             .contains(&a.as_str());
             if a.starts_with("rds:") {

@@ -42,8 +42,12 @@ fn config() -> Config {
 
 /// cpu target 60 %, scale-out step 1 with a 5 min cooldown, scale-in after a 10 min cooldown.
 fn policy(cluster: &str, config: &Config) -> Policy {
+    policy_with_target(cluster, config, 60)
+}
+
+fn policy_with_target(cluster: &str, config: &Config, target: u32) -> Policy {
     let y = format!(
-        "cluster: {cluster}\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 5m\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 10m\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"
+        "cluster: {cluster}\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: {target}\nscale_out:\n  cooldown: 5m\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 10m\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"
     );
     Policy::parse(&format!("{cluster}.yaml"), &y, config).expect("policy")
 }
@@ -504,4 +508,109 @@ async fn the_scale_in_time_is_on_the_master_before_the_delete() {
             "tags at delete: {tags:?}"
         );
     }
+}
+
+/// The rig's set with `ca`'s policy target changed to `target` and only the clusters named.
+fn set_of(rig: &Rig, clusters: &[&str], target: u32) -> elasticrds::service::reload::ConfigSet {
+    let entries = clusters
+        .iter()
+        .map(|c| {
+            let spec = rig.config.cluster(c).unwrap().clone();
+            ClusterEntry::new(spec, policy_with_target(c, &rig.config, target))
+        })
+        .collect();
+    elasticrds::service::reload::ConfigSet {
+        entries,
+        routers: elasticrds::ports::Routers::default(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_memory_of_kept_clusters_and_says_what_changed() {
+    let rig = Rig::new(1);
+    rig.load.set_cpu("ca", 95.0);
+    let metrics = Metrics::new();
+    let mut d = rig.daemon(&metrics);
+    assert!(d.tick().await.ok());
+    assert_eq!(rig.call_minutes("create_replica", "ca-"), vec![0]);
+    let before = d.state("ca").cloned().expect("state in memory");
+
+    // cb removed, ca's target changed: ca keeps its memory (its scale state, its cooldown).
+    let summary = d.reload(set_of(&rig, &["ca"], 70));
+    assert_eq!(summary.removed, vec!["cb".to_string()]);
+    assert_eq!(summary.policy_changed, vec!["ca".to_string()]);
+    assert!(summary.added.is_empty());
+    assert_eq!(d.state("ca"), Some(&before), "memory survives the reload");
+    assert_eq!(d.clusters().len(), 1);
+    let text = metrics.render();
+    let left: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("cluster=\"cb\"") && !l.contains("_total{"))
+        .collect();
+    // Its gauges are dropped (no replicas shown for a cluster no longer managed); its
+    // counters stay, as history.
+    assert!(left.is_empty(), "cb gauges left: {left:?}");
+    tokio::time::sleep(2 * MIN).await;
+    let out = d.tick().await;
+    assert!(out.ok());
+    assert_eq!(
+        rig.call_minutes("create_replica", "ca-"),
+        vec![0],
+        "the cooldown held across the reload"
+    );
+    let r = out.reports().next().unwrap();
+    assert_eq!(r.decision.primary, "cooldown");
+
+    // cb back: it starts as new; nothing of cb was ever deleted.
+    let summary = d.reload(set_of(&rig, &["ca", "cb"], 70));
+    assert_eq!(summary.added, vec!["cb".to_string()]);
+    assert!(summary.policy_changed.is_empty());
+    assert_eq!(d.state("cb"), None);
+    assert!(rig.call_minutes("delete_replica", "").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_reload_keeps_the_running_set_and_says_so_in_the_metric() {
+    use elasticrds::service::reload::{ConfigSet, Loader, Trigger};
+    let rig = Rig::new(1);
+    let metrics = Metrics::new();
+    metrics.config_loaded(true, 1.0);
+    let good = Arc::new(Mutex::new(false));
+    let flag = good.clone();
+    let next: Arc<Mutex<Option<ConfigSet>>> = Arc::new(Mutex::new(Some(set_of(&rig, &["ca"], 70))));
+    let loader: Loader = Box::new(move || {
+        if *flag.lock().unwrap() {
+            next.lock()
+                .unwrap()
+                .take()
+                .ok_or_else(|| "used".to_string())
+        } else {
+            Err("p.yaml:3:9: rules[0].target: must be a number".to_string())
+        }
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let d = rig.daemon(&metrics).with_reloader(loader, rx);
+    tx.send(Trigger::Signal).await.unwrap();
+    let d = run_for(d, Duration::from_secs(90)).await;
+    assert_eq!(d.clusters().len(), 2, "the old set keeps running");
+    let text = metrics.render();
+    assert!(
+        text.contains("elasticrds_config_last_reload_successful 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("elasticrds_config_last_reload_success_timestamp_seconds 1"),
+        "{text}"
+    );
+    *good.lock().unwrap() = true;
+    tx.send(Trigger::FileChange).await.unwrap();
+    let d = run_for(d, Duration::from_secs(90)).await;
+    assert_eq!(d.clusters().len(), 1, "the new set runs");
+    assert_eq!(
+        d.clusters()[0].policy,
+        policy_with_target("ca", &rig.config, 70)
+    );
+    assert!(metrics
+        .render()
+        .contains("elasticrds_config_last_reload_successful 1"));
 }

@@ -240,4 +240,17 @@ impl Fleet for RdsFleet {
             .map_err(|e| classify(op, &e))?;
         Ok(())
     }
+
+    async fn remove_tags(&self, id: &InstanceId, keys: &[String]) -> Result<(), PortError> {
+        let op = "RemoveTagsFromResource";
+        let arn = self.arn_of(id, "DescribeDBInstances").await?;
+        self.client
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify(op, &e))?;
+        Ok(())
+    }
 }

@@ -158,7 +158,8 @@ impl SimFleet {
     }
 
     /// Make the next call(s) of `operation` (`describe`, `restore_master`, `create_replica`,
-    /// `delete_replica`, `modify_class`, `read_tags`, `write_tags`) fail with `err`, once per
+    /// `delete_replica`, `modify_class`, `read_tags`, `write_tags`,
+    /// `remove_tags`) fail with `err`, once per
     /// queued error.
     pub fn fail_next(&self, operation: &'static str, err: PortError) {
         self.lock()
@@ -454,6 +455,21 @@ impl Fleet for SimFleet {
                 None => {
                     stored.insert(k.clone(), v.clone());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_tags(&self, id: &InstanceId, keys: &[String]) -> Result<(), PortError> {
+        let mut st = self.enter("remove_tags", Some(id))?;
+        let s = st
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| not_found("remove_tags", id))?;
+        if keys.iter().any(|k| s.inst.tags.contains_key(k)) {
+            let stored = Arc::make_mut(&mut s.inst.tags);
+            for k in keys {
+                stored.remove(k);
             }
         }
         Ok(())

@@ -5,12 +5,14 @@ use super::{load_config, print_json, CliError, CliResult, Output};
 use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
+use crate::core::pause::{Pause, Pauses};
 use crate::core::plan::{plan, plan_modify, ClusterView, ConflictKind, MasterIssue, Plan, Target};
 use crate::ports::{Clock, Fleet, Routers, SystemClock};
 use crate::reconcile::{
     apply, converge, observe_one, ActionResult, Drains, ExecOptions, Outcome, Route,
 };
-use crate::text::{conflict_kind, conflict_message, master_issue};
+use crate::text::{conflict_kind, conflict_message, master_issue, pause_text};
+use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
 use std::path::Path;
@@ -449,6 +451,34 @@ pub struct StatusReport {
     conflicts: Vec<ConflictRow>,
     /// What an operator should know about the master (it is never deleted).
     master_issues: Vec<MasterIssueRow>,
+    /// Operators' pauses written on the master (`elasticrds pause`), in force or expired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pauses: Vec<PauseRow>,
+}
+
+/// An operator's pause as `status` and `plan` show it.
+#[derive(Serialize)]
+pub struct PauseRow {
+    #[serde(flatten)]
+    pub pause: Pause,
+    pub in_force: bool,
+    pub message: String,
+}
+
+/// The pauses written on the view's master, in force at `now` or not.
+pub fn pause_rows(view: &ClusterView, now: DateTime<Utc>) -> Vec<PauseRow> {
+    let pauses = view
+        .master
+        .as_ref()
+        .map_or_else(Pauses::default, |m| Pauses::from_tags(&m.tags));
+    pauses
+        .all()
+        .map(|p| PauseRow {
+            in_force: p.in_force(now),
+            message: pause_text(p),
+            pause: p.clone(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -496,8 +526,9 @@ fn master_row(spec: &ClusterSpec, view: &ClusterView) -> InstanceRow {
     r
 }
 
-pub fn status_report(spec: &ClusterSpec, view: &ClusterView) -> StatusReport {
+pub fn status_report(spec: &ClusterSpec, view: &ClusterView, now: DateTime<Utc>) -> StatusReport {
     StatusReport {
+        pauses: pause_rows(view, now),
         cluster: spec.name.clone(),
         master: master_row(spec, view),
         replicas: spec
@@ -598,6 +629,14 @@ pub fn status_text(r: &StatusReport) -> String {
     for m in &r.master_issues {
         out.push_str(&format!("     warning: {}\n", m.message));
     }
+    for p in &r.pauses {
+        let state = if p.in_force {
+            "paused"
+        } else {
+            "pause expired"
+        };
+        out.push_str(&format!("     {state}: {}\n", p.message));
+    }
     out
 }
 
@@ -606,7 +645,7 @@ pub async fn status(config: Option<&Path>, a: StatusArgs) -> CliResult {
     let spec = find_cluster(&config, &a.cluster)?;
     let fleet = RdsFleet::from_env().await;
     let view = observe_one(&fleet, spec).await?;
-    let report = status_report(spec, &view);
+    let report = status_report(spec, &view, SystemClock.now());
     match a.output {
         Output::Text => print!("{}", status_text(&report)),
         Output::Json => print_json(&report)?,

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod govern;
 pub mod haproxy;
 pub mod model_args;
+pub mod pause;
 pub mod policy;
 pub mod run;
 
@@ -56,6 +57,11 @@ pub enum Command {
     /// Show what the policy decides for a cluster now, with its reasons, and what the
     /// reconciler would then do. Changes nothing.
     Plan(policy::PlanArgs),
+    /// Hold a cluster's scale-in, scale-out or both (tags on the master, honoured by every
+    /// running copy), for a while or until `resume`.
+    Pause(pause::PauseArgs),
+    /// End a pause written by `pause`.
+    Resume(pause::ResumeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -179,5 +185,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Run(a) => run::run(config, a).await,
         Command::Validate(a) => policy::validate(config, a).await,
         Command::Plan(a) => policy::run_plan(config, a).await,
+        Command::Pause(a) => pause::pause(config, a).await,
+        Command::Resume(a) => pause::resume(config, a).await,
     }
 }

@@ -291,6 +291,14 @@ pub fn plan_text(r: &PlanReport) -> String {
             o.target.map_or(String::new(), |t| format!(", target {t}")),
         ));
     }
+    for p in d.pauses.all() {
+        let state = if p.in_force(d.at) {
+            "paused"
+        } else {
+            "pause expired"
+        };
+        s.push_str(&format!("  {state}: {}\n", crate::text::pause_text(p)));
+    }
     s.push_str(&format!(
         "  cooldown left: out {}, in {}\n",
         crate::text::fmt_secs(d.cooldown_remaining_out.as_secs()),

@@ -1,20 +1,24 @@
 //! `elasticrds run`: the always-on service on AWS — the control loop (`service::daemon`) on
 //! the RDS and CloudWatch adapters, the `/metrics` + health server, logging, and signals
-//! (SIGTERM/SIGINT finish the AWS call in flight and exit 0; a second signal exits at once).
+//! (SIGTERM/SIGINT finish the AWS call in flight and exit 0; a second signal exits at once;
+//! SIGHUP reloads the config and policy files, as does a change to them on disk:
+//! `service::reload`).
 
-use super::govern::{govern, DefaultPolicy};
+use super::govern::{govern, DefaultPolicy, DEFAULT_POLICIES_DIR};
 use super::{load_config, CliError, CliResult};
 use crate::adapters::cloudwatch::CloudWatchMetrics;
 use crate::adapters::rds::RdsFleet;
-use crate::ports::SystemClock;
+use crate::ports::{Clock, SystemClock};
 use crate::service::daemon::{Daemon, DaemonOptions};
 use crate::service::http::{self, DEFAULT_LISTEN};
 use crate::service::metrics::Metrics;
+use crate::service::reload::{watch_files, ConfigSet, Loader, Trigger, Watched};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -62,6 +66,69 @@ pub struct RunArgs {
     /// Cap of the per-cluster backoff after failures.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub max_backoff: Duration,
+    /// How often the config and policy files are checked for changes (a change is loaded once
+    /// it has held still for one period); 0s turns the check off (SIGHUP still reloads).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_check: Duration,
+}
+
+/// Where `run` reads its set from, for the first load and every reload.
+#[derive(Debug, Clone)]
+struct Sources {
+    config: Option<PathBuf>,
+    policies: Option<PathBuf>,
+    default_policy: Option<PathBuf>,
+}
+
+impl Sources {
+    /// Read and validate the whole set (config, policy files, default policy) and build its
+    /// HAProxy routers: one path for the start and every reload.
+    fn load(&self) -> Result<(PathBuf, ConfigSet), CliError> {
+        let (config_file, config) = load_config(self.config.as_deref())?;
+        let default = DefaultPolicy::from_arg(self.default_policy.as_deref())?;
+        let entries = govern(&config, self.policies.as_deref(), default.as_ref())?;
+        if entries.is_empty() {
+            return Err(CliError::input(format!(
+                "{}: no cluster configured",
+                config_file.display()
+            )));
+        }
+        let routers =
+            crate::adapters::haproxy::HaproxyRuntime::routers_for(entries.iter().map(|e| &e.spec));
+        Ok((config_file, ConfigSet { entries, routers }))
+    }
+
+    /// The files the watcher checks.
+    fn watched(&self, config_file: &Path) -> Watched {
+        let mut files = vec![config_file.to_path_buf()];
+        if let Some(p) = self
+            .default_policy
+            .as_ref()
+            .filter(|p| *p != Path::new("builtin"))
+        {
+            files.push(p.clone());
+        }
+        let dir = (self.policies.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES_DIR));
+        Watched {
+            files,
+            dirs: vec![dir],
+        }
+    }
+}
+
+/// Forward every SIGHUP as a reload trigger.
+async fn forward_sighup(tx: mpsc::Sender<Trigger>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler: reload on SIGHUP is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(signal = "SIGHUP", "reloading the config and policy files");
+        if tx.send(Trigger::Signal).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Logging to stderr; level from RUST_LOG (default `info`, AWS SDK internals at `warn`).
@@ -249,19 +316,17 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
             humantime::format_duration(a.interval)
         )));
     }
-    let (config_file, config) = load_config(config_path)?;
+    let sources = Sources {
+        config: config_path.map(Path::to_path_buf),
+        policies: a.policies.clone(),
+        default_policy: a.default_policy.clone(),
+    };
+    let (config_file, set) = sources.load()?;
     let listen = match &a.listen {
         Some(s) => Some(resolve_listen(s).await?),
         None => None,
     };
-    let default = DefaultPolicy::from_arg(a.default_policy.as_deref())?;
-    let entries = govern(&config, a.policies.as_deref(), default.as_ref())?;
-    if entries.is_empty() {
-        return Err(CliError::input(format!(
-            "{}: no cluster configured",
-            config_file.display()
-        )));
-    }
+    let entries = set.entries;
     for e in &entries {
         if e.managed {
             tracing::info!(
@@ -282,13 +347,12 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         .map_err(|e| CliError::input(e.to_string()))?;
     let fleet = Arc::new(RdsFleet::from_env().await);
     let source = Arc::new(CloudWatchMetrics::from_env().await);
-    let routers =
-        crate::adapters::haproxy::HaproxyRuntime::routers_for(entries.iter().map(|e| &e.spec));
     let metrics = Metrics::new();
+    metrics.config_loaded(true, SystemClock.now().timestamp_millis() as f64 / 1000.0);
     let mut daemon = Daemon::new(
         fleet,
         source,
-        routers,
+        set.routers,
         Arc::new(SystemClock),
         entries,
         metrics.clone(),
@@ -334,8 +398,21 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
     } else {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(handle_signals(tx));
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        let hup = tokio::spawn(forward_sighup(reload_tx.clone()));
+        let watcher = (!a.reload_check.is_zero()).then(|| {
+            let w = sources.watched(&config_file);
+            tokio::spawn(watch_files(w, a.reload_check, reload_tx))
+        });
+        let loader: Loader =
+            Box::new(move || sources.load().map(|(_, set)| set).map_err(|e| e.message));
+        daemon = daemon.with_reloader(loader, reload_rx);
         daemon.run(rx).await;
         signals.abort();
+        hup.abort();
+        if let Some(w) = watcher {
+            w.abort();
+        }
         Ok(())
     };
     if let Some(s) = server {

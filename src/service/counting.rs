@@ -76,6 +76,10 @@ impl Fleet for CountingFleet {
         let r = self.inner.write_tags(id, tags).await;
         self.count("AddTagsToResource", 1, r)
     }
+    async fn remove_tags(&self, id: &InstanceId, keys: &[String]) -> Result<(), PortError> {
+        let r = self.inner.remove_tags(id, keys).await;
+        self.count("RemoveTagsFromResource", 1, r)
+    }
 }
 
 pub struct CountingMetrics {

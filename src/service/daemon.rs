@@ -12,12 +12,13 @@
 use super::counting::{CountingFleet, CountingMetrics};
 use super::http::Health;
 use super::metrics::Metrics;
+use super::reload::{ConfigSet, Loader, ReloadSummary, Trigger};
 use crate::control::{
     decide_and_act, fetch_all, gather_all_metrics, predict::refresh_histories, ClusterMemory,
     Gathered, TickContext, TickOptions, TickReport,
 };
 use crate::core::config::ClusterSpec;
-use crate::core::decide::{Decision, ScaleState};
+use crate::core::decide::{Decision, Direction, ScaleState};
 use crate::core::domain::MetricKind;
 use crate::core::plan::ClusterView;
 use crate::core::policy::Policy;
@@ -27,7 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 /// One configured cluster and the policy that governs it.
@@ -172,6 +173,8 @@ pub struct Daemon {
     opts: DaemonOptions,
     stop: Option<watch::Receiver<bool>>,
     ticks: u64,
+    /// How to reload the config and policy files, and when (`run`; none in tests and demo).
+    reloader: Option<(Loader, mpsc::Receiver<Trigger>)>,
 }
 
 impl Daemon {
@@ -204,6 +207,90 @@ impl Daemon {
             opts,
             stop: None,
             ticks: 0,
+            reloader: None,
+        }
+    }
+
+    /// Reload the config and policy files with `loader` whenever `triggers` says so, between
+    /// ticks (see [`Daemon::reload`]).
+    pub fn with_reloader(mut self, loader: Loader, triggers: mpsc::Receiver<Trigger>) -> Self {
+        self.reloader = Some((loader, triggers));
+        self
+    }
+
+    /// Replace the clusters, their policies and routers by a validated set. A cluster kept
+    /// keeps its memory (scale state, cooldowns, stabilization history, warm-up times, drains
+    /// under way) and its backoff, unless its master changed (then it starts as new); a cluster
+    /// removed is no longer managed (nothing is deleted) and its series are dropped; a cluster
+    /// added starts as new.
+    pub fn reload(&mut self, set: ConfigSet) -> ReloadSummary {
+        let summary = ReloadSummary::of(&self.clusters, &set.entries);
+        let mut old: Vec<(ClusterEntry, ClusterRuntime)> = std::mem::take(&mut self.clusters)
+            .into_iter()
+            .zip(std::mem::take(&mut self.runtime))
+            .collect();
+        let mut runtime = Vec::with_capacity(set.entries.len());
+        for e in &set.entries {
+            let kept = (old.iter().position(|(o, _)| o.spec.name == e.spec.name))
+                .map(|i| old.swap_remove(i))
+                .filter(|(o, _)| o.spec.master.id == e.spec.master.id);
+            match kept {
+                Some((_, rt)) => runtime.push(rt),
+                None => {
+                    self.metrics.init_cluster(&e.spec.name);
+                    runtime.push(ClusterRuntime::default());
+                }
+            }
+        }
+        for name in &summary.removed {
+            self.metrics.forget_cluster(name);
+        }
+        self.health
+            .set_clusters(set.entries.iter().map(|c| c.spec.name.clone()).collect());
+        self.clusters = set.entries;
+        self.runtime = runtime;
+        self.routers = set.routers;
+        summary
+    }
+
+    /// Run the loader and apply its set; a refused set leaves the running one as it is, and
+    /// the log and `elasticrds_config_last_reload_successful` say why.
+    fn reload_now(&mut self, trigger: Trigger) {
+        let Some((loader, _)) = &self.reloader else {
+            return;
+        };
+        let at = self.clock.now().timestamp_millis() as f64 / 1000.0;
+        match loader() {
+            Ok(set) => {
+                let summary = self.reload(set);
+                self.metrics.config_loaded(true, at);
+                tracing::info!(
+                    trigger = trigger.as_str(),
+                    changes = %summary.describe(),
+                    "config reloaded"
+                );
+            }
+            Err(errors) => {
+                self.metrics.config_loaded(false, at);
+                for line in errors.lines() {
+                    tracing::error!(trigger = trigger.as_str(), error = %line, "config reload refused");
+                }
+                tracing::warn!(
+                    trigger = trigger.as_str(),
+                    "config reload refused: the service keeps running the previous config and policies"
+                );
+            }
+        }
+    }
+
+    /// The next reload trigger, or never without a reloader.
+    async fn next_trigger(reloader: &mut Option<(Loader, mpsc::Receiver<Trigger>)>) -> Trigger {
+        match reloader {
+            Some((_, rx)) => match rx.recv().await {
+                Some(t) => t,
+                None => std::future::pending().await,
+            },
+            None => std::future::pending().await,
         }
     }
 
@@ -246,6 +333,10 @@ impl Daemon {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|v| *v) => break,
+                t = Self::next_trigger(&mut self.reloader) => {
+                    self.reload_now(t);
+                    continue;
+                }
                 _ = iv.tick() => {}
             }
             if *stop.borrow() {
@@ -580,6 +671,12 @@ impl Daemon {
         m.cooldown_remaining_seconds
             .with_label_values(&[c, "in"])
             .set(d.cooldown_remaining_in.as_secs_f64());
+        for dir in [Direction::Out, Direction::In] {
+            let held = d.pauses.in_force(dir, d.at).is_some();
+            m.paused
+                .with_label_values(&[c, dir.as_str()])
+                .set(held as i64);
+        }
         // Every metric's observed value (absent on a gap, never zero); a target only where a
         // rule of the policy has one.
         for o in &r.metrics {

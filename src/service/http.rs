@@ -44,8 +44,8 @@ pub struct Health {
     clock: Arc<dyn Clock>,
     interval: Duration,
     /// Per managed cluster: its name and the Unix milliseconds of its last observation
-    /// (`i64::MIN` when never).
-    observed_ms: Vec<(String, AtomicI64)>,
+    /// (`i64::MIN` when never). Replaced as a whole when a reload changes the clusters.
+    observed_ms: std::sync::RwLock<Vec<(String, AtomicI64)>>,
 }
 
 impl Health {
@@ -54,21 +54,41 @@ impl Health {
         Health {
             clock,
             interval,
-            observed_ms: clusters
-                .into_iter()
-                .map(|c| (c, AtomicI64::new(i64::MIN)))
-                .collect(),
+            observed_ms: std::sync::RwLock::new(
+                clusters
+                    .into_iter()
+                    .map(|c| (c, AtomicI64::new(i64::MIN)))
+                    .collect(),
+            ),
         }
+    }
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, AtomicI64)>> {
+        self.observed_ms.read().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The clusters after a reload, in the daemon's new order: a cluster kept keeps its last
+    /// observation, a new one starts as never observed.
+    pub fn set_clusters(&self, clusters: Vec<String>) {
+        let old = self.read();
+        let next: Vec<(String, AtomicI64)> = clusters
+            .into_iter()
+            .map(|c| {
+                let ms = (old.iter().find(|(n, _)| *n == c))
+                    .map_or(i64::MIN, |(_, ms)| ms.load(Ordering::Relaxed));
+                (c, AtomicI64::new(ms))
+            })
+            .collect();
+        drop(old);
+        *self.observed_ms.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
     /// Cluster number `i` was observed `at`.
     pub fn observed(&self, i: usize, at: DateTime<Utc>) {
-        if let Some((_, ms)) = self.observed_ms.get(i) {
+        if let Some((_, ms)) = self.read().get(i) {
             ms.store(at.timestamp_millis(), Ordering::Relaxed);
         }
     }
     /// When cluster number `i` was last observed.
     pub fn last_observed(&self, i: usize) -> Option<DateTime<Utc>> {
-        match self.observed_ms.get(i)?.1.load(Ordering::Relaxed) {
+        match self.read().get(i)?.1.load(Ordering::Relaxed) {
             i64::MIN => None,
             ms => DateTime::from_timestamp_millis(ms),
         }
@@ -80,21 +100,19 @@ impl Health {
     }
     /// Why the service is not ready (the clusters not observed lately), `None` when ready.
     pub fn not_ready_reason(&self) -> Option<String> {
-        if self.observed_ms.is_empty() {
+        let names: Vec<String> = self.read().iter().map(|(n, _)| n.clone()).collect();
+        if names.is_empty() {
             return Some("no cluster to manage".into());
         }
         let now = self.clock.now();
         let window = self.interval.saturating_mul(3);
-        let stale: Vec<String> = (0..self.observed_ms.len())
-            .filter_map(|i| {
-                let name = &self.observed_ms[i].0;
-                match self.last_observed(i) {
-                    None => Some(format!("{name} never observed")),
-                    Some(t) if (now - t).to_std().unwrap_or_default() >= window => {
-                        Some(format!("{name} last observed at {}", t.to_rfc3339()))
-                    }
-                    Some(_) => None,
+        let stale: Vec<String> = (names.iter().enumerate())
+            .filter_map(|(i, name)| match self.last_observed(i) {
+                None => Some(format!("{name} never observed")),
+                Some(t) if (now - t).to_std().unwrap_or_default() >= window => {
+                    Some(format!("{name} last observed at {}", t.to_rfc3339()))
                 }
+                Some(_) => None,
             })
             .collect();
         match stale.len() {

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub replica_lag_seconds: GaugeVec,
     pub replica_lag_target_seconds: GaugeVec,
     pub cooldown_remaining_seconds: GaugeVec,
+    pub paused: IntGaugeVec,
+    pub config_last_reload_successful: Gauge,
+    pub config_last_reload_success_timestamp_seconds: Gauge,
     pub forecast_load: GaugeVec,
     pub forecast_replicas: GaugeVec,
     pub forecast_error_ratio: GaugeVec,
@@ -173,6 +176,19 @@ impl Metrics {
                 "Seconds until the next action in that direction is allowed.",
                 &["cluster", "direction"]
             )),
+            paused: reg!(int_gauge(
+                "paused",
+                "1 while an operator's pause (elasticrds pause) holds that direction, else 0.",
+                &["cluster", "direction"]
+            )),
+            config_last_reload_successful: reg!(Gauge::new(
+                name("config_last_reload_successful"),
+                "Whether the last reload of the config and policy files succeeded (1) or was refused (0)."
+            )),
+            config_last_reload_success_timestamp_seconds: reg!(Gauge::new(
+                name("config_last_reload_success_timestamp_seconds"),
+                "Unix time of the last successful load of the config and policy files (start or reload)."
+            )),
             forecast_load: reg!(gauge(
                 "forecast_load",
                 "Peak total load the forecast expects within its horizon (CPU: summed over replicas, 1 = 100 %).",
@@ -287,6 +303,55 @@ impl Metrics {
         self.conflicting_instances
             .with_label_values(&[cluster])
             .set(0);
+        for direction in ["out", "in"] {
+            self.paused.with_label_values(&[cluster, direction]).set(0);
+        }
+    }
+
+    /// Drop the per-cluster gauges of a cluster no longer configured (after a reload), so that
+    /// no dashboard shows replicas of a cluster nobody manages; its counters stay, as history.
+    pub fn forget_cluster(&self, cluster: &str) {
+        let one = [
+            &self.replicas,
+            &self.available_replicas,
+            &self.conflicting_instances,
+            &self.desired_replicas,
+            &self.min_replicas,
+            &self.max_replicas,
+        ];
+        for g in one {
+            let _ = g.remove_label_values(&[cluster]);
+        }
+        let gauges = [
+            &self.cpu_utilization_ratio,
+            &self.cpu_target_ratio,
+            &self.connections,
+            &self.connections_target,
+            &self.replica_lag_seconds,
+            &self.replica_lag_target_seconds,
+            &self.forecast_load,
+            &self.forecast_replicas,
+            &self.forecast_error_ratio,
+            &self.forecast_horizon_seconds,
+            &self.backoff_seconds,
+        ];
+        for g in gauges {
+            let _ = g.remove_label_values(&[cluster]);
+        }
+        for direction in ["out", "in"] {
+            let _ = self.paused.remove_label_values(&[cluster, direction]);
+            let _ = (self.cooldown_remaining_seconds).remove_label_values(&[cluster, direction]);
+        }
+    }
+
+    /// A load of the config and policy files: successful (at start or reload) or refused.
+    pub fn config_loaded(&self, ok: bool, unix_secs: f64) {
+        self.config_last_reload_successful
+            .set(if ok { 1.0 } else { 0.0 });
+        if ok {
+            self.config_last_reload_success_timestamp_seconds
+                .set(unix_secs);
+        }
     }
 
     /// An AWS call made through a port (`service` is `rds` or `cloudwatch`). The operation's

@@ -4,6 +4,8 @@
 //! - `metrics`: the [`metrics::Metrics`] struct owning its Prometheus registry.
 //! - `http`: the hyper server for `/metrics`, `/healthz` and `/readyz`.
 //! - `conns`: the HTTP server's connection slots (a full house sheds its longest-idle one).
+//! - `reload`: reloading the config and policy files on SIGHUP or a file change (the loader,
+//!   the file watcher, what changed).
 //! - `counting`: decorators counting AWS calls and errors on the Fleet and MetricsSource ports.
 //!
 //! The decision itself is made by `crate::control`, shared with the backtest.
@@ -13,3 +15,4 @@ pub mod counting;
 pub mod daemon;
 pub mod http;
 pub mod metrics;
+pub mod reload;

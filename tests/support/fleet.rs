@@ -34,6 +34,7 @@ pub enum Op {
     ModifyClass,
     ReadTags,
     WriteTags,
+    RemoveTags,
 }
 
 /// One call through a [`HookedFleet`], as its hooks see it.
@@ -164,5 +165,9 @@ impl Fleet for HookedFleet {
     async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError> {
         let c = named(Op::WriteTags, &[id]);
         self.call(c, self.inner.write_tags(id, tags)).await
+    }
+    async fn remove_tags(&self, id: &InstanceId, keys: &[String]) -> Result<(), PortError> {
+        let c = named(Op::RemoveTags, &[id]);
+        self.call(c, self.inner.remove_tags(id, keys)).await
     }
 }

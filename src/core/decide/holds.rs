@@ -9,6 +9,7 @@ use super::rules::Evaluated;
 use super::serving::{Serving, Window};
 use super::{Direction, ScaleState};
 use crate::core::config::ClusterSpec;
+use crate::core::pause::Pauses;
 use crate::core::plan::ClusterView;
 use crate::core::policy::{DirectionSettings, Policy};
 use chrono::{DateTime, Utc};
@@ -86,6 +87,22 @@ pub(super) struct Situation<'a> {
     pub data_holds: Vec<Reason>,
     pub cooldown_out: Duration,
     pub cooldown_in: Duration,
+    /// The operator's pauses written on the master (`elasticrds pause`).
+    pub pauses: &'a Pauses,
+}
+
+/// The hold of a paused direction: by the policy (`enabled: false`) or by an operator's pause
+/// in force. A paused direction holds everything, bounds corrections included.
+fn paused(s: &Situation, direction: Direction) -> Option<Reason> {
+    let d = if direction == Direction::Out {
+        &s.policy.scale_out
+    } else {
+        &s.policy.scale_in
+    };
+    if !d.enabled {
+        return Some(Reason::Paused { direction });
+    }
+    (s.pauses.in_force(direction, s.now)).map(|p| Reason::OperatorPaused { pause: p.clone() })
 }
 
 /// The outcome: the desired count, the code that drove it, reasons and holds.
@@ -143,10 +160,8 @@ fn raise_to_min(s: &Situation, out: &mut Settled) {
     let (current, min) = (s.current, s.min);
     out.driver = "clamped_min";
     out.reasons.push(Reason::BelowMin { current, min });
-    if !s.policy.scale_out.enabled {
-        out.holds.push(Reason::Paused {
-            direction: Direction::Out,
-        });
+    if let Some(hold) = paused(s, Direction::Out) {
+        out.holds.push(hold);
     } else if !s.master_ok {
         out.holds.extend(s.flight.iter().take(1).cloned());
     } else {
@@ -170,10 +185,8 @@ fn lower_to_max(s: &Situation, out: &mut Settled) {
         current: s.current,
         max: s.max,
     });
-    if !s.policy.scale_in.enabled {
-        out.holds.push(Reason::Paused {
-            direction: Direction::In,
-        });
+    if let Some(hold) = paused(s, Direction::In) {
+        out.holds.push(hold);
     } else if !s.flight.is_empty() {
         out.holds.extend(s.flight.iter().cloned());
     } else {
@@ -189,8 +202,8 @@ fn scale(s: &Situation, direction: Direction, r: usize, out: &mut Settled) {
     } else {
         &s.policy.scale_in
     };
-    if !d.enabled {
-        out.holds.push(Reason::Paused { direction });
+    if let Some(hold) = paused(s, direction) {
+        out.holds.push(hold);
     }
     // A scale-out may wait for replicas in flight only when the policy says so; a scale-in
     // always waits for anything in flight.

@@ -35,6 +35,7 @@ pub use state::{
 use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricSeries, Statistic};
 use super::forecast::{Abstain, Forecast};
+use super::pause::Pauses;
 use super::plan::{ClusterView, Target};
 use super::policy::{Aggregation, Policy};
 use chrono::{DateTime, Utc};
@@ -124,6 +125,9 @@ pub struct Decision {
     /// What the forecast found and changed (policies with a `predictive` section).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastReport>,
+    /// The operator's pauses written on the master, in force or expired (`elasticrds pause`).
+    #[serde(skip_serializing_if = "Pauses::is_empty")]
+    pub pauses: Pauses,
 }
 
 impl Decision {
@@ -168,6 +172,8 @@ pub fn decide_with_forecast(
     // the settling.
     let mut reasons = context(spec, view, &bounds.schedules, min, max, policy.rules.len());
     let (cooldown_out, cooldown_in) = holds::cooldowns(policy, state, now);
+    let pauses =
+        (view.master.as_ref()).map_or_else(Pauses::default, |m| Pauses::from_tags(&m.tags));
 
     let window = serving::Window::of(policy, now);
     let mut serving = serving::Serving::of(policy, view, metrics, &window, now);
@@ -195,6 +201,7 @@ pub fn decide_with_forecast(
             data_holds: data_holds.clone(),
             cooldown_out,
             cooldown_in,
+            pauses: &pauses,
         })
     };
     let forecast = forecast.filter(|_| policy.predictive.is_some());
@@ -255,6 +262,7 @@ pub fn decide_with_forecast(
         },
         history_secs: policy.history_secs(),
         forecast: report,
+        pauses,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::Direction;
 use crate::core::domain::{InstanceId, InstanceStatus, MetricKind};
+use crate::core::pause::Pause;
 use chrono::{DateTime, Utc};
 
 /// The kind of rule a proposal came from (its reason code).
@@ -144,6 +145,9 @@ pub enum Reason {
     },
     /// The direction is paused by the policy.
     Paused { direction: Direction },
+    /// The direction is paused by an operator (`elasticrds pause`, a tag on the master); code
+    /// `paused` too.
+    OperatorPaused { pause: Pause },
     /// Held by the stabilization window: `value` is the lowest (scale-out) or highest
     /// (scale-in) recommendation in the last `window_secs`.
     Stabilization {
@@ -204,7 +208,7 @@ impl Reason {
             Reason::BelowMin { .. } | Reason::ClampedMin { .. } => "clamped_min",
             Reason::AboveMax { .. } | Reason::ClampedMax { .. } => "clamped_max",
             Reason::LoadNeeds { by, .. } => by.code(),
-            Reason::Paused { .. } => "paused",
+            Reason::Paused { .. } | Reason::OperatorPaused { .. } => "paused",
             Reason::Stabilization { .. } => "stabilization",
             Reason::Cooldown { .. } => "cooldown",
             Reason::MaxStep { .. } => "max_step",
@@ -224,6 +228,7 @@ impl Reason {
             | Reason::MasterBusy { .. }
             | Reason::ReplicaBusy { .. }
             | Reason::Paused { .. }
+            | Reason::OperatorPaused { .. }
             | Reason::Stabilization { .. }
             | Reason::Cooldown { .. } => true,
             _ => false,

@@ -849,3 +849,56 @@ fn a_forecast_is_ignored_by_a_policy_without_a_predictive_section() {
     assert_eq!(d.desired, 2);
     assert!(d.forecast.is_none());
 }
+
+/// `avail(n)` with a pause tag on the master.
+fn paused_view(n: usize, key: &str, value: &str) -> ClusterView {
+    let mut v = avail(n);
+    let m = v.master.as_mut().unwrap();
+    let mut tags = (*m.tags).clone();
+    tags.insert(key.into(), value.into());
+    m.tags = std::sync::Arc::new(tags);
+    v
+}
+
+#[test]
+fn an_operator_pause_holds_its_direction_until_it_expires() {
+    use crate::core::pause::{TAG_PAUSE_IN, TAG_PAUSE_OUT};
+    let p = policy("");
+    let low = cpu(&IDS[..3], 5.0);
+    let v = paused_view(
+        3,
+        TAG_PAUSE_IN,
+        "until=2026-11-25T13:00:00Z by=ops reason=migration",
+    );
+    let d = run(&p, &v, &low, &ScaleState::default());
+    assert_eq!(d.desired, 3);
+    assert_eq!(d.primary, "paused");
+    assert!(has(
+        &d,
+        "paused",
+        "held: scale-in paused by ops until 2026-11-25T13:00:00Z (migration)"
+    ));
+    assert!(d.pauses.scale_in.is_some());
+    // The other direction is not held.
+    let high = cpu(&IDS[..3], 95.0);
+    assert!(run(&p, &v, &high, &ScaleState::default()).desired > 3);
+    // Expired: the scale-in goes ahead; the pause is still reported as written.
+    let old = paused_view(
+        3,
+        TAG_PAUSE_IN,
+        "until=2026-11-25T12:00:00Z by=ops reason=done",
+    );
+    let d = run(&p, &old, &low, &ScaleState::default());
+    assert!(d.desired < 3);
+    assert!(d.pauses.scale_in.is_some());
+    // A scale-out pause holds even a bounds correction (below the min).
+    let p2 = policy("min_replicas: 3\n");
+    let v = paused_view(2, TAG_PAUSE_OUT, "until=never by=ops reason=load test");
+    let d = run(&p2, &v, &cpu(&IDS[..2], 50.0), &ScaleState::default());
+    assert_eq!(d.desired, 2);
+    assert!(has(
+        &d,
+        "paused",
+        "scale-out paused by ops until resumed (load test)"
+    ));
+}
