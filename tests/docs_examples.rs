@@ -12,7 +12,9 @@
 //!
 //! Set-up the reader is told in prose is done by HTML comments, `<!-- docs-examples: STEP -->`:
 //! `file PATH` (the next fenced block must equal `docs/examples/PATH`), `run ARGS` (elasticrds,
-//! must exit 0), `foreign-replica ID CLASS SOURCE`, `delete-instance ID`, `delete-snapshot ID`,
+//! must exit 0), `foreign-replica ID CLASS SOURCE`, `instance ID ENGINE` (a standalone DB
+//! instance), `cd DIR` (the following examples run in DIR, made inside the temp dir, empty
+//! unless it is one of docs/examples/'s), `delete-instance ID`, `delete-snapshot ID`,
 //! `cpu-csv FILE ID=VALUE...` (five one-minute CPU samples per instance, ending a minute before
 //! now) and `cloudwatch-cpu ID=VALUE...` (the same, put to ministack).
 //!
@@ -196,7 +198,8 @@ fn normalise(text: &str) -> String {
 
 fn normalise_line(l: &str) -> String {
     let l = replace_times(l);
-    let l = replace_words(&l);
+    // An age counts up while the examples run, from zero too ("available for 0s of 10m0s").
+    let l = replace_words(&l).replace("available for 0s ", "available for <duration> ");
     match l.find("_secs\": ") {
         Some(k) if l[k + 8..].trim_end_matches(',').parse::<f64>().is_ok() => {
             let comma = if l.ends_with(',') { "," } else { "" };
@@ -279,6 +282,8 @@ struct World {
     moto: Moto,
     cloudwatch: Ministack,
     dir: tempfile::TempDir,
+    /// Where the examples run: the temp dir, or a directory in it after `cd DIR`.
+    cwd: std::cell::RefCell<PathBuf>,
 }
 
 fn examples_dir() -> PathBuf {
@@ -313,6 +318,7 @@ impl World {
         World {
             moto,
             cloudwatch,
+            cwd: std::cell::RefCell::new(dir.path().to_path_buf()),
             dir,
         }
     }
@@ -322,7 +328,7 @@ impl World {
         cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.cloudwatch.endpoint())
             .envs(env.iter().cloned())
             .args(args)
-            .current_dir(self.dir.path());
+            .current_dir(self.cwd.borrow().as_path());
         cmd
     }
 
@@ -339,7 +345,9 @@ impl World {
             self.elasticrds(&env, &words[n_env + 1..])
         } else {
             let mut c = Command::new("sh");
-            c.arg("-c").arg(command).current_dir(self.dir.path());
+            c.arg("-c")
+                .arg(command)
+                .current_dir(self.cwd.borrow().as_path());
             c
         };
         // Outputs go to files outside the example's directory, which the examples may list.
@@ -375,6 +383,12 @@ impl World {
                     .expect("CreateDBInstanceReadReplica (by hand)");
             }),
             ["delete-instance", id] => delete_instance(&rds, id),
+            ["instance", id, engine] => block_on(support::create_db_instance(&rds, id, engine)),
+            ["cd", dir] => {
+                let to = self.dir.path().join(dir);
+                std::fs::create_dir_all(&to).expect("create the examples' directory");
+                *self.cwd.borrow_mut() = to;
+            }
             ["delete-snapshot", id] => block_on(async {
                 rds.delete_db_snapshot()
                     .db_snapshot_identifier(*id)
@@ -383,7 +397,7 @@ impl World {
                     .expect("DeleteDBSnapshot");
             }),
             ["cpu-csv", file, values @ ..] => {
-                std::fs::write(self.dir.path().join(file), cpu_csv(&samples(values)))
+                std::fs::write(self.cwd.borrow().join(file), cpu_csv(&samples(values)))
                     .expect("write cpu csv");
             }
             ["cloudwatch-cpu", values @ ..] => self.put_cpu(&samples(values)),
@@ -685,6 +699,10 @@ fn the_normaliser_hides_times_and_durations_only() {
     assert_eq!(
         normalise("at: 2026-12-01T19:34:48.511759699Z, in 4m38s, out 0s, for 33s of 10m0s"),
         "at: <time>, in <duration>, out 0s, for <duration> of <duration>"
+    );
+    assert_eq!(
+        normalise("c1s1 available for 0s of 10m0s, c1s2 available for 1s of 10m0s"),
+        "c1s1 available for <duration> of <duration>, c1s2 available for <duration> of <duration>"
     );
     assert_eq!(
         normalise("  \"cooldown_remaining_in_secs\": 278,"),

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod demo;
 pub mod govern;
 pub mod haproxy;
+pub mod init;
 pub mod model_args;
 pub mod pause;
 pub mod policy;
@@ -62,6 +63,9 @@ pub enum Command {
     Pause(pause::PauseArgs),
     /// End a pause written by `pause`.
     Resume(pause::ResumeArgs),
+    /// Adopt an existing master and its read replicas: write a cluster config and a starter
+    /// policy in observe-only mode.
+    Init(init::InitArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -187,5 +191,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Plan(a) => policy::run_plan(config, a).await,
         Command::Pause(a) => pause::pause(config, a).await,
         Command::Resume(a) => pause::resume(config, a).await,
+        Command::Init(a) => init::init(config, a).await,
     }
 }

@@ -389,6 +389,19 @@ const AWS_VARS_TO_CLEAR: &[&str] = &[
     "AWS_USE_DUALSTACK_ENDPOINT",
 ];
 
+/// An empty file standing for the shared AWS `config` or `credentials` file: nothing of the
+/// caller's ~/.aws is read, and the SDK has no missing file to warn about on every start.
+/// One directory shared by every test process (each writes the same empty files).
+pub fn empty_aws_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("elasticrds-test-aws");
+    let path = dir.join(name);
+    if !path.is_file() {
+        std::fs::create_dir_all(&dir).expect("dir for the empty AWS files");
+        std::fs::write(&path, "").expect("write an empty AWS file");
+    }
+    path
+}
+
 /// Put the AWS test environment on `cmd`: fake credentials, us-east-1, the given endpoint
 /// overrides (RDS, CloudWatch), no profile, no shared config files, no instance metadata.
 pub fn aws_env<'c>(
@@ -404,11 +417,8 @@ pub fn aws_env<'c>(
         .env("AWS_REGION", "us-east-1")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/elasticrds-test/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/elasticrds-test/credentials",
-        );
+        .env("AWS_CONFIG_FILE", empty_aws_file("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty_aws_file("credentials"));
     if let Some(e) = rds_endpoint {
         cmd.env("AWS_ENDPOINT_URL_RDS", e);
     }
