@@ -456,6 +456,7 @@ fn alert_rules_pass_promtool_and_every_alert_is_unit_tested() {
         "ElasticrdsPinnedAtMax",
         "ElasticrdsActionFailures",
         "ElasticrdsFlapping",
+        "ElasticrdsConfigReloadFailed",
     ] {
         assert!(
             alerts.contains(expected),

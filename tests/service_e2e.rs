@@ -10,6 +10,12 @@
 //!    since the last scale-out, one replica per action;
 //!
 //! and the foreign replica of the master is never touched; created replicas carry managed tags.
+//!
+//! Day two (issue 18): a running `run` reloads a changed policy on SIGHUP and on a file change,
+//! refuses a broken edit and keeps the old policy acting; an operator's pause written by the
+//! CLI holds a running service, a second copy and `plan` until it expires or is resumed; `init`
+//! adopts the master and its replicas into a config that validates and with which `plan`
+//! changes nothing.
 
 mod support;
 
@@ -32,6 +38,21 @@ struct Env {
 }
 
 impl Env {
+    /// The binary with the config and the emulators, running `args` (a command and its flags).
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = support::elasticrds(Some(&self.moto.endpoint()));
+        cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+            .arg("--config")
+            .arg(self.dir.path().join("elasticrds.yaml"))
+            .args(args)
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn policy_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("policies/e2e.yaml")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = support::elasticrds(Some(&self.moto.endpoint()));
         cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
@@ -163,11 +184,17 @@ struct Proc {
 
 impl Proc {
     fn spawn(env: &Env, name: &str) -> Proc {
+        Proc::spawn_with(env, name, &[])
+    }
+    fn spawn_with(env: &Env, name: &str, extra: &[&str]) -> Proc {
         let port = support::free_port();
         let log = env.dir.path().join(format!("{name}.log"));
         let f = std::fs::File::create(&log).unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["--interval", "2s", "--listen", &listen];
+        args.extend_from_slice(extra);
         let child = env
-            .command(&["--interval", "2s", "--listen", &format!("127.0.0.1:{port}")])
+            .command(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(f.try_clone().unwrap()))
             .stderr(Stdio::from(f))
@@ -180,6 +207,13 @@ impl Proc {
     }
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig}");
     }
     /// SIGTERM; the exit status (bounded wait).
     fn stop(mut self) -> std::process::ExitStatus {
@@ -561,4 +595,329 @@ fn a_cluster_no_policy_names_is_observed_not_scaled() {
             "{what}: {err}"
         );
     }
+}
+
+/// A CLI command's output; fails with its stderr unless it exits with `code`.
+fn expect_exit(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().expect("run elasticrds");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{cmd:?}:\n{text}");
+    text
+}
+
+#[test]
+fn run_reloads_its_policy_on_sighup_and_on_a_file_change_and_refuses_a_broken_edit() {
+    let env = setup();
+    env.put_cpu(50.0);
+    // ---- SIGHUP (the file check off, so that only the signal reloads).
+    let p = Proc::spawn_with(&env, "hup", &["--reload-check", "0s"]);
+    let target = |p: &Proc| metric(&p.metrics(), "elasticrds_cpu_target_ratio{cluster=\"e2e\"}");
+    wait_until(
+        "the first tick",
+        Duration::from_secs(30),
+        &|| p.log(),
+        || target(&p) == Some(0.6),
+    );
+    assert_eq!(
+        env.replicas(),
+        vec!["e2e-s01"],
+        "50 % is steady at target 60"
+    );
+    std::fs::write(
+        env.policy_file(),
+        POLICY.replace("target: 60", "target: 30"),
+    )
+    .unwrap();
+    p.signal("-HUP");
+    wait_until(
+        "the new target",
+        Duration::from_secs(20),
+        &|| p.log(),
+        || target(&p) == Some(0.3),
+    );
+    wait_until(
+        "a scale-out under the new target",
+        Duration::from_secs(30),
+        &|| p.log(),
+        || env.replicas().len() == 2,
+    );
+    let log = p.log();
+    assert!(
+        log.contains("config reloaded") && log.contains("trigger=\"SIGHUP\""),
+        "{log}"
+    );
+    assert!(log.contains("policy changed: e2e"), "{log}");
+    assert_eq!(
+        metric(&p.metrics(), "elasticrds_config_last_reload_successful"),
+        Some(1.0)
+    );
+
+    // ---- A broken edit: refused, located, the old policy keeps acting.
+    std::fs::write(
+        env.policy_file(),
+        POLICY.replace("target: 60", "target: lots"),
+    )
+    .unwrap();
+    p.signal("-HUP");
+    wait_until("the refusal", Duration::from_secs(20), &|| p.log(), || {
+        p.log().contains("config reload refused")
+    });
+    let log = p.log();
+    assert!(
+        log.contains("policies/e2e.yaml:"),
+        "the error names the file: {log}"
+    );
+    assert!(log.contains("target"), "and the field: {log}");
+    let m = p.metrics();
+    assert_eq!(
+        metric(&m, "elasticrds_config_last_reload_successful"),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "elasticrds_config_last_reload_success_timestamp_seconds"
+        )
+        .unwrap()
+            > 1e9
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(target(&p), Some(0.3), "the old policy keeps acting");
+    assert!(p.stop().success());
+
+    // ---- A file change, no signal: loaded once the save has held still.
+    let p = Proc::spawn_with(&env, "watch", &["--reload-check", "1s"]);
+    std::fs::write(
+        env.policy_file(),
+        POLICY.replace("target: 60", "target: 30"),
+    )
+    .unwrap();
+    wait_until(
+        "the first tick",
+        Duration::from_secs(30),
+        &|| p.log(),
+        || target(&p) == Some(0.3),
+    );
+    std::fs::write(
+        env.policy_file(),
+        POLICY.replace("target: 60", "target: 80"),
+    )
+    .unwrap();
+    wait_until(
+        "the reload on a file change",
+        Duration::from_secs(20),
+        &|| p.log(),
+        || target(&p) == Some(0.8),
+    );
+    let log = p.log();
+    assert!(log.contains("trigger=\"file change\""), "{log}");
+    assert_eq!(
+        metric(&p.metrics(), "elasticrds_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert!(p.stop().success());
+}
+
+#[test]
+fn a_pause_holds_a_running_service_a_second_copy_and_plan_until_it_ends() {
+    let env = setup();
+    support::block_on(async {
+        for id in ["e2e-s02", "e2e-s03"] {
+            env.rds
+                .create_db_instance_read_replica()
+                .db_instance_identifier(id)
+                .source_db_instance_identifier("e2e-m01")
+                .db_instance_class("db.t3.micro")
+                .send()
+                .await
+                .expect("create replica");
+        }
+    });
+    // Scale-in at once whenever allowed: no cooldown, no stabilization.
+    let policy = POLICY.replace("cooldown: 40s", "cooldown: 0s");
+    std::fs::write(env.policy_file(), &policy).unwrap();
+    env.put_cpu(5.0);
+    let paused_at = Instant::now();
+    let out = expect_exit(
+        env.cli(&[
+            "pause",
+            "e2e",
+            "--direction",
+            "in",
+            "--for",
+            "12s",
+            "--reason",
+            "migration",
+        ])
+        .env("USER", "ops"),
+        0,
+    );
+    assert!(out.contains("scale-in paused by ops until"), "{out}");
+    // `plan` and a second copy (`run --once`) hold, and say why.
+    let plan = expect_exit(&mut env.cli(&["plan", "e2e"]), 0);
+    assert!(
+        plan.contains("[paused] held: scale-in paused by ops until"),
+        "{plan}"
+    );
+    assert!(plan.contains("(migration)"), "{plan}");
+    let status = expect_exit(&mut env.cli(&["status", "e2e"]), 0);
+    assert!(
+        status.contains("paused: scale-in paused by ops"),
+        "{status}"
+    );
+    let once = expect_exit(env.command(&["--once"]).env("RUST_LOG", "info"), 0);
+    assert!(once.contains("held: scale-in paused by ops"), "{once}");
+    assert_eq!(env.replicas().len(), 3);
+    // A running service holds too, then scales in once the pause has expired.
+    let p = Proc::spawn(&env, "paused");
+    let paused = |p: &Proc| {
+        metric(
+            &p.metrics(),
+            "elasticrds_paused{cluster=\"e2e\",direction=\"in\"}",
+        )
+    };
+    wait_until(
+        "the pause exported",
+        Duration::from_secs(30),
+        &|| p.log(),
+        || paused(&p) == Some(1.0),
+    );
+    assert_eq!(env.replicas().len(), 3, "held while paused: {}", p.log());
+    wait_until(
+        "the scale-in after expiry",
+        Duration::from_secs(40),
+        &|| p.log(),
+        || env.replicas().len() == 2,
+    );
+    assert!(
+        paused_at.elapsed() >= Duration::from_secs(11),
+        "deleted before the pause expired"
+    );
+    assert_eq!(env.replicas(), vec!["e2e-s01", "e2e-s02"]);
+    wait_until(
+        "the pause over",
+        Duration::from_secs(20),
+        &|| p.log(),
+        || paused(&p) == Some(0.0),
+    );
+
+    // Paused until resumed: held, then `resume` lets the service go on.
+    expect_exit(&mut env.cli(&["pause", "e2e", "--direction", "in"]), 0);
+    wait_until(
+        "the pause exported",
+        Duration::from_secs(20),
+        &|| p.log(),
+        || paused(&p) == Some(1.0),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(env.replicas().len(), 2, "held while paused: {}", p.log());
+    let dry = expect_exit(&mut env.cli(&["resume", "e2e", "--dry-run"]), 0);
+    assert!(dry.contains("nothing removed"), "{dry}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(env.replicas().len(), 2, "a dry run resumes nothing");
+    expect_exit(&mut env.cli(&["resume", "e2e"]), 0);
+    wait_until(
+        "the scale-in after resume",
+        Duration::from_secs(30),
+        &|| p.log(),
+        || env.replicas().len() == 1,
+    );
+    assert!(p.stop().success());
+    let master = &env.instances()["e2e-m01"];
+    assert!(!master.contains_key("elasticrds:pause-in"), "{master:?}");
+}
+
+#[test]
+fn init_adopts_the_master_and_its_replicas_and_plan_then_changes_nothing() {
+    let env = setup();
+    // An instance already holding the first slot's id: skipped.
+    support::block_on(support::create_db_instance(
+        &env.rds,
+        "e2e-m01-r01",
+        "mysql",
+    ));
+    let order: Vec<String> = support::block_on(async {
+        let out = env
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier("e2e-m01")
+            .send()
+            .await
+            .expect("describe the master");
+        out.db_instances()[0]
+            .read_replica_db_instance_identifiers()
+            .to_vec()
+    });
+    assert_eq!(order.len(), 2, "{order:?}");
+    let adopt = env.dir.path().join("adopt");
+    std::fs::create_dir(&adopt).unwrap();
+    let init = |extra: &[&str]| {
+        let mut cmd = support::elasticrds(Some(&env.moto.endpoint()));
+        cmd.args([
+            "init",
+            "--master",
+            "e2e-m01",
+            "--cluster",
+            "shop",
+            "--slots",
+            "2",
+        ])
+        .args(extra)
+        .current_dir(&adopt);
+        cmd
+    };
+    let dry = expect_exit(&mut init(&["--dry-run"]), 0);
+    assert!(dry.contains("would write elasticrds.yaml"), "{dry}");
+    assert!(
+        !adopt.join("elasticrds.yaml").exists(),
+        "a dry run writes nothing"
+    );
+    let out = expect_exit(&mut init(&[]), 0);
+    assert!(
+        out.contains("2 existing replica(s), 2 new slot(s)"),
+        "{out}"
+    );
+    let config = std::fs::read_to_string(adopt.join("elasticrds.yaml")).unwrap();
+    let ids: Vec<&str> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- {id: "))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let mut want: Vec<&str> = order.iter().map(String::as_str).collect();
+    want.extend(["e2e-m01-r02", "e2e-m01-r03"]);
+    assert_eq!(
+        ids, want,
+        "existing replicas first, in the master's order:\n{config}"
+    );
+    // Never over an existing file.
+    let refused = expect_exit(&mut init(&[]), 2);
+    assert!(refused.contains("exists"), "{refused}");
+    assert_eq!(
+        std::fs::read_to_string(adopt.join("elasticrds.yaml")).unwrap(),
+        config
+    );
+    // The written files validate, and `plan` with them changes nothing.
+    let cli = |args: &[&str]| {
+        let mut cmd = support::elasticrds(Some(&env.moto.endpoint()));
+        cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", env.ms.endpoint())
+            .args(args)
+            .current_dir(&adopt);
+        cmd
+    };
+    let ok = expect_exit(&mut cli(&["validate"]), 0);
+    assert!(ok.contains("policies/shop.yaml: ok (cluster shop)"), "{ok}");
+    let before = env.instances();
+    let plan = expect_exit(&mut cli(&["plan", "shop", "--output", "json"]), 0);
+    let v: serde_json::Value = serde_json::from_str(&plan).expect("plan JSON");
+    assert_eq!(v["decision"]["observe_only"], true, "{v}");
+    assert_eq!(v["decision"]["current"], 2, "{v}");
+    assert_eq!(v["would_execute"], false, "{v}");
+    assert_eq!(
+        v["plan"]["actions"].as_array().map(Vec::len),
+        Some(0),
+        "{v}"
+    );
+    assert_eq!(env.instances(), before, "nothing changed on AWS");
 }

@@ -198,6 +198,8 @@ pub async fn run(a: DemoArgs) -> CliResult {
 
     init_logs();
     let metrics = Metrics::new();
+    // Its config and policy were loaded (embedded or --policy): as `run` says at start.
+    metrics.config_loaded(true, clock.now().timestamp_millis() as f64 / 1000.0);
     // The demo's simulated cluster has no HAProxy in front of it: no routers.
     let mut daemon = Daemon::new(
         fleet.clone(),
