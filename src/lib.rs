@@ -5,7 +5,8 @@
 //!   value: domain types ([`core::domain`]), the cluster config ([`core::config`]), located
 //!   input errors and the one field locator ([`core::input`]), membership ([`core::view`]),
 //!   reconcile planning ([`core::plan`]), scaling policies ([`core::policy`],
-//!   [`core::schedule`]) and the decision core ([`core::decide`]: serving set, rules, holds,
+//!   [`core::schedule`]), operators' pauses as tags on the master ([`core::pause`]) and the
+//!   decision core ([`core::decide`]: serving set, rules, holds,
 //!   the scale state, reasons as data).
 //! - [`ports`] — traits over domain types for the fleet, metrics source and traffic router
 //!   (and [`ports::Routers`], one per cluster behind HAProxy), the typed
@@ -22,7 +23,8 @@
 //!   plan, execute, persist the state on the master's tags; shared by the daemon, `plan`, the
 //!   backtest and the demo. docs/development.md explains the model in five minutes.
 //! - [`service`] — the always-on service (`elasticrds run`): the daemon loop, its Prometheus
-//!   metrics (a `Metrics` struct owning its registry) and the HTTP server.
+//!   metrics (a `Metrics` struct owning its registry), the HTTP server, and reloading the
+//!   config and policies on SIGHUP or a file change ([`service::reload`]).
 //! - [`backtest`] — replaying load traces through policies on the simulated fleet, scored
 //!   against an oracle and baselines (`elasticrds backtest`, `elasticrds demo`).
 //! - [`text`] — words for the core's data that several edges print alike (ownership conflicts,

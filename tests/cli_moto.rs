@@ -696,6 +696,8 @@ fn bad_config_exits_2_with_location_and_makes_no_call() {
         vec!["create-cluster", "cluster1", "--max-replicas", "2"],
         vec!["status", "cluster1"],
         vec!["modify-instance", "cluster1s01", "db.m5.large"],
+        vec!["pause", "cluster1", "--for", "1h"],
+        vec!["resume", "cluster1"],
     ] {
         let out = elasticrds(Some(&trip.endpoint()))
             .arg("--config")
@@ -756,6 +758,64 @@ fn bad_config_exits_2_with_location_and_makes_no_call() {
     );
     r.expect_code(2);
     assert!(r.stderr.contains("cluster9"), "{}", r.stderr);
+    // The day-two commands' own bad input: an unknown cluster, text RDS refuses in a tag, a
+    // zero pause, init's ids, names and counts; nothing is read or written.
+    for (args, says) in [
+        (vec!["pause", "cluster9"], "cluster9"),
+        (vec!["resume", "cluster9"], "cluster9"),
+        (
+            vec!["pause", "cluster1", "--reason", "a;b"],
+            "--reason: ';'",
+        ),
+        (vec!["pause", "cluster1", "--by", "a,b"], "--by: ','"),
+        (vec!["pause", "cluster1", "--for", "0s"], "--for"),
+        (
+            vec!["pause", "cluster1", "--direction", "sideways"],
+            "sideways",
+        ),
+        (vec!["init", "--master", "bad--id"], "--master"),
+        (
+            vec!["init", "--master", "db1", "--cluster", "a b"],
+            "--cluster",
+        ),
+        (
+            vec!["init", "--master", "db1", "--slots", "99"],
+            "--slots 99",
+        ),
+        (
+            vec!["init", "--master", "db1", "--name-pattern", "x"],
+            "{n}",
+        ),
+        (
+            vec!["init", "--master", "db1", "--name-pattern", "x_{n}"],
+            "x_01",
+        ),
+        (
+            vec![
+                "init",
+                "--master",
+                "db1",
+                "--output",
+                good.to_str().unwrap(),
+            ],
+            "exists",
+        ),
+    ] {
+        let out = elasticrds(Some(&trip.endpoint()))
+            .arg("--config")
+            .arg(&good)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run");
+        let r = Run::from(&args, out);
+        r.expect_code(2);
+        assert!(
+            r.stderr.contains(says),
+            "{args:?}: want {says:?} in:\n{}",
+            r.stderr
+        );
+    }
     assert_eq!(trip.hits(), 0, "a bad-input command connected to AWS");
 }
 

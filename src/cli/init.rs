@@ -80,6 +80,8 @@ pub async fn init(config: Option<&Path>, mut a: InitArgs) -> CliResult {
             a.slots
         )));
     }
+    // Every input is checked before any AWS call.
+    let candidates = slot_candidates(&a.name_pattern, &master, &cluster, a.slots)?;
     let policy_file = (a.policy_output.clone())
         .unwrap_or_else(|| Path::new("policies").join(format!("{cluster}.yaml")));
     if !a.dry_run {
@@ -96,7 +98,7 @@ pub async fn init(config: Option<&Path>, mut a: InitArgs) -> CliResult {
         .await
         .map_err(|e| CliError::input(e.to_string()))?;
     let fleet = RdsFleet::from_env().await;
-    let mut o = adopt(&fleet, &master, &cluster, &a).await?;
+    let mut o = adopt(&fleet, &master, &cluster, &candidates, &a).await?;
     o.policy_file = policy_file.display().to_string();
     o.next_steps = next_steps(&o, &out);
     if !a.dry_run {
@@ -117,6 +119,7 @@ pub async fn adopt(
     fleet: &dyn Fleet,
     master: &InstanceId,
     cluster: &str,
+    candidates: &[InstanceId],
     a: &InitArgs,
 ) -> Result<InitOutcome, CliError> {
     let found = fleet.describe(std::slice::from_ref(master)).await?;
@@ -136,7 +139,7 @@ pub async fn adopt(
         .filter_map(|id| described.iter().find(|i| &i.id == id))
         .filter(|i| i.source.as_ref() == Some(&m.id))
         .collect();
-    let slots = free_slots(fleet, &a.name_pattern, &m.id, cluster, a.slots).await?;
+    let slots = free_slots(fleet, candidates, &m.id, a.slots).await?;
     let class = existing.first().map_or(&m.class, |r| &r.class);
     let config = config_text(cluster, &m, &existing, &slots, class.as_str());
     let policy = policy_text(cluster, existing.len(), existing.len() + slots.len());
@@ -161,21 +164,23 @@ pub async fn adopt(
     })
 }
 
-/// `count` ids from `pattern` that no instance holds, numbered from 01.
-async fn free_slots(
-    fleet: &dyn Fleet,
+/// The ids `pattern` gives, numbered from 01: enough for `count` slots even if the first ones
+/// are all taken; an id that is not a valid DB instance identifier is bad input.
+fn slot_candidates(
     pattern: &str,
     master: &InstanceId,
     cluster: &str,
     count: usize,
 ) -> Result<Vec<InstanceId>, CliError> {
-    if count > 0 && !pattern.contains("{n}") {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if !pattern.contains("{n}") {
         return Err(CliError::input(format!(
             "--name-pattern {pattern:?}: must contain {{n}} (the slot number)"
         )));
     }
-    // Enough candidates for every slot even if all the first ones are taken.
-    let candidates: Vec<InstanceId> = (1..=count * 2 + 15)
+    (1..=count * 2 + 15)
         .map(|n| {
             let id = (pattern.replace("{master}", master.as_str()))
                 .replace("{cluster}", cluster)
@@ -184,15 +189,25 @@ async fn free_slots(
                 CliError::input(format!("--name-pattern {pattern:?} gives {id:?}: {e}"))
             })
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// The first `count` of `candidates` that no instance holds.
+async fn free_slots(
+    fleet: &dyn Fleet,
+    candidates: &[InstanceId],
+    master: &InstanceId,
+    count: usize,
+) -> Result<Vec<InstanceId>, CliError> {
     if count == 0 {
         return Ok(Vec::new());
     }
-    let taken = fleet.describe(&candidates).await?;
+    let taken = fleet.describe(candidates).await?;
     Ok(candidates
-        .into_iter()
-        .filter(|c| c != master && !taken.iter().any(|t| &t.id == c))
+        .iter()
+        .filter(|c| *c != master && !taken.iter().any(|t| &t.id == *c))
         .take(count)
+        .cloned()
         .collect())
 }
 

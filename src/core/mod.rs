@@ -1,5 +1,5 @@
 //! The pure core: domain types, the cluster config, located input errors, membership
-//! (`view`), reconcile planning, scaling policies and the decision core. No I/O and no tokio,
+//! (`view`), reconcile planning, scaling policies, operators' pauses and the decision core. No I/O and no tokio,
 //! aws_sdk_*, prometheus or hyper imports; time comes in as a value. Decisions and reasons are
 //! data: no text is made here (the edges word them, `crate::text`), and no speed tricks.
 

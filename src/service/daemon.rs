@@ -7,7 +7,9 @@
 //! clusters, after the AWS call in flight. Scale state comes from the master's tags when not
 //! in memory, so a restarted or second instance honours cooldowns: each cluster's
 //! [`ClusterMemory`] goes through the control loop's one observation step. The ports (fleet,
-//! metrics source, traffic routers, clock) are handed in by the caller.
+//! metrics source, traffic routers, clock) are handed in by the caller; so is, for `run`, the
+//! reloader (`service::reload`): a validated set replaces the running one between ticks,
+//! each kept cluster keeping its memory ([`Daemon::reload`]).
 
 use super::counting::{CountingFleet, CountingMetrics};
 use super::http::Health;
