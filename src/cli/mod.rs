@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub mod backtest;
 pub mod cluster;
 pub mod demo;
+pub mod generate;
 pub mod govern;
 pub mod haproxy;
 pub mod init;
@@ -20,10 +21,18 @@ pub mod pause;
 pub mod policy;
 pub mod run;
 
+/// `elasticrds --version`: the package version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ELASTICRDS_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "elasticrds",
-    version,
+    version = VERSION,
     about = "Autoscaler for Amazon RDS read replicas"
 )]
 pub struct Cli {
@@ -66,6 +75,9 @@ pub enum Command {
     /// Adopt an existing master and its read replicas: write a cluster config and a starter
     /// policy in observe-only mode.
     Init(init::InitArgs),
+    /// The man page or shell completions, from these very definitions (for packagers).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -192,5 +204,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Pause(a) => pause::pause(config, a).await,
         Command::Resume(a) => pause::resume(config, a).await,
         Command::Init(a) => init::init(config, a).await,
+        Command::Generate(a) => generate::run(a),
     }
 }
