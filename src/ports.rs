@@ -1,7 +1,7 @@
 //! Ports: the traits the application uses to reach the outside world, over domain types only
 //! (no SDK type crosses them), with one typed error. Adapters in `crate::adapters` implement
-//! them for AWS RDS, CloudWatch, HAProxy, the simulated fleet and recorded metrics files.
-//! Also the injected [`Clock`].
+//! them for AWS RDS, CloudWatch, HAProxy, the simulated fleet and recorded metrics files,
+//! EventBridge and webhooks ([`EventSink`]). Also the injected [`Clock`].
 
 use crate::core::config::MasterSpec;
 use crate::core::domain::{
@@ -220,6 +220,45 @@ impl std::fmt::Debug for Routers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.0.keys()).finish()
     }
+}
+
+/// Something worth telling people (`service::events` finds them; `service::notify` delivers
+/// them to every [`EventSink`] whose filter takes them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub kind: crate::core::notify::EventKind,
+    /// The cluster it is about; `None` for the service as a whole (a refused reload).
+    pub cluster: Option<String>,
+    pub at: DateTime<Utc>,
+    /// One readable line (a chat message).
+    pub text: String,
+    /// The kind's own fields (docs/notifications.md).
+    pub detail: serde_json::Value,
+}
+
+/// Version of the JSON a notification is sent as; raised when a field changes meaning.
+pub const NOTIFICATION_VERSION: u32 = 1;
+
+impl Notification {
+    /// The JSON every sink sends: `{version, source, type, cluster, time, text, detail}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": NOTIFICATION_VERSION,
+            "source": "elasticrds",
+            "type": self.kind.code(),
+            "cluster": self.cluster,
+            "time": self.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "text": self.text,
+            "detail": self.detail,
+        })
+    }
+}
+
+/// Where notifications go: an EventBridge bus, a webhook.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Deliver one notification (one try; the notifier retries retryable errors).
+    async fn deliver(&self, n: &Notification) -> Result<(), PortError>;
 }
 
 /// Time, injected: the real clock in production, a manual one in tests and simulations.

@@ -851,6 +851,7 @@ async fn abandoned_drain_puts_the_replica_back_into_service() {
 fn daemon(rig: &Rig, n: usize, clock: Arc<dyn Clock>) -> Daemon {
     let config = Config {
         clusters: BTreeMap::from([("c1".to_string(), rig.spec.clone())]),
+        notifications: Default::default(),
     };
     let y = format!(
         "cluster: c1\nmin_replicas: {n}\nmax_replicas: {n}\nperiod: 60s\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 0s\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 0s\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"

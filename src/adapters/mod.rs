@@ -2,6 +2,8 @@
 //! - `aws`: SDK config loading and SDK error → `PortError` mapping, shared by the AWS adapters.
 //! - `rds`: the `Fleet` port on aws-sdk-rds.
 //! - `cloudwatch`: the `MetricsSource` port on aws-sdk-cloudwatch (batched GetMetricData).
+//! - `eventbridge`, `webhook`: the `EventSink` port (notifications) on EventBridge PutEvents
+//!   and on an HTTP POST.
 //! - `haproxy`: the `TrafficRouter` port on HAProxy's runtime API, and config rendering.
 //! - `recorded`: the `MetricsSource` port over a recorded-metrics file (CSV or JSON).
 //! - `sim`: the in-process simulated fleet (fake clock, call log, injected failures).
@@ -9,9 +11,11 @@
 
 pub mod aws;
 pub mod cloudwatch;
+pub mod eventbridge;
 pub mod haproxy;
 pub mod rds;
 pub mod recorded;
 pub mod sim;
 pub mod sim_load;
 pub mod sim_model;
+pub mod webhook;

@@ -96,6 +96,7 @@ pub fn load_policy(
             let spec = synthetic_spec(&cluster, n);
             synthesized = Config {
                 clusters: [(cluster, spec)].into_iter().collect(),
+                notifications: Default::default(),
             };
             &synthesized
         }

@@ -7,11 +7,16 @@
 use super::govern::{govern, DefaultPolicy, DEFAULT_POLICIES_DIR};
 use super::{load_config, CliError, CliResult};
 use crate::adapters::cloudwatch::CloudWatchMetrics;
+use crate::adapters::eventbridge::EventBridgeSink;
 use crate::adapters::rds::RdsFleet;
+use crate::adapters::webhook::{read_token, WebhookSink};
+use crate::core::notify::{Notifications, Sink, SinkKind};
+use crate::ports::EventSink;
 use crate::ports::{Clock, SystemClock};
 use crate::service::daemon::{Daemon, DaemonOptions};
 use crate::service::http::{self, DEFAULT_LISTEN};
 use crate::service::metrics::Metrics;
+use crate::service::notify::{Notifier, Retry};
 use crate::service::reload::{watch_files, ConfigSet, Loader, Trigger, Watched};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
@@ -82,8 +87,9 @@ struct Sources {
 
 impl Sources {
     /// Read and validate the whole set (config, policy files, default policy) and build its
-    /// HAProxy routers: one path for the start and every reload.
-    fn load(&self) -> Result<(PathBuf, ConfigSet), CliError> {
+    /// HAProxy routers: one path for the start and every reload. Also the notifications
+    /// section (applied at start only).
+    fn load(&self) -> Result<(PathBuf, ConfigSet, Notifications), CliError> {
         let (config_file, config) = load_config(self.config.as_deref())?;
         let default = DefaultPolicy::from_arg(self.default_policy.as_deref())?;
         let entries = govern(&config, self.policies.as_deref(), default.as_ref())?;
@@ -95,7 +101,8 @@ impl Sources {
         }
         let routers =
             crate::adapters::haproxy::HaproxyRuntime::routers_for(entries.iter().map(|e| &e.spec));
-        Ok((config_file, ConfigSet { entries, routers }))
+        let notifications = config.notifications.clone();
+        Ok((config_file, ConfigSet { entries, routers }, notifications))
     }
 
     /// The files the watcher checks.
@@ -321,7 +328,8 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         policies: a.policies.clone(),
         default_policy: a.default_policy.clone(),
     };
-    let (config_file, set) = sources.load()?;
+    let (config_file, set, notifications) = sources.load()?;
+    let sinks = build_sinks(&notifications).await?;
     let listen = match &a.listen {
         Some(s) => Some(resolve_listen(s).await?),
         None => None,
@@ -383,6 +391,12 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         None => None,
     };
 
+    if !sinks.is_empty() {
+        let names: Vec<&str> = sinks.iter().map(|(s, _)| s.name.as_str()).collect();
+        tracing::info!(sinks = %names.join(", "), "notifications on");
+        let notifier = Notifier::start(&notifications, sinks, metrics.clone(), Retry::default());
+        daemon = daemon.with_notifier(notifier, notifications.pinned_for);
+    }
     let result = if a.once {
         let outcome = daemon.tick().await;
         let errors: Vec<String> = outcome.errors().map(|(c, e)| format!("{c}: {e}")).collect();
@@ -404,8 +418,16 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
             let w = sources.watched(&config_file);
             tokio::spawn(watch_files(w, a.reload_check, reload_tx))
         });
-        let loader: Loader =
-            Box::new(move || sources.load().map(|(_, set)| set).map_err(|e| e.message));
+        let started_with = notifications.clone();
+        let loader: Loader = Box::new(move || {
+            let (_, set, n) = sources.load().map_err(|e| e.message)?;
+            if n != started_with {
+                tracing::warn!(
+                    "the notifications section changed: it takes effect at the next restart"
+                );
+            }
+            Ok(set)
+        });
         daemon = daemon.with_reloader(loader, reload_rx);
         daemon.run(rx).await;
         signals.abort();
@@ -415,8 +437,45 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         }
         Ok(())
     };
+    if let Some(n) = daemon.take_notifier() {
+        n.shutdown(notifications.drain_timeout).await;
+    }
     if let Some(s) = server {
         s.stop().await;
     }
     result
+}
+
+/// The configured sinks' adapters; a token that cannot be read is bad input.
+async fn build_sinks(n: &Notifications) -> Result<Vec<(Sink, Arc<dyn EventSink>)>, CliError> {
+    let mut out: Vec<(Sink, Arc<dyn EventSink>)> = Vec::new();
+    let mut sdk = None;
+    for s in &n.sinks {
+        let sink: Arc<dyn EventSink> = match &s.kind {
+            SinkKind::EventBridge { bus, region } => {
+                if sdk.is_none() {
+                    sdk = Some(crate::adapters::aws::sdk_config().await);
+                }
+                let cfg = sdk.as_ref().expect("loaded above");
+                Arc::new(EventBridgeSink::new(cfg, bus, region.as_deref()))
+            }
+            SinkKind::Webhook {
+                url,
+                token,
+                timeout,
+            } => {
+                let token = match token {
+                    Some(t) => Some(read_token(t).map_err(|e| {
+                        CliError::input(format!("notifications sink {:?}: {e}", s.name))
+                    })?),
+                    None => None,
+                };
+                let w = WebhookSink::new(url, token, *timeout)
+                    .map_err(|e| CliError::runtime(format!("sink {:?}: {e}", s.name)))?;
+                Arc::new(w)
+            }
+        };
+        out.push((s.clone(), sink));
+    }
+    Ok(out)
 }

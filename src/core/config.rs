@@ -3,7 +3,8 @@
 //! comments) and the same model in YAML, and validates it with located errors. Pure.
 
 use super::domain::{InstanceClass, InstanceId};
-use super::input::{locate, parse_document, InputError, InputErrors, Syntax, UniqueMap};
+use super::input::{locate, parse_document, InputError, InputErrors, Syntax};
+use super::notify::{validate as validate_notifications, Notifications, RawNotifications};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -64,10 +65,60 @@ struct RawHaproxy {
 
 // ---- validated ----
 
-/// The whole config: clusters by name (sorted).
+/// The whole config: clusters by name (sorted), and where notifications go.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub clusters: BTreeMap<String, ClusterSpec>,
+    /// The top-level `notifications` section (YAML or JSON); no sinks when absent.
+    pub notifications: Notifications,
+}
+
+/// The key of the notifications section: not a cluster name.
+pub const NOTIFICATIONS_KEY: &str = "notifications";
+
+/// The document as written: clusters by name, plus the optional `notifications` section
+/// (each key once).
+struct RawDocument {
+    clusters: BTreeMap<String, RawCluster>,
+    notifications: Option<RawNotifications>,
+}
+
+impl<'de> Deserialize<'de> for RawDocument {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawDocument;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of cluster names (and `notifications`)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<RawDocument, A::Error> {
+                let mut doc = RawDocument {
+                    clusters: BTreeMap::new(),
+                    notifications: None,
+                };
+                while let Some(k) = m.next_key::<String>()? {
+                    let seen = if k == NOTIFICATIONS_KEY {
+                        doc.notifications.replace(m.next_value()?).is_some()
+                    } else if doc.clusters.contains_key(&k) {
+                        true
+                    } else {
+                        doc.clusters.insert(k.clone(), m.next_value()?);
+                        false
+                    };
+                    if seen {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate key `{k}`"
+                        )));
+                    }
+                }
+                Ok(doc)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -153,8 +204,8 @@ impl Config {
     /// Parse and validate a config document. `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, InputErrors> {
         let syntax = Syntax::detect(file, text);
-        let raw: BTreeMap<String, RawCluster> =
-            parse_document::<UniqueMap<String, RawCluster>>(file, text, syntax)?.0;
+        let doc: RawDocument = parse_document(file, text, syntax)?;
+        let raw = doc.clusters;
         let mut ck = Checker {
             file,
             text,
@@ -166,14 +217,26 @@ impl Config {
             ck.errors
                 .push(InputError::new(file, "", "no cluster is defined"));
         }
+        let raw_names: Vec<String> = raw.keys().cloned().collect();
         let mut clusters = BTreeMap::new();
         for (name, rc) in raw {
             if let Some(spec) = ck.cluster(&name, &rc) {
                 clusters.insert(name, spec);
             }
         }
+        let notifications = match &doc.notifications {
+            None => Notifications::default(),
+            Some(n) => {
+                let known = |c: &str| raw_names.iter().any(|k| k == c);
+                let mut err = |f: String, msg: String, v: Option<&str>| ck.err(f, msg, v);
+                validate_notifications(n, &known, &mut err)
+            }
+        };
         if ck.errors.is_empty() {
-            Ok(Config { clusters })
+            Ok(Config {
+                clusters,
+                notifications,
+            })
         } else {
             Err(InputErrors(ck.errors))
         }

@@ -12,8 +12,10 @@
 //! each kept cluster keeping its memory ([`Daemon::reload`]).
 
 use super::counting::{CountingFleet, CountingMetrics};
+use super::events::{self, EventMemory};
 use super::http::Health;
 use super::metrics::Metrics;
+use super::notify::Notifier;
 use super::reload::{ConfigSet, Loader, ReloadSummary, Trigger};
 use crate::control::{
     decide_and_act, fetch_all, gather_all_metrics, predict::refresh_histories, ClusterMemory,
@@ -118,6 +120,8 @@ struct ClusterRuntime {
     last_logged: Option<String>,
     /// The conflicts last logged (ids and kinds): logged again only when they change.
     last_conflicts: String,
+    /// What was already told about the cluster (`service::events`).
+    events: EventMemory,
 }
 
 /// What became of one cluster in a tick.
@@ -177,6 +181,8 @@ pub struct Daemon {
     ticks: u64,
     /// How to reload the config and policy files, and when (`run`; none in tests and demo).
     reloader: Option<(Loader, mpsc::Receiver<Trigger>)>,
+    /// Where events go, and how long at the max makes `pinned_at_max` (`run` with sinks).
+    notifier: Option<(Notifier, Duration)>,
 }
 
 impl Daemon {
@@ -210,6 +216,25 @@ impl Daemon {
             stop: None,
             ticks: 0,
             reloader: None,
+            notifier: None,
+        }
+    }
+
+    /// Tell `notifier` about scale actions, failures and the rest (`service::events`);
+    /// `pinned_for`: how long at the max with a metric above target makes `pinned_at_max`.
+    pub fn with_notifier(mut self, notifier: Notifier, pinned_for: Duration) -> Self {
+        self.notifier = Some((notifier, pinned_for));
+        self
+    }
+
+    /// The notifier back, to drain its queues at shutdown.
+    pub fn take_notifier(&mut self) -> Option<Notifier> {
+        self.notifier.take().map(|(n, _)| n)
+    }
+
+    fn notify(&self, n: Option<crate::ports::Notification>) {
+        if let (Some((notifier, _)), Some(n)) = (&self.notifier, n) {
+            notifier.send(n);
         }
     }
 
@@ -274,6 +299,7 @@ impl Daemon {
             }
             Err(errors) => {
                 self.metrics.config_loaded(false, at);
+                self.notify(Some(events::of_refused_reload(&errors, self.clock.now())));
                 for line in errors.lines() {
                     tracing::error!(trigger = trigger.as_str(), error = %line, "config reload refused");
                 }
@@ -523,6 +549,12 @@ impl Daemon {
             results[i] = Some(match r {
                 Ok(report) => {
                     self.export(&report);
+                    if let Some((notifier, pinned_for)) = &self.notifier {
+                        let mem = &mut self.runtime[i].events;
+                        for n in events::of_report(&report, mem, *pinned_for) {
+                            notifier.send(n);
+                        }
+                    }
                     self.log_conflicts(i, &report);
                     let key = decision_key(&report.decision);
                     let changed = self.runtime[i].last_logged.as_deref() != Some(key.as_str());
@@ -611,6 +643,12 @@ impl Daemon {
             backoff_secs = delay.as_secs(),
             "cluster tick failed; retrying after backoff"
         );
+        let failures = rt.failures;
+        if self.notifier.is_some() {
+            let mem = &mut self.runtime[i].events;
+            let n = events::of_failure(&name, mem, &e, failures, delay, now);
+            self.notify(n);
+        }
         ClusterResult::Failed(e)
     }
 

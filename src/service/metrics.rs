@@ -3,8 +3,8 @@
 //! served on `/metrics`.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric of the service, registered in `registry`.
@@ -29,6 +29,10 @@ pub struct Metrics {
     pub paused: IntGaugeVec,
     pub config_last_reload_successful: Gauge,
     pub config_last_reload_success_timestamp_seconds: Gauge,
+    pub notifications_sent_total: IntCounterVec,
+    pub notifications_dropped_total: IntCounterVec,
+    pub notification_retries_total: IntCounterVec,
+    pub notification_delivery_seconds: HistogramVec,
     pub forecast_load: GaugeVec,
     pub forecast_replicas: GaugeVec,
     pub forecast_error_ratio: GaugeVec,
@@ -54,6 +58,14 @@ impl std::fmt::Debug for Metrics {
 pub const TICK_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
+
+/// Buckets of the notification delivery latency, seconds.
+pub const DELIVERY_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Why a notification was dropped (the `reason` label), pre-created at zero per sink.
+pub const DROP_REASONS: [&str; 3] = ["queue_full", "failed", "shutdown"];
 
 /// The `kind` label values (`ports::ErrorKind::as_str`), pre-created at zero so that the first
 /// error is an increase Prometheus can see (a counter born at 1 is invisible to `increase()`).
@@ -188,6 +200,29 @@ impl Metrics {
             config_last_reload_success_timestamp_seconds: reg!(Gauge::new(
                 name("config_last_reload_success_timestamp_seconds"),
                 "Unix time of the last successful load of the config and policy files (start or reload)."
+            )),
+            notifications_sent_total: reg!(counter(
+                "notifications_sent_total",
+                "Notifications delivered, by sink.",
+                &["sink"]
+            )),
+            notifications_dropped_total: reg!(counter(
+                "notifications_dropped_total",
+                "Notifications not delivered, by sink and reason (queue_full, failed, shutdown).",
+                &["sink", "reason"]
+            )),
+            notification_retries_total: reg!(counter(
+                "notification_retries_total",
+                "Delivery attempts retried after a retryable failure, by sink.",
+                &["sink"]
+            )),
+            notification_delivery_seconds: reg!(HistogramVec::new(
+                HistogramOpts::new(
+                    name("notification_delivery_seconds"),
+                    "Time from an event to its delivery (queue wait and retries included), by sink."
+                )
+                .buckets(DELIVERY_BUCKETS.to_vec()),
+                &["sink"]
             )),
             forecast_load: reg!(gauge(
                 "forecast_load",
@@ -342,6 +377,37 @@ impl Metrics {
             let _ = self.paused.remove_label_values(&[cluster, direction]);
             let _ = (self.cooldown_remaining_seconds).remove_label_values(&[cluster, direction]);
         }
+    }
+
+    /// Make a sink's series exist from the start (counters at 0).
+    pub fn init_sink(&self, sink: &str) {
+        self.notifications_sent_total.with_label_values(&[sink]);
+        self.notification_retries_total.with_label_values(&[sink]);
+        for reason in DROP_REASONS {
+            self.notifications_dropped_total
+                .with_label_values(&[sink, reason]);
+        }
+    }
+
+    pub fn notification_sent(&self, sink: &str, latency: std::time::Duration) {
+        self.notifications_sent_total
+            .with_label_values(&[sink])
+            .inc();
+        self.notification_delivery_seconds
+            .with_label_values(&[sink])
+            .observe(latency.as_secs_f64());
+    }
+
+    pub fn notification_dropped(&self, sink: &str, reason: &str, n: u64) {
+        self.notifications_dropped_total
+            .with_label_values(&[sink, reason])
+            .inc_by(n);
+    }
+
+    pub fn notification_retry(&self, sink: &str) {
+        self.notification_retries_total
+            .with_label_values(&[sink])
+            .inc();
     }
 
     /// A load of the config and policy files: successful (at start or reload) or refused.

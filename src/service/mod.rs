@@ -6,6 +6,8 @@
 //! - `conns`: the HTTP server's connection slots (a full house sheds its longest-idle one).
 //! - `reload`: reloading the config and policy files on SIGHUP or a file change (the loader,
 //!   the file watcher, what changed).
+//! - `events` and `notify`: what is worth telling people, found in the tick reports, and its
+//!   delivery to the configured sinks through bounded queues that never hold up a tick.
 //! - `counting`: decorators counting AWS calls and errors on the Fleet and MetricsSource ports.
 //!
 //! The decision itself is made by `crate::control`, shared with the backtest.
@@ -13,6 +15,8 @@
 pub mod conns;
 pub mod counting;
 pub mod daemon;
+pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod reload;
