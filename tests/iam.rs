@@ -31,15 +31,22 @@ fn norm(op: &str) -> String {
 }
 
 /// Builder calls on an SDK client: `client.<op>()` or `client\n    .<op>()`, in files that use
-/// aws_sdk_rds or aws_sdk_cloudwatch. Returns (iam service prefix, normalized op) → file:line.
+/// aws_sdk_rds, aws_sdk_cloudwatch or aws_sdk_eventbridge. Returns (iam service prefix, normalized op) → file:line.
 fn operations_called() -> BTreeMap<(String, String), String> {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     let mut ops = BTreeMap::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let uses_rds = text.contains("aws_sdk_rds");
-        let uses_cw = text.contains("aws_sdk_cloudwatch");
+        let sdks: Vec<&str> = [
+            ("aws_sdk_rds", "rds"),
+            ("aws_sdk_cloudwatch", "cloudwatch"),
+            ("aws_sdk_eventbridge", "events"),
+        ]
+        .iter()
+        .filter(|(krate, _)| text.contains(krate))
+        .map(|(_, service)| *service)
+        .collect();
         let bytes = text.as_bytes();
         let mut from = 0;
         while let Some(i) = text[from..].find("client") {
@@ -65,14 +72,13 @@ fn operations_called() -> BTreeMap<(String, String), String> {
             if ["config", "clone", "to_owned"].contains(&name.as_str()) {
                 continue;
             }
-            let service = match (uses_rds, uses_cw) {
-                (true, false) => "rds",
-                (false, true) => "cloudwatch",
-                (true, true) => panic!(
-                    "{} uses both SDKs: cannot tell which service `{name}` belongs to; keep one SDK per file",
+            let service = match sdks.as_slice() {
+                [one] => *one,
+                [] => continue,
+                _ => panic!(
+                    "{} uses several SDKs: cannot tell which service `{name}` belongs to; keep one SDK per file",
                     f.display()
                 ),
-                (false, false) => continue,
             };
             let line = text[..start].matches('\n').count() + 1;
             ops.entry((service.to_string(), norm(&name)))
@@ -135,6 +141,11 @@ fn the_scan_finds_the_known_operations() {
             "scanner missed rds {op}: {ops:?}"
         );
     }
+    // ... and in src/adapters/eventbridge.rs.
+    assert!(
+        ops.contains_key(&("events".to_string(), "putevents".to_string())),
+        "scanner missed events PutEvents: {ops:?}"
+    );
 }
 
 #[test]

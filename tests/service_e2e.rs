@@ -16,6 +16,9 @@
 //! CLI holds a running service, a second copy and `plan` until it expires or is resumed; `init`
 //! adopts the master and its replicas into a config that validates and with which `plan`
 //! changes nothing.
+//!
+//! Notifications (issue 19): a scale-out is put on an EventBridge bus of moto and read back
+//! through a rule to an SQS queue, with boto3 (an independent client).
 
 mod support;
 
@@ -920,4 +923,73 @@ fn init_adopts_the_master_and_its_replicas_and_plan_then_changes_nothing() {
         "{v}"
     );
     assert_eq!(env.instances(), before, "nothing changed on AWS");
+}
+
+/// boto3 against moto, for what the SDKs of this crate do not cover (EventBridge rules, SQS):
+/// runs `script` with the endpoint as `EP` and the usual client arguments as `KW`; its stdout.
+fn boto3(env: &Env, script: &str) -> String {
+    let prelude = "import boto3, json, os\nEP = os.environ['EP']\nKW = dict(endpoint_url=EP, region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n";
+    let out = Command::new(support::venv_bin("python"))
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .env("EP", env.moto.endpoint())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn a_scale_out_is_put_on_an_eventbridge_bus() {
+    let env = setup();
+    boto3(
+        &env,
+        "sqs = boto3.client('sqs', **KW); ev = boto3.client('events', **KW)\n\
+         q = sqs.create_queue(QueueName='elasticrds-events')['QueueUrl']\n\
+         arn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
+         ev.create_event_bus(Name='ops')\n\
+         ev.put_rule(Name='elasticrds', EventBusName='ops', EventPattern=json.dumps({'source': ['elasticrds']}))\n\
+         ev.put_targets(Rule='elasticrds', EventBusName='ops', Targets=[{'Id': 'q', 'Arn': arn}])\n",
+    );
+    let config = format!(
+        "{CONFIG}notifications:\n  sinks:\n    - name: ops-bus\n      eventbridge: {{bus: ops}}\n      events: [scale_out, scale_in]\n"
+    );
+    std::fs::write(env.dir.path().join("elasticrds.yaml"), config).unwrap();
+    env.put_cpu(90.0);
+    let out = env
+        .command(&["--once"])
+        .env("AWS_ENDPOINT_URL_EVENTBRIDGE", env.moto.endpoint())
+        .output()
+        .expect("run --once");
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{log}");
+    assert_eq!(env.replicas(), vec!["e2e-s01", "e2e-s02"], "{log}");
+    let got = boto3(
+        &env,
+        "sqs = boto3.client('sqs', **KW)\n\
+         q = sqs.get_queue_url(QueueName='elasticrds-events')['QueueUrl']\n\
+         m = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10, WaitTimeSeconds=2).get('Messages', [])\n\
+         print(json.dumps([json.loads(x['Body']) for x in m]))\n",
+    );
+    let events: Vec<serde_json::Value> = serde_json::from_str(got.trim()).expect("SQS bodies");
+    assert_eq!(events.len(), 1, "{events:?}\n{log}");
+    let e = &events[0];
+    assert_eq!(e["source"], "elasticrds", "{e}");
+    assert_eq!(e["detail-type"], "elasticrds scale-out", "{e}");
+    let d = &e["detail"];
+    assert_eq!(d["version"], 1, "{e}");
+    assert_eq!(d["type"], "scale_out", "{e}");
+    assert_eq!(d["cluster"], "e2e", "{e}");
+    assert_eq!(d["detail"]["replicas"][0], "e2e-s02", "{e}");
+    assert!(
+        d["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("e2e: scaled out 1 → 2 replicas"),
+        "{e}"
+    );
 }

@@ -1,0 +1,295 @@
+//! Notifications (issue 19) through a webhook, against a local HTTP sink that can be made slow,
+//! failing or unreachable: the control loop in process (the simulated fleet, constant load,
+//! real time) tells a scale-out to the webhook with its JSON, text and bearer token, and no
+//! tick waits for a slow sink; failures are retried with backoff, then dropped and counted.
+//! EventBridge against moto is in tests/service_e2e.rs (the built binary, read back through a
+//! rule to an SQS queue).
+
+mod support;
+
+use chrono::Utc;
+use elasticrds::adapters::sim::{SimFleet, SimOptions};
+use elasticrds::adapters::webhook::{read_token, WebhookSink};
+use elasticrds::core::config::Config;
+use elasticrds::core::domain::InstanceId;
+use elasticrds::core::notify::{EventKind, Notifications, Sink, SinkKind, TokenSource};
+use elasticrds::core::policy::Policy;
+use elasticrds::ports::{EventSink, Notification};
+use elasticrds::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioClock};
+use elasticrds::service::metrics::Metrics;
+use elasticrds::service::notify::{Notifier, Retry};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::FakeMetrics;
+
+/// How the hook answers.
+#[derive(Clone, Copy)]
+enum Mode {
+    Ok,
+    Status(u16),
+    Slow(Duration),
+}
+
+/// One request the hook received: its headers (lower-cased names) and body.
+#[derive(Debug, Clone)]
+struct Got {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A local HTTP sink on 127.0.0.1.
+struct Hook {
+    port: u16,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Hook {
+    fn start(mode: Mode) -> Hook {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let g = g.clone();
+                std::thread::spawn(move || answer(s, mode, &g));
+            }
+        });
+        Hook { port, got }
+    }
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn answer(s: std::net::TcpStream, mode: Mode, got: &Mutex<Vec<Got>>) {
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut headers = Vec::new();
+    let mut line = String::new();
+    let _ = r.read_line(&mut line);
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len: usize = (headers.iter())
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len.min(1 << 20)];
+    let _ = r.read_exact(&mut body);
+    got.lock().unwrap().push(Got {
+        headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    });
+    let code = match mode {
+        Mode::Ok => 200,
+        Mode::Status(c) => c,
+        Mode::Slow(d) => {
+            std::thread::sleep(d);
+            200
+        }
+    };
+    let mut s = s;
+    let _ = write!(
+        s,
+        "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+fn webhook_sink(name: &str, url: &str) -> Sink {
+    Sink {
+        name: name.into(),
+        kind: SinkKind::Webhook {
+            url: url.into(),
+            token: None,
+            timeout: Duration::from_secs(5),
+        },
+        events: EventKind::ALL.to_vec(),
+        clusters: vec![],
+    }
+}
+
+fn count(v: &prometheus::IntCounterVec, labels: &[&str]) -> u64 {
+    Metrics::counter_value(v, labels)
+}
+
+const CONFIG: &str = "ca:\n  master_node: {identifier: snap-ca, instance_id: ca-m01, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: ca-s01, instance_class: db.t3.micro}\n    - {id: ca-s02, instance_class: db.t3.micro}\n    - {id: ca-s03, instance_class: db.t3.micro}\n    - {id: ca-s04, instance_class: db.t3.micro}\n";
+const POLICY: &str = "cluster: ca\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: 60\nscale_out:\n  cooldown: 0s\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_reaches_the_webhook_and_no_tick_waits_for_a_slow_one() {
+    let hook = Hook::start(Mode::Slow(Duration::from_millis(1500)));
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let token = read_token(&TokenSource::File(token_file.display().to_string())).unwrap();
+    let sink = WebhookSink::new(&hook.url(), Some(token), Duration::from_secs(5)).unwrap();
+
+    let clock = Arc::new(TokioClock::new(Utc::now()));
+    let sim = Arc::new(SimFleet::new(
+        clock.clone(),
+        SimOptions {
+            create_lead: Duration::ZERO,
+            ..SimOptions::default()
+        },
+    ));
+    sim.insert(sim.available_instance("ca-m01", "db.t3.micro"));
+    let mut r = sim.available_instance("ca-s01", "db.t3.micro");
+    r.source = Some(InstanceId::from_aws("ca-m01"));
+    sim.insert(r);
+    let config = Config::parse("c.yaml", CONFIG).unwrap();
+    let policy = Policy::parse("p.yaml", POLICY, &config).unwrap();
+    let metrics = Metrics::new();
+    let notifier = Notifier::start(
+        &Notifications::default(),
+        vec![(
+            webhook_sink("chat", &hook.url()),
+            Arc::new(sink) as Arc<dyn EventSink>,
+        )],
+        metrics.clone(),
+        Retry::default(),
+    );
+    let mut d = Daemon::new(
+        sim.clone(),
+        Arc::new(FakeMetrics::constant(95.0, 1.0, 1.0)),
+        elasticrds::ports::Routers::default(),
+        clock,
+        vec![ClusterEntry::new(config.clusters["ca"].clone(), policy)],
+        metrics.clone(),
+        DaemonOptions::default(),
+    )
+    .with_notifier(notifier, Duration::from_secs(1800));
+
+    // Three ticks, each a scale-out by one: none waits for the 1.5 s the sink takes.
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let out = d.tick().await;
+        assert!(out.ok(), "{out:?}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(700),
+            "a tick waited: {:?}",
+            t0.elapsed()
+        );
+    }
+    assert!(
+        hook.got().len() < 3,
+        "delivered before the ticks were over: not slow enough"
+    );
+    d.take_notifier()
+        .unwrap()
+        .shutdown(Duration::from_secs(20))
+        .await;
+
+    let got = hook.got();
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (i, g) in got.iter().enumerate() {
+        assert!(
+            g.headers
+                .contains(&("authorization".into(), "Bearer s3cret".into())),
+            "{:?}",
+            g.headers
+        );
+        let v: serde_json::Value = serde_json::from_str(&g.body).unwrap();
+        assert_eq!(v["version"], 1, "{v}");
+        assert_eq!(v["source"], "elasticrds");
+        assert_eq!(v["type"], "scale_out");
+        assert_eq!(v["cluster"], "ca");
+        assert_eq!(v["detail"]["before"], i + 1, "{v}");
+        assert_eq!(v["detail"]["after"], i + 2, "{v}");
+        assert_eq!(v["detail"]["replicas"][0], format!("ca-s0{}", i + 2), "{v}");
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "ca: scaled out {} → {} replicas (created ca-s0{})",
+                i + 1,
+                i + 2,
+                i + 2
+            )),
+            "{text}"
+        );
+        assert!(text.contains("cpu 95"), "the reasons, in words: {text}");
+    }
+    assert_eq!(count(&metrics.notifications_sent_total, &["chat"]), 3);
+    let text = metrics.render();
+    assert!(
+        text.contains("elasticrds_notification_delivery_seconds_count{sink=\"chat\"} 3"),
+        "{text}"
+    );
+}
+
+/// Two events through a webhook sink at `url`, retried quickly; the metrics after shutdown.
+async fn deliver_two(url: &str) -> Metrics {
+    let metrics = Metrics::new();
+    let sink = WebhookSink::new(url, None, Duration::from_secs(2)).unwrap();
+    let n = Notifier::start(
+        &Notifications::default(),
+        vec![(webhook_sink("h", url), Arc::new(sink) as Arc<dyn EventSink>)],
+        metrics.clone(),
+        Retry {
+            attempts: 3,
+            first: Duration::from_millis(20),
+            cap: Duration::from_millis(50),
+        },
+    );
+    for i in 0..2 {
+        n.send(Notification {
+            kind: EventKind::Backoff,
+            cluster: Some("ca".into()),
+            at: Utc::now(),
+            text: format!("event {i}"),
+            detail: serde_json::json!({}),
+        });
+    }
+    n.shutdown(Duration::from_secs(20)).await;
+    metrics
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_and_unreachable_webhooks_are_retried_then_dropped_and_counted() {
+    // 500: retried twice each, then dropped.
+    let failing = Hook::start(Mode::Status(500));
+    let m = deliver_two(&failing.url()).await;
+    assert_eq!(failing.got().len(), 6);
+    assert_eq!(count(&m.notification_retries_total, &["h"]), 4);
+    assert_eq!(count(&m.notifications_dropped_total, &["h", "failed"]), 2);
+    assert_eq!(count(&m.notifications_sent_total, &["h"]), 0);
+    // 400: the hook refuses it; not retried.
+    let refusing = Hook::start(Mode::Status(400));
+    let m = deliver_two(&refusing.url()).await;
+    assert_eq!(refusing.got().len(), 2);
+    assert_eq!(count(&m.notification_retries_total, &["h"]), 0);
+    assert_eq!(count(&m.notifications_dropped_total, &["h", "failed"]), 2);
+    // Nobody listening: retried, then dropped.
+    let port = support::free_port();
+    let m = deliver_two(&format!("http://127.0.0.1:{port}/hook")).await;
+    assert_eq!(count(&m.notification_retries_total, &["h"]), 4);
+    assert_eq!(count(&m.notifications_dropped_total, &["h", "failed"]), 2);
+    // A hook that answers 200: both delivered, nothing retried.
+    let ok = Hook::start(Mode::Ok);
+    let m = deliver_two(&ok.url()).await;
+    assert_eq!(count(&m.notifications_sent_total, &["h"]), 2);
+    assert_eq!(ok.got().len(), 2);
+}
+
+#[test]
+fn a_token_must_come_from_somewhere_real() {
+    let e = read_token(&TokenSource::Env("ELASTICRDS_TEST_NO_SUCH_VAR".into())).unwrap_err();
+    assert!(e.contains("ELASTICRDS_TEST_NO_SUCH_VAR is not set"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let e = read_token(&TokenSource::File(empty.display().to_string())).unwrap_err();
+    assert!(e.contains("empty"), "{e}");
+    let e = read_token(&TokenSource::File("/nonexistent/token".into())).unwrap_err();
+    assert!(e.contains("bearer_token_file"), "{e}");
+}
