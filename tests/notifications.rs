@@ -2,6 +2,8 @@
 //! failing or unreachable: the control loop in process (the simulated fleet, constant load,
 //! real time) tells a scale-out to the webhook with its JSON, text and bearer token, and no
 //! tick waits for a slow sink; failures are retried with backoff, then dropped and counted.
+//! With a recording sink on paused time: pinned at max (once, after `pinned_for`), a failed
+//! action, an ownership conflict, backoff (once per run of failures) and a refused reload.
 //! EventBridge against moto is in tests/service_e2e.rs (the built binary, read back through a
 //! rule to an SQS queue).
 
@@ -292,4 +294,192 @@ fn a_token_must_come_from_somewhere_real() {
     assert!(e.contains("empty"), "{e}");
     let e = read_token(&TokenSource::File("/nonexistent/token".into())).unwrap_err();
     assert!(e.contains("bearer_token_file"), "{e}");
+}
+
+/// A sink that keeps what it is given.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Notification>>);
+
+#[async_trait::async_trait]
+impl EventSink for Recorder {
+    async fn deliver(&self, n: &Notification) -> Result<(), elasticrds::ports::PortError> {
+        self.0.lock().unwrap().push(n.clone());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn kinds(&self) -> Vec<(EventKind, Option<String>)> {
+        (self.0.lock().unwrap().iter())
+            .map(|n| (n.kind, n.cluster.clone()))
+            .collect()
+    }
+    fn texts(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.text.clone())
+            .collect()
+    }
+}
+
+/// The daemon on `fleet` (the sim with master, `replicas` replicas of ca, CPU `cpu`), telling
+/// a recorder; `pinned_for` 5 minutes.
+fn told_daemon(
+    fleet: Arc<dyn elasticrds::ports::Fleet>,
+    clock: Arc<TokioClock>,
+    policy: &str,
+    cpu: f64,
+) -> (Daemon, Arc<Recorder>) {
+    let config = Config::parse("c.yaml", CONFIG).unwrap();
+    let policy = Policy::parse("p.yaml", policy, &config).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let metrics = Metrics::new();
+    let notifier = Notifier::start(
+        &Notifications::default(),
+        vec![(
+            webhook_sink("rec", "http://x"),
+            rec.clone() as Arc<dyn EventSink>,
+        )],
+        metrics.clone(),
+        Retry::default(),
+    );
+    let d = Daemon::new(
+        fleet,
+        Arc::new(FakeMetrics::constant(cpu, 1.0, 1.0)),
+        elasticrds::ports::Routers::default(),
+        clock,
+        vec![ClusterEntry::new(config.clusters["ca"].clone(), policy)],
+        metrics,
+        DaemonOptions::default(),
+    )
+    .with_notifier(notifier, Duration::from_secs(300));
+    (d, rec)
+}
+
+fn sim_with(clock: &Arc<TokioClock>, replicas: &[&str]) -> Arc<SimFleet> {
+    let sim = Arc::new(SimFleet::new(clock.clone(), SimOptions::default()));
+    sim.insert(sim.available_instance("ca-m01", "db.t3.micro"));
+    for id in replicas {
+        let mut r = sim.available_instance(id, "db.t3.micro");
+        r.source = Some(InstanceId::from_aws("ca-m01"));
+        sim.insert(r);
+    }
+    sim
+}
+
+/// Let the notifier's worker run (paused time: it only needs turns).
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pinned_at_max_is_told_once_and_only_after_pinned_for() {
+    let clock = Arc::new(TokioClock::new(Utc::now()));
+    let sim = sim_with(&clock, &["ca-s01", "ca-s02"]);
+    let policy = POLICY.replace("max_replicas: 4", "max_replicas: 2");
+    let (mut d, rec) = told_daemon(sim, clock, &policy, 95.0);
+    for _ in 0..4 {
+        d.tick().await; // minutes 0..3: pinned, not for long enough
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    settle().await;
+    assert!(rec.kinds().is_empty(), "{:?}", rec.texts());
+    for _ in 0..4 {
+        d.tick().await; // minutes 4..7: told once, at minute 5
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    settle().await;
+    assert_eq!(
+        rec.kinds(),
+        vec![(EventKind::PinnedAtMax, Some("ca".into()))]
+    );
+    let text = &rec.texts()[0];
+    assert!(
+        text.starts_with("ca: pinned at its max of 2 replicas for 5m"),
+        "{text}"
+    );
+    assert!(text.contains("cpu 95.0 > target 60"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_conflicts_failed_actions_and_refused_reloads_are_told() {
+    use support::{HookedFleet, Op};
+    let clock = Arc::new(TokioClock::new(Utc::now()));
+    let sim = sim_with(&clock, &["ca-s01"]);
+    // ca-s03 is held by a standalone instance: an ownership conflict.
+    sim.insert(sim.available_instance("ca-s03", "db.t3.micro"));
+    let fail_describe = Arc::new(Mutex::new(false));
+    let flag = fail_describe.clone();
+    let fleet = HookedFleet::new(sim.clone())
+        .before(Op::Describe, move |_| {
+            let fail = *flag.lock().unwrap();
+            async move {
+                if fail {
+                    Err(elasticrds::ports::PortError::new(
+                        elasticrds::ports::ErrorKind::Throttled,
+                        "DescribeDBInstances",
+                        "Rate exceeded",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .before(Op::CreateReplica, |_| async {
+            Err(elasticrds::ports::PortError::new(
+                elasticrds::ports::ErrorKind::Fatal,
+                "CreateDBInstanceReadReplica",
+                "InsufficientDBInstanceCapacity",
+            ))
+        });
+    let (d, rec) = told_daemon(Arc::new(fleet), clock, POLICY, 95.0);
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let loader: elasticrds::service::reload::Loader =
+        Box::new(|| Err("p.yaml:3:9: rules[0].target: must be a number".into()));
+    let mut d = d.with_reloader(loader, rx);
+    // Tick 1: the conflict and the failed create (which puts the cluster in backoff).
+    d.tick().await;
+    // Two more failing ticks (describe throttled): backoff is told once per run of failures.
+    *fail_describe.lock().unwrap() = true;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    d.tick().await;
+    tokio::time::sleep(Duration::from_secs(240)).await;
+    d.tick().await;
+    tx.send(elasticrds::service::reload::Trigger::Signal)
+        .await
+        .unwrap();
+    let d = support::run_for(d, Duration::from_secs(1)).await;
+    settle().await;
+    let kinds = rec.kinds();
+    let ca = Some("ca".to_string());
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::ActionFailed, ca.clone()),
+            (EventKind::OwnershipConflict, ca.clone()),
+            (EventKind::Backoff, ca.clone()),
+            (EventKind::ReloadFailed, None),
+        ],
+        "{:#?}",
+        rec.texts()
+    );
+    let texts = rec.texts();
+    assert!(
+        texts[0].contains("create_replica ca-s02 failed")
+            && texts[0].contains("InsufficientDBInstanceCapacity"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].starts_with("ca: ca-s03 holds a configured replica id (position 3)"),
+        "{}",
+        texts[1]
+    );
+    assert!(texts[2].contains("backing off"), "{}", texts[2]);
+    assert!(texts[3].contains("p.yaml:3:9"), "{}", texts[3]);
+    drop(d);
 }
