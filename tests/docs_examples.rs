@@ -4,7 +4,8 @@
 //! An example is a line `$ COMMAND` inside a fenced block, followed by its output (stdout, then
 //! stderr) up to the next `$ ` line, an `[exit N]` line or the end of the block; `$ echo $?`
 //! followed by a number gives the previous command's exit code. Without either, the exit code
-//! must be 0. Per markdown file, the examples run in document order, against one fresh moto
+//! must be 0. An `elasticrds` command with a redirection or a pipe runs under `sh -c` with the
+//! built binary first on PATH. Per markdown file, the examples run in document order, against one fresh moto
 //! (RDS, with subnet group `qiita` and snapshot `qiitabase201305111613`) and one ministack
 //! (CloudWatch), with cwd a temp dir holding a copy of `docs/examples/`. `elasticrds` commands
 //! run the built binary (leading `VAR=value` words become its environment); any other command
@@ -341,7 +342,28 @@ impl World {
             .filter_map(|w| w.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut cmd = if words.get(n_env).map(String::as_str) == Some("elasticrds") {
+        let is_ours = words.get(n_env).map(String::as_str) == Some("elasticrds");
+        let mut cmd = if is_ours && command.contains(['>', '|']) {
+            // A redirection or a pipe: through sh, with the binary first on PATH and its
+            // environment.
+            let base = self.elasticrds(&env, &[]);
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(command)
+                .current_dir(self.cwd.borrow().as_path());
+            for (k, v) in base.get_envs() {
+                match v {
+                    Some(v) => c.env(k, v),
+                    None => c.env_remove(k),
+                };
+            }
+            let bin = Path::new(env!("CARGO_BIN_EXE_elasticrds"))
+                .parent()
+                .unwrap();
+            let path = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{path}", bin.display()));
+            c
+        } else if is_ours {
             self.elasticrds(&env, &words[n_env + 1..])
         } else {
             let mut c = Command::new("sh");

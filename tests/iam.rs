@@ -245,3 +245,66 @@ fn changes_are_scoped_to_configured_identifiers() {
         }
     }
 }
+
+#[test]
+fn the_policy_in_docs_is_what_iam_policy_generates_for_the_example_config() {
+    // docs/iam-policy.json is `elasticrds --config docs/examples/notify/elasticrds.yaml
+    // iam-policy`: the example cluster and its notifications' event bus.
+    let path = root().join("docs/examples/notify/elasticrds.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = elasticrds::core::config::Config::parse("elasticrds.yaml", &text).unwrap();
+    let clusters: Vec<_> = config.clusters.values().collect();
+    let doc = elasticrds::cli::iam::policy_document(
+        &config,
+        &clusters,
+        &elasticrds::cli::iam::Scope::default(),
+    );
+    let generated = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    let docs = std::fs::read_to_string(root().join("docs/iam-policy.json")).unwrap();
+    assert_eq!(
+        docs, generated,
+        "docs/iam-policy.json differs from the generator: run `elasticrds --config docs/examples/notify/elasticrds.yaml iam-policy > docs/iam-policy.json`"
+    );
+}
+
+#[test]
+fn the_generated_policy_names_exactly_the_configured_instances_and_buses() {
+    let y = "a:\n  master_node: {identifier: snap-a, instance_id: a-m, instance_class: db.t3.micro, db_subnet_group_name: net}\n  replica_nodes:\n    - {id: a-r1, instance_class: db.t3.micro}\nb:\n  master_node: {identifier: snap-b, instance_id: b-m, instance_class: db.t3.micro}\nnotifications:\n  sinks:\n    - {name: x, eventbridge: {bus: bus-b, region: eu-west-1}, clusters: [b]}\n    - {name: y, webhook: {url: 'https://h.example.com/'}}\n";
+    let config = elasticrds::core::config::Config::parse("c.yaml", y).unwrap();
+    let scope = elasticrds::cli::iam::Scope {
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+    };
+    let only_a = vec![&config.clusters["a"]];
+    let doc = serde_json::to_value(elasticrds::cli::iam::policy_document(
+        &config, &only_a, &scope,
+    ))
+    .unwrap();
+    let text = doc.to_string();
+    for want in [
+        "arn:aws:rds:us-east-1:123456789012:db:a-m",
+        "arn:aws:rds:us-east-1:123456789012:db:a-r1",
+        "arn:aws:rds:us-east-1:123456789012:snapshot:snap-a",
+        "arn:aws:rds:us-east-1:123456789012:subgrp:net",
+    ] {
+        assert!(text.contains(want), "{want} missing: {text}");
+    }
+    assert!(
+        !text.contains("b-m") && !text.contains("snap-b"),
+        "cluster b left out: {text}"
+    );
+    assert!(
+        !text.contains("events:PutEvents"),
+        "bus-b only hears about b: {text}"
+    );
+    let both: Vec<_> = config.clusters.values().collect();
+    let doc = serde_json::to_value(elasticrds::cli::iam::policy_document(
+        &config, &both, &scope,
+    ))
+    .unwrap();
+    assert!(
+        doc.to_string()
+            .contains("arn:aws:events:eu-west-1:123456789012:event-bus/bus-b"),
+        "{doc}"
+    );
+}

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod generate;
 pub mod govern;
 pub mod haproxy;
+pub mod iam;
 pub mod init;
 pub mod model_args;
 pub mod pause;
@@ -75,6 +76,8 @@ pub enum Command {
     /// Adopt an existing master and its read replicas: write a cluster config and a starter
     /// policy in observe-only mode.
     Init(init::InitArgs),
+    /// The least-privilege IAM policy (JSON) for the config's clusters and notifications.
+    IamPolicy(iam::IamArgs),
     /// The man page or shell completions, from these very definitions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -205,5 +208,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Resume(a) => pause::resume(config, a).await,
         Command::Init(a) => init::init(config, a).await,
         Command::Generate(a) => generate::run(a),
+        Command::IamPolicy(a) => iam::run(config, a).await,
     }
 }

@@ -1,0 +1,214 @@
+//! `elasticrds iam-policy`: the least-privilege IAM policy for the current config — exactly the
+//! DB instance, snapshot and subnet-group ARNs it names, the CloudWatch read, and the event buses
+//! its notifications use. tests/iam.rs checks the document against every AWS call the code
+//! makes (and nothing more); docs/iam-policy.json is its output for
+//! docs/examples/notify/elasticrds.yaml.
+
+use super::cluster::find_cluster;
+use super::{load_config, CliResult};
+use crate::core::config::{ClusterSpec, Config};
+use crate::core::domain::TAG_MANAGED_BY;
+use crate::core::domain::TAG_MANAGED_BY_VALUE;
+use crate::core::notify::SinkKind;
+use clap::Args;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::Path;
+
+#[derive(Debug, Args)]
+pub struct IamArgs {
+    /// Only this cluster (repeatable) [default: every cluster of the config].
+    #[arg(long)]
+    pub cluster: Vec<String>,
+    /// The AWS region of the ARNs [default: any, `*`].
+    #[arg(long, default_value = "*")]
+    pub region: String,
+    /// The AWS account id of the ARNs [default: any, `*`].
+    #[arg(long, default_value = "*")]
+    pub account: String,
+}
+
+pub async fn run(config: Option<&Path>, a: IamArgs) -> CliResult {
+    let (_, config) = load_config(config)?;
+    let clusters: Vec<&ClusterSpec> = if a.cluster.is_empty() {
+        config.clusters.values().collect()
+    } else {
+        (a.cluster.iter())
+            .map(|c| find_cluster(&config, c))
+            .collect::<Result<_, _>>()?
+    };
+    let scope = Scope {
+        region: a.region,
+        account: a.account,
+    };
+    check_scope(&scope)?;
+    super::print_json(&policy_document(&config, &clusters, &scope))
+}
+
+/// Where the ARNs point: a region and an account, or `*`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            region: "*".into(),
+            account: "*".into(),
+        }
+    }
+}
+
+fn check_scope(s: &Scope) -> CliResult {
+    let region_ok = s.region == "*"
+        || (!s.region.is_empty()
+            && (s.region.chars())
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    let account_ok = s.account == "*"
+        || (s.account.len() == 12 && s.account.chars().all(|c| c.is_ascii_digit()));
+    match (region_ok, account_ok) {
+        (true, true) => Ok(()),
+        (false, _) => Err(super::CliError::input(format!(
+            "--region {:?}: a region name such as eu-west-1, or *",
+            s.region
+        ))),
+        _ => Err(super::CliError::input(format!(
+            "--account {:?}: a 12-digit account id, or *",
+            s.account
+        ))),
+    }
+}
+
+impl Scope {
+    fn rds(&self, kind: &str, name: &str) -> String {
+        format!("arn:aws:rds:{}:{}:{kind}:{name}", self.region, self.account)
+    }
+}
+
+/// An IAM policy document (fields in the order IAM's own examples use).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Document {
+    pub version: &'static str,
+    pub statement: Vec<Statement>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    pub sid: &'static str,
+    pub effect: &'static str,
+    pub action: Value,
+    pub resource: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+fn allow(sid: &'static str, action: Value, resource: Value) -> Statement {
+    Statement {
+        sid,
+        effect: "Allow",
+        action,
+        resource,
+        condition: None,
+    }
+}
+
+/// The policy document for `clusters` of `config` (their notifications' buses included).
+pub fn policy_document(config: &Config, clusters: &[&ClusterSpec], scope: &Scope) -> Document {
+    let db = |id: &str| scope.rds("db", id);
+    let masters: Vec<String> = clusters.iter().map(|c| db(c.master.id.as_str())).collect();
+    let replicas: Vec<String> = (clusters.iter())
+        .flat_map(|c| c.replicas.iter().map(|r| db(r.id.as_str())))
+        .collect();
+    let all: Vec<String> = masters.iter().chain(&replicas).cloned().collect();
+    let mut restore: Vec<String> = masters.clone();
+    for c in clusters {
+        restore.push(scope.rds("snapshot", &c.master.snapshot));
+        if let Some(g) = &c.master.subnet_group {
+            restore.push(scope.rds("subgrp", g));
+        }
+    }
+    restore.extend([scope.rds("pg", "*"), scope.rds("og", "*")]);
+    let tags = json!([
+        "rds:ListTagsForResource",
+        "rds:AddTagsToResource",
+        "rds:RemoveTagsFromResource"
+    ]);
+    let mut delete = allow(
+        "DeleteConfiguredReplicasOnly",
+        json!("rds:DeleteDBInstance"),
+        json!(replicas),
+    );
+    delete.condition = Some(
+        json!({"StringEquals": {format!("rds:db-tag/{TAG_MANAGED_BY}"): TAG_MANAGED_BY_VALUE}}),
+    );
+    let mut statement = vec![
+        allow(
+            "ObserveInstances",
+            json!("rds:DescribeDBInstances"),
+            json!(scope.rds("db", "*")),
+        ),
+        allow("ReadAndWriteStateAndPauseTags", tags, json!(all)),
+        allow(
+            "CreateConfiguredReplicas",
+            json!("rds:CreateDBInstanceReadReplica"),
+            json!(all),
+        ),
+        delete,
+        allow(
+            "ChangeClassOfConfiguredInstances",
+            json!("rds:ModifyDBInstance"),
+            json!(all),
+        ),
+        allow(
+            "RestoreMasterFromItsSnapshot",
+            json!("rds:RestoreDBInstanceFromDBSnapshot"),
+            json!(restore),
+        ),
+        allow(
+            "ReadReplicaMetrics",
+            json!("cloudwatch:GetMetricData"),
+            json!("*"),
+        ),
+    ];
+    let buses = event_buses(config, clusters, scope);
+    if !buses.is_empty() {
+        statement.push(allow(
+            "NotifyOnTheConfiguredEventBuses",
+            json!("events:PutEvents"),
+            json!(buses),
+        ));
+    }
+    Document {
+        version: "2012-10-17",
+        statement,
+    }
+}
+
+/// The ARNs of the buses of the EventBridge sinks that hear about any of `clusters`.
+fn event_buses(config: &Config, clusters: &[&ClusterSpec], scope: &Scope) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in &config.notifications.sinks {
+        let hears = s.clusters.is_empty()
+            || (s.clusters.iter()).any(|c| clusters.iter().any(|x| &x.name == c));
+        let SinkKind::EventBridge { bus, region } = &s.kind else {
+            continue;
+        };
+        if !hears {
+            continue;
+        }
+        let arn = if bus.starts_with("arn:") {
+            bus.clone()
+        } else {
+            let r = region.as_deref().unwrap_or(&scope.region);
+            format!("arn:aws:events:{r}:{}:event-bus/{bus}", scope.account)
+        };
+        if !out.contains(&arn) {
+            out.push(arn);
+        }
+    }
+    out
+}
