@@ -4,8 +4,9 @@
 # Idempotent, for a fresh Debian machine as root:
 #   1. a repo-local virtualenv .venv/ with the pinned emulators from scripts/requirements-test.txt
 #      (moto server for RDS, ministack for CloudWatch); skipped when its stamp matches the file's hash;
-#   2. Debian packages haproxy and prometheus (brings promtool) when missing; their services are
-#      never started (the tests start their own copies on 127.0.0.1 random ports);
+#   2. Debian packages haproxy, prometheus (brings promtool), chromium and tidy (the status
+#      page's browser test) when missing; the services are never started (the tests start
+#      their own copies on 127.0.0.1 random ports);
 #   3. `cargo test --all-targets` and `cargo test --doc` (dev profile, --no-fail-fast), then
 #      scripts/faults.sh (the fault matrix; its absence fails the run).
 # Exits non-zero on any failure. `scripts/test.sh --setup-only` does steps 1 and 2 only.
@@ -53,6 +54,9 @@ package_daemons() {
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The status page's browser test: headless Chromium and tidy (HTML checker).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v tidy >/dev/null 2>&1 || missing+=(tidy)
 if ((${#missing[@]})); then
     step "debian packages: installing ${missing[*]} (services are not started)"
     # policy-rc.d exit 101 tells invoke-rc.d not to start services from package scripts.
@@ -79,7 +83,7 @@ if ((${#missing[@]})); then
         done
     fi
 else
-    step "debian packages: haproxy and promtool present"
+    step "debian packages: haproxy, promtool, chromium and tidy present"
 fi
 echo "    $(haproxy -v 2>&1 | head -n1)"
 echo "    $(promtool --version 2>&1 | head -n1)"

@@ -213,9 +213,14 @@ pub async fn run(a: DemoArgs) -> CliResult {
             ..Default::default()
         },
     );
-    let server = http::start(a.listen, metrics.clone(), daemon.health())
-        .await
-        .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
+    let server = http::start_with_status(
+        a.listen,
+        metrics.clone(),
+        daemon.health(),
+        daemon.status_board(),
+    )
+    .await
+    .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
     println!(
         "elasticrds demo: trace {} ({:.1} h{}), policy {policy_file} on cluster {} \
          ({} replicas listed, {} running at the start), lead time {}, one simulated minute per {:?}",

@@ -382,9 +382,14 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
             if !addr.ip().is_loopback() {
                 tracing::warn!(%addr, "serving metrics on a non-loopback address");
             }
-            let s = http::start(addr, metrics.clone(), daemon.health())
-                .await
-                .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))?;
+            let s = http::start_with_status(
+                addr,
+                metrics.clone(),
+                daemon.health(),
+                daemon.status_board(),
+            )
+            .await
+            .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))?;
             tracing::info!(addr = %s.local_addr, "listening on http://{}/metrics", s.local_addr);
             Some(s)
         }

@@ -17,6 +17,7 @@ use super::http::Health;
 use super::metrics::Metrics;
 use super::notify::Notifier;
 use super::reload::{ConfigSet, Loader, ReloadSummary, Trigger};
+use super::status::StatusBoard;
 use crate::control::{
     decide_and_act, fetch_all, gather_all_metrics, predict::refresh_histories, ClusterMemory,
     Gathered, TickContext, TickOptions, TickReport,
@@ -183,6 +184,8 @@ pub struct Daemon {
     reloader: Option<(Loader, mpsc::Receiver<Trigger>)>,
     /// Where events go, and how long at the max makes `pinned_at_max` (`run` with sinks).
     notifier: Option<(Notifier, Duration)>,
+    /// What the status page shows.
+    board: Arc<StatusBoard>,
 }
 
 impl Daemon {
@@ -199,6 +202,7 @@ impl Daemon {
         for c in &clusters {
             metrics.init_cluster(&c.spec.name);
         }
+        let clusters_names: Vec<String> = clusters.iter().map(|c| c.spec.name.clone()).collect();
         Daemon {
             fleet: Arc::new(CountingFleet::new(fleet, metrics.clone())),
             source: Arc::new(CountingMetrics::new(source, metrics.clone())),
@@ -217,7 +221,17 @@ impl Daemon {
             ticks: 0,
             reloader: None,
             notifier: None,
+            board: {
+                let b = StatusBoard::default();
+                b.set_clusters(&clusters_names);
+                Arc::new(b)
+            },
         }
+    }
+
+    /// The status page's board, for the HTTP server (`http::start_with_status`).
+    pub fn status_board(&self) -> Arc<StatusBoard> {
+        self.board.clone()
     }
 
     /// Tell `notifier` about scale actions, failures and the rest (`service::events`);
@@ -272,8 +286,9 @@ impl Daemon {
         for name in &summary.removed {
             self.metrics.forget_cluster(name);
         }
-        self.health
-            .set_clusters(set.entries.iter().map(|c| c.spec.name.clone()).collect());
+        let names: Vec<String> = set.entries.iter().map(|c| c.spec.name.clone()).collect();
+        self.board.set_clusters(&names);
+        self.health.set_clusters(names);
         self.clusters = set.entries;
         self.runtime = runtime;
         self.routers = set.routers;
@@ -557,6 +572,9 @@ impl Daemon {
                     }
                     self.log_conflicts(i, &report);
                     let key = decision_key(&report.decision);
+                    let line =
+                        (self.board.is_new(&report.cluster, &key)).then(|| status_line(&report));
+                    self.board.record(&report, line);
                     let changed = self.runtime[i].last_logged.as_deref() != Some(key.as_str());
                     log_report(&report, changed);
                     self.runtime[i].last_logged = Some(key);
@@ -644,6 +662,7 @@ impl Daemon {
             "cluster tick failed; retrying after backoff"
         );
         let failures = rt.failures;
+        self.board.failed(&name, e.to_string());
         if self.notifier.is_some() {
             let mem = &mut self.runtime[i].events;
             let n = events::of_failure(&name, mem, &e, failures, delay, now);
@@ -744,6 +763,23 @@ impl Daemon {
             Metrics::set_optional(&m.forecast_horizon_seconds, c, Some(f.horizon_secs as f64));
         }
     }
+}
+
+/// A decision in one line for the status page: `2 → 3 (scale out): cpu 82.1% > target 70% → 3`.
+fn status_line(r: &TickReport) -> String {
+    let d = &r.decision;
+    let reasons: Vec<String> = d.reasons.iter().map(|x| x.to_string()).collect();
+    let what = match d.direction {
+        Direction::Out => "scale out",
+        Direction::In => "scale in",
+        Direction::None => "no change",
+    };
+    format!(
+        "{} → {} ({what}): {}",
+        d.current,
+        d.desired,
+        reasons.join("; ")
+    )
 }
 
 /// What makes a decision worth an INFO line: its direction, counts, bounds, observe-only flag

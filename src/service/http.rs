@@ -1,10 +1,11 @@
-//! The service's HTTP endpoint on hyper 1: `/metrics` (Prometheus text), `/healthz` (process
-//! up) and `/readyz` (every managed cluster observed within three intervals, [`Health`]). Hardened for a
+//! The service's HTTP endpoint on hyper 1: `/` (the status page, `service::status`),
+//! `/metrics` (Prometheus text), `/healthz` (process up) and `/readyz` (every managed cluster observed within three intervals, [`Health`]). Hardened for a
 //! long-running process: bounded header size, a header read timeout, a cap on each connection's
 //! lifetime and on concurrent connections, and request bodies refused.
 
 use super::conns::{Slots, TrackedBody};
 use super::metrics::Metrics;
+use super::status::StatusBoard;
 use crate::ports::Clock;
 use chrono::{DateTime, Utc};
 use http_body_util::Full;
@@ -148,7 +149,12 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-fn route(metrics: &Metrics, health: &Health, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(
+    metrics: &Metrics,
+    health: &Health,
+    board: &StatusBoard,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let has_body = req.headers().contains_key(TRANSFER_ENCODING)
         || req
             .headers()
@@ -172,6 +178,14 @@ fn route(metrics: &Metrics, health: &Health, req: &Request<Incoming>) -> Respons
         return r;
     }
     match req.uri().path() {
+        "/" => {
+            let mut r = text(StatusCode::OK, board.render());
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
         "/metrics" => {
             let mut r = text(StatusCode::OK, metrics.render());
             r.headers_mut().insert(
@@ -192,7 +206,7 @@ fn route(metrics: &Metrics, health: &Health, req: &Request<Incoming>) -> Respons
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /metrics, /healthz, /readyz\n",
+            "not found; try /, /metrics, /healthz, /readyz\n",
         ),
     }
 }
@@ -204,10 +218,20 @@ pub async fn start(
     metrics: Metrics,
     health: Arc<Health>,
 ) -> std::io::Result<HttpServer> {
+    start_with_status(addr, metrics, health, Arc::default()).await
+}
+
+/// [`start`] with the status page of `board` on `GET /`.
+pub async fn start_with_status(
+    addr: SocketAddr,
+    metrics: Metrics,
+    health: Arc<Health>,
+    board: Arc<StatusBoard>,
+) -> std::io::Result<HttpServer> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
-    let handle = tokio::spawn(accept_loop(listener, metrics, health, rx));
+    let handle = tokio::spawn(accept_loop(listener, metrics, health, board, rx));
     Ok(HttpServer {
         local_addr,
         shutdown: tx,
@@ -219,6 +243,7 @@ async fn accept_loop(
     listener: TcpListener,
     metrics: Metrics,
     health: Arc<Health>,
+    board: Arc<StatusBoard>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Slots::new(MAX_CONNECTIONS);
@@ -248,12 +273,13 @@ async fn accept_loop(
         let tracker = slot.tracker();
         let metrics = metrics.clone();
         let health = health.clone();
+        let board = board.clone();
         let mut stop = shutdown.clone();
         let conn = builder.serve_connection(
             TokioIo::new(stream),
             hyper::service::service_fn(move |req: Request<Incoming>| {
                 let r: Response<TrackedBody> =
-                    route(&metrics, &health, &req).map(|b| tracker.busy(b));
+                    route(&metrics, &health, &board, &req).map(|b| tracker.busy(b));
                 async move { Ok::<_, Infallible>(r) }
             }),
         );

@@ -2,7 +2,8 @@
 //! - `daemon`: the control loop — ticks that never overlap, per-cluster isolation and capped
 //!   exponential backoff, state kept as tags on the master, graceful shutdown.
 //! - `metrics`: the [`metrics::Metrics`] struct owning its Prometheus registry.
-//! - `http`: the hyper server for `/metrics`, `/healthz` and `/readyz`.
+//! - `http`: the hyper server for `/` (the status page, `status`), `/metrics`, `/healthz` and
+//!   `/readyz`.
 //! - `conns`: the HTTP server's connection slots (a full house sheds its longest-idle one).
 //! - `reload`: reloading the config and policy files on SIGHUP or a file change (the loader,
 //!   the file watcher, what changed).
@@ -20,3 +21,4 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
+pub mod status;
