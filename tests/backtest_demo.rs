@@ -19,6 +19,7 @@ fn demo_scales_serves_metrics_and_stops_with_a_summary() {
             "--duration",
             "5m",
         ])
+        .env("COLUMNS", "1000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -78,16 +79,78 @@ fn demo_scales_serves_metrics_and_stops_with_a_summary() {
     );
     assert!(summary.contains("max replicas 4"), "{summary}");
     // Every scale action is printed as it happens, with the decision's reasons.
-    assert!(all.contains("] scale-in 4 -> 3: cpu "), "{all}");
+    assert!(all.contains("  scale-in 4 → 3: cpu "), "{all}");
     assert!(
         all.lines()
-            .any(|l| l.contains("] scale-out 2 -> ") && l.contains("> target 70%")),
+            .any(|l| l.contains("  scale-out 2 → ") && l.contains("> target 70%")),
         "{all}"
     );
-    assert!(all.contains("] serving replicas 2 -> "), "{all}");
-    // Decision logs, once per tick, with their reasons.
-    assert!(logs.contains("decision"), "{logs}");
-    assert!(logs.contains("target_tracking") || logs.contains("within_tolerance"));
+    // A line every simulated half-hour: load, the bar, serving / paid for.
+    let half_hours: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("  load ") && l.ends_with(" paid for"))
+        .collect();
+    assert!(half_hours.len() >= 25, "{all}");
+    assert!(half_hours.iter().any(|l| l.contains("[###")), "{all}");
+    // The story, not the logs: nothing on stderr unless asked.
+    assert!(logs.is_empty(), "logs without --log-level:\n{logs}");
+    // The side-by-side score and the plot.
+    for row in [
+        "this policy",
+        "oracle (clairvoyant)",
+        "Aurora-style tracking",
+    ] {
+        assert!(
+            all.lines().any(|l| l.starts_with(row)),
+            "{row} missing:\n{all}"
+        );
+    }
+    let svg = all
+        .lines()
+        .skip_while(|l| !l.starts_with("plot of load, capacity and actions:"))
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no plot path:\n{all}"));
+    let text = std::fs::read_to_string(svg).expect("the plot");
+    assert!(text.contains("<svg") && text.contains("oracle"), "{svg}");
+    let _ = std::fs::remove_file(svg);
+}
+
+/// The demo in a 40-column terminal without colour: every line fits, no escape code; its
+/// logs, asked for, go to a file.
+#[test]
+fn demo_fits_a_narrow_terminal_and_logs_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("demo.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "5ms",
+            "--log-file",
+        ])
+        .arg(&log)
+        .args(["--log-format", "json"])
+        .env("COLUMNS", "40")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for l in text.lines() {
+        assert!(l.chars().count() <= 40, "wider than 40: {l:?}");
+    }
+    assert!(!text.contains('\x1b') && out.stderr.is_empty(), "{text}");
+    assert!(text.contains("oracle"), "{text}");
+    let logs = std::fs::read_to_string(&log).expect("the log file");
+    let decision = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "decision")
+        .unwrap_or_else(|| panic!("no JSON decision line in the log file:\n{logs}"));
+    assert_eq!(decision["cluster"], "cluster1");
 }
 
 #[test]
@@ -124,6 +187,7 @@ fn demo_with_a_predictive_policy_scales_out_on_the_forecast() {
             "--duration",
             "90s",
         ])
+        .env("COLUMNS", "1000")
         .output()
         .expect("run the demo");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -132,7 +196,7 @@ fn demo_with_a_predictive_policy_scales_out_on_the_forecast() {
     assert!(text.contains("policy policies/predictive.yaml"), "{text}");
     let raised: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("] scale-out ") && l.contains("→ raised the count"))
+        .filter(|l| l.contains("  scale-out ") && l.contains("→ raised the count"))
         .collect();
     assert!(
         !raised.is_empty(),
@@ -152,4 +216,69 @@ fn demo_with_a_predictive_policy_scales_out_on_the_forecast() {
         err.contains("--history 2days: the trace is only 14.9 h long"),
         "{err}"
     );
+}
+
+/// A line's shape: digit runs as `9`, a bar's content as `[bar]`, runs of spaces as one.
+fn shape(line: &str) -> String {
+    let mut s = String::new();
+    let mut in_bar = false;
+    let mut last = ' ';
+    for c in line.trim().chars() {
+        let c = match c {
+            '[' if !in_bar => {
+                in_bar = true;
+                s.push_str("[bar]");
+                last = ']';
+                continue;
+            }
+            ']' if in_bar => {
+                in_bar = false;
+                continue;
+            }
+            _ if in_bar => continue,
+            d if d.is_ascii_digit() => '9',
+            c => c,
+        };
+        // A digit run is one `9`, a decimal point inside a number is part of it, and a run of
+        // spaces is one space.
+        if (c == '9' || c == '.') && last == '9' || (c == ' ' && last == ' ') {
+            continue;
+        }
+        s.push(c);
+        last = c;
+    }
+    s
+}
+
+/// README's excerpt of the demo's output: every line has the shape of a line the demo prints
+/// (the numbers move a little from run to run; what the lines say does not).
+#[test]
+fn readme_shows_what_the_demo_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block: Vec<&str> = readme
+        .split("<!-- demo-output:")
+        .nth(1)
+        .and_then(|r| r.split("```text\n").nth(1))
+        .and_then(|r| r.split("\n```").next())
+        .expect("README has the demo-output excerpt")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(block.len() >= 8, "{block:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--speed", "5ms"])
+        .env("COLUMNS", "80")
+        .output()
+        .expect("run the demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let printed: std::collections::BTreeSet<String> = text.lines().map(shape).collect();
+    for line in block {
+        assert!(
+            printed.contains(&shape(line)),
+            "README line {line:?} (shape {:?}) is not what the demo prints:\n{text}",
+            shape(line)
+        );
+    }
 }

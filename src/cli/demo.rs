@@ -1,27 +1,29 @@
-//! `elasticrds demo`: the whole service — control loop, shared reconciler, `/metrics` server,
-//! decision logs — on the simulated fleet, driven by a real load trace at compressed time (by
-//! default a simulated minute per 100 ms), with the default policy. No AWS account needed. It
-//! stops by itself at the end of the trace or of `--duration` (or on Ctrl-C, exit 0 in every
-//! case) and prints a summary scored like the backtest. On stdout: every scale action as it is
-//! carried out with the decision's reasons (`[sim 2014-04-16 14:21] scale-out 2 -> 4: cpu
-//! 100.0% > target 70% → 4`), every change in serving replicas, and a status line every 30
-//! simulated minutes; decision logs on stderr (a decision only when it changes, as the daemon
-//! logs them).
+//! `elasticrds demo`: the whole service — control loop, shared reconciler, the HTTP server
+//! (status page, `/metrics`) — on the simulated fleet, driven by a real load trace at
+//! compressed time (by default a simulated minute per 100 ms), with the default policy. No AWS
+//! account needed. It stops by itself at the end of the trace or of `--duration` (or on Ctrl-C,
+//! exit 0 in every case). On stdout the story (`demo_story`): a line every simulated
+//! half-hour, every scale action with its reasons, and at the end the stretch scored side by
+//! side with the oracle and the Aurora-style baseline plus an SVG plot. The service's logs only
+//! when asked (`--log-level`, `--log-format`, `--log-file`).
 //!
 //! Embedded: src/backtest/demo_trace.csv (15 hours of a real EC2 CPU trace from the Numenta
 //! Anomaly Benchmark, MIT licence: src/backtest/demo_trace.LICENSE.txt) and
 //! policies/cpu-target.yaml.
 
-use super::{CliError, CliResult};
+use super::{demo_story, CliError, CliResult};
 use crate::adapters::sim::{SimFleet, SimOptions};
+use crate::adapters::sim_load::Demand;
 use crate::adapters::sim_load::{epoch_minute, LoadOptions, SimLoad};
 use crate::adapters::sim_model::FleetModel;
 use crate::backtest::replay::seed_fleet;
-use crate::backtest::score::{Recorder, RunKind};
+use crate::backtest::replay::{synthetic_spec, WorldSetup};
+use crate::backtest::score::{Recorder, RunKind, Score, Timeline};
 use crate::backtest::trace::Trace;
-use crate::backtest::{load_policy, oracle, FLOOR_REPLICAS, PEAK_UTILIZATION};
-use crate::control::TickReport;
-use crate::core::decide::Direction;
+use crate::backtest::{
+    baseline_bounds, baselines, load_policy, oracle, plot, strongest, FLOOR_REPLICAS,
+    PEAK_UTILIZATION,
+};
 use crate::ports::Clock;
 use crate::service::daemon::{ClusterEntry, Daemon, DaemonOptions, TokioClock};
 use crate::service::{http, metrics::Metrics};
@@ -64,6 +66,17 @@ pub struct DemoArgs {
     /// predictive policy's forecast reads (e.g. `7d` on a 14-day trace).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub history: Duration,
+    /// Show the service's own logs at this level (error, warn, info, debug) on stderr, or in
+    /// --log-file. Without it (and without --log-file) the logs go nowhere: the terminal shows
+    /// the story.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Format of those logs.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: super::run::LogFormat,
+    /// Write the logs to this file (appended; level info unless --log-level says otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 /// The policy the demo runs: `--policy FILE`, or the embedded default.
@@ -99,44 +112,54 @@ fn parse_speed(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Another subscriber may already be set (tests, embedding): keep it.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
-fn sim_time(minute: i64) -> String {
-    crate::adapters::sim_load::minute_time(minute)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
-
-/// `[sim 2014-04-16 14:31] scale-out 2 -> 4: cpu 100.0% > target 70% → 6; clamped to max 4`
-/// for a tick that carried out a scale action; `None` otherwise.
-pub fn scale_line(r: &TickReport) -> Option<String> {
-    let d = &r.decision;
-    if !r.acted || d.direction == Direction::None {
-        return None;
+/// The daemon's logs, only when asked: at `--log-level` (info with only `--log-file`), on
+/// stderr or appended to `--log-file`, as text or JSON.
+fn init_logs(a: &DemoArgs) -> CliResult {
+    use tracing_subscriber::EnvFilter;
+    if a.log_level.is_none() && a.log_file.is_none() {
+        return Ok(());
     }
-    let why: Vec<String> = d
-        .reasons
-        .iter()
-        .filter(|x| !x.is_hold())
-        .map(|x| x.to_string())
-        .collect();
-    Some(format!(
-        "[sim {}] scale-{} {} -> {}: {}",
-        d.at.format("%Y-%m-%d %H:%M"),
-        d.direction.as_str(),
-        d.current,
-        d.desired,
-        why.join("; ")
-    ))
+    let level = a.log_level.as_deref().unwrap_or("info");
+    if !["error", "warn", "info", "debug", "trace"].contains(&level) {
+        return Err(CliError::input(format!(
+            "--log-level {level:?}: one of error, warn, info, debug, trace"
+        )));
+    }
+    let filter = EnvFilter::new(format!(
+        "{level},aws_config=warn,aws_smithy_runtime=warn,hyper=warn"
+    ));
+    let json = a.log_format == super::run::LogFormat::Json;
+    // Another subscriber may already be set (tests, embedding): keep it.
+    match &a.log_file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| CliError::input(format!("--log-file {}: {e}", path.display())))?;
+            let writer = std::sync::Mutex::new(f);
+            let b = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false);
+            let _ = if json {
+                b.json().flatten_event(true).with_writer(writer).try_init()
+            } else {
+                b.with_writer(writer).try_init()
+            };
+        }
+        None => {
+            let b = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false);
+            let _ = if json {
+                b.json().try_init()
+            } else {
+                b.try_init()
+            };
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(a: DemoArgs) -> CliResult {
@@ -196,7 +219,7 @@ pub async fn run(a: DemoArgs) -> CliResult {
         .map_err(CliError::input)?,
     );
 
-    init_logs();
+    init_logs(&a)?;
     let metrics = Metrics::new();
     // Its config and policy were loaded (embedded or --policy): as `run` says at start.
     metrics.config_loaded(true, clock.now().timestamp_millis() as f64 / 1000.0);
@@ -221,9 +244,10 @@ pub async fn run(a: DemoArgs) -> CliResult {
     )
     .await
     .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
-    println!(
-        "elasticrds demo: trace {} ({:.1} h{}), policy {policy_file} on cluster {} \
-         ({} replicas listed, {} running at the start), lead time {}, one simulated minute per {:?}",
+    let width = demo_story::width();
+    let intro = format!(
+        "trace {} ({:.1} h{}), policy {policy_file} on cluster {} ({} replicas listed, {} running \
+         at the start), a new replica ready {} after it is asked for; one simulated minute per {:?}.",
         trace.name,
         demand.len() as f64 / 60.0,
         match past {
@@ -237,9 +261,24 @@ pub async fn run(a: DemoArgs) -> CliResult {
         a.speed,
     );
     println!(
-        "metrics: http://{}/metrics  (also /healthz, /readyz); stops after {} of wall time or at the end of the trace; Ctrl-C stops it",
-        server.local_addr,
-        humantime::format_duration(a.duration)
+        "{}",
+        demo_story::wrap_indent("elasticrds demo: ", &intro, width, 2)
+    );
+    println!("status page: http://{}/", server.local_addr);
+    println!("metrics: http://{}/metrics", server.local_addr);
+    println!(
+        "{}",
+        demo_story::wrap_indent(
+            "",
+            &format!(
+                "Every half-hour: the load in replicas' worth, a bar of it (#) against the serving \
+                 capacity (|), replicas serving / paid for; and every scale action with its \
+                 reasons. Stops at the end of the trace or after {}; Ctrl-C stops it.",
+                humantime::format_duration(a.duration)
+            ),
+            width,
+            0
+        )
     );
 
     // The control loop: the daemon's own tick on the daemon's interval (as `Daemon::run`
@@ -248,10 +287,10 @@ pub async fn run(a: DemoArgs) -> CliResult {
     let mut ticker = tokio::time::interval(a.speed);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
-    let mut rec = Recorder::new("cpu-target (demo)", RunKind::Policy, false);
-    let mut next_minute = demand.start_minute + past;
-    let mut last_report = next_minute;
-    let mut last_serving: Option<u32> = None;
+    let mut rec = Recorder::new("this policy", RunKind::Policy, true);
+    let first_minute = demand.start_minute + past;
+    let mut next_minute = first_minute;
+    let scale = spec.replicas.len();
     let end_minute = demand.start_minute + demand.len() as i64;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let why = loop {
@@ -262,7 +301,7 @@ pub async fn run(a: DemoArgs) -> CliResult {
         }
         let outcome = daemon.tick().await;
         for r in outcome.reports() {
-            if let Some(line) = scale_line(r) {
+            if let Some(line) = demo_story::decision_lines(r, width) {
                 println!("{line}");
             }
         }
@@ -274,27 +313,8 @@ pub async fn run(a: DemoArgs) -> CliResult {
             while next_minute <= done {
                 if let Some(st) = load.minute(next_minute) {
                     rec.minute(&st);
-                    if last_serving.is_some_and(|s| s != st.serving) {
-                        println!(
-                            "[sim {}] serving replicas {} -> {} ({} paid for)",
-                            sim_time(next_minute),
-                            last_serving.unwrap_or(0),
-                            st.serving,
-                            st.replicas
-                        );
-                    }
-                    last_serving = Some(st.serving);
-                    if next_minute - last_report >= 30 {
-                        last_report = next_minute;
-                        println!(
-                            "[sim {}] demand {:>4} replicas {} ({} serving) per-replica cpu {:>5}",
-                            sim_time(next_minute),
-                            st.demand.map_or("-".into(), |d| format!("{d:.2}")),
-                            st.replicas,
-                            st.serving,
-                            st.served
-                                .map_or("-".into(), |s| format!("{:.0}%", s.cpu_percent)),
-                        );
+                    if next_minute.rem_euclid(30) == 0 {
+                        println!("{}", demo_story::half_hour_line(&st, scale, width));
                     }
                 }
                 next_minute += 1;
@@ -316,26 +336,122 @@ pub async fn run(a: DemoArgs) -> CliResult {
         .filter(|c| matches!(c.operation, "create_replica" | "delete_replica"))
         .count() as u64;
     rec.actions(actions);
-    let (score, _) = rec.finish();
+    let (score, timeline) = rec.finish();
     let state = daemon.state(&spec.name).cloned().unwrap_or_default();
-    println!(
-        "\nstopped ({why}) after {:.1} s of wall time, {:.1} simulated hours",
+    let stopped = format!(
+        "({why}) after {:.1} s of wall time, {:.1} simulated hours",
         started.elapsed().as_secs_f64(),
         score.minutes as f64 / 60.0
     );
     println!(
-        "summary: replica-hours {:.1}, breach-minutes {} of {} minutes with data, scale actions {} \
+        "\n{}",
+        demo_story::wrap_indent("stopped ", &stopped, width, 2)
+    );
+    let summary = format!(
+        "replica-hours {:.1}, breach-minutes {} of {} minutes with data, scale actions {} \
          ({} created, {} deleted), max replicas {}",
         score.replica_hours,
         score.breach_minutes,
         score.minutes_with_data,
         score.actions,
-        calls.iter().filter(|c| c.operation == "create_replica").count(),
-        calls.iter().filter(|c| c.operation == "delete_replica").count(),
+        calls
+            .iter()
+            .filter(|c| c.operation == "create_replica")
+            .count(),
+        calls
+            .iter()
+            .filter(|c| c.operation == "delete_replica")
+            .count(),
         score.max_replicas,
+    );
+    println!(
+        "{}",
+        demo_story::wrap_indent("summary: ", &summary, width, 2)
     );
     if let Some(d) = state.last_decision {
         println!("last decision: {}", d.tag_text());
     }
+    let stretch = Demand {
+        start_minute: first_minute,
+        units: demand.units[(past as usize).min(demand.units.len())
+            ..((next_minute - demand.start_minute) as usize).min(demand.units.len())]
+            .to_vec(),
+    };
+    let compared = Compared {
+        stretch: &stretch,
+        model: &model,
+        initial,
+        case: &case,
+        peak_replicas: a.peak_replicas,
+    };
+    compare(&compared, score, timeline).await
+}
+
+/// The stretch the demo ran, for the side-by-side score.
+struct Compared<'a> {
+    stretch: &'a Demand,
+    model: &'a FleetModel,
+    initial: usize,
+    case: &'a crate::backtest::Case,
+    peak_replicas: u32,
+}
+
+/// Score the same stretch with the oracle and the Aurora-style baseline, print the three side
+/// by side, and draw them into an SVG in the temporary directory.
+async fn compare(c: &Compared<'_>, score: Score, timeline: Option<Timeline>) -> CliResult {
+    if c.stretch.units.len() < 60 {
+        println!(
+            "(less than a simulated hour: too short to compare with the oracle and the baseline)"
+        );
+        return Ok(());
+    }
+    let initial = c.initial as u32;
+    let (oracle, oracle_t) = oracle::run(c.stretch, FLOOR_REPLICAS, c.model, initial, true);
+    let bounds = baseline_bounds(std::slice::from_ref(c.case), c.peak_replicas);
+    let spec = synthetic_spec("baseline", bounds.1 as usize);
+    let stretch = Arc::new(c.stretch.clone());
+    let setup = WorldSetup::new(spec, stretch, c.model, c.initial).map_err(CliError::runtime)?;
+    let runs = baselines::run_baselines(&setup, bounds, baselines::DEFAULT_TARGET, true)
+        .await
+        .map_err(CliError::runtime)?;
+    let scores: Vec<Score> = runs.iter().map(|(s, _)| s.clone()).collect();
+    let aurora = strongest(&scores, RunKind::TargetTracking)
+        .cloned()
+        .ok_or_else(|| CliError::runtime("no Aurora-style baseline run"))?;
+    let aurora_t = (runs.iter())
+        .find(|(s, _)| s.name == aurora.name)
+        .and_then(|(_, t)| t.clone());
+    let width = demo_story::width();
+    let title = format!(
+        "the same {:.1} simulated hours, scored side by side:",
+        c.stretch.units.len() as f64 / 60.0
+    );
+    println!("\n{}", demo_story::wrap_indent("", &title, width, 0));
+    print!(
+        "{}",
+        demo_story::score_table(
+            &[
+                ("this policy", "this policy", &score),
+                ("oracle (clairvoyant)", "oracle", &oracle),
+                ("Aurora-style tracking", "Aurora-style", &aurora),
+            ],
+            width
+        )
+    );
+    let mut lines = Vec::new();
+    for (name, t) in [
+        ("this policy", timeline),
+        ("oracle", oracle_t),
+        ("Aurora-style", aurora_t),
+    ] {
+        if let Some(t) = t {
+            lines.push((name.to_string(), t));
+        }
+    }
+    let svg = plot::render("elasticrds demo", c.stretch, &lines).map_err(CliError::runtime)?;
+    let path = std::env::temp_dir().join(format!("elasticrds-demo-{}.svg", std::process::id()));
+    std::fs::write(&path, svg)
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    println!("plot of load, capacity and actions:\n  {}", path.display());
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub mod backtest;
 pub mod cluster;
 pub mod demo;
+pub mod demo_story;
 pub mod generate;
 pub mod govern;
 pub mod haproxy;
