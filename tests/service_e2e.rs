@@ -56,6 +56,12 @@ impl Env {
         self.dir.path().join("policies/e2e.yaml")
     }
 
+    /// Rewrite the policy with another CPU target.
+    fn set_target(&self, target: u32) {
+        let text = POLICY.replace("target: 60", &format!("target: {target}"));
+        std::fs::write(self.policy_file(), text).unwrap();
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = support::elasticrds(Some(&self.moto.endpoint()));
         cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
@@ -627,11 +633,7 @@ fn run_reloads_its_policy_on_sighup_and_on_a_file_change_and_refuses_a_broken_ed
         vec!["e2e-s01"],
         "50 % is steady at target 60"
     );
-    std::fs::write(
-        env.policy_file(),
-        POLICY.replace("target: 60", "target: 30"),
-    )
-    .unwrap();
+    env.set_target(30);
     p.signal("-HUP");
     wait_until(
         "the new target",
@@ -691,23 +693,15 @@ fn run_reloads_its_policy_on_sighup_and_on_a_file_change_and_refuses_a_broken_ed
     assert!(p.stop().success());
 
     // ---- A file change, no signal: loaded once the save has held still.
+    env.set_target(30);
     let p = Proc::spawn_with(&env, "watch", &["--reload-check", "1s"]);
-    std::fs::write(
-        env.policy_file(),
-        POLICY.replace("target: 60", "target: 30"),
-    )
-    .unwrap();
     wait_until(
         "the first tick",
         Duration::from_secs(30),
         &|| p.log(),
         || target(&p) == Some(0.3),
     );
-    std::fs::write(
-        env.policy_file(),
-        POLICY.replace("target: 60", "target: 80"),
-    )
-    .unwrap();
+    env.set_target(80);
     wait_until(
         "the reload on a file change",
         Duration::from_secs(20),
