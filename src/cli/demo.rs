@@ -162,7 +162,29 @@ fn init_logs(a: &DemoArgs) -> CliResult {
     Ok(())
 }
 
-pub async fn run(a: DemoArgs) -> CliResult {
+/// The demo's world: the trace as demand, the policy, the simulated fleet and its load model.
+struct World {
+    trace: Trace,
+    policy_file: String,
+    case: crate::backtest::Case,
+    demand: Arc<Demand>,
+    /// Minutes of the trace before the start (`--history`).
+    past: i64,
+    model: FleetModel,
+    initial: usize,
+    clock: Arc<dyn Clock>,
+    fleet: Arc<SimFleet>,
+    load: Arc<SimLoad>,
+}
+
+impl World {
+    fn spec(&self) -> &crate::core::config::ClusterSpec {
+        &self.case.spec
+    }
+}
+
+/// Read the trace and the policy, and build the simulated world at the start.
+fn world(a: &DemoArgs) -> Result<World, CliError> {
     let trace = if a.trace == "embedded" {
         let mut t = Trace::parse("embedded demo trace", EMBEDDED_TRACE)?;
         t.name = "embedded: ec2_cpu_utilization_825cc2 (NAB), 15 h".into();
@@ -170,8 +192,7 @@ pub async fn run(a: DemoArgs) -> CliResult {
     } else {
         Trace::load(&PathBuf::from(&a.trace))?
     };
-    let (policy_file, case) = demo_policy(&a)?;
-    let spec = case.spec.clone();
+    let (policy_file, case) = demo_policy(a)?;
     let demand = Arc::new(trace.demand(a.peak_replicas, PEAK_UTILIZATION));
     let past = a.history.as_secs().div_ceil(60) as i64;
     if past >= demand.len() as i64 {
@@ -188,75 +209,57 @@ pub async fn run(a: DemoArgs) -> CliResult {
     let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &model) as usize;
     let factor = 60.0 / a.speed.as_secs_f64();
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::scaled(start, factor));
-    let fleet = Arc::new(SimFleet::new(
-        clock.clone(),
-        SimOptions {
-            create_lead: a.lead_time,
-            delete_time: Duration::ZERO,
-            ..Default::default()
-        },
-    ));
-    seed_fleet(
-        &fleet,
-        &spec,
-        initial,
-        demand.start() - chrono::Duration::days(1),
-    );
-    let load = Arc::new(
-        SimLoad::new(
-            fleet.clone(),
-            clock.clone(),
-            &spec,
-            demand.clone(),
-            LoadOptions {
-                // The past is recorded on the first read, as far back as this.
-                history_minutes: LoadOptions::default()
-                    .history_minutes
-                    .max(past as usize + 60),
-                ..LoadOptions::default()
-            },
-        )
-        .map_err(CliError::input)?,
-    );
-
-    init_logs(&a)?;
-    let metrics = Metrics::new();
-    // Its config and policy were loaded (embedded or --policy): as `run` says at start.
-    metrics.config_loaded(true, clock.now().timestamp_millis() as f64 / 1000.0);
-    // The demo's simulated cluster has no HAProxy in front of it: no routers.
-    let mut daemon = Daemon::new(
+    let options = SimOptions {
+        create_lead: a.lead_time,
+        delete_time: Duration::ZERO,
+        ..Default::default()
+    };
+    let fleet = Arc::new(SimFleet::new(clock.clone(), options));
+    let since = demand.start() - chrono::Duration::days(1);
+    seed_fleet(&fleet, &case.spec, initial, since);
+    let load_options = LoadOptions {
+        // The past is recorded on the first read, as far back as this.
+        history_minutes: (LoadOptions::default().history_minutes).max(past as usize + 60),
+        ..LoadOptions::default()
+    };
+    let load = SimLoad::new(
         fleet.clone(),
-        load.clone(),
-        crate::ports::Routers::default(),
         clock.clone(),
-        vec![ClusterEntry::new(spec.clone(), case.case.policy.clone())],
-        metrics.clone(),
-        DaemonOptions {
-            interval: a.speed,
-            ..Default::default()
-        },
-    );
-    let server = http::start_with_status(
-        a.listen,
-        metrics.clone(),
-        daemon.health(),
-        daemon.status_board(),
+        &case.spec,
+        demand.clone(),
+        load_options,
     )
-    .await
-    .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
-    let width = demo_story::width();
+    .map_err(CliError::input)?;
+    Ok(World {
+        trace,
+        policy_file,
+        case,
+        demand,
+        past,
+        model,
+        initial,
+        clock,
+        fleet,
+        load: Arc::new(load),
+    })
+}
+
+/// What the demo says before it starts: the world, where the page and metrics are, how to
+/// read the lines that follow.
+fn print_intro(a: &DemoArgs, w: &World, addr: SocketAddr, width: usize) {
     let intro = format!(
-        "trace {} ({:.1} h{}), policy {policy_file} on cluster {} ({} replicas listed, {} running \
+        "trace {} ({:.1} h{}), policy {} on cluster {} ({} replicas listed, {} running \
          at the start), a new replica ready {} after it is asked for; one simulated minute per {:?}.",
-        trace.name,
-        demand.len() as f64 / 60.0,
-        match past {
+        w.trace.name,
+        w.demand.len() as f64 / 60.0,
+        match w.past {
             0 => String::new(),
             _ => format!(", starting {} in", humantime::format_duration(a.history)),
         },
-        spec.name,
-        spec.replicas.len(),
-        initial,
+        w.policy_file,
+        w.spec().name,
+        w.spec().replicas.len(),
+        w.initial,
         humantime::format_duration(a.lead_time),
         a.speed,
     );
@@ -264,34 +267,35 @@ pub async fn run(a: DemoArgs) -> CliResult {
         "{}",
         demo_story::wrap_indent("elasticrds demo: ", &intro, width, 2)
     );
-    println!("status page: http://{}/", server.local_addr);
-    println!("metrics: http://{}/metrics", server.local_addr);
-    println!(
-        "{}",
-        demo_story::wrap_indent(
-            "",
-            &format!(
-                "Every half-hour: the load in replicas' worth, a bar of it (#) against the serving \
-                 capacity (|), replicas serving / paid for; and every scale action with its \
-                 reasons. Stops at the end of the trace or after {}; Ctrl-C stops it.",
-                humantime::format_duration(a.duration)
-            ),
-            width,
-            0
-        )
+    println!("status page: http://{addr}/");
+    println!("metrics: http://{addr}/metrics");
+    let legend = format!(
+        "Every half-hour: the load in replicas' worth, a bar of it (#) against the serving \
+         capacity (|), replicas serving / paid for; and every scale action with its \
+         reasons. Stops at the end of the trace or after {}; Ctrl-C stops it.",
+        humantime::format_duration(a.duration)
     );
+    println!("{}", demo_story::wrap_indent("", &legend, width, 0));
+}
 
-    // The control loop: the daemon's own tick on the daemon's interval (as `Daemon::run`
-    // drives it), here driven from the demo so that every scale action is printed as it
-    // happens and the minutes that are over are scored on the way.
+/// Where the loop stopped, and what it scored.
+struct Driven {
+    why: &'static str,
+    rec: Recorder,
+    /// The first minute not scored.
+    next_minute: i64,
+}
+
+/// The control loop: the daemon's own tick on the daemon's interval (as `Daemon::run` drives
+/// it), here driven from the demo so that every scale action is printed as it happens and the
+/// minutes that are over are scored (and every half-hour printed) on the way.
+async fn drive(a: &DemoArgs, w: &World, daemon: &mut Daemon, width: usize) -> Driven {
     let mut ticker = tokio::time::interval(a.speed);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let mut rec = Recorder::new("this policy", RunKind::Policy, true);
-    let first_minute = demand.start_minute + past;
-    let mut next_minute = first_minute;
-    let scale = spec.replicas.len();
-    let end_minute = demand.start_minute + demand.len() as i64;
+    let mut next_minute = w.demand.start_minute + w.past;
+    let end_minute = w.demand.start_minute + w.demand.len() as i64;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let why = loop {
         tokio::select! {
@@ -306,19 +310,20 @@ pub async fn run(a: DemoArgs) -> CliResult {
             }
         }
         // Account the minutes that are over (the load model records them from the fleet).
-        let now = clock.now();
+        let now = w.clock.now();
         let done = (epoch_minute(now) - 1).min(end_minute - 1);
         if done >= next_minute {
-            load.settle(now - chrono::Duration::minutes(1));
-            while next_minute <= done {
-                if let Some(st) = load.minute(next_minute) {
+            w.load.settle(now - chrono::Duration::minutes(1));
+            for minute in next_minute..=done {
+                if let Some(st) = w.load.minute(minute) {
                     rec.minute(&st);
-                    if next_minute.rem_euclid(30) == 0 {
+                    if minute.rem_euclid(30) == 0 {
+                        let scale = w.spec().replicas.len();
                         println!("{}", demo_story::half_hour_line(&st, scale, width));
                     }
                 }
-                next_minute += 1;
             }
+            next_minute = done + 1;
         }
         if next_minute >= end_minute {
             break "end of the trace";
@@ -327,17 +332,78 @@ pub async fn run(a: DemoArgs) -> CliResult {
             break "end of --duration";
         }
     };
+    Driven {
+        why,
+        rec,
+        next_minute,
+    }
+}
+
+pub async fn run(a: DemoArgs) -> CliResult {
+    let w = world(&a)?;
+    init_logs(&a)?;
+    let metrics = Metrics::new();
+    // Its config and policy were loaded (embedded or --policy): as `run` says at start.
+    metrics.config_loaded(true, w.clock.now().timestamp_millis() as f64 / 1000.0);
+    // The demo's simulated cluster has no HAProxy in front of it: no routers.
+    let mut daemon = Daemon::new(
+        w.fleet.clone(),
+        w.load.clone(),
+        crate::ports::Routers::default(),
+        w.clock.clone(),
+        vec![ClusterEntry::new(
+            w.spec().clone(),
+            w.case.case.policy.clone(),
+        )],
+        metrics.clone(),
+        DaemonOptions {
+            interval: a.speed,
+            ..Default::default()
+        },
+    );
+    let board = daemon.status_board();
+    let server = http::start_with_status(a.listen, metrics.clone(), daemon.health(), board)
+        .await
+        .map_err(|e| CliError::runtime(format!("cannot listen on {}: {e}", a.listen)))?;
+    let width = demo_story::width();
+    print_intro(&a, &w, server.local_addr, width);
+    let started = Instant::now();
+    let driven = drive(&a, &w, &mut daemon, width).await;
     tracing::info!("control loop stopped");
     server.stop().await;
+    let (score, timeline) = print_summary(&w, &daemon, driven.rec, driven.why, started, width);
+    let first = w.demand.start_minute + w.past;
+    let units = &w.demand.units;
+    let stretch = Demand {
+        start_minute: first,
+        units: units[(w.past as usize).min(units.len())
+            ..((driven.next_minute - w.demand.start_minute) as usize).min(units.len())]
+            .to_vec(),
+    };
+    let compared = Compared {
+        stretch: &stretch,
+        model: &w.model,
+        initial: w.initial,
+        case: &w.case,
+        peak_replicas: a.peak_replicas,
+    };
+    compare(&compared, score, timeline).await
+}
 
-    let calls = fleet.calls();
-    let actions = calls
-        .iter()
-        .filter(|c| matches!(c.operation, "create_replica" | "delete_replica"))
-        .count() as u64;
-    rec.actions(actions);
+/// The demo's own run: when and why it stopped, its score and its last decision.
+fn print_summary(
+    w: &World,
+    daemon: &Daemon,
+    mut rec: Recorder,
+    why: &str,
+    started: Instant,
+    width: usize,
+) -> (Score, Option<Timeline>) {
+    let calls = w.fleet.calls();
+    let count = |op: &str| calls.iter().filter(|c| c.operation == op).count();
+    let (created, deleted) = (count("create_replica"), count("delete_replica"));
+    rec.actions((created + deleted) as u64);
     let (score, timeline) = rec.finish();
-    let state = daemon.state(&spec.name).cloned().unwrap_or_default();
     let stopped = format!(
         "({why}) after {:.1} s of wall time, {:.1} simulated hours",
         started.elapsed().as_secs_f64(),
@@ -349,42 +415,22 @@ pub async fn run(a: DemoArgs) -> CliResult {
     );
     let summary = format!(
         "replica-hours {:.1}, breach-minutes {} of {} minutes with data, scale actions {} \
-         ({} created, {} deleted), max replicas {}",
+         ({created} created, {deleted} deleted), max replicas {}",
         score.replica_hours,
         score.breach_minutes,
         score.minutes_with_data,
         score.actions,
-        calls
-            .iter()
-            .filter(|c| c.operation == "create_replica")
-            .count(),
-        calls
-            .iter()
-            .filter(|c| c.operation == "delete_replica")
-            .count(),
         score.max_replicas,
     );
     println!(
         "{}",
         demo_story::wrap_indent("summary: ", &summary, width, 2)
     );
+    let state = daemon.state(&w.spec().name).cloned().unwrap_or_default();
     if let Some(d) = state.last_decision {
         println!("last decision: {}", d.tag_text());
     }
-    let stretch = Demand {
-        start_minute: first_minute,
-        units: demand.units[(past as usize).min(demand.units.len())
-            ..((next_minute - demand.start_minute) as usize).min(demand.units.len())]
-            .to_vec(),
-    };
-    let compared = Compared {
-        stretch: &stretch,
-        model: &model,
-        initial,
-        case: &case,
-        peak_replicas: a.peak_replicas,
-    };
-    compare(&compared, score, timeline).await
+    (score, timeline)
 }
 
 /// The stretch the demo ran, for the side-by-side score.

@@ -335,19 +335,7 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         None => None,
     };
     let entries = set.entries;
-    for e in &entries {
-        if e.managed {
-            tracing::info!(
-                cluster = %e.spec.name,
-                policy = %e.policy_source,
-                min = e.policy.min_replicas,
-                max = e.policy.max_replicas,
-                "cluster managed"
-            );
-        } else {
-            tracing::info!(cluster = %e.spec.name, policy = %e.policy_source, "cluster observed only");
-        }
-    }
+    log_governance(&entries);
 
     // A missing region or credentials ends the service here, before any tick, with a hint.
     crate::adapters::aws::check_environment()
@@ -372,29 +360,7 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         },
     );
 
-    let listen = match (listen, a.once) {
-        (Some(addr), _) => Some(addr),
-        (None, false) => Some(DEFAULT_LISTEN.parse().expect("default listen address")),
-        (None, true) => None,
-    };
-    let server = match listen {
-        Some(addr) => {
-            if !addr.ip().is_loopback() {
-                tracing::warn!(%addr, "serving metrics on a non-loopback address");
-            }
-            let s = http::start_with_status(
-                addr,
-                metrics.clone(),
-                daemon.health(),
-                daemon.status_board(),
-            )
-            .await
-            .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))?;
-            tracing::info!(addr = %s.local_addr, "listening on http://{}/metrics", s.local_addr);
-            Some(s)
-        }
-        None => None,
-    };
+    let server = serve_http(listen, a.once, &metrics, &daemon).await?;
 
     if !sinks.is_empty() {
         let names: Vec<&str> = sinks.iter().map(|(s, _)| s.name.as_str()).collect();
@@ -403,43 +369,9 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         daemon = daemon.with_notifier(notifier, notifications.pinned_for);
     }
     let result = if a.once {
-        let outcome = daemon.tick().await;
-        let errors: Vec<String> = outcome.errors().map(|(c, e)| format!("{c}: {e}")).collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(CliError::runtime(format!(
-                "tick failed for {} cluster(s): {}",
-                errors.len(),
-                errors.join("; ")
-            )))
-        }
+        once(&mut daemon).await
     } else {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let signals = tokio::spawn(handle_signals(tx));
-        let (reload_tx, reload_rx) = mpsc::channel(4);
-        let hup = tokio::spawn(forward_sighup(reload_tx.clone()));
-        let watcher = (!a.reload_check.is_zero()).then(|| {
-            let w = sources.watched(&config_file);
-            tokio::spawn(watch_files(w, a.reload_check, reload_tx))
-        });
-        let started_with = notifications.clone();
-        let loader: Loader = Box::new(move || {
-            let (_, set, n) = sources.load().map_err(|e| e.message)?;
-            if n != started_with {
-                tracing::warn!(
-                    "the notifications section changed: it takes effect at the next restart"
-                );
-            }
-            Ok(set)
-        });
-        daemon = daemon.with_reloader(loader, reload_rx);
-        daemon.run(rx).await;
-        signals.abort();
-        hup.abort();
-        if let Some(w) = watcher {
-            w.abort();
-        }
+        serve(&mut daemon, sources, &config_file, &a, &notifications).await;
         Ok(())
     };
     if let Some(n) = daemon.take_notifier() {
@@ -449,6 +381,100 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         s.stop().await;
     }
     result
+}
+
+/// The service until SIGTERM/SIGINT: signals, SIGHUP and the file watcher for reloads.
+async fn serve(
+    daemon: &mut Daemon,
+    sources: Sources,
+    config_file: &Path,
+    a: &RunArgs,
+    notifications: &Notifications,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(handle_signals(tx));
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let hup = tokio::spawn(forward_sighup(reload_tx.clone()));
+    let watcher = (!a.reload_check.is_zero()).then(|| {
+        let w = sources.watched(config_file);
+        tokio::spawn(watch_files(w, a.reload_check, reload_tx))
+    });
+    let started_with = notifications.clone();
+    let loader: Loader = Box::new(move || {
+        let (_, set, n) = sources.load().map_err(|e| e.message)?;
+        if n != started_with {
+            tracing::warn!(
+                "the notifications section changed: it takes effect at the next restart"
+            );
+        }
+        Ok(set)
+    });
+    daemon.set_reloader(loader, reload_rx);
+    daemon.run(rx).await;
+    signals.abort();
+    hup.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
+}
+
+/// Log at start which policy governs each cluster.
+fn log_governance(entries: &[crate::service::daemon::ClusterEntry]) {
+    for e in entries {
+        if e.managed {
+            tracing::info!(
+                cluster = %e.spec.name,
+                policy = %e.policy_source,
+                min = e.policy.min_replicas,
+                max = e.policy.max_replicas,
+                "cluster managed"
+            );
+        } else {
+            tracing::info!(cluster = %e.spec.name, policy = %e.policy_source, "cluster observed only");
+        }
+    }
+}
+
+/// The HTTP server (status page, metrics, health): on `--listen`, else the default address,
+/// and not at all for `--once` without `--listen`.
+async fn serve_http(
+    listen: Option<SocketAddr>,
+    once: bool,
+    metrics: &Metrics,
+    daemon: &Daemon,
+) -> Result<Option<http::HttpServer>, CliError> {
+    let addr = match (listen, once) {
+        (Some(addr), _) => addr,
+        (None, false) => DEFAULT_LISTEN.parse().expect("default listen address"),
+        (None, true) => return Ok(None),
+    };
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "serving metrics on a non-loopback address");
+    }
+    let s = http::start_with_status(
+        addr,
+        metrics.clone(),
+        daemon.health(),
+        daemon.status_board(),
+    )
+    .await
+    .map_err(|e| CliError::runtime(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(addr = %s.local_addr, "listening on http://{}/metrics", s.local_addr);
+    Ok(Some(s))
+}
+
+/// `--once`: one tick; a cluster that failed makes it exit 1.
+async fn once(daemon: &mut Daemon) -> CliResult {
+    let outcome = daemon.tick().await;
+    let errors: Vec<String> = outcome.errors().map(|(c, e)| format!("{c}: {e}")).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::runtime(format!(
+        "tick failed for {} cluster(s): {}",
+        errors.len(),
+        errors.join("; ")
+    )))
 }
 
 /// The configured sinks' adapters; a token that cannot be read is bad input.

@@ -255,8 +255,13 @@ impl Daemon {
     /// Reload the config and policy files with `loader` whenever `triggers` says so, between
     /// ticks (see [`Daemon::reload`]).
     pub fn with_reloader(mut self, loader: Loader, triggers: mpsc::Receiver<Trigger>) -> Self {
-        self.reloader = Some((loader, triggers));
+        self.set_reloader(loader, triggers);
         self
+    }
+
+    /// [`Daemon::with_reloader`] on a daemon held by reference.
+    pub fn set_reloader(&mut self, loader: Loader, triggers: mpsc::Receiver<Trigger>) {
+        self.reloader = Some((loader, triggers));
     }
 
     /// Replace the clusters, their policies and routers by a validated set. A cluster kept
