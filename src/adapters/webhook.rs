@@ -2,7 +2,8 @@
 //! (`Notification::to_json`; its `text` is what a Slack-compatible incoming webhook shows),
 //! with an optional `Authorization: Bearer` token read at start from an environment variable
 //! or a file (never from the config). 2xx is delivered; 408, 429, 5xx, a timeout or a refused
-//! connection are retryable; any other status is not.
+//! connection are retryable; any other status is not. Errors never carry the URL (a chat
+//! webhook's URL is a secret).
 
 use crate::core::notify::TokenSource;
 use crate::ports::{ErrorKind, EventSink, Notification, PortError};
@@ -74,7 +75,8 @@ impl EventSink for WebhookSink {
             } else {
                 ErrorKind::Fatal
             };
-            PortError::new(kind, op, format!("{e}"))
+            // A chat webhook's URL is itself a secret: never in an error, so never in a log.
+            PortError::new(kind, op, format!("{}", e.without_url()))
         })?;
         let status = resp.status();
         if status.is_success() {
@@ -86,5 +88,32 @@ impl EventSink for WebhookSink {
             _ => ErrorKind::Fatal,
         };
         Err(PortError::new(kind, op, format!("HTTP {status}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_error_never_shows_the_webhook_url() {
+        // A port nobody listens on (bound, then released).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/services/T000/B000/SECRETPART");
+        let sink = WebhookSink::new(&url, None, Duration::from_secs(2)).unwrap();
+        let n = Notification {
+            kind: crate::core::notify::EventKind::Backoff,
+            cluster: None,
+            at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            text: "t".into(),
+            detail: serde_json::json!({}),
+        };
+        let e = sink.deliver(&n).await.unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+        assert!(!e.to_string().contains("SECRETPART"), "{e}");
     }
 }
