@@ -26,7 +26,7 @@ use crate::core::config::ClusterSpec;
 pub use crate::core::decide::STATE_REFRESH_SECS;
 use crate::core::decide::{decide_with_forecast, Decision, Direction, PersistedState, ScaleState};
 use crate::core::domain::{MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
-use crate::core::plan::{blocked_of, plan, Action, Blocked, ClusterView, Plan};
+use crate::core::plan::{blocked_of, hold_paused, plan, Action, Blocked, ClusterView, Plan};
 use crate::core::policy::Policy;
 use crate::ports::{Clock, Fleet, MetricsSource, PortError, Routers};
 use crate::reconcile::{
@@ -403,7 +403,8 @@ pub async fn decide_and_act(
         .as_ref()
         .map_or_else(|| Cow::Owned(Tags::new()), |m| Cow::Borrowed(&*m.tags));
     if !report.decision.observe_only {
-        let p = plan(spec, view, &report.decision.target);
+        let mut p = plan(spec, view, &report.decision.target);
+        hold_paused(&mut p, &report.decision.pauses, now);
         if p.actions.is_empty() && ctx.route(spec).is_none() {
             // Nothing to execute and no router step: the acting half has nothing to do.
             report.plan = Some(p);

@@ -10,7 +10,10 @@ use elasticrds::core::config::{ClusterSpec, MasterSpec, ReplicaSpec};
 mod support;
 
 use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
-use elasticrds::core::plan::{plan, plan_modify, Action, ClusterView, ModifyRefusal, Plan, Target};
+use elasticrds::core::pause::{Pause, Pauses};
+use elasticrds::core::plan::{
+    hold_paused, plan, plan_modify, Action, ClusterView, ModifyRefusal, Plan, Target,
+};
 use proptest::prelude::*;
 use support::instance;
 
@@ -104,6 +107,74 @@ fn plan_for(spec: &ClusterSpec, instances: &[Instance], n: usize) -> Plan {
         &ClusterView::build(spec, instances),
         &Target::replicas(n),
     )
+}
+
+fn held(p: &Plan) -> Vec<(&'static str, String)> {
+    p.held
+        .iter()
+        .map(|h| (h.action.kind(), h.action.instance().to_string()))
+        .collect()
+}
+
+fn pauses(out: bool, inn: bool) -> Pauses {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let pause = |direction| Pause {
+        direction,
+        until: Some(at),
+        by: "ops".into(),
+        reason: "migration".into(),
+        readable: true,
+    };
+    use elasticrds::core::decide::Direction;
+    Pauses {
+        scale_out: out.then(|| pause(Direction::Out)),
+        scale_in: inn.then(|| pause(Direction::In)),
+    }
+}
+
+/// A pause holds the plan's own scale actions too: a replica deleted by hand within the
+/// target is not created again while scale-out is paused (nor is the surplus replica kept
+/// for it deleted), a surplus one is not deleted while scale-in is paused; an expired pause
+/// holds nothing.
+#[test]
+fn a_pause_holds_the_plans_creates_and_deletes() {
+    let s = spec(4, false);
+    // Slot 2 deleted by hand; 1, 3, 4 present; target 3 → create 2, delete 4.
+    let inst = fleet(
+        Some(Available),
+        &[
+            (0, CLASS, Available),
+            (2, CLASS, Available),
+            (3, CLASS, Available),
+        ],
+        &[],
+    );
+    let before = "2026-12-04T11:00:00Z".parse().expect("time");
+    let after = "2026-12-04T13:00:00Z".parse().expect("time");
+    let base = plan_for(&s, &inst, 3);
+    assert_eq!(
+        acts(&base),
+        vec![
+            ("create_replica", "cluster1s02".into()),
+            ("delete_replica", "cluster1s04".into())
+        ]
+    );
+    let mut p = base.clone();
+    hold_paused(&mut p, &pauses(true, false), before);
+    assert!(p.actions.is_empty(), "{:?}", acts(&p));
+    assert_eq!(held(&p), acts(&base));
+    assert!(p.held.iter().all(|h| h.pause.reason == "migration"));
+
+    let mut p = base.clone();
+    hold_paused(&mut p, &pauses(false, true), before);
+    assert_eq!(acts(&p), vec![("create_replica", "cluster1s02".into())]);
+    assert_eq!(held(&p), vec![("delete_replica", "cluster1s04".into())]);
+
+    let mut p = base.clone();
+    hold_paused(&mut p, &pauses(true, true), after);
+    assert_eq!(p, base, "an expired pause holds nothing");
 }
 
 // ---------------------------------------------------------------- table-driven

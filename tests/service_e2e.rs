@@ -810,16 +810,35 @@ fn a_pause_holds_a_running_service_a_second_copy_and_plan_until_it_ends() {
     );
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(env.replicas().len(), 2, "held while paused: {}", p.log());
+    // Scale-out paused as well, and the first replica deleted by hand: the plan would
+    // create it again (and later delete the surplus one kept for it); both are held.
+    expect_exit(&mut env.cli(&["pause", "e2e", "--direction", "out"]), 0);
+    support::block_on(async {
+        env.rds
+            .delete_db_instance()
+            .db_instance_identifier("e2e-s01")
+            .skip_final_snapshot(true)
+            .send()
+            .await
+            .expect("delete e2e-s01 by hand")
+    });
+    let plan = expect_exit(&mut env.cli(&["plan", "e2e"]), 0);
+    assert!(
+        plan.contains("held: create replica e2e-s01") && plan.contains("scale-out paused by"),
+        "{plan}"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(env.replicas(), vec!["e2e-s02"], "held: {}", p.log());
     let dry = expect_exit(&mut env.cli(&["resume", "e2e", "--dry-run"]), 0);
     assert!(dry.contains("nothing removed"), "{dry}");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(env.replicas().len(), 2, "a dry run resumes nothing");
+    assert_eq!(env.replicas(), vec!["e2e-s02"], "a dry run resumes nothing");
     expect_exit(&mut env.cli(&["resume", "e2e"]), 0);
     wait_until(
-        "the scale-in after resume",
+        "the first slot rebuilt after resume, make-before-break",
         Duration::from_secs(30),
         &|| p.log(),
-        || env.replicas().len() == 1,
+        || env.replicas() == vec!["e2e-s01"],
     );
     assert!(p.stop().success());
     let master = &env.instances()["e2e-m01"];
@@ -871,11 +890,19 @@ fn init_adopts_the_master_and_its_replicas_and_plan_then_changes_nothing() {
         !adopt.join("elasticrds.yaml").exists(),
         "a dry run writes nothing"
     );
+    let tagged = |id: &str| env.instances()[id].get("elasticrds:managed-by").cloned();
+    assert_eq!(tagged(&order[0]), None, "a dry run tags nothing");
     let out = expect_exit(&mut init(&[]), 0);
     assert!(
         out.contains("2 existing replica(s), 2 new slot(s)"),
         "{out}"
     );
+    // The adopted replicas are marked as ours (the IAM policy deletes only those), nothing else.
+    for id in &order {
+        assert_eq!(tagged(id).as_deref(), Some("elasticrds"), "{id}");
+    }
+    assert_eq!(tagged("e2e-m01-r01"), None, "not a replica of the master");
+    assert_eq!(tagged("e2e-m01"), None, "the master");
     let config = std::fs::read_to_string(adopt.join("elasticrds.yaml")).unwrap();
     let ids: Vec<&str> = config
         .lines()

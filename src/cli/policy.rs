@@ -319,6 +319,13 @@ pub fn plan_text(r: &PlanReport) -> String {
     for a in &r.plan.actions {
         s.push_str(&format!("    {} ({})\n", a.action, a.reason));
     }
+    for h in &r.plan.held {
+        s.push_str(&format!(
+            "    held: {} ({})\n",
+            h.action,
+            crate::text::pause_text(&h.pause)
+        ));
+    }
     for w in &r.plan.waiting {
         s.push_str(&format!(
             "    wait: {} {} ({})\n",

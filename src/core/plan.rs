@@ -10,8 +10,12 @@
 //! membership are never touched.
 
 use super::config::{ClusterSpec, MasterSpec};
+use super::decide::Direction;
 use super::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
+use super::pause::Pause;
+use super::pause::Pauses;
 pub use super::view::{ClusterView, Conflict, ConflictKind, Foreign, MasterIssue};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 
@@ -115,6 +119,17 @@ pub struct Plan {
     pub usable_slots: usize,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub master_issues: Vec<MasterIssue>,
+    /// Actions an operator's pause holds ([`hold_paused`]): planned, not executed.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub held: Vec<Held>,
+}
+
+/// A planned create or delete held by an operator's pause of its direction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Held {
+    #[serde(flatten)]
+    pub action: Action,
+    pub pause: Pause,
 }
 
 /// A slot of the replica list held by a conflicting instance ([`Conflict`]).
@@ -176,6 +191,7 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         blocked: blocked_of(view),
         usable_slots: usable.len(),
         master_issues: view.master_issues(spec),
+        held: Vec::new(),
     };
     let master_available = plan_master(spec, view, &mut p);
     let (within, surplus) = usable.split_at(n);
@@ -285,6 +301,36 @@ fn plan_within(
             Some(_) => {}
         }
     }
+}
+
+/// Hold what an operator's pause forbids. The decision already keeps the desired count
+/// still while a direction is paused, but the plan also rebuilds the first N usable slots
+/// (a replica deleted by hand is created again, a surplus one deleted): those are scale
+/// actions too. Scale-out paused: creates are held — and so are the deletes, which are
+/// planned make-before-break on those creates; scale-in paused: deletes are held.
+/// Class changes and the master's restore are not scaling and go on.
+pub fn hold_paused(p: &mut Plan, pauses: &Pauses, now: DateTime<Utc>) {
+    let out = pauses.in_force(Direction::Out, now).cloned();
+    let inn = pauses.in_force(Direction::In, now).cloned();
+    let creates = |a: &PlannedAction| matches!(a.action, Action::CreateReplica { .. });
+    let held_out = out.as_ref().is_some_and(|_| p.actions.iter().any(creates));
+    let mut kept = Vec::with_capacity(p.actions.len());
+    for a in p.actions.drain(..) {
+        let pause = match a.action {
+            Action::CreateReplica { .. } => out.clone(),
+            Action::DeleteReplica { .. } if held_out => out.clone(),
+            Action::DeleteReplica { .. } => inn.clone(),
+            _ => None,
+        };
+        match pause {
+            Some(pause) => p.held.push(Held {
+                action: a.action,
+                pause,
+            }),
+            None => kept.push(a),
+        }
+    }
+    p.actions = kept;
 }
 
 /// Surplus replicas (usable slots beyond the target), deleted from the end of the list,

@@ -223,7 +223,7 @@ impl Daemon {
             notifier: None,
             board: {
                 let b = StatusBoard::default();
-                b.set_clusters(&clusters_names);
+                b.set_clusters(&clusters_names, &[]);
                 Arc::new(b)
             },
         }
@@ -276,13 +276,17 @@ impl Daemon {
             .zip(std::mem::take(&mut self.runtime))
             .collect();
         let mut runtime = Vec::with_capacity(set.entries.len());
+        // Clusters kept by name whose master changed: another database, started afresh.
+        let mut restarted = Vec::new();
         for e in &set.entries {
             let kept = (old.iter().position(|(o, _)| o.spec.name == e.spec.name))
-                .map(|i| old.swap_remove(i))
-                .filter(|(o, _)| o.spec.master.id == e.spec.master.id);
+                .map(|i| old.swap_remove(i));
             match kept {
-                Some((_, rt)) => runtime.push(rt),
-                None => {
+                Some((o, rt)) if o.spec.master.id == e.spec.master.id => runtime.push(rt),
+                other => {
+                    if other.is_some() {
+                        restarted.push(e.spec.name.clone());
+                    }
                     self.metrics.init_cluster(&e.spec.name);
                     runtime.push(ClusterRuntime::default());
                 }
@@ -292,8 +296,8 @@ impl Daemon {
             self.metrics.forget_cluster(name);
         }
         let names: Vec<String> = set.entries.iter().map(|c| c.spec.name.clone()).collect();
-        self.board.set_clusters(&names);
-        self.health.set_clusters(names);
+        self.board.set_clusters(&names, &restarted);
+        self.health.set_clusters(names, &restarted);
         self.clusters = set.entries;
         self.runtime = runtime;
         self.routers = set.routers;
@@ -839,6 +843,7 @@ fn log_report(r: &TickReport, changed: bool) {
     } else {
         decision_event!(tracing::Level::DEBUG);
     }
+    log_held(r, changed);
     for a in &r.actions {
         if a.outcome.is_failure() {
             tracing::warn!(
@@ -858,6 +863,19 @@ fn log_report(r: &TickReport, changed: bool) {
                 reason = %a.planned.reason,
                 "action"
             );
+        }
+    }
+}
+
+/// The plan's actions an operator's pause holds, at the decision's level.
+fn log_held(r: &TickReport, changed: bool) {
+    for h in r.plan.iter().flat_map(|p| &p.held) {
+        let pause = crate::text::pause_text(&h.pause);
+        let (action, instance) = (h.action.kind(), h.action.instance());
+        if changed {
+            tracing::info!(cluster = %r.cluster, action, %instance, %pause, "action held");
+        } else {
+            tracing::debug!(cluster = %r.cluster, action, %instance, %pause, "action held");
         }
     }
 }
