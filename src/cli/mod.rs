@@ -142,19 +142,22 @@ pub fn read_input(path: &Path) -> Result<String, CliError> {
 
 /// Load the cluster config from `path`, or the default paths.
 pub fn load_config(path: Option<&Path>) -> Result<(PathBuf, Config), CliError> {
-    let path = match path {
-        Some(p) => p.to_path_buf(),
-        None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
-        None if Path::new(LEGACY_CONFIG_PATH).exists() => PathBuf::from(LEGACY_CONFIG_PATH),
-        None => {
-            return Err(CliError::input(format!(
-                "no cluster config: give --config PATH, or create {DEFAULT_CONFIG_PATH} (or the old {LEGACY_CONFIG_PATH})"
-            )))
-        }
-    };
+    let path = config_path(path)?;
     let text = read_input(&path)?;
     let config = Config::parse(&path.display().to_string(), &text)?;
     Ok((path, config))
+}
+
+/// The cluster config file: `path`, else the default one, else the old tool's.
+pub fn config_path(path: Option<&Path>) -> Result<PathBuf, CliError> {
+    match path {
+        Some(p) => Ok(p.to_path_buf()),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => Ok(PathBuf::from(DEFAULT_CONFIG_PATH)),
+        None if Path::new(LEGACY_CONFIG_PATH).exists() => Ok(PathBuf::from(LEGACY_CONFIG_PATH)),
+        None => Err(CliError::input(format!(
+            "no cluster config: give --config PATH, or create {DEFAULT_CONFIG_PATH} (or the old {LEGACY_CONFIG_PATH})"
+        ))),
+    }
 }
 
 /// Print a value as pretty JSON on stdout.

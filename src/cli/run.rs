@@ -123,13 +123,20 @@ impl Sources {
     }
 }
 
-/// Forward every SIGHUP as a reload trigger.
-async fn forward_sighup(tx: mpsc::Sender<Trigger>) {
+/// The SIGHUP handler, installed first thing: SIGHUP's default action ends the process, so a
+/// reload asked for while the service starts must find the handler in place (it is then
+/// delivered once the reloader is running).
+fn install_sighup() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+    let hup = signal(SignalKind::hangup());
+    if hup.is_err() {
         tracing::error!("cannot install the SIGHUP handler: reload on SIGHUP is off");
-        return;
-    };
+    }
+    hup.ok()
+}
+
+/// Forward every SIGHUP as a reload trigger.
+async fn forward_sighup(mut hup: tokio::signal::unix::Signal, tx: mpsc::Sender<Trigger>) {
     while hup.recv().await.is_some() {
         tracing::info!(signal = "SIGHUP", "reloading the config and policy files");
         if tx.send(Trigger::Signal).await.is_err() {
@@ -323,12 +330,16 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
             humantime::format_duration(a.interval)
         )));
     }
+    let hup = install_sighup();
     let sources = Sources {
         config: config_path.map(Path::to_path_buf),
         policies: a.policies.clone(),
         default_policy: a.default_policy.clone(),
     };
-    let (config_file, set, notifications) = sources.load()?;
+    // The files' fingerprint before they are read: an edit made from here on is reloaded.
+    let watched = sources.watched(&super::config_path(config_path)?);
+    let baseline = (!a.reload_check.is_zero() && !a.once).then(|| watched.fingerprint());
+    let (_, set, notifications) = sources.load()?;
     let sinks = build_sinks(&notifications).await?;
     let listen = match &a.listen {
         Some(s) => Some(resolve_listen(s).await?),
@@ -371,7 +382,8 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
     let result = if a.once {
         once(&mut daemon).await
     } else {
-        serve(&mut daemon, sources, &config_file, &a, &notifications).await;
+        let watch = baseline.map(|b| (watched, b));
+        serve(&mut daemon, sources, hup, watch, &a, &notifications).await;
         Ok(())
     };
     if let Some(n) = daemon.take_notifier() {
@@ -387,18 +399,17 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
 async fn serve(
     daemon: &mut Daemon,
     sources: Sources,
-    config_file: &Path,
+    hup: Option<tokio::signal::unix::Signal>,
+    watch: Option<(Watched, u64)>,
     a: &RunArgs,
     notifications: &Notifications,
 ) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(handle_signals(tx));
     let (reload_tx, reload_rx) = mpsc::channel(4);
-    let hup = tokio::spawn(forward_sighup(reload_tx.clone()));
-    let watcher = (!a.reload_check.is_zero()).then(|| {
-        let w = sources.watched(config_file);
-        tokio::spawn(watch_files(w, a.reload_check, reload_tx))
-    });
+    let hup = hup.map(|h| tokio::spawn(forward_sighup(h, reload_tx.clone())));
+    let watcher =
+        watch.map(|(w, loaded)| tokio::spawn(watch_files(w, loaded, a.reload_check, reload_tx)));
     let started_with = notifications.clone();
     let loader: Loader = Box::new(move || {
         let (_, set, n) = sources.load().map_err(|e| e.message)?;
@@ -412,9 +423,8 @@ async fn serve(
     daemon.set_reloader(loader, reload_rx);
     daemon.run(rx).await;
     signals.abort();
-    hup.abort();
-    if let Some(w) = watcher {
-        w.abort();
+    for task in hup.into_iter().chain(watcher) {
+        task.abort();
     }
 }
 

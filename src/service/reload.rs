@@ -160,7 +160,14 @@ fn hash_file(h: &mut DefaultHasher, path: &PathBuf) {
 
 /// Check `watched` every `period`; send [`Trigger::FileChange`] when its content differs from
 /// what was last loaded and has held still for one period. Ends when the receiver is dropped.
-pub async fn watch_files(watched: Watched, period: Duration, tx: mpsc::Sender<Trigger>) {
+/// `loaded` is the fingerprint taken before the first load, so that an edit made while the
+/// service was starting is loaded at the first checks, not taken for the loaded set.
+pub async fn watch_files(
+    watched: Watched,
+    loaded: u64,
+    period: Duration,
+    tx: mpsc::Sender<Trigger>,
+) {
     let fingerprint = |w: &Watched| {
         let w = w.clone();
         async move {
@@ -169,8 +176,8 @@ pub async fn watch_files(watched: Watched, period: Duration, tx: mpsc::Sender<Tr
                 .unwrap_or_default()
         }
     };
-    let mut loaded = fingerprint(&watched).await;
-    let mut last_seen = loaded;
+    let mut loaded = loaded;
+    let mut last_seen = fingerprint(&watched).await;
     let mut iv = tokio::time::interval(period);
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     iv.tick().await;
@@ -225,7 +232,12 @@ mod tests {
             dirs: vec![],
         };
         let (tx, mut rx) = mpsc::channel(4);
-        let task = tokio::spawn(watch_files(w, Duration::from_secs(1), tx));
+        let task = tokio::spawn(watch_files(
+            w.clone(),
+            w.fingerprint(),
+            Duration::from_secs(1),
+            tx,
+        ));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(rx.try_recv().is_err(), "nothing changed yet");
         std::fs::write(&cfg, "b").unwrap();
