@@ -152,6 +152,9 @@ pub(crate) struct RawNotifications {
     queue: Option<usize>,
     #[serde(default)]
     drain_timeout: Option<String>,
+    /// Read only to say that a cluster cannot be named `notifications`.
+    #[serde(default)]
+    master: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +201,13 @@ pub(crate) fn validate(
     known: &dyn Fn(&str) -> bool,
     err: &mut dyn FnMut(String, String, Option<&str>),
 ) -> Notifications {
+    if raw.master.is_some() {
+        err(
+            "notifications.master".into(),
+            "`notifications` is the notifications section, so no cluster can have that name".into(),
+            None,
+        );
+    }
     let d = Notifications::default();
     let mut dur = |v: &Option<String>, name: &str, default: Duration| match v {
         None => default,
@@ -341,7 +351,18 @@ fn webhook(
     if !host_ok {
         err(
             format!("{at}.webhook.url"),
-            format!("{:?} is not an http:// or https:// URL with a host", w.url),
+            // The URL itself is not repeated: a chat webhook's URL is a secret, and this
+            // message reaches the logs when a reload is refused.
+            "not an http:// or https:// URL with a host (the value is not shown)".into(),
+            Some(&w.url),
+        );
+        return None;
+    }
+    let has_token = w.bearer_token_env.is_some() || w.bearer_token_file.is_some();
+    if has_token && !w.url.starts_with("https://") {
+        err(
+            format!("{at}.webhook.url"),
+            "a bearer token is only sent over https://".into(),
             Some(&w.url),
         );
         return None;
@@ -439,7 +460,7 @@ mod tests {
         let e = Config::parse("c.yaml", &y).unwrap_err().to_string();
         for want in [
             "c.yaml:4:10: notifications.queue: 0: must be from 1 to 100000",
-            "notifications.sinks[0].webhook.url: \"ftp://x\" is not an http:// or https:// URL",
+            "notifications.sinks[0].webhook.url: not an http:// or https:// URL with a host (the value is not shown)",
             "notifications.sinks[1].eventbridge.bus: \"bad bus\" is not an event bus name",
             "notifications.sinks[1].events[1]: unknown event \"explode\"",
             "notifications.sinks[1].clusters[0]: no cluster \"c9\"",
@@ -448,6 +469,20 @@ mod tests {
         ] {
             assert!(e.contains(want), "want {want:?} in:\n{e}");
         }
+        let plain = format!(
+            "{CLUSTER}notifications:\n  sinks:\n    - name: a\n      webhook: {{url: 'http://h/x?k=secret', bearer_token_env: A}}\n"
+        );
+        let e = Config::parse("c.yaml", &plain).unwrap_err().to_string();
+        assert!(
+            e.contains("webhook.url: a bearer token is only sent over https://"),
+            "{e}"
+        );
+        let bad = plain.replace("http://h/x?k=secret", "h x?k=secret");
+        let e = Config::parse("c.yaml", &bad).unwrap_err().to_string();
+        assert!(!e.contains("secret"), "the URL is not repeated: {e}");
+        let cluster = format!("{CLUSTER}notifications:\n  master: {{id: m1}}\n");
+        let e = Config::parse("c.yaml", &cluster).unwrap_err().to_string();
+        assert!(e.contains("c.yaml:4:3: notifications.master: `notifications` is the notifications section, so no cluster"), "{e}");
         let twice = format!("{CLUSTER}notifications: {{}}\nnotifications: {{}}\n");
         let e = Config::parse("c.yaml", &twice).unwrap_err().to_string();
         assert!(e.contains("duplicate key `notifications`"), "{e}");
