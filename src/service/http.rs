@@ -67,13 +67,14 @@ impl Health {
         self.observed_ms.read().unwrap_or_else(|p| p.into_inner())
     }
     /// The clusters after a reload, in the daemon's new order: a cluster kept keeps its last
-    /// observation, a new one starts as never observed.
-    pub fn set_clusters(&self, clusters: Vec<String>) {
+    /// observation, a new one (or one in `restarted`: its master changed) starts as never
+    /// observed.
+    pub fn set_clusters(&self, clusters: Vec<String>, restarted: &[String]) {
         let old = self.read();
         let next: Vec<(String, AtomicI64)> = clusters
             .into_iter()
             .map(|c| {
-                let ms = (old.iter().find(|(n, _)| *n == c))
+                let ms = (old.iter().find(|(n, _)| *n == c && !restarted.contains(n)))
                     .map_or(i64::MIN, |(_, ms)| ms.load(Ordering::Relaxed));
                 (c, AtomicI64::new(ms))
             })

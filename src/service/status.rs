@@ -34,6 +34,8 @@ struct ClusterStatus {
     serving: usize,
     creating: usize,
     draining: usize,
+    /// Every replica of ours, whatever its state (what the bill counts).
+    paid: usize,
     min: usize,
     desired: usize,
     max: usize,
@@ -66,10 +68,12 @@ impl StatusBoard {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The clusters, in the daemon's order; a cluster kept keeps what it showed.
-    pub fn set_clusters(&self, names: &[String]) {
+    /// The clusters, in the daemon's order; a cluster kept keeps what it showed, one in
+    /// `restarted` (its master changed) starts afresh.
+    pub fn set_clusters(&self, names: &[String], restarted: &[String]) {
         let mut b = self.lock();
         let mut old = std::mem::take(&mut b.clusters);
+        old.retain(|c| !restarted.contains(&c.name));
         b.clusters = (names.iter())
             .map(|n| match old.iter().position(|c| &c.name == n) {
                 Some(i) => old.swap_remove(i),
@@ -91,11 +95,13 @@ impl StatusBoard {
         let d = &r.decision;
         c.seen = true;
         c.error = None;
-        c.serving = r.available;
-        c.creating = r.replicas.saturating_sub(r.available);
+        // A replica being drained is still available on RDS, but no longer serving.
         c.draining = (r.actions.iter())
             .filter(|a| matches!(a.outcome, Outcome::Draining(_)))
             .count();
+        c.serving = r.available.saturating_sub(c.draining);
+        c.creating = r.replicas.saturating_sub(r.available);
+        c.paid = r.replicas;
         (c.min, c.desired, c.max) = (d.min, d.desired, d.max);
         c.observe_only = d.observe_only;
         c.metrics = r
@@ -115,7 +121,7 @@ impl StatusBoard {
             .map(|v| v * r.available as f64 / 100.0);
         c.history.push_back(Point {
             load,
-            capacity: r.available as f64,
+            capacity: c.serving as f64,
         });
         while c.history.len() > HISTORY_POINTS {
             c.history.pop_front();
@@ -175,12 +181,12 @@ fn cluster_section(s: &mut String, c: &ClusterStatus) {
         s,
         "<section class=\"cluster\" id=\"cluster-{name}\">\n<h2>{name}</h2>"
     );
+    if let Some(e) = &c.error {
+        let _ = writeln!(s, "<p class=\"error\">last tick failed: {}</p>", escape(e));
+    }
     if !c.seen {
         s.push_str("<p>not observed yet</p>\n</section>\n");
         return;
-    }
-    if let Some(e) = &c.error {
-        let _ = writeln!(s, "<p class=\"error\">last tick failed: {}</p>", escape(e));
     }
     let _ = writeln!(
         s,
@@ -188,7 +194,7 @@ fn cluster_section(s: &mut String, c: &ClusterStatus) {
         c.serving,
         c.creating,
         c.draining,
-        c.serving + c.creating + c.draining,
+        c.paid,
         c.min,
         c.desired,
         c.max
@@ -286,7 +292,7 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
         );
         let b = StatusBoard::default();
-        b.set_clusters(&["<b>evil</b>".to_string()]);
+        b.set_clusters(&["<b>evil</b>".to_string()], &[]);
         let page = b.render();
         assert!(!page.contains("<b>evil"), "{page}");
         assert!(page.contains("&lt;b&gt;evil&lt;/b&gt;"), "{page}");
@@ -297,9 +303,9 @@ mod tests {
     #[test]
     fn a_reload_keeps_what_a_kept_cluster_showed() {
         let b = StatusBoard::default();
-        b.set_clusters(&["a".into(), "b".into()]);
+        b.set_clusters(&["a".into(), "b".into()], &[]);
         b.failed("a", "throttled".into());
-        b.set_clusters(&["b".into(), "a".into(), "c".into()]);
+        b.set_clusters(&["b".into(), "a".into(), "c".into()], &[]);
         let page = b.render();
         let (ia, ib, ic) = (
             page.find("cluster-a").unwrap(),
@@ -307,6 +313,13 @@ mod tests {
             page.find("cluster-c").unwrap(),
         );
         assert!(ib < ia && ia < ic, "in the new order");
+        assert!(
+            page.contains("last tick failed: throttled"),
+            "a cluster never observed shows why: {page}"
+        );
         assert_eq!(page.matches("<section").count(), 3);
+        // "a" now names another master: what it showed is dropped.
+        b.set_clusters(&["b".into(), "a".into()], &["a".into()]);
+        assert!(!b.render().contains("throttled"));
     }
 }
