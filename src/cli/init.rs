@@ -2,12 +2,16 @@
 //! replicas from RDS and writes a cluster config (the existing replicas first, in the master's
 //! order, then `--slots` more ids from `--name-pattern`) and a starter policy with
 //! `observe_only: true`, so that the first `run` only watches. Both texts are parsed by the same
-//! code `validate` uses before anything is written; existing files are never overwritten.
+//! code `validate` uses before anything is written; existing files are never overwritten. The
+//! adopted replicas are then tagged as elasticrds's own (`elasticrds:managed-by`), as the
+//! replicas it creates are: the IAM policy lets it delete only replicas so tagged.
 
 use super::{print_json, CliError, CliResult, Output};
 use crate::adapters::rds::RdsFleet;
 use crate::core::config::Config;
-use crate::core::domain::{Instance, InstanceId};
+use crate::core::domain::{
+    Instance, InstanceId, Tags, TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE,
+};
 use crate::core::policy::Policy;
 use crate::ports::Fleet;
 use clap::Args;
@@ -104,6 +108,7 @@ pub async fn init(config: Option<&Path>, mut a: InitArgs) -> CliResult {
     if !a.dry_run {
         write_new(&out, &o.config)?;
         write_new(&policy_file, &o.policy)?;
+        tag_adopted(&fleet, &o).await?;
     }
     match a.format {
         Output::Json => print_json(&o),
@@ -162,6 +167,30 @@ pub async fn adopt(
         dry_run: a.dry_run,
         next_steps: Vec::new(),
     })
+}
+
+/// Mark the adopted replicas as elasticrds's (the tags it puts on the replicas it creates):
+/// the IAM policy `elasticrds iam-policy` writes lets it delete only replicas so tagged, so an
+/// untagged adopted replica could never be scaled in.
+async fn tag_adopted(fleet: &dyn Fleet, o: &InitOutcome) -> CliResult {
+    let tags = adopted_tags(&o.cluster);
+    for id in &o.existing {
+        let id = InstanceId::parse(id).map_err(|e| CliError::runtime(e.to_string()))?;
+        fleet.write_tags(&id, &tags).await.map_err(|e| {
+            CliError::runtime(format!(
+                "the files are written, but tagging {id} failed: {e}; tag it \
+                 {TAG_MANAGED_BY}={TAG_MANAGED_BY_VALUE} by hand so that it can be scaled in"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn adopted_tags(cluster: &str) -> Tags {
+    Tags::from([
+        (TAG_MANAGED_BY.to_string(), TAG_MANAGED_BY_VALUE.to_string()),
+        (TAG_CLUSTER.to_string(), cluster.to_string()),
+    ])
 }
 
 /// The ids `pattern` gives, numbered from 01: enough for `count` slots even if the first ones
@@ -332,9 +361,17 @@ fn outcome_text(o: &InitOutcome) -> String {
         o.slots.len()
     ));
     s.push_str(&format!(
-        "{verb} {} (observe_only: true: the first run only watches)\nnext:\n",
+        "{verb} {} (observe_only: true: the first run only watches)\n",
         o.policy_file
     ));
+    if !o.existing.is_empty() {
+        let tagged = if o.dry_run { "would tag" } else { "tagged" };
+        s.push_str(&format!(
+            "{tagged} {} {TAG_MANAGED_BY}={TAG_MANAGED_BY_VALUE} (the IAM policy lets elasticrds delete only replicas so tagged)\n",
+            o.existing.join(", ")
+        ));
+    }
+    s.push_str("next:\n");
     for step in &o.next_steps {
         s.push_str(&format!("  {step}\n"));
     }
