@@ -495,9 +495,15 @@ async fn compare(c: &Compared<'_>, score: Score, timeline: Option<Timeline>) -> 
         }
     }
     let svg = plot::render("elasticrds demo", c.stretch, &lines).map_err(CliError::runtime)?;
-    let path = std::env::temp_dir().join(format!("elasticrds-demo-{}.svg", std::process::id()));
-    std::fs::write(&path, svg)
-        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    // A new file with a random name (created exclusively: never one planted in its place).
+    let fail = |e: std::io::Error| CliError::runtime(format!("cannot write the plot: {e}"));
+    let mut file = tempfile::Builder::new()
+        .prefix("elasticrds-demo-")
+        .suffix(".svg")
+        .tempfile()
+        .map_err(fail)?;
+    std::io::Write::write_all(&mut file, svg.as_bytes()).map_err(fail)?;
+    let (_, path) = file.keep().map_err(|e| fail(e.error))?;
     println!("plot of load, capacity and actions:\n  {}", path.display());
     Ok(())
 }
