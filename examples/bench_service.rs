@@ -16,7 +16,8 @@ use elasticrds::core::domain::{
     Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Sample, Tags,
 };
 use elasticrds::core::policy::Policy;
-use elasticrds::ports::{Fleet, ManualClock, MetricsSource, PortError};
+use elasticrds::core::template::Settings;
+use elasticrds::ports::{Fleet, ManualClock, MetricsSource, PortError, ReplicaRequest};
 use elasticrds::service::daemon::{ClusterEntry, Daemon, DaemonOptions};
 use elasticrds::service::metrics::Metrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,15 +56,17 @@ impl Fleet for CountingSim {
         self.counts.other.fetch_add(1, Ordering::Relaxed);
         self.inner.restore_master(m, t).await
     }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        s: &InstanceId,
-        c: &InstanceClass,
-        t: &Tags,
-    ) -> Result<(), PortError> {
+    async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError> {
         self.counts.other.fetch_add(1, Ordering::Relaxed);
-        self.inner.create_replica(id, s, c, t).await
+        self.inner.create_replica(r).await
+    }
+    async fn modify_settings(&self, id: &InstanceId, s: &Settings) -> Result<(), PortError> {
+        self.counts.other.fetch_add(1, Ordering::Relaxed);
+        self.inner.modify_settings(id, s).await
+    }
+    async fn zones(&self, e: &str, c: &InstanceClass) -> Result<Vec<String>, PortError> {
+        self.counts.other.fetch_add(1, Ordering::Relaxed);
+        self.inner.zones(e, c).await
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
         self.counts.other.fetch_add(1, Ordering::Relaxed);

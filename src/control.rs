@@ -26,8 +26,12 @@ use crate::core::config::ClusterSpec;
 pub use crate::core::decide::STATE_REFRESH_SECS;
 use crate::core::decide::{decide_with_forecast, Decision, Direction, PersistedState, ScaleState};
 use crate::core::domain::{MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
-use crate::core::plan::{blocked_of, hold_paused, plan, Action, Blocked, ClusterView, Plan};
+use crate::core::plan::{
+    blocked_of, hold_for_quota, hold_paused, plan, template_drift, Action, Blocked, ClusterView,
+    Plan, TemplateDrift,
+};
 use crate::core::policy::Policy;
+use crate::core::template::Offerings;
 use crate::ports::{Clock, Fleet, MetricsSource, PortError, Routers};
 use crate::reconcile::{
     execute_actions, gate_deletes, router_lag_queries, sync_router_for_tick, ActionResult,
@@ -95,6 +99,16 @@ pub struct TickReport {
     /// touched or counted; their slots are blocked).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<Blocked>,
+    /// Replicas whose settings differ from their template (observe-only too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub template_drift: Vec<TemplateDrift>,
+    /// What RDS could not give lately, after this tick's creates.
+    #[serde(skip_serializing_if = "is_default")]
+    pub offerings: Offerings,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl TickReport {
@@ -394,6 +408,8 @@ pub async fn decide_and_act(
         state_written: false,
         router: None,
         conflicts: blocked_of(view),
+        template_drift: Vec::new(),
+        offerings: Offerings::default(),
         decision,
     };
     // The master's tags as they stand on AWS (updated below when an intent is written).
@@ -405,6 +421,11 @@ pub async fn decide_and_act(
     if !report.decision.observe_only {
         let mut p = plan(spec, view, &report.decision.target);
         hold_paused(&mut p, &report.decision.pauses, now);
+        {
+            let mut offerings = memory.offerings.lock().unwrap_or_else(|e| e.into_inner());
+            offerings.expire(now);
+            hold_for_quota(&mut p, &offerings, now);
+        }
         if p.actions.is_empty() && ctx.route(spec).is_none() {
             // Nothing to execute and no router step: the acting half has nothing to do.
             report.plan = Some(p);
@@ -424,6 +445,13 @@ pub async fn decide_and_act(
             .await?;
         }
     }
+    report.template_drift = match &report.plan {
+        Some(p) => p.template_drift.clone(),
+        None => template_drift(spec, view),
+    };
+    report.offerings = (memory.offerings.lock())
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     memory
         .state_mut()
         .record(&report.decision, report.acted, now);
@@ -488,6 +516,7 @@ async fn act(
     }
     let exec = ExecOptions {
         dry_run: opts.dry_run,
+        capacity: Some((memory.offerings.clone(), now)),
     };
     let results = execute_actions(ctx.fleet, spec, gated.ready(&p), &exec).await;
     report.actions = gated.finish(results);

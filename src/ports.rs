@@ -8,6 +8,7 @@ use crate::core::domain::{
     Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags,
 };
 use crate::core::forecast::LoadHistory;
+use crate::core::template::Settings;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -25,6 +26,12 @@ pub enum ErrorKind {
     Transient,
     /// Anything else (bad request, access denied, invalid state): do not retry blindly.
     Fatal,
+    /// No capacity for this class in this zone now (InsufficientDBInstanceCapacity,
+    /// ProvisionedIopsNotAvailableInAZ): try another zone or class.
+    NoCapacity,
+    /// An account quota is reached (InstanceQuotaExceeded, StorageQuotaExceeded): retrying
+    /// soon cannot help.
+    QuotaExceeded,
 }
 
 impl ErrorKind {
@@ -35,6 +42,8 @@ impl ErrorKind {
             ErrorKind::Throttled => "throttled",
             ErrorKind::Transient => "transient",
             ErrorKind::Fatal => "fatal",
+            ErrorKind::NoCapacity => "no_capacity",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -73,6 +82,18 @@ impl fmt::Display for PortError {
 }
 impl std::error::Error for PortError {}
 
+/// A read replica to create: `id` replicating `source`, of `class`, in `zone` (else where RDS
+/// chooses), with its template's settings and the tags.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaRequest<'a> {
+    pub id: &'a InstanceId,
+    pub source: &'a InstanceId,
+    pub class: &'a InstanceClass,
+    pub zone: Option<&'a str>,
+    pub settings: &'a Settings,
+    pub tags: &'a Tags,
+}
+
 /// The DB fleet: RDS, or the simulated fleet.
 #[async_trait]
 pub trait Fleet: Send + Sync {
@@ -81,14 +102,13 @@ pub trait Fleet: Send + Sync {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError>;
     /// Restore the master from its snapshot.
     async fn restore_master(&self, master: &MasterSpec, tags: &Tags) -> Result<(), PortError>;
-    /// Create a read replica `id` of `source`.
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError>;
+    /// Create a read replica.
+    async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError>;
+    /// Apply template settings to an instance (ModifyDBInstance, applied immediately).
+    async fn modify_settings(&self, id: &InstanceId, settings: &Settings) -> Result<(), PortError>;
+    /// The availability zones RDS offers `class` of `engine` in (for `availability_zones:
+    /// spread`).
+    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError>;
     /// Delete a read replica (no final snapshot: replicas have none).
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError>;
     /// Change an instance's class, applied immediately.

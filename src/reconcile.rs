@@ -8,6 +8,7 @@
 //!   ([`gate_deletes`] holds a delete until its replica is out of the router).
 //! - [`router`]: the router step of a tick (add caught-up replicas, undo abandoned drains).
 
+mod capacity;
 pub mod drain;
 pub mod router;
 
@@ -20,9 +21,12 @@ use crate::core::config::ClusterSpec;
 use crate::core::domain::Instance;
 use crate::core::domain::{InstanceId, Tags, TAG_CLUSTER, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
 use crate::core::plan::{plan, Action, ClusterView, ConflictKind, Plan, PlannedAction, Target};
+use crate::core::template::Offerings;
 use crate::core::view::TAG_SNAPSHOT;
 use crate::ports::{Clock, ErrorKind, Fleet, PortError};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Observe several clusters with as few describes as possible: one batched describe for every
@@ -142,6 +146,9 @@ pub struct ActionResult {
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     pub dry_run: bool,
+    /// What RDS could not give lately, kept across ticks by the caller, and the time now:
+    /// creates skip the (class, zone) pairs without capacity and record new ones.
+    pub capacity: Option<(Arc<Mutex<Offerings>>, DateTime<Utc>)>,
 }
 
 /// Defence in depth: whatever the planner said, refuse anything outside the config.
@@ -171,6 +178,13 @@ fn guard(spec: &ClusterSpec, action: &Action) -> Result<(), String> {
             Err(format!("{id} is not in the config"))
         }
         Action::ModifyClass { .. } => Ok(()),
+        Action::ModifySettings { id, .. } if spec.is_master(id) => Err(format!(
+            "{id} is the master: its settings are never changed"
+        )),
+        Action::ModifySettings { id, .. } if spec.replica_index(id).is_none() => {
+            Err(format!("{id} is not a configured replica"))
+        }
+        Action::ModifySettings { .. } => Ok(()),
     }
 }
 
@@ -189,7 +203,8 @@ pub(crate) async fn check_ownership(
         Action::ModifyClass { id, .. } if spec.is_master(id) => return Ok(()),
         Action::CreateReplica { id, .. }
         | Action::DeleteReplica { id }
-        | Action::ModifyClass { id, .. } => id,
+        | Action::ModifyClass { id, .. }
+        | Action::ModifySettings { id, .. } => id,
     };
     let ids = [id.clone(), spec.master.id.clone()];
     let found = fleet
@@ -219,7 +234,7 @@ pub(crate) async fn check_ownership(
         (Action::CreateReplica { .. }, Some(i)) => refuse(i),
         (Action::CreateReplica { .. }, None) => Ok(()),
         (Action::DeleteReplica { .. }, None) => Err((Outcome::AlreadyDone, None)),
-        (Action::ModifyClass { .. }, None) => {
+        (Action::ModifyClass { .. } | Action::ModifySettings { .. }, None) => {
             Err((Outcome::Failed(format!("{id} does not exist")), None))
         }
         (_, Some(i)) if member(i) => Ok(()),
@@ -257,13 +272,28 @@ pub async fn execute_action(
             tags.insert(TAG_SNAPSHOT.to_string(), master.snapshot.clone());
             fleet.restore_master(master, &tags).await
         }
-        Action::CreateReplica { id, source, class } => {
-            fleet
-                .create_replica(id, source, class, &managed_tags(&spec.name))
-                .await
+        Action::CreateReplica { .. } => {
+            let (r, notes) = capacity::create(fleet, spec, &planned.action, opts).await;
+            let mut result = match r {
+                Ok(()) => done(Outcome::Done, None),
+                Err(e) if e.kind == ErrorKind::AlreadyExists => done(Outcome::AlreadyDone, Some(e)),
+                Err(e) => done(Outcome::Failed(e.to_string()), Some(e)),
+            };
+            result.notes = notes;
+            return result;
         }
         Action::DeleteReplica { id } => fleet.delete_replica(id).await,
         Action::ModifyClass { id, to, .. } => fleet.modify_class(id, to).await,
+        Action::ModifySettings { id, settings, tags } => {
+            let mut r = Ok(());
+            if !settings.is_empty() {
+                r = fleet.modify_settings(id, settings).await;
+            }
+            if r.is_ok() && !tags.is_empty() {
+                r = fleet.write_tags(id, tags).await;
+            }
+            r
+        }
     };
     match result {
         Ok(()) => done(Outcome::Done, None),

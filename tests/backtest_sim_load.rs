@@ -103,12 +103,14 @@ async fn a_new_replica_serves_after_its_lead_time_and_only_then_reports() {
     w.clock.set(min(10));
     let r = &w.spec.replicas;
     w.fleet
-        .create_replica(
-            &r[2].id,
-            &w.spec.master.id,
-            &r[2].class,
-            &Default::default(),
-        )
+        .create_replica(&elasticrds::ports::ReplicaRequest {
+            id: &r[2].id,
+            source: &w.spec.master.id,
+            class: &r[2].class,
+            zone: None,
+            settings: &Default::default(),
+            tags: &Default::default(),
+        })
         .await
         .unwrap();
     w.clock.set(min(30));

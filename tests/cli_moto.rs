@@ -936,9 +936,16 @@ fn rds_adapter_describes_in_batches_and_maps_errors() {
         // Replicas, then a describe of 150 ids (two batches) returns exactly the existing ones.
         let class = InstanceClass::parse("db.t3.small").expect("class");
         for i in 0..3 {
-            f.create_replica(&id(&format!("r{i}")), &spec.master.id, &class, &tags)
-                .await
-                .expect("create replica");
+            f.create_replica(&elasticrds::ports::ReplicaRequest {
+                id: &id(&format!("r{i}")),
+                source: &spec.master.id,
+                class: &class,
+                zone: None,
+                settings: &Default::default(),
+                tags: &tags,
+            })
+            .await
+            .expect("create replica");
         }
         let mut ids: Vec<InstanceId> = (0..150).map(|i| id(&format!("absent{i}"))).collect();
         ids.insert(120, id("r2"));

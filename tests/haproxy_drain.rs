@@ -1096,7 +1096,10 @@ async fn dry_run_contacts_no_router_and_deletes_nothing() {
     let p = plan(&spec, &view, &Target::replicas(0));
     let router = HaproxyRuntime::from_spec(spec.haproxy.as_ref().unwrap());
     let route = Route::of_parts(&router, spec.haproxy.as_ref().unwrap());
-    let opts = ExecOptions { dry_run: true };
+    let opts = ExecOptions {
+        dry_run: true,
+        ..ExecOptions::default()
+    };
     let mut drains = Drains::default();
     let results = apply(
         &fleet,

@@ -322,6 +322,11 @@ proptest! {
                     };
                     prop_assert!(obs.is_some_and(|o| o.status.is_available()), "modify of busy {}", id);
                 }
+                Action::ModifySettings { id, .. } => {
+                    prop_assert!(!spec.is_master(id), "master's settings changed");
+                    let obs = view.replicas[spec.replica_index(id).unwrap()].as_ref();
+                    prop_assert!(obs.is_some_and(|o| !o.status.is_busy()), "settings of busy {}", id);
+                }
             }
         }
         // The count moves towards the target, never past it.

@@ -13,6 +13,8 @@ use elasticrds::adapters::sim::{SimFleet, SimOptions};
 use elasticrds::core::domain::{
     InstanceClass, InstanceId, InstanceStatus, MetricKind, MetricQuery, Statistic, Tags,
 };
+use elasticrds::core::template::Settings;
+use elasticrds::ports::ReplicaRequest;
 use elasticrds::ports::{ErrorKind, Fleet, ManualClock, MetricsSource, PortError};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -60,7 +62,14 @@ async fn hooked_fleet_runs_its_hooks_around_the_wrapped_call() {
     );
     let class = InstanceClass::from_aws("db.t3.micro");
     fleet
-        .create_replica(&r, &m, &class, &Tags::new())
+        .create_replica(&ReplicaRequest {
+            id: &r,
+            source: &m,
+            class: &class,
+            zone: None,
+            settings: &Settings::default(),
+            tags: &Tags::new(),
+        })
         .await
         .unwrap();
     assert_eq!(

@@ -50,9 +50,12 @@ fn spec(replicas: usize, multi_az: bool) -> ClusterSpec {
             .map(|i| ReplicaSpec {
                 id: replica_id(i),
                 class: class(CLASS),
+                template: Default::default(),
             })
             .collect(),
         haproxy: None,
+        template: Default::default(),
+        rules: Default::default(),
     }
 }
 
@@ -697,7 +700,9 @@ fn apply(spec: &ClusterSpec, instances: &mut Vec<Instance>, p: &Plan) {
                     .build();
                 instances.push(m);
             }
-            Action::CreateReplica { id, source, class } => {
+            Action::CreateReplica {
+                id, source, class, ..
+            } => {
                 assert!(
                     !instances.iter().any(|i| i.id == *id),
                     "create of existing {id}"
@@ -725,6 +730,7 @@ fn apply(spec: &ClusterSpec, instances: &mut Vec<Instance>, p: &Plan) {
                     .expect("modified instance exists")
                     .class = to.clone();
             }
+            Action::ModifySettings { .. } => panic!("no template in these worlds: {a:?}"),
         }
     }
 }
@@ -778,7 +784,7 @@ proptest! {
                     prop_assert!(w.master.is_none());
                     prop_assert_eq!(&master.id, &sp.master.id);
                 }
-                Action::CreateReplica { id, source, class } => {
+                Action::CreateReplica { id, source, class, .. } => {
                     prop_assert!(!exists(id), "create for existing {}", id);
                     prop_assert!(master_available, "create while the master is not available");
                     prop_assert_eq!(source, &sp.master.id);
@@ -795,6 +801,9 @@ proptest! {
                 }
                 Action::ModifyClass { .. } => {
                     prop_assert!(false, "no class change without an override: {:?}", a);
+                }
+                Action::ModifySettings { .. } => {
+                    prop_assert!(false, "no settings change without a template: {:?}", a);
                 }
             }
         }

@@ -454,7 +454,16 @@ async fn already_exists_and_not_found_count_as_already_done() {
 
     // Dry run: planned, nothing changed (the ownership check before each action only reads).
     let before = s.fleet.calls().len();
-    let results = execute(&s.fleet, &s.spec, &p, &ExecOptions { dry_run: true }).await;
+    let results = execute(
+        &s.fleet,
+        &s.spec,
+        &p,
+        &ExecOptions {
+            dry_run: true,
+            ..ExecOptions::default()
+        },
+    )
+    .await;
     assert!(results.iter().all(|r| r.outcome == Outcome::DryRun));
     let calls = &s.fleet.calls()[before..];
     assert_eq!(calls.len(), p.actions.len(), "{calls:?}");
@@ -479,6 +488,12 @@ async fn the_executor_refuses_actions_outside_the_config() {
             id: id("adhoc-two"),
             source: id("cluster1m01"),
             class: InstanceClass::parse("db.t3.micro").unwrap(),
+            placement: Default::default(),
+        },
+        Action::ModifySettings {
+            id: id("cluster1m01"),
+            settings: Default::default(),
+            tags: Default::default(),
         },
         Action::ModifyClass {
             id: id("adhoc-reporting"),

@@ -61,6 +61,10 @@ where
             let status = ctx.raw().status().as_u16();
             if THROTTLE_CODES.contains(&code) || status == 429 {
                 ErrorKind::Throttled
+            } else if CAPACITY_CODES.contains(&code) {
+                ErrorKind::NoCapacity
+            } else if QUOTA_CODES.contains(&code) {
+                ErrorKind::QuotaExceeded
             } else if code.contains("NotFound") {
                 ErrorKind::NotFound
             } else if code.contains("AlreadyExists") {
@@ -91,6 +95,14 @@ where
     }
     PortError::new(kind, operation, msg)
 }
+
+/// RDS's "not here, not now": another zone or class may have room.
+const CAPACITY_CODES: [&str; 2] = [
+    "InsufficientDBInstanceCapacity",
+    "ProvisionedIopsNotAvailableInAZFault",
+];
+/// RDS's account quotas.
+const QUOTA_CODES: [&str; 2] = ["InstanceQuotaExceeded", "StorageQuotaExceeded"];
 
 const NO_REGION: &str = "no AWS region configured: set AWS_REGION (or a region in the AWS profile)";
 const NO_CREDENTIALS: &str = "no AWS credentials found by the default chain: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance or task role";

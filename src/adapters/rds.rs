@@ -5,7 +5,8 @@
 use super::aws::{classify, sdk_config};
 use crate::core::config::MasterSpec;
 use crate::core::domain::{Endpoint, Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
-use crate::ports::{ErrorKind, Fleet, PortError};
+use crate::core::template::Settings;
+use crate::ports::{ErrorKind, Fleet, PortError, ReplicaRequest};
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbInstance, Filter, Tag};
 use aws_sdk_rds::Client;
@@ -122,7 +123,39 @@ fn to_instance(d: &DbInstance) -> Option<Instance> {
         created_at,
         available_since: None,
         tags: Arc::new(from_sdk_tags(d.tag_list())),
+        zone: d.availability_zone().map(str::to_string),
+        settings: Some(Arc::new(observed_settings(d))),
     })
+}
+
+/// What RDS reports of the settings a replica template may fix.
+fn observed_settings(d: &DbInstance) -> Settings {
+    let num = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+    Settings {
+        parameter_group: (d.db_parameter_groups().first())
+            .and_then(|g| g.db_parameter_group_name())
+            .map(str::to_string),
+        option_group: (d.option_group_memberships().first())
+            .and_then(|g| g.option_group_name())
+            .map(str::to_string),
+        storage_type: d.storage_type().map(str::to_string),
+        iops: num(d.iops()),
+        storage_throughput: num(d.storage_throughput()),
+        monitoring_interval: num(d.monitoring_interval()),
+        monitoring_role_arn: d.monitoring_role_arn().map(str::to_string),
+        performance_insights: d.performance_insights_enabled(),
+        performance_insights_retention: num(d.performance_insights_retention_period()),
+        performance_insights_kms_key: d.performance_insights_kms_key_id().map(str::to_string),
+        copy_tags_to_snapshot: d.copy_tags_to_snapshot(),
+        auto_minor_version_upgrade: d.auto_minor_version_upgrade(),
+        ca_certificate_identifier: d.ca_certificate_identifier().map(str::to_string),
+        deletion_protection: d.deletion_protection(),
+        publicly_accessible: d.publicly_accessible(),
+        port: (d.endpoint().and_then(|e| e.port()))
+            .or(d.db_instance_port())
+            .and_then(|p| u16::try_from(p).ok()),
+        backup_retention_period: num(d.backup_retention_period()),
+    }
 }
 
 #[async_trait]
@@ -170,24 +203,93 @@ impl Fleet for RdsFleet {
         Ok(())
     }
 
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
+    async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError> {
         let op = "CreateDBInstanceReadReplica";
+        let s = r.settings;
+        let num = |v: Option<u32>| v.and_then(|v| i32::try_from(v).ok());
         self.client
             .create_db_instance_read_replica()
-            .db_instance_identifier(id.as_str())
-            .source_db_instance_identifier(source.as_str())
-            .db_instance_class(class.as_str())
-            .set_tags(Some(to_sdk_tags(tags)))
+            .db_instance_identifier(r.id.as_str())
+            .source_db_instance_identifier(r.source.as_str())
+            .db_instance_class(r.class.as_str())
+            .set_availability_zone(r.zone.map(str::to_string))
+            .set_db_parameter_group_name(s.parameter_group.clone())
+            .set_option_group_name(s.option_group.clone())
+            .set_storage_type(s.storage_type.clone())
+            .set_iops(num(s.iops))
+            .set_storage_throughput(num(s.storage_throughput))
+            .set_monitoring_interval(num(s.monitoring_interval))
+            .set_monitoring_role_arn(s.monitoring_role_arn.clone())
+            .set_enable_performance_insights(s.performance_insights)
+            .set_performance_insights_retention_period(num(s.performance_insights_retention))
+            .set_performance_insights_kms_key_id(s.performance_insights_kms_key.clone())
+            .set_copy_tags_to_snapshot(s.copy_tags_to_snapshot)
+            .set_auto_minor_version_upgrade(s.auto_minor_version_upgrade)
+            .set_ca_certificate_identifier(s.ca_certificate_identifier.clone())
+            // Off unless the template says otherwise: a replica elasticrds cannot delete, or
+            // one open to the internet, is never what a default should give.
+            .deletion_protection(s.deletion_protection.unwrap_or(false))
+            .publicly_accessible(s.publicly_accessible.unwrap_or(false))
+            .set_port(s.port.map(i32::from))
+            .set_tags(Some(to_sdk_tags(r.tags)))
             .send()
             .await
             .map_err(|e| classify(op, &e))?;
         Ok(())
+    }
+
+    async fn modify_settings(&self, id: &InstanceId, s: &Settings) -> Result<(), PortError> {
+        let op = "ModifyDBInstance";
+        let num = |v: Option<u32>| v.and_then(|v| i32::try_from(v).ok());
+        self.client
+            .modify_db_instance()
+            .db_instance_identifier(id.as_str())
+            .apply_immediately(true)
+            .set_db_parameter_group_name(s.parameter_group.clone())
+            .set_option_group_name(s.option_group.clone())
+            .set_storage_type(s.storage_type.clone())
+            .set_iops(num(s.iops))
+            .set_storage_throughput(num(s.storage_throughput))
+            .set_monitoring_interval(num(s.monitoring_interval))
+            .set_monitoring_role_arn(s.monitoring_role_arn.clone())
+            .set_enable_performance_insights(s.performance_insights)
+            .set_performance_insights_retention_period(num(s.performance_insights_retention))
+            .set_performance_insights_kms_key_id(s.performance_insights_kms_key.clone())
+            .set_copy_tags_to_snapshot(s.copy_tags_to_snapshot)
+            .set_auto_minor_version_upgrade(s.auto_minor_version_upgrade)
+            .set_ca_certificate_identifier(s.ca_certificate_identifier.clone())
+            .set_deletion_protection(s.deletion_protection)
+            .set_publicly_accessible(s.publicly_accessible)
+            .set_db_port_number(s.port.map(i32::from))
+            .set_backup_retention_period(num(s.backup_retention_period))
+            .send()
+            .await
+            .map_err(|e| classify(op, &e))?;
+        Ok(())
+    }
+
+    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError> {
+        let op = "DescribeOrderableDBInstanceOptions";
+        let mut zones: Vec<String> = Vec::new();
+        let mut pages = self
+            .client
+            .describe_orderable_db_instance_options()
+            .engine(engine)
+            .db_instance_class(class.as_str())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(op, &e))?;
+            for o in page.orderable_db_instance_options() {
+                for z in o.availability_zones().iter().filter_map(|z| z.name()) {
+                    if !zones.iter().any(|k| k == z) {
+                        zones.push(z.to_string());
+                    }
+                }
+            }
+        }
+        zones.sort();
+        Ok(zones)
     }
 
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {

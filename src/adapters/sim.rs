@@ -5,7 +5,8 @@
 use super::sim_model::LeadTime;
 use crate::core::config::MasterSpec;
 use crate::core::domain::{Endpoint, Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
-use crate::ports::{Clock, ErrorKind, Fleet, PortError};
+use crate::core::template::Settings;
+use crate::ports::{Clock, ErrorKind, Fleet, PortError, ReplicaRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -50,6 +51,9 @@ pub struct Call {
     pub id: Option<InstanceId>,
     pub at: DateTime<Utc>,
 }
+
+/// The zones the simulated region offers every class in.
+pub const SIM_ZONES: [&str; 3] = ["sim-1a", "sim-1b", "sim-1c"];
 
 #[derive(Debug, Clone)]
 struct SimInstance {
@@ -331,13 +335,8 @@ impl Fleet for SimFleet {
         Ok(())
     }
 
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
+    async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError> {
+        let (id, source, class, tags) = (r.id, r.source, r.class, r.tags);
         let op = "create_replica";
         let now = self.clock.now();
         let mut inst = self.new_instance(id, class, InstanceStatus::Creating);
@@ -363,6 +362,13 @@ impl Fleet for SimFleet {
         src.inst.replicas.push(id.clone());
         inst.source = Some(src.inst.id.clone());
         inst.tags = Arc::new(tags.clone());
+        inst.zone = r.zone.map(str::to_string);
+        if !r.settings.is_empty() {
+            // As RDS: everything but what cannot be set at creation.
+            let mut settings = r.settings.clone();
+            settings.backup_retention_period = Some(0);
+            inst.settings = Some(Arc::new(settings));
+        }
         let lead = match &self.opts.lead_draw {
             Some(draw) => {
                 Duration::from_secs(60 * u64::from(draw.minutes_at(now.timestamp().div_euclid(60))))
@@ -383,6 +389,20 @@ impl Fleet for SimFleet {
             },
         );
         Ok(())
+    }
+
+    async fn modify_settings(&self, id: &InstanceId, settings: &Settings) -> Result<(), PortError> {
+        let op = "modify_settings";
+        let mut st = self.enter(op, Some(id))?;
+        let s = st.instances.get_mut(id).ok_or_else(|| not_found(op, id))?;
+        let now = s.inst.settings.as_deref().cloned().unwrap_or_default();
+        s.inst.settings = Some(Arc::new(now.merged(settings)));
+        Ok(())
+    }
+
+    async fn zones(&self, _engine: &str, _class: &InstanceClass) -> Result<Vec<String>, PortError> {
+        let _st = self.enter("zones", None)?;
+        Ok(SIM_ZONES.iter().map(|z| z.to_string()).collect())
     }
 
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {

@@ -74,9 +74,12 @@ pub fn synthetic_spec(cluster: &str, replicas: usize) -> ClusterSpec {
             .map(|i| ReplicaSpec {
                 id: InstanceId::from_aws(&format!("sim-replica-{i:02}")),
                 class: class.clone(),
+                template: Default::default(),
             })
             .collect(),
         haproxy: None,
+        template: Default::default(),
+        rules: Default::default(),
     }
 }
 

@@ -233,7 +233,10 @@ pub async fn create_cluster_on(
     let mut drains = Drains::default();
     let view = observe_one(fleet, spec).await?;
     let mut p = plan(spec, &view, &target);
-    let opts = ExecOptions { dry_run: a.dry_run };
+    let opts = ExecOptions {
+        dry_run: a.dry_run,
+        ..ExecOptions::default()
+    };
     let mut results = apply(
         fleet,
         spec,
@@ -396,7 +399,10 @@ pub async fn modify_instance_on(
         fleet,
         spec,
         &planned,
-        &ExecOptions { dry_run: a.dry_run },
+        &ExecOptions {
+            dry_run: a.dry_run,
+            ..ExecOptions::default()
+        },
     )
     .await;
     match a.output {

@@ -40,6 +40,8 @@ pub struct ClusterMemory {
     persisted: Option<([Option<String>; 5], PersistedState)>,
     /// The forecast step's history, accuracy and lead times (policies with `predictive`).
     pub forecast: super::predict::ForecastMemory,
+    /// What RDS could not give lately (no capacity for a class in a zone, a quota reached).
+    pub offerings: std::sync::Arc<std::sync::Mutex<crate::core::template::Offerings>>,
 }
 
 impl ClusterMemory {

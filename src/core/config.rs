@@ -5,6 +5,8 @@
 use super::domain::{InstanceClass, InstanceId};
 use super::input::{locate, parse_document, InputError, InputErrors, Syntax};
 use super::notify::{validate as validate_notifications, Notifications, RawNotifications};
+use super::template::check::{self as template_check, RawTemplate};
+use super::template::{ReplicaRules, ReplicaTemplate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -23,6 +25,8 @@ struct RawCluster {
     replica_nodes: Vec<RawReplica>,
     #[serde(default)]
     haproxy: Option<RawHaproxy>,
+    #[serde(default)]
+    replica_template: Option<RawTemplate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +47,9 @@ struct RawMaster {
 struct RawReplica {
     id: String,
     instance_class: String,
+    /// This replica's settings over the cluster's `replica_template`.
+    #[serde(default)]
+    template: Option<RawTemplate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +135,17 @@ pub struct ClusterSpec {
     /// Ordered: replica i is created before replica i+1 and deleted after it.
     pub replicas: Vec<ReplicaSpec>,
     pub haproxy: Option<HaproxySpec>,
+    /// `replica_template`: what every replica is created with (each replica's own, merged
+    /// over it, is in its [`ReplicaSpec`]).
+    #[serde(skip_serializing_if = "is_default")]
+    pub template: ReplicaTemplate,
+    /// `replica_template`'s `repair_drift` and `fallback_classes`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub rules: ReplicaRules,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,6 +161,9 @@ pub struct MasterSpec {
 pub struct ReplicaSpec {
     pub id: InstanceId,
     pub class: InstanceClass,
+    /// The cluster's template with this replica's own `template` merged over it.
+    #[serde(skip_serializing_if = "is_default")]
+    pub template: ReplicaTemplate,
 }
 
 /// What to do when HAProxy cannot be reached before a scale-in.
@@ -179,6 +200,9 @@ impl ClusterSpec {
     /// Every instance id this cluster may act on: the master, then the replicas in order.
     pub fn all_ids(&self) -> impl Iterator<Item = &InstanceId> {
         std::iter::once(&self.master.id).chain(self.replicas.iter().map(|r| &r.id))
+    }
+    pub fn replica(&self, id: &InstanceId) -> Option<&ReplicaSpec> {
+        self.replicas.iter().find(|r| r.id == *id)
     }
     pub fn replica_index(&self, id: &InstanceId) -> Option<usize> {
         self.replicas.iter().position(|r| r.id == *id)
@@ -274,14 +298,20 @@ impl Checker<'_> {
         }
         let m = &rc.master_node;
         let master = self.master(name, m);
+        let (template, rules) = self.cluster_template(name, rc);
         let mut replicas = Vec::new();
         for (i, r) in rc.replica_nodes.iter().enumerate() {
             let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
             let id = check_id(&r.id, format!("{name}.replica_nodes[{i}].id"), &mut err);
             let field = format!("{name}.replica_nodes[{i}].instance_class");
             let class = check_class(&r.instance_class, field, &mut err);
+            let own = self.replica_template(name, i, r, &template);
             if let (Some(id), Some(class)) = (id, class) {
-                replicas.push(ReplicaSpec { id, class });
+                replicas.push(ReplicaSpec {
+                    id,
+                    class,
+                    template: own,
+                });
             }
         }
         let ids = std::iter::once((&m.instance_id, format!("{name}.master_node.instance_id")))
@@ -306,7 +336,48 @@ impl Checker<'_> {
             },
             replicas,
             haproxy,
+            template,
+            rules,
         })
+    }
+
+    /// The cluster's `replica_template`, its combinations checked when a replica uses it as is.
+    fn cluster_template(&mut self, name: &str, rc: &RawCluster) -> (ReplicaTemplate, ReplicaRules) {
+        let Some(raw) = &rc.replica_template else {
+            return Default::default();
+        };
+        let at = format!("{name}.replica_template");
+        let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
+        let (t, rules) = template_check::cluster_template(raw, &at, &mut err);
+        for (key, msg) in template_check::combinations(&t) {
+            self.err(format!("{at}.{key}"), msg, None);
+        }
+        (t, rules)
+    }
+
+    /// Replica `i`'s template: its own merged over the cluster's, combinations checked.
+    fn replica_template(
+        &mut self,
+        name: &str,
+        i: usize,
+        r: &RawReplica,
+        cluster: &ReplicaTemplate,
+    ) -> ReplicaTemplate {
+        let Some(raw) = &r.template else {
+            return cluster.clone();
+        };
+        let at = format!("{name}.replica_nodes[{i}].template");
+        let mut err = |f, msg, v: Option<&str>| self.err(f, msg, v);
+        let own = template_check::replica_template(raw, &at, &mut err);
+        let merged = cluster.merged(&own);
+        let cluster_problems = template_check::combinations(cluster);
+        for (key, msg) in template_check::combinations(&merged) {
+            // Reported once, at the cluster's template, when it has the problem itself.
+            if !cluster_problems.iter().any(|(k, m)| *k == key && *m == msg) {
+                self.err(format!("{at}.{key}"), msg, None);
+            }
+        }
+        merged
     }
 
     /// The master's id, class, snapshot and subnet group.

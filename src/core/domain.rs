@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::template::Settings;
+
 /// Tags as key → value, sorted so that output and comparisons are deterministic.
 pub type Tags = BTreeMap<String, String>;
 
@@ -375,6 +377,13 @@ pub struct Instance {
     /// Serialized as the plain map.
     #[serde(with = "shared")]
     pub tags: Arc<Tags>,
+    /// The availability zone, when the observer knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The settings a replica template may fix, as observed (RDS reports them; the simulated
+    /// fleet keeps those it was created with); `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_opt")]
+    pub settings: Option<Arc<Settings>>,
 }
 
 impl Instance {
@@ -400,6 +409,8 @@ impl Instance {
             created_at: None,
             available_since: None,
             tags: Arc::default(),
+            zone: None,
+            settings: None,
         }
     }
 }
@@ -442,6 +453,27 @@ mod shared {
         D: Deserializer<'de>,
     {
         Box::<T>::deserialize(d).map(Arc::from)
+    }
+}
+
+/// [`shared`] for an optional value.
+mod shared_opt {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Arc<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Arc<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Option::<T>::deserialize(d).map(|v| v.map(Arc::new))
     }
 }
 

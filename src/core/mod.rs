@@ -13,4 +13,5 @@ pub mod pause;
 pub mod plan;
 pub mod policy;
 pub mod schedule;
+pub mod template;
 pub mod view;

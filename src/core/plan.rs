@@ -11,12 +11,16 @@
 
 use super::config::{ClusterSpec, MasterSpec};
 use super::decide::Direction;
-use super::domain::{Instance, InstanceClass, InstanceId, InstanceStatus};
+use super::domain::{Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
+use super::template::{Offerings, SettingDrift, Settings};
+
+mod settings;
 use super::pause::Pause;
 use super::pause::Pauses;
 pub use super::view::{ClusterView, Conflict, ConflictKind, Foreign, MasterIssue};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+pub use settings::template_drift;
 use std::fmt;
 
 /// One change to the fleet.
@@ -30,6 +34,9 @@ pub enum Action {
         id: InstanceId,
         source: InstanceId,
         class: InstanceClass,
+        /// Where it goes (the replica's template); its settings are the template's too.
+        #[serde(default, skip_serializing_if = "Placing::is_any")]
+        placement: Placing,
     },
     DeleteReplica {
         id: InstanceId,
@@ -39,6 +46,36 @@ pub enum Action {
         from: InstanceClass,
         to: InstanceClass,
     },
+    /// Bring a replica's settings and tags to its template (ModifyDBInstance, AddTagsToResource):
+    /// what RDS cannot set at creation, or drift with `repair_drift`.
+    ModifySettings {
+        id: InstanceId,
+        #[serde(skip_serializing_if = "Settings::is_empty")]
+        settings: Settings,
+        #[serde(skip_serializing_if = "Tags::is_empty")]
+        tags: Tags,
+    },
+}
+
+/// The zone of a replica to create.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Placing {
+    /// RDS chooses.
+    #[default]
+    Any,
+    /// The template's zones, best first (fewest of the cluster's replicas); the next ones are
+    /// the fallbacks when one has no capacity.
+    Zones { zones: Vec<String> },
+    /// The zones RDS offers the class in, chosen at creation the same way; `used`: the zones
+    /// of the cluster's replicas.
+    Spread { used: Vec<String> },
+}
+
+impl Placing {
+    pub fn is_any(&self) -> bool {
+        *self == Placing::Any
+    }
 }
 
 impl Action {
@@ -47,7 +84,8 @@ impl Action {
             Action::RestoreMaster { master } => &master.id,
             Action::CreateReplica { id, .. }
             | Action::DeleteReplica { id }
-            | Action::ModifyClass { id, .. } => id,
+            | Action::ModifyClass { id, .. }
+            | Action::ModifySettings { id, .. } => id,
         }
     }
     /// Short label for metrics and logs.
@@ -57,6 +95,7 @@ impl Action {
             Action::CreateReplica { .. } => "create_replica",
             Action::DeleteReplica { .. } => "delete_replica",
             Action::ModifyClass { .. } => "modify_class",
+            Action::ModifySettings { .. } => "modify_settings",
         }
     }
 }
@@ -69,11 +108,33 @@ impl fmt::Display for Action {
                 "restore master {} ({}) from snapshot {}",
                 master.id, master.class, master.snapshot
             ),
-            Action::CreateReplica { id, source, class } => {
-                write!(f, "create replica {id} ({class}) of {source}")
+            Action::CreateReplica {
+                id,
+                source,
+                class,
+                placement,
+            } => {
+                write!(f, "create replica {id} ({class}) of {source}")?;
+                match placement {
+                    Placing::Any => Ok(()),
+                    Placing::Zones { zones } => write!(f, " in {}", zones.join(" or ")),
+                    Placing::Spread { .. } => write!(f, " in the least used zone"),
+                }
             }
             Action::DeleteReplica { id } => write!(f, "delete replica {id}"),
             Action::ModifyClass { id, from, to } => write!(f, "modify {id} class {from} -> {to}"),
+            Action::ModifySettings { id, settings, tags } => {
+                write!(f, "modify {id} settings")?;
+                if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(settings) {
+                    for (k, v) in m {
+                        write!(f, " {k}={v}")?;
+                    }
+                }
+                for (k, v) in tags {
+                    write!(f, " tags.{k}={v}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -119,9 +180,22 @@ pub struct Plan {
     pub usable_slots: usize,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub master_issues: Vec<MasterIssue>,
+    /// Replicas whose settings or tags differ from their template (repaired only with
+    /// `repair_drift`, or when RDS could not set them at creation).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub template_drift: Vec<TemplateDrift>,
     /// Actions an operator's pause holds ([`hold_paused`]): planned, not executed.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub held: Vec<Held>,
+}
+
+/// Where one replica differs from its template.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateDrift {
+    pub id: InstanceId,
+    pub settings: Vec<SettingDrift>,
+    /// Whether this plan repairs it.
+    pub repaired: bool,
 }
 
 /// A planned create or delete held by an operator's pause of its direction.
@@ -191,6 +265,7 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         blocked: blocked_of(view),
         usable_slots: usable.len(),
         master_issues: view.master_issues(spec),
+        template_drift: Vec::new(),
         held: Vec::new(),
     };
     let master_available = plan_master(spec, view, &mut p);
@@ -198,6 +273,7 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
     plan_within(spec, view, target, within, master_available, &mut p);
     plan_surplus(spec, view, within, surplus, &mut p);
     plan_classes(spec, view, target, within, &mut p);
+    settings::plan_settings(spec, view, within, &mut p);
     p
 }
 
@@ -280,6 +356,7 @@ fn plan_within(
                         .replica_class
                         .clone()
                         .unwrap_or_else(|| rs.class.clone()),
+                    placement: settings::placing(&rs.template, view),
                 },
                 reason: format!("replica {} of {} wanted{}", k + 1, n, note),
             }),
@@ -331,6 +408,38 @@ pub fn hold_paused(p: &mut Plan, pauses: &Pauses, now: DateTime<Utc>) {
         }
     }
     p.actions = kept;
+}
+
+/// While an account quota error stops creation ([`Offerings::quota_stop`]), creates wait
+/// (and so do the deletes planned make-before-break on them) instead of retrying into it.
+pub fn hold_for_quota(p: &mut Plan, offerings: &Offerings, now: DateTime<Utc>) {
+    let Some(stop) = offerings.quota_stop(now) else {
+        return;
+    };
+    let creates = |a: &PlannedAction| matches!(a.action, Action::CreateReplica { .. });
+    if !p.actions.iter().any(creates) {
+        return;
+    }
+    let reason = format!(
+        "creation stopped until {} after a quota error: {}",
+        stop.until
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stop.error
+    );
+    let (held, kept): (Vec<_>, Vec<_>) = p.actions.drain(..).partition(|a| {
+        matches!(
+            a.action,
+            Action::CreateReplica { .. } | Action::DeleteReplica { .. }
+        )
+    });
+    p.actions = kept;
+    for a in held {
+        p.waiting.push(Waiting {
+            id: a.action.instance().clone(),
+            status: None,
+            reason: format!("{}: {reason}", a.action.kind()),
+        });
+    }
 }
 
 /// Surplus replicas (usable slots beyond the target), deleted from the end of the list,

@@ -11,7 +11,8 @@ use crate::core::config::MasterSpec;
 use crate::core::domain::Instance;
 use crate::core::domain::{InstanceClass, InstanceId, MetricQuery, MetricSeries, Tags};
 use crate::core::forecast::LoadHistory;
-use crate::ports::{Fleet, HistoryQuery, MetricsSource, PortError};
+use crate::core::template::Settings;
+use crate::ports::{Fleet, HistoryQuery, MetricsSource, PortError, ReplicaRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -50,15 +51,17 @@ impl Fleet for CountingFleet {
         let r = self.inner.restore_master(master, tags).await;
         self.count("RestoreDBInstanceFromDBSnapshot", 1, r)
     }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        let r = self.inner.create_replica(id, source, class, tags).await;
+    async fn create_replica(&self, req: &ReplicaRequest<'_>) -> Result<(), PortError> {
+        let r = self.inner.create_replica(req).await;
         self.count("CreateDBInstanceReadReplica", 1, r)
+    }
+    async fn modify_settings(&self, id: &InstanceId, settings: &Settings) -> Result<(), PortError> {
+        let r = self.inner.modify_settings(id, settings).await;
+        self.count("ModifyDBInstance", 1, r)
+    }
+    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError> {
+        let r = self.inner.zones(engine, class).await;
+        self.count("DescribeOrderableDBInstanceOptions", 1, r)
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
         let r = self.inner.delete_replica(id).await;

@@ -18,7 +18,8 @@
 use async_trait::async_trait;
 use elasticrds::core::config::MasterSpec;
 use elasticrds::core::domain::{Instance, InstanceClass, InstanceId, Tags};
-use elasticrds::ports::{Fleet, PortError};
+use elasticrds::core::template::Settings;
+use elasticrds::ports::{Fleet, PortError, ReplicaRequest};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub enum Op {
     ReadTags,
     WriteTags,
     RemoveTags,
+    ModifySettings,
+    Zones,
 }
 
 /// One call through a [`HookedFleet`], as its hooks see it.
@@ -44,6 +47,9 @@ pub struct Call {
     /// The instances it names: the identifiers described, the master restored, the replica
     /// created, deleted or modified, or the instance whose tags are read or written.
     pub ids: Vec<InstanceId>,
+    /// A create's class and zone.
+    pub class: Option<InstanceClass>,
+    pub zone: Option<String>,
 }
 
 impl Call {
@@ -123,6 +129,8 @@ fn named(op: Op, ids: &[&InstanceId]) -> Call {
     Call {
         op,
         ids: ids.iter().map(|i| (*i).clone()).collect(),
+        class: None,
+        zone: None,
     }
 }
 
@@ -132,6 +140,8 @@ impl Fleet for HookedFleet {
         let c = Call {
             op: Op::Describe,
             ids: ids.to_vec(),
+            class: None,
+            zone: None,
         };
         self.call(c, self.inner.describe(ids)).await
     }
@@ -139,16 +149,19 @@ impl Fleet for HookedFleet {
         let c = named(Op::RestoreMaster, &[&m.id]);
         self.call(c, self.inner.restore_master(m, tags)).await
     }
-    async fn create_replica(
-        &self,
-        id: &InstanceId,
-        source: &InstanceId,
-        class: &InstanceClass,
-        tags: &Tags,
-    ) -> Result<(), PortError> {
-        let c = named(Op::CreateReplica, &[id]);
-        let inner = self.inner.create_replica(id, source, class, tags);
-        self.call(c, inner).await
+    async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError> {
+        let mut c = named(Op::CreateReplica, &[r.id]);
+        c.class = Some(r.class.clone());
+        c.zone = r.zone.map(str::to_string);
+        self.call(c, self.inner.create_replica(r)).await
+    }
+    async fn modify_settings(&self, id: &InstanceId, s: &Settings) -> Result<(), PortError> {
+        let c = named(Op::ModifySettings, &[id]);
+        self.call(c, self.inner.modify_settings(id, s)).await
+    }
+    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError> {
+        let c = named(Op::Zones, &[]);
+        self.call(c, self.inner.zones(engine, class)).await
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
         let c = named(Op::DeleteReplica, &[id]);

@@ -330,6 +330,8 @@ mod tests {
             },
             replicas: Vec::new(),
             haproxy: None,
+            template: Default::default(),
+            rules: Default::default(),
         });
         let mut nows: Vec<DateTime<Utc>> = Vec::new();
         // Around midnights, a year end, a leap day, before 1970, with sub-second parts, and

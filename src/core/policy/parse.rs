@@ -146,6 +146,8 @@ impl Policy {
             },
             replicas: Vec::new(),
             haproxy: None,
+            template: Default::default(),
+            rules: Default::default(),
         });
         p.min_replicas = 0;
         p.max_replicas = usize::MAX;

@@ -1,0 +1,115 @@
+//! The replica template in the plan: where a new replica goes, and what to do about an
+//! existing replica whose settings or tags differ from its template (report it; repair it with
+//! `repair_drift`; apply what RDS cannot set at creation on the replicas elasticrds created).
+//! Only members are looked at (the master and instances outside the membership never).
+
+use super::{Action, Placing, Plan, PlannedAction, TemplateDrift};
+use crate::core::config::ClusterSpec;
+use crate::core::domain::{Instance, Tags, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
+use crate::core::template::{Placement, ReplicaTemplate, Settings};
+use crate::core::view::ClusterView;
+
+/// Where a replica with `template` goes, given the zones of the cluster's replicas.
+pub(super) fn placing(template: &ReplicaTemplate, view: &ClusterView) -> Placing {
+    let used = || -> Vec<String> {
+        (view.replicas.iter().flatten())
+            .filter_map(|r| r.zone.clone())
+            .collect()
+    };
+    match &template.placement {
+        Placement::Any => Placing::Any,
+        Placement::Spread => Placing::Spread { used: used() },
+        Placement::Zones(zones) => {
+            let used = used();
+            let count = |z: &String| used.iter().filter(|u| *u == z).count();
+            let mut zones = zones.clone();
+            // Stable: among zones used as often, the template's order.
+            zones.sort_by_key(count);
+            Placing::Zones { zones }
+        }
+    }
+}
+
+/// Drift of every member replica that is idle, and its repair where allowed.
+pub(super) fn plan_settings(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    within: &[usize],
+    p: &mut Plan,
+) {
+    for (i, slot) in view.replicas.iter().enumerate() {
+        let Some(inst) = slot.as_ref().filter(|r| !r.status.is_busy()) else {
+            continue;
+        };
+        let Some(have) = inst.settings.as_deref() else {
+            continue;
+        };
+        let template = &spec.replicas[i].template;
+        let (apply, tags, drift) = template.drift(have, &inst.tags);
+        if drift.is_empty() {
+            continue;
+        }
+        let busy = p.actions.iter().any(|a| a.action.instance() == &inst.id);
+        let repair = (!busy && within.contains(&i))
+            .then(|| repair(spec.rules.repair_drift, inst, apply, tags))
+            .flatten();
+        let repaired = repair.is_some();
+        if let Some((settings, tags, reason)) = repair {
+            p.actions.push(PlannedAction {
+                action: Action::ModifySettings {
+                    id: inst.id.clone(),
+                    settings,
+                    tags,
+                },
+                reason,
+            });
+        }
+        p.template_drift.push(TemplateDrift {
+            id: inst.id.clone(),
+            settings: drift,
+            repaired,
+        });
+    }
+}
+
+/// Every member replica's drift from its template, nothing planned (observe-only ticks).
+pub fn template_drift(spec: &ClusterSpec, view: &ClusterView) -> Vec<TemplateDrift> {
+    let mut p = super::Plan {
+        cluster: spec.name.clone(),
+        requested_replicas: 0,
+        target_replicas: 0,
+        actions: Vec::new(),
+        waiting: Vec::new(),
+        drift: Vec::new(),
+        foreign: Vec::new(),
+        blocked: Vec::new(),
+        usable_slots: 0,
+        master_issues: Vec::new(),
+        template_drift: Vec::new(),
+        held: Vec::new(),
+    };
+    plan_settings(spec, view, &[], &mut p);
+    p.template_drift
+}
+
+/// What to apply to `inst`: all of the drift with `repair_drift`; else only what RDS cannot set
+/// at creation, on a replica elasticrds created (tagged as its own).
+fn repair(
+    repair_drift: bool,
+    inst: &Instance,
+    apply: Settings,
+    tags: Tags,
+) -> Option<(Settings, Tags, String)> {
+    if repair_drift {
+        return Some((apply, tags, "repair_drift: bring it to its template".into()));
+    }
+    let ours = inst.tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(TAG_MANAGED_BY_VALUE);
+    let after = Settings {
+        backup_retention_period: apply.backup_retention_period,
+        ..Settings::default()
+    };
+    (ours && !after.is_empty()).then(|| {
+        let why = "template settings RDS cannot set at creation".to_string();
+        (after, Tags::new(), why)
+    })
+}

@@ -1,0 +1,162 @@
+//! Creating a replica when AWS may not have one to give: the planned class in the template's
+//! zones (best first), then the template's `fallback_classes`, skipping the (class, zone)
+//! pairs RDS had no capacity for lately and remembering new ones ([`Offerings`], kept across
+//! ticks by the caller); an account quota error stops creation for the cluster for a while
+//! instead of retrying into it. Every attempt is a note on the action's result.
+
+use super::{managed_tags, ExecOptions};
+use crate::core::config::ClusterSpec;
+use crate::core::domain::InstanceClass;
+use crate::core::plan::{Action, Placing};
+use crate::core::template::{choose_zone, Offerings};
+use crate::ports::{ErrorKind, Fleet, PortError, ReplicaRequest};
+use std::sync::Mutex;
+
+/// Create the replica of `action` (a [`Action::CreateReplica`]); the result and the notes.
+pub(super) async fn create(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    action: &Action,
+    opts: &ExecOptions,
+) -> (Result<(), PortError>, Vec<String>) {
+    let Action::CreateReplica {
+        id,
+        source,
+        class,
+        placement,
+    } = action
+    else {
+        return (Err(fatal("not a create")), Vec::new());
+    };
+    let Some(rs) = spec.replica(id) else {
+        return (
+            Err(fatal(&format!("{id} is not a configured replica"))),
+            Vec::new(),
+        );
+    };
+    let mut notes = Vec::new();
+    let offerings = opts.capacity.as_ref();
+    let now = offerings.map(|(_, now)| *now);
+    if let Some(q) = offerings.and_then(|(o, now)| lock(o).quota_stop(*now).cloned()) {
+        let msg = format!(
+            "creation stopped until {} after a quota error: {}",
+            q.until, q.error
+        );
+        return (
+            Err(PortError::new(
+                ErrorKind::QuotaExceeded,
+                "CreateDBInstanceReadReplica",
+                msg,
+            )),
+            notes,
+        );
+    }
+    let mut classes = vec![class.clone()];
+    classes.extend(
+        spec.rules
+            .fallback_classes
+            .iter()
+            .filter(|c| *c != class)
+            .cloned(),
+    );
+    let tags = {
+        let mut t = rs.template.tags.clone();
+        t.extend(managed_tags(&spec.name));
+        t
+    };
+    let mut last = None;
+    for c in &classes {
+        let zones = match zones_for(fleet, spec, placement, c).await {
+            Ok(z) => z,
+            Err(e) => return (Err(e), notes),
+        };
+        for zone in zones.iter().map(|z| z.as_deref()) {
+            let skip = offerings.is_some_and(|(o, now)| lock(o).is_unavailable(c, zone, *now));
+            if skip {
+                notes.push(format!("skipped {c}{}: no capacity lately", at(zone)));
+                continue;
+            }
+            let req = ReplicaRequest {
+                id,
+                source,
+                class: c,
+                zone,
+                settings: &rs.template.settings,
+                tags: &tags,
+            };
+            match fleet.create_replica(&req).await {
+                Ok(()) => {
+                    if c != class || last.is_some() {
+                        notes.push(format!("created as {c}{}", at(zone)));
+                    }
+                    return (Ok(()), notes);
+                }
+                Err(e) if e.kind == ErrorKind::NoCapacity => {
+                    notes.push(format!("no capacity for {c}{}: {}", at(zone), e.message));
+                    if let (Some((o, _)), Some(now)) = (offerings, now) {
+                        lock(o).mark_unavailable(c, zone, now);
+                    }
+                    last = Some(e);
+                }
+                Err(e) if e.kind == ErrorKind::QuotaExceeded => {
+                    if let (Some((o, _)), Some(now)) = (offerings, now) {
+                        lock(o).stop_for_quota(now, e.message.clone());
+                    }
+                    return (Err(e), notes);
+                }
+                Err(e) => return (Err(e), notes),
+            }
+        }
+    }
+    let e = last.unwrap_or_else(|| {
+        let msg = "every class and zone had no capacity lately; tried again once that expires";
+        PortError::new(ErrorKind::NoCapacity, "CreateDBInstanceReadReplica", msg)
+    });
+    (Err(e), notes)
+}
+
+/// The zones to try `class` in, best first; `[None]`: wherever RDS chooses.
+async fn zones_for(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    placement: &Placing,
+    class: &InstanceClass,
+) -> Result<Vec<Option<String>>, PortError> {
+    match placement {
+        Placing::Any => Ok(vec![None]),
+        Placing::Zones { zones } => Ok(zones.iter().cloned().map(Some).collect()),
+        Placing::Spread { used } => {
+            let master = fleet
+                .describe(std::slice::from_ref(&spec.master.id))
+                .await?;
+            let engine = master
+                .first()
+                .map_or("mysql".to_string(), |m| m.engine.to_string());
+            let offered = fleet.zones(&engine, class).await?;
+            let used: Vec<&str> = used.iter().map(String::as_str).collect();
+            let mut out: Vec<Option<String>> = Vec::new();
+            // Best first: each time the least used zone not taken yet.
+            while let Some(z) =
+                choose_zone(&offered, &used, &|z| out.iter().flatten().any(|o| o == z))
+            {
+                out.push(Some(z.to_string()));
+            }
+            if out.is_empty() {
+                out.push(None);
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn at(zone: Option<&str>) -> String {
+    zone.map_or(String::new(), |z| format!(" in {z}"))
+}
+
+fn fatal(msg: &str) -> PortError {
+    PortError::new(ErrorKind::Fatal, "CreateDBInstanceReadReplica", msg)
+}
+
+fn lock(m: &Mutex<Offerings>) -> std::sync::MutexGuard<'_, Offerings> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,280 @@
+//! Replica templates and capacity on the simulated fleet, through the executor the service
+//! uses: a replica is created with its template's settings, zone and tags; what RDS cannot set
+//! at creation is applied once it is available; drift is reported and, with `repair_drift`,
+//! repaired, never on the master; RDS's "no capacity" moves on to the next zone and then the
+//! fallback classes, remembered for a while; a quota error stops creation instead of retrying.
+
+mod support;
+
+use chrono::{TimeZone, Utc};
+use elasticrds::adapters::sim::{SimFleet, SimOptions};
+use elasticrds::core::config::{ClusterSpec, Config};
+use elasticrds::core::domain::{InstanceId, TAG_MANAGED_BY};
+use elasticrds::core::plan::{hold_for_quota, plan, Action, ClusterView, PlannedAction, Target};
+use elasticrds::core::template::{Offerings, Settings};
+use elasticrds::ports::{Clock, ErrorKind, Fleet, ManualClock, PortError};
+use elasticrds::reconcile::{execute_action, ExecOptions, Outcome};
+use std::sync::{Arc, Mutex};
+use support::{HookedFleet, Op};
+
+const CONFIG: &str = "\
+c1:
+  master_node: {identifier: snap, instance_id: c1m01, instance_class: db.t3.micro}
+  replica_template:
+    parameter_group: replicas-pg
+    backup_retention_period: 7
+    availability_zones: [zone-a, zone-b]
+    tags: {team: data}
+    fallback_classes: [db.t3.small, db.t3.medium]
+  replica_nodes:
+    - {id: c1s01, instance_class: db.t3.micro}
+    - {id: c1s02, instance_class: db.t3.micro}
+";
+
+fn spec(extra: &str) -> ClusterSpec {
+    let text = CONFIG.replace(
+        "    tags: {team: data}\n",
+        &format!("    tags: {{team: data}}\n{extra}"),
+    );
+    Config::parse("c.yaml", &text).expect("config").clusters["c1"].clone()
+}
+
+fn id(s: &str) -> InstanceId {
+    InstanceId::parse(s).expect("id")
+}
+
+fn world() -> (Arc<ManualClock>, Arc<SimFleet>) {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
+    ));
+    // Created replicas are available at once (as on the emulator).
+    let opts = SimOptions {
+        create_lead: std::time::Duration::ZERO,
+        ..SimOptions::default()
+    };
+    let fleet = Arc::new(SimFleet::new(clock.clone(), opts));
+    let master = fleet.available_instance("c1m01", "db.t3.micro");
+    fleet.insert(master);
+    (clock, fleet)
+}
+
+async fn view(fleet: &dyn Fleet, spec: &ClusterSpec) -> ClusterView {
+    let ids: Vec<InstanceId> = spec.all_ids().cloned().collect();
+    ClusterView::build(spec, &fleet.describe(&ids).await.expect("describe"))
+}
+
+fn no_capacity() -> PortError {
+    PortError::new(
+        ErrorKind::NoCapacity,
+        "CreateDBInstanceReadReplica",
+        "InsufficientDBInstanceCapacity",
+    )
+}
+
+#[tokio::test]
+async fn a_replica_is_created_from_its_template_and_completed_once_available() {
+    let (_, fleet) = world();
+    let s = spec("");
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(1));
+    let create = &p.actions[0];
+    assert!(
+        create.action.to_string().contains("in zone-a or zone-b"),
+        "{}",
+        create.action
+    );
+    let r = execute_action(&*fleet, &s, create, &ExecOptions::default()).await;
+    assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    let made = &fleet
+        .instances()
+        .into_iter()
+        .find(|i| i.id == id("c1s01"))
+        .unwrap();
+    assert_eq!(made.zone.as_deref(), Some("zone-a"));
+    assert_eq!(made.tags.get("team").map(String::as_str), Some("data"));
+    assert!(made.tags.contains_key(TAG_MANAGED_BY));
+    let got = made.settings.as_deref().unwrap();
+    assert_eq!(got.parameter_group.as_deref(), Some("replicas-pg"));
+    // RDS cannot set the backup retention at creation: the next plan applies it (even
+    // without repair_drift: it completes the creation of a replica elasticrds made).
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(1));
+    assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+    let Action::ModifySettings { settings, .. } = &p.actions[0].action else {
+        panic!("{:?}", p.actions)
+    };
+    assert_eq!(
+        settings,
+        &Settings {
+            backup_retention_period: Some(7),
+            ..Settings::default()
+        }
+    );
+    assert!(p.template_drift[0].repaired);
+    let r = execute_action(&*fleet, &s, &p.actions[0], &ExecOptions::default()).await;
+    assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(1));
+    assert!(
+        p.actions.is_empty() && p.template_drift.is_empty(),
+        "converged: {p:?}"
+    );
+    // The second replica goes to the zone with fewer of the cluster's replicas.
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(2));
+    assert!(
+        p.actions[0]
+            .action
+            .to_string()
+            .contains("in zone-b or zone-a"),
+        "{:?}",
+        p.actions
+    );
+}
+
+#[tokio::test]
+async fn drift_is_reported_and_repaired_only_with_repair_drift_and_never_on_the_master() {
+    let (_, fleet) = world();
+    let mut adopted = fleet.available_instance("c1s01", "db.t3.micro");
+    adopted.source = Some(id("c1m01"));
+    adopted.settings = Some(Arc::new(Settings {
+        parameter_group: Some("default.mysql8.0".into()),
+        backup_retention_period: Some(0),
+        ..Settings::default()
+    }));
+    fleet.insert(adopted);
+    let mut master = fleet.available_instance("c1m01", "db.t3.micro");
+    master.replicas = vec![id("c1s01")];
+    master.settings = Some(Arc::new(Settings::default()));
+    fleet.insert(master);
+    let s = spec("");
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(1));
+    // Reported, not repaired: not tagged as created by elasticrds, and no repair_drift.
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let settings: Vec<&str> = p.template_drift[0]
+        .settings
+        .iter()
+        .map(|d| d.setting.as_str())
+        .collect();
+    assert_eq!(
+        settings,
+        ["parameter_group", "backup_retention_period", "tags.team"]
+    );
+    assert_eq!(p.template_drift.len(), 1, "the master is never compared");
+    let s = spec("    repair_drift: true\n");
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(1));
+    assert_eq!(p.actions.len(), 1);
+    let r = execute_action(&*fleet, &s, &p.actions[0], &ExecOptions::default()).await;
+    assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    let p = plan(&s, &view(&*fleet, &s).await, &Target::replicas(1));
+    assert!(p.template_drift.is_empty(), "{:?}", p.template_drift);
+    // The executor refuses a settings change on the master whatever the plan says.
+    let on_master = PlannedAction {
+        action: Action::ModifySettings {
+            id: id("c1m01"),
+            settings: Settings {
+                parameter_group: Some("x".into()),
+                ..Settings::default()
+            },
+            tags: Default::default(),
+        },
+        reason: "hand-made".into(),
+    };
+    let r = execute_action(&*fleet, &s, &on_master, &ExecOptions::default()).await;
+    assert!(matches!(r.outcome, Outcome::Refused(_)), "{r:?}");
+}
+
+#[tokio::test]
+async fn no_capacity_moves_to_the_next_zone_then_class_and_is_remembered() {
+    let (clock, sim) = world();
+    // zone-a has nothing at all; db.t3.micro has nothing anywhere.
+    let fleet = HookedFleet::new(sim.clone()).before(Op::CreateReplica, |c| async move {
+        let class = c.class.as_ref().map(|c| c.as_str().to_string());
+        if c.zone.as_deref() == Some("zone-a") || class.as_deref() == Some("db.t3.micro") {
+            Err(no_capacity())
+        } else {
+            Ok(())
+        }
+    });
+    let s = spec("");
+    let offerings = Arc::new(Mutex::new(Offerings::default()));
+    let opts = ExecOptions {
+        dry_run: false,
+        capacity: Some((offerings.clone(), clock.now())),
+    };
+    let p = plan(&s, &view(&fleet, &s).await, &Target::replicas(1));
+    let r = execute_action(&fleet, &s, &p.actions[0], &opts).await;
+    assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    assert_eq!(
+        r.notes,
+        [
+            "no capacity for db.t3.micro in zone-a: InsufficientDBInstanceCapacity",
+            "no capacity for db.t3.micro in zone-b: InsufficientDBInstanceCapacity",
+            "no capacity for db.t3.small in zone-a: InsufficientDBInstanceCapacity",
+            "created as db.t3.small in zone-b",
+        ]
+    );
+    let made = sim
+        .instances()
+        .into_iter()
+        .find(|i| i.id == id("c1s01"))
+        .unwrap();
+    assert_eq!(
+        (made.class.as_str(), made.zone.as_deref()),
+        ("db.t3.small", Some("zone-b"))
+    );
+    assert_eq!(offerings.lock().unwrap().unavailable.len(), 3);
+    // The next create skips what failed lately, without asking RDS again.
+    let p = plan(&s, &view(&fleet, &s).await, &Target::replicas(2));
+    let r = execute_action(&fleet, &s, &p.actions[0], &opts).await;
+    assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    assert_eq!(
+        r.notes.iter().filter(|n| n.starts_with("skipped")).count(),
+        3,
+        "{:?}",
+        r.notes
+    );
+    // Once the memory expires, the configured class is tried again.
+    let later = clock.now() + chrono::Duration::minutes(16);
+    offerings.lock().unwrap().expire(later);
+    assert!(offerings.lock().unwrap().unavailable.is_empty());
+}
+
+#[tokio::test]
+async fn a_quota_error_stops_creation_for_the_cluster_instead_of_retrying() {
+    let (clock, sim) = world();
+    let fleet = HookedFleet::new(sim.clone()).before(Op::CreateReplica, |_| async {
+        Err(PortError::new(
+            ErrorKind::QuotaExceeded,
+            "CreateDBInstanceReadReplica",
+            "InstanceQuotaExceeded",
+        ))
+    });
+    let s = spec("");
+    let offerings = Arc::new(Mutex::new(Offerings::default()));
+    let now = clock.now();
+    let opts = ExecOptions {
+        dry_run: false,
+        capacity: Some((offerings.clone(), now)),
+    };
+    let p = plan(&s, &view(&fleet, &s).await, &Target::replicas(1));
+    let r = execute_action(&fleet, &s, &p.actions[0], &opts).await;
+    assert!(r.outcome.is_failure(), "{r:?}");
+    assert!(
+        r.notes.is_empty(),
+        "one call, no fallback into a quota: {:?}",
+        r.notes
+    );
+    assert!(offerings.lock().unwrap().quota_stop(now).is_some());
+    // The next plan holds its creates while the stop is in force.
+    let mut p = plan(&s, &view(&fleet, &s).await, &Target::replicas(2));
+    hold_for_quota(&mut p, &offerings.lock().unwrap(), now);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(
+        p.waiting
+            .iter()
+            .all(|w| w.reason.contains("creation stopped until")),
+        "{:?}",
+        p.waiting
+    );
+    assert!(
+        sim.instances().iter().all(|i| i.id == id("c1m01")),
+        "nothing created"
+    );
+}
