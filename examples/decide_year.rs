@@ -42,6 +42,8 @@ fn main() {
         replicas: vec![None; 4],
         conflicts: Vec::new(),
         foreign: vec![],
+        parked: Vec::new(),
+        replacing: Vec::new(),
     };
     let mut series: Vec<MetricSeries> = replicas
         .iter()

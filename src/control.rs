@@ -25,6 +25,7 @@
 use crate::core::config::ClusterSpec;
 pub use crate::core::decide::STATE_REFRESH_SECS;
 use crate::core::decide::{decide_with_forecast, Decision, Direction, PersistedState, ScaleState};
+use crate::core::domain::InstanceId;
 use crate::core::domain::{MetricKind, MetricQuery, MetricSeries, Statistic, Tags};
 use crate::core::plan::{
     blocked_of, hold_for_quota, hold_paused, plan, template_drift, Action, Blocked, ClusterView,
@@ -38,6 +39,8 @@ use crate::reconcile::{
     ExecOptions, Outcome, Route, SyncReport,
 };
 
+mod broken;
+pub use broken::{Stuck, GRACE_SECS as BROKEN_GRACE_SECS};
 mod observe;
 pub mod predict;
 pub use observe::ClusterMemory;
@@ -105,6 +108,29 @@ pub struct TickReport {
     /// What RDS could not give lately, after this tick's creates.
     #[serde(skip_serializing_if = "is_default")]
     pub offerings: Offerings,
+    /// Replicas in a failed state (not serving), and slots parked after repeated failures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub broken: Vec<InstanceId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<InstanceId>,
+    /// Replicas creating or modifying far beyond the learned lead time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<broken::Stuck>,
+}
+
+/// The master's parked tag with `more` ids added.
+fn parked_tag(
+    master: &crate::core::domain::Instance,
+    more: &std::collections::BTreeSet<crate::core::domain::InstanceId>,
+) -> Tags {
+    use crate::core::view::{parked_ids, TAG_PARKED};
+    let mut ids = (master.tags.get(TAG_PARKED)).map_or_else(Vec::new, |v| parked_ids(v));
+    for id in more {
+        if !ids.iter().any(|p| p.eq_ignore_ascii_case(id.as_str())) {
+            ids.push(id.to_string());
+        }
+    }
+    Tags::from([(TAG_PARKED.to_string(), ids.join(" "))])
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -410,6 +436,14 @@ pub async fn decide_and_act(
         conflicts: blocked_of(view),
         template_drift: Vec::new(),
         offerings: Offerings::default(),
+        broken: (view.replicas.iter().flatten())
+            .filter(|r| r.status.is_broken())
+            .map(|r| r.id.clone())
+            .collect(),
+        parked: (view.parked.iter())
+            .map(|&i| spec.replicas[i].id.clone())
+            .collect(),
+        stuck: memory.broken.stuck.clone(),
         decision,
     };
     // The master's tags as they stand on AWS (updated below when an intent is written).
@@ -467,6 +501,11 @@ pub async fn decide_and_act(
             ctx.fleet.write_tags(&master.id, &tags).await?;
             memory.wrote(tags);
             report.state_written = true;
+        }
+        if !memory.broken.to_park.is_empty() {
+            let tags = parked_tag(master, &memory.broken.to_park);
+            ctx.fleet.write_tags(&master.id, &tags).await?;
+            memory.broken.parked_written();
         }
         let learning = policy
             .predictive
@@ -724,6 +763,8 @@ mod tests {
             ],
             conflicts: Vec::new(),
             foreign: Vec::new(),
+            parked: Vec::new(),
+            replacing: Vec::new(),
         };
 
         // The rules read CPU only; gathering adds connections and lag for both replicas.

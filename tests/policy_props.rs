@@ -49,6 +49,8 @@ fn view_with(statuses: &[Option<InstanceStatus>]) -> ClusterView {
             .collect(),
         conflicts: Vec::new(),
         foreign: vec![],
+        parked: Vec::new(),
+        replacing: Vec::new(),
     }
 }
 

@@ -44,6 +44,8 @@ fn available(n: usize) -> ClusterView {
             .collect(),
         conflicts: Vec::new(),
         foreign: vec![],
+        parked: Vec::new(),
+        replacing: Vec::new(),
     }
 }
 

@@ -6,7 +6,10 @@ use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
 use crate::core::pause::{Pause, Pauses};
-use crate::core::plan::{plan, plan_modify, ClusterView, ConflictKind, MasterIssue, Plan, Target};
+use crate::core::plan::{
+    plan, plan_modify, template_drift, ClusterView, ConflictKind, MasterIssue, Plan, Target,
+    TemplateDrift,
+};
 use crate::ports::{Clock, Fleet, Routers, SystemClock};
 use crate::reconcile::{
     apply, converge, observe_one, ActionResult, Drains, ExecOptions, Outcome, Route,
@@ -120,6 +123,7 @@ fn print_plan_text(p: &Plan, results: &[ActionResult]) {
             d.id, d.actual, d.configured
         );
     }
+    print!("{}", drift_lines(&p.template_drift, "  "));
     for f in &p.foreign {
         println!("  foreign: {f} replicates from the master but is not in the config (left alone)");
     }
@@ -460,6 +464,41 @@ pub struct StatusReport {
     /// Operators' pauses written on the master (`elasticrds pause`), in force or expired.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pauses: Vec<PauseRow>,
+    /// Replicas whose settings or tags differ from their template.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    template_drift: Vec<TemplateDrift>,
+    /// Replicas in a state RDS does not recover from by itself (not serving).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    broken: Vec<InstanceRow>,
+    /// Slots parked after their replica failed repeatedly: what to do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parked: Vec<ParkedRow>,
+}
+
+#[derive(Serialize)]
+struct ParkedRow {
+    id: InstanceId,
+    status: String,
+    message: String,
+}
+
+fn parked_rows(spec: &ClusterSpec, view: &ClusterView) -> Vec<ParkedRow> {
+    (view.parked.iter())
+        .map(|&i| {
+            let id = &spec.replicas[i].id;
+            let status = view.replicas[i]
+                .as_ref()
+                .map_or_else(|| "absent".to_string(), |r| r.status.to_string());
+            ParkedRow {
+                id: id.clone(),
+                message: format!(
+                    "{id} ({status}) failed repeatedly: its slot is left alone. Fix the cause (parameter group, storage, network), delete the instance if it is still there, then run `elasticrds unpark {} {id}`",
+                    spec.name
+                ),
+                status,
+            }
+        })
+        .collect()
 }
 
 /// An operator's pause as `status` and `plan` show it.
@@ -535,6 +574,13 @@ fn master_row(spec: &ClusterSpec, view: &ClusterView) -> InstanceRow {
 pub fn status_report(spec: &ClusterSpec, view: &ClusterView, now: DateTime<Utc>) -> StatusReport {
     StatusReport {
         pauses: pause_rows(view, now),
+        template_drift: template_drift(spec, view),
+        broken: (spec.replicas.iter().zip(&view.replicas))
+            .filter_map(|(rs, v)| v.as_ref().map(|i| (rs, i)))
+            .filter(|(_, i)| i.status.is_broken())
+            .map(|(rs, i)| row(&rs.id, Some(i), Some(&rs.class)))
+            .collect(),
+        parked: parked_rows(spec, view),
         cluster: spec.name.clone(),
         master: master_row(spec, view),
         replicas: spec
@@ -642,6 +688,42 @@ pub fn status_text(r: &StatusReport) -> String {
             "pause expired"
         };
         out.push_str(&format!("     {state}: {}\n", p.message));
+    }
+    out.push_str(&drift_lines(&r.template_drift, "     "));
+    for b in &r.broken {
+        out.push_str(&format!(
+            "     failed: {} is {} (not serving; replaced once it has stayed so for {})\n",
+            b.id,
+            b.status,
+            crate::text::fmt_secs(crate::control::BROKEN_GRACE_SECS as u64)
+        ));
+    }
+    for p in &r.parked {
+        out.push_str(&format!("     parked: {}\n", p.message));
+    }
+    out
+}
+
+/// Template drift, one line per replica: `drift: c1s01 parameter_group default.mysql8.0 (template replicas-pg)...`.
+pub fn drift_lines(drift: &[TemplateDrift], indent: &str) -> String {
+    let mut out = String::new();
+    for d in drift {
+        let parts: Vec<String> = (d.settings.iter())
+            .map(|s| {
+                format!(
+                    "{} {} (template {})",
+                    s.setting,
+                    s.have.as_deref().unwrap_or("unset"),
+                    s.want
+                )
+            })
+            .collect();
+        let what = if d.repaired { "repaired" } else { "reported" };
+        out.push_str(&format!(
+            "{indent}template drift: {}: {} [{what}]\n",
+            d.id,
+            parts.join(", ")
+        ));
     }
     out
 }

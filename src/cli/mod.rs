@@ -74,6 +74,9 @@ pub enum Command {
     Pause(pause::PauseArgs),
     /// End a pause written by `pause`.
     Resume(pause::ResumeArgs),
+    /// Use a parked slot again (a slot whose replica failed repeatedly is parked: left alone
+    /// until an operator has looked; `status` lists them).
+    Unpark(pause::UnparkArgs),
     /// Adopt an existing master and its read replicas: write a cluster config and a starter
     /// policy in observe-only mode.
     Init(init::InitArgs),
@@ -210,6 +213,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Plan(a) => policy::run_plan(config, a).await,
         Command::Pause(a) => pause::pause(config, a).await,
         Command::Resume(a) => pause::resume(config, a).await,
+        Command::Unpark(a) => pause::unpark(config, a).await,
         Command::Init(a) => init::init(config, a).await,
         Command::Generate(a) => generate::run(a),
         Command::IamPolicy(a) => iam::run(config, a).await,

@@ -2,14 +2,17 @@
 //! cluster's scale-in, scale-out or both, written as tags on the cluster's master
 //! (`core::pause` owns the encoding), so every running copy and a restarted one honours it
 //! from its next tick. Nothing else is changed; the master is only tagged, never modified.
+//! Also `elasticrds unpark CLUSTER ID`: take a slot out of the master's parked tag (a slot
+//! whose replica failed repeatedly, parked by the service, `control::broken`).
 
 use super::cluster::find_cluster;
 use super::{load_config, print_json, CliError, CliResult, Output};
 use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::decide::Direction;
-use crate::core::domain::Tags;
+use crate::core::domain::{InstanceId, Tags};
 use crate::core::pause::{Pause, PauseTextError};
+use crate::core::view::{parked_ids, TAG_PARKED};
 use crate::ports::{Clock, Fleet, SystemClock};
 use crate::text::pause_text;
 use chrono::{DateTime, Utc};
@@ -70,6 +73,20 @@ pub struct ResumeArgs {
     #[arg(long, value_enum, default_value_t)]
     pub direction: Which,
     /// Print the tags that would be removed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct UnparkArgs {
+    /// Cluster name from the config.
+    pub cluster: String,
+    /// The replica id whose slot to use again (see `elasticrds status`).
+    pub replica: String,
+    /// Print the tag that would be written and change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Output format.
@@ -147,6 +164,74 @@ pub async fn resume(config: Option<&Path>, a: ResumeArgs) -> CliResult {
     let fleet = aws_fleet().await?;
     let outcome = resume_on(&fleet, spec, a.direction, a.dry_run).await?;
     show(&outcome, a.output)
+}
+
+pub async fn unpark(config: Option<&Path>, a: UnparkArgs) -> CliResult {
+    let (_, config) = load_config(config)?;
+    let spec = find_cluster(&config, &a.cluster)?;
+    let id = InstanceId::parse(&a.replica)
+        .map_err(|e| CliError::input(format!("{:?}: {e}", a.replica)))?;
+    if spec.replica_index(&id).is_none() {
+        return Err(CliError::input(format!(
+            "{id} is not a replica of cluster {} in the config",
+            spec.name
+        )));
+    }
+    let fleet = aws_fleet().await?;
+    let outcome = unpark_on(&fleet, spec, &id, a.dry_run).await?;
+    show(&outcome, a.output)
+}
+
+/// Take `id` out of the master's parked tag (removing the tag when it was the last one).
+pub async fn unpark_on(
+    fleet: &dyn Fleet,
+    spec: &ClusterSpec,
+    id: &InstanceId,
+    dry_run: bool,
+) -> Result<PauseOutcome, CliError> {
+    master_exists(fleet, spec).await?;
+    let tags = fleet.read_tags(&spec.master.id).await?;
+    let ids = tags
+        .get(TAG_PARKED)
+        .map_or_else(Vec::new, |v| parked_ids(v));
+    let mut outcome = PauseOutcome {
+        cluster: spec.name.clone(),
+        master: spec.master.id.to_string(),
+        dry_run,
+        written: Tags::new(),
+        removed: Vec::new(),
+        messages: Vec::new(),
+    };
+    if !ids.iter().any(|p| p.eq_ignore_ascii_case(id.as_str())) {
+        outcome
+            .messages
+            .push(format!("{id} is not parked: nothing to do"));
+        return Ok(outcome);
+    }
+    let rest: Vec<String> = ids
+        .into_iter()
+        .filter(|p| !p.eq_ignore_ascii_case(id.as_str()))
+        .collect();
+    if rest.is_empty() {
+        outcome.removed.push(TAG_PARKED.to_string());
+    } else {
+        outcome
+            .written
+            .insert(TAG_PARKED.to_string(), rest.join(" "));
+    }
+    if !dry_run {
+        if rest.is_empty() {
+            fleet.remove_tags(&spec.master.id, &outcome.removed).await?;
+        } else {
+            fleet.write_tags(&spec.master.id, &outcome.written).await?;
+        }
+    }
+    outcome.messages.push(if dry_run {
+        format!("dry run: {id}'s slot would be used again; nothing changed")
+    } else {
+        format!("{id}'s slot is used again (a replica that fails there twice more is parked again)")
+    });
+    Ok(outcome)
 }
 
 async fn aws_fleet() -> Result<RdsFleet, CliError> {

@@ -343,6 +343,7 @@ pub fn plan_text(r: &PlanReport) -> String {
             d.id, d.actual, d.configured
         ));
     }
+    s.push_str(&super::cluster::drift_lines(&r.plan.template_drift, "    "));
     for f in &r.plan.foreign {
         s.push_str(&format!("    foreign: {f} (left alone)\n"));
     }

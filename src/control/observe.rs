@@ -40,6 +40,8 @@ pub struct ClusterMemory {
     persisted: Option<([Option<String>; 5], PersistedState)>,
     /// The forecast step's history, accuracy and lead times (policies with `predictive`).
     pub forecast: super::predict::ForecastMemory,
+    /// Replicas in a failed state: since when, replaced, parked (`control::broken`).
+    pub broken: super::broken::Broken,
     /// What RDS could not give lately (no capacity for a class in a zone, a quota reached).
     pub offerings: std::sync::Arc<std::sync::Mutex<crate::core::template::Offerings>>,
 }
@@ -59,6 +61,8 @@ impl ClusterMemory {
     /// the scale state on the first observation.
     pub fn observe(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
         self.fill_available_since(view, now);
+        let learned = self.forecast.leads.learned();
+        self.broken.observe(view, now, learned);
         if !self.observed_once {
             let tag = view
                 .master

@@ -356,6 +356,8 @@ mod tests {
             replicas,
             conflicts: Vec::new(),
             foreign: Vec::new(),
+            parked: Vec::new(),
+            replacing: Vec::new(),
         }
     }
     fn cpu(id: &str, samples: &[(i64, f64)]) -> MetricSeries {

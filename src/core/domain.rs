@@ -314,6 +314,24 @@ impl InstanceStatus {
     pub fn is_available(&self) -> bool {
         matches!(self, Self::Available)
     }
+    /// A state RDS leaves an instance in when it cannot be used and will not recover by
+    /// itself (not capacity: replaced after a grace period).
+    pub fn is_broken(&self) -> bool {
+        const BROKEN: [&str; 11] = [
+            "failed",
+            "incompatible-parameters",
+            "incompatible-network",
+            "incompatible-option-group",
+            "incompatible-restore",
+            "incompatible-credentials",
+            "insufficient-capacity",
+            "storage-full",
+            "inaccessible-encryption-credentials",
+            "inaccessible-encryption-credentials-recoverable",
+            "restore-error",
+        ];
+        matches!(self, Self::Other(s) if BROKEN.contains(&s.as_str()))
+    }
     /// Busy instances are waited for and never acted on.
     pub fn is_busy(&self) -> bool {
         !self.is_available()

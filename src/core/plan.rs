@@ -274,7 +274,38 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
     plan_surplus(spec, view, within, surplus, &mut p);
     plan_classes(spec, view, target, within, &mut p);
     settings::plan_settings(spec, view, within, &mut p);
+    plan_replaced(view, within, &mut p);
     p
+}
+
+/// Replicas being replaced (in a failed state past the grace period; their slots are not
+/// usable, so the target already counts another slot): deleted once every replica within the
+/// target serves — make-before-break; waited for until then.
+fn plan_replaced(view: &ClusterView, within: &[usize], p: &mut Plan) {
+    let serving = within.iter().all(|&i| {
+        view.replicas[i]
+            .as_ref()
+            .is_some_and(|r| r.status.is_available())
+    });
+    for &i in &view.replacing {
+        let Some(inst) = view.replicas[i].as_ref() else {
+            continue;
+        };
+        if serving {
+            p.actions.push(PlannedAction {
+                action: Action::DeleteReplica {
+                    id: inst.id.clone(),
+                },
+                reason: format!("replaced: {} past the grace period", inst.status),
+            });
+        } else {
+            p.waiting.push(Waiting {
+                id: inst.id.clone(),
+                status: Some(inst.status.to_string()),
+                reason: "failed: kept until its replacement serves".into(),
+            });
+        }
+    }
 }
 
 /// The view's conflicts as blocked slots.

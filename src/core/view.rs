@@ -13,6 +13,14 @@ use super::config::ClusterSpec;
 use super::domain::{Instance, InstanceId, InstanceStatus};
 use serde::Serialize;
 
+/// Tag on the master: the replica ids whose slots are parked, space-separated.
+pub const TAG_PARKED: &str = "elasticrds:parked";
+
+/// The ids in a [`TAG_PARKED`] value.
+pub fn parked_ids(value: &str) -> Vec<String> {
+    value.split_whitespace().map(str::to_string).collect()
+}
+
 /// A cluster as observed: the master, each configured replica that is a member (index-aligned
 /// with the config; `None` when absent or held by a conflicting instance), the conflicts and the
 /// replicas of the master that are not in the config.
@@ -24,6 +32,14 @@ pub struct ClusterView {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub conflicts: Vec<Conflict>,
     pub foreign: Vec<Foreign>,
+    /// Slots an operator must look at before they are used again (`elasticrds unpark`): their
+    /// replica failed repeatedly. From the master's `elasticrds:parked` tag.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub parked: Vec<usize>,
+    /// Slots whose replica has been in a failed state past the grace period (marked by the
+    /// observation step): replaced, make-before-break.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub replacing: Vec<usize>,
 }
 
 /// An instance replicating from the master that the config does not list. Reported, never touched.
@@ -108,7 +124,21 @@ pub const TAG_SNAPSHOT: &str = "elasticrds:snapshot";
 impl ClusterView {
     /// Build the view of `spec` from any set of observed instances (extra ones are ignored).
     pub fn build(spec: &ClusterSpec, instances: &[Instance]) -> ClusterView {
-        Layout::of(spec, instances).view(|i| instances.get(i).cloned())
+        let v = Layout::of(spec, instances).view(|i| instances.get(i).cloned());
+        v.with_parked(spec)
+    }
+
+    /// The parked slots, from the master's [`TAG_PARKED`] tag.
+    fn with_parked(mut self, spec: &ClusterSpec) -> ClusterView {
+        let ids = (self.master.as_ref())
+            .and_then(|m| m.tags.get(TAG_PARKED))
+            .map(|v| parked_ids(v))
+            .unwrap_or_default();
+        self.parked = (spec.replicas.iter().enumerate())
+            .filter(|(_, r)| ids.iter().any(|p| p.eq_ignore_ascii_case(r.id.as_str())))
+            .map(|(i, _)| i)
+            .collect();
+        self
     }
 
     /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
@@ -121,7 +151,7 @@ impl ClusterView {
             .all(|(k, i)| layout.indices().take(k).all(|p| p != i));
         if !distinct {
             // An instance the view holds twice (never with a valid config): copy.
-            return layout.view(|i| instances.get(i).cloned());
+            return layout.view(|i| instances.get(i).cloned()).with_parked(spec);
         }
         // Each instance goes straight to its one place in the view (or is dropped).
         let mut master = None;
@@ -166,7 +196,10 @@ impl ClusterView {
                 .zip(foreign)
                 .map(|((id, _), instance)| Foreign { id, instance })
                 .collect(),
+            parked: Vec::new(),
+            replacing: Vec::new(),
         }
+        .with_parked(spec)
     }
 
     /// Configured replicas that exist and are members, in config order.
@@ -214,8 +247,12 @@ impl ClusterView {
     }
 
     /// The slots of the replica list elasticrds may use (not blocked), in list order.
+    ///
+    /// Nor parked (an operator must look first) nor being replaced (its replica failed).
     pub fn usable_slots(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.replicas.len()).filter(|&i| !self.is_blocked(i))
+        (0..self.replicas.len()).filter(|&i| {
+            !self.is_blocked(i) && !self.parked.contains(&i) && !self.replacing.contains(&i)
+        })
     }
 
     /// What an operator should know about the master ([`MasterIssue`]).
@@ -365,6 +402,8 @@ impl Layout {
             replicas,
             conflicts,
             foreign,
+            parked: Vec::new(),
+            replacing: Vec::new(),
         }
     }
 }

@@ -720,6 +720,20 @@ impl Daemon {
         m.conflicting_instances
             .with_label_values(&[c])
             .set(r.conflicts.len() as i64);
+        let troubles = [
+            (&m.template_drift_replicas, r.template_drift.len()),
+            (&m.failed_replicas, r.broken.len()),
+            (&m.parked_slots, r.parked.len()),
+            (&m.stuck_replicas, r.stuck.len()),
+            (&m.unavailable_offerings, r.offerings.unavailable.len()),
+            (
+                &m.creation_stopped,
+                usize::from(r.offerings.quota.is_some()),
+            ),
+        ];
+        for (g, n) in troubles {
+            g.with_label_values(&[c]).set(n as i64);
+        }
         m.desired_replicas
             .with_label_values(&[c])
             .set(d.desired as i64);

@@ -14,6 +14,12 @@ pub struct Metrics {
     pub replicas: IntGaugeVec,
     pub available_replicas: IntGaugeVec,
     pub conflicting_instances: IntGaugeVec,
+    pub template_drift_replicas: IntGaugeVec,
+    pub failed_replicas: IntGaugeVec,
+    pub parked_slots: IntGaugeVec,
+    pub stuck_replicas: IntGaugeVec,
+    pub unavailable_offerings: IntGaugeVec,
+    pub creation_stopped: IntGaugeVec,
     pub desired_replicas: IntGaugeVec,
     pub min_replicas: IntGaugeVec,
     pub max_replicas: IntGaugeVec,
@@ -69,12 +75,14 @@ pub const DROP_REASONS: [&str; 3] = ["queue_full", "failed", "shutdown"];
 
 /// The `kind` label values (`ports::ErrorKind::as_str`), pre-created at zero so that the first
 /// error is an increase Prometheus can see (a counter born at 1 is invisible to `increase()`).
-pub const ERROR_KINDS: [&str; 5] = [
+pub const ERROR_KINDS: [&str; 7] = [
     "not_found",
     "already_exists",
     "throttled",
     "transient",
     "fatal",
+    "no_capacity",
+    "quota_exceeded",
 ];
 /// Scale actions and the results an alert watches, pre-created at zero per cluster.
 const SCALE_ACTIONS: [&str; 2] = ["create_replica", "delete_replica"];
@@ -126,6 +134,36 @@ impl Metrics {
             conflicting_instances: reg!(int_gauge(
                 "conflicting_instances",
                 "Instances holding a configured replica id that are not read replicas of the master (never touched or counted; their slots are blocked).",
+                c
+            )),
+            template_drift_replicas: reg!(int_gauge(
+                "template_drift_replicas",
+                "Replicas whose settings or tags differ from their replica template.",
+                c
+            )),
+            failed_replicas: reg!(int_gauge(
+                "failed_replicas",
+                "Replicas in a state RDS does not recover from by itself (failed, incompatible-parameters, storage-full, ...): not serving.",
+                c
+            )),
+            parked_slots: reg!(int_gauge(
+                "parked_slots",
+                "Replica slots parked after their replica failed repeatedly (elasticrds unpark).",
+                c
+            )),
+            stuck_replicas: reg!(int_gauge(
+                "stuck_replicas",
+                "Replicas creating or modifying far beyond the learned lead time.",
+                c
+            )),
+            unavailable_offerings: reg!(int_gauge(
+                "unavailable_offerings",
+                "(class, zone) pairs RDS had no capacity for lately, skipped until they expire.",
+                c
+            )),
+            creation_stopped: reg!(int_gauge(
+                "creation_stopped",
+                "1 while creation is stopped for the cluster after an account quota error.",
                 c
             )),
             desired_replicas: reg!(int_gauge(
@@ -338,6 +376,9 @@ impl Metrics {
         self.conflicting_instances
             .with_label_values(&[cluster])
             .set(0);
+        for g in self.trouble_gauges() {
+            g.with_label_values(&[cluster]).set(0);
+        }
         for direction in ["out", "in"] {
             self.paused.with_label_values(&[cluster, direction]).set(0);
         }
@@ -354,7 +395,7 @@ impl Metrics {
             &self.min_replicas,
             &self.max_replicas,
         ];
-        for g in one {
+        for g in one.into_iter().chain(self.trouble_gauges()) {
             let _ = g.remove_label_values(&[cluster]);
         }
         let gauges = [
@@ -377,6 +418,18 @@ impl Metrics {
             let _ = self.paused.remove_label_values(&[cluster, direction]);
             let _ = (self.cooldown_remaining_seconds).remove_label_values(&[cluster, direction]);
         }
+    }
+
+    /// The per-cluster gauges of what went wrong with replicas (templates, failures, capacity).
+    fn trouble_gauges(&self) -> [&IntGaugeVec; 6] {
+        [
+            &self.template_drift_replicas,
+            &self.failed_replicas,
+            &self.parked_slots,
+            &self.stuck_replicas,
+            &self.unavailable_offerings,
+            &self.creation_stopped,
+        ]
     }
 
     /// Make a sink's series exist from the start (counters at 0).
@@ -483,7 +536,16 @@ mod tests {
     #[test]
     fn pre_created_error_kinds_are_the_port_error_kinds() {
         use crate::ports::ErrorKind::*;
-        let kinds = [NotFound, AlreadyExists, Throttled, Transient, Fatal].map(|k| k.as_str());
+        let kinds = [
+            NotFound,
+            AlreadyExists,
+            Throttled,
+            Transient,
+            Fatal,
+            NoCapacity,
+            QuotaExceeded,
+        ]
+        .map(|k| k.as_str());
         assert_eq!(kinds, ERROR_KINDS);
     }
 }

@@ -42,6 +42,8 @@ fn view(replicas: &[(&str, Option<i64>)]) -> ClusterView {
         replicas: vec![None; 4],
         conflicts: Vec::new(),
         foreign: vec![],
+        parked: Vec::new(),
+        replacing: Vec::new(),
     };
     for (i, (st, w)) in replicas.iter().enumerate() {
         v.replicas[i] = Some(inst(&format!("c1s{}", i + 1), st, *w));
