@@ -170,9 +170,11 @@ fn every_operation_the_code_calls_is_allowed_and_nothing_more() {
         missing.is_empty(),
         "operations called but not in docs/iam-policy.json: {missing:?}"
     );
+    // iam:PassRole is not a call: RDS checks it when a create or modify names the enhanced
+    // monitoring role of a replica template.
     let unused: Vec<String> = allowed
         .iter()
-        .filter(|k| !called.contains_key(*k))
+        .filter(|k| !called.contains_key(*k) && **k != ("iam".to_string(), "passrole".to_string()))
         .map(|(s, o)| format!("{s}:{o}"))
         .collect();
     assert!(
@@ -215,7 +217,8 @@ fn changes_are_scoped_to_configured_identifiers() {
                 "rds:RemoveTagsFromResource",
             ]
             .contains(&a.as_str());
-            if a.starts_with("rds:") {
+            // The one RDS action without resource types: the zones RDS offers a class in.
+            if a.starts_with("rds:") && a != "rds:DescribeOrderableDBInstanceOptions" {
                 for r in &s.resources {
                     assert_ne!(r, "*", "{}: {a} on every resource", s.sid);
                     assert!(r.starts_with("arn:aws:rds:"), "{}: {r}", s.sid);

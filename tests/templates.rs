@@ -278,3 +278,126 @@ async fn a_quota_error_stops_creation_for_the_cluster_instead_of_retrying() {
         "nothing created"
     );
 }
+
+/// The control step on the simulated fleet: a replica that RDS leaves `failed` is not serving,
+/// is replaced after the grace period (the new one first, then the failed one deleted), and a
+/// slot whose replica fails a second time is parked (a tag on the master), never looped on.
+#[tokio::test]
+async fn a_failed_replica_is_replaced_make_before_break_and_a_repeat_parks_its_slot() {
+    use elasticrds::control::{tick_cluster, ClusterMemory, TickContext, TickOptions};
+    use elasticrds::core::domain::InstanceStatus;
+    use elasticrds::core::policy::Policy;
+    let (clock, fleet) = world();
+    let text = CONFIG.replace(
+        "  replica_template:\n",
+        "  replica_template:\n    storage_type: gp3\n",
+    );
+    let config = Config::parse("c.yaml", &text).unwrap();
+    let s = config.clusters["c1"].clone();
+    let policy = Policy::parse(
+        "p.yaml",
+        "cluster: c1\nmin_replicas: 1\nmax_replicas: 1\nrules:\n  - metric: cpu\n    target: 50\n",
+        &config,
+    )
+    .unwrap();
+    let fail = |name: &str| {
+        let mut r = fleet.available_instance(name, "db.t3.micro");
+        r.source = Some(id("c1m01"));
+        r.status = InstanceStatus::Other("failed".into());
+        fleet.insert(r);
+    };
+    fail("c1s01");
+    let metrics = support::FakeMetrics::constant(30.0, 10.0, 0.0);
+    let routers = elasticrds::ports::Routers::default();
+    let ctx = TickContext {
+        fleet: &*fleet,
+        metrics: &metrics,
+        routers: &routers,
+        clock: clock.as_ref(),
+    };
+    let mut memory = ClusterMemory::default();
+    macro_rules! tick {
+        () => {
+            tick_cluster(
+                &ctx,
+                &s,
+                &policy,
+                view(&*fleet, &s).await,
+                &mut memory,
+                TickOptions::default(),
+            )
+            .await
+            .expect("tick")
+        };
+    }
+    let ids = || -> Vec<String> { fleet.instances().iter().map(|i| i.id.to_string()).collect() };
+    let r = tick!();
+    assert_eq!(r.broken, [id("c1s01")]);
+    assert!(
+        r.actions.is_empty(),
+        "within the grace period: {:?}",
+        r.actions
+    );
+    clock.advance(std::time::Duration::from_secs(11 * 60));
+    let r = tick!();
+    let kinds: Vec<String> = r
+        .actions
+        .iter()
+        .map(|a| a.planned.action.to_string())
+        .collect();
+    assert!(
+        kinds[0].starts_with("create replica c1s02"),
+        "the replacement first: {kinds:?}"
+    );
+    assert_eq!(
+        ids(),
+        ["c1m01", "c1s01", "c1s02"],
+        "the failed one kept meanwhile"
+    );
+    let r = tick!();
+    assert!(
+        r.actions
+            .iter()
+            .any(|a| a.planned.action.to_string() == "delete replica c1s01"),
+        "{:?}",
+        r.actions
+    );
+    // The first slot is used again; its new replica fails too: parked, left alone.
+    for _ in 0..3 {
+        tick!();
+    }
+    assert!(ids().contains(&"c1s01".to_string()), "{:?}", ids());
+    fail("c1s01");
+    let r = tick!();
+    let master = fleet
+        .instances()
+        .into_iter()
+        .find(|i| i.id == id("c1m01"))
+        .unwrap();
+    assert_eq!(
+        master.tags.get("elasticrds:parked").map(String::as_str),
+        Some("c1s01"),
+        "{r:?}"
+    );
+    clock.advance(std::time::Duration::from_secs(30 * 60));
+    for _ in 0..3 {
+        let r = tick!();
+        assert_eq!(r.parked, [id("c1s01")]);
+        assert!(
+            r.actions
+                .iter()
+                .all(|a| a.planned.action.instance() != &id("c1s01")),
+            "a parked slot is never acted on: {:?}",
+            r.actions
+        );
+    }
+    assert!(
+        ids().contains(&"c1s01".to_string()),
+        "left for the operator: {:?}",
+        ids()
+    );
+    assert!(
+        ids().contains(&"c1s02".to_string()),
+        "the cluster still has its replica"
+    );
+}

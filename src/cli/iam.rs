@@ -1,5 +1,6 @@
 //! `elasticrds iam-policy`: the least-privilege IAM policy for the current config — exactly the
-//! DB instance, snapshot and subnet-group ARNs it names, the CloudWatch read, and the event buses
+//! DB instance, snapshot, subnet-group, parameter- and option-group ARNs it names, the
+//! CloudWatch read, the monitoring role its replica templates pass to RDS, and the event buses
 //! its notifications use. tests/iam.rs checks the document against every AWS call the code
 //! makes (and nothing more); docs/iam-policy.json is its output for
 //! docs/examples/notify/elasticrds.yaml.
@@ -10,6 +11,7 @@ use crate::core::config::{ClusterSpec, Config};
 use crate::core::domain::TAG_MANAGED_BY;
 use crate::core::domain::TAG_MANAGED_BY_VALUE;
 use crate::core::notify::SinkKind;
+use crate::core::template::Placement;
 use clap::Args;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -132,6 +134,8 @@ pub fn policy_document(config: &Config, clusters: &[&ClusterSpec], scope: &Scope
         }
     }
     restore.extend([scope.rds("pg", "*"), scope.rds("og", "*")]);
+    let groups = template_groups(clusters, scope);
+    let with_groups: Vec<String> = all.iter().chain(&groups).cloned().collect();
     let tags = json!([
         "rds:ListTagsForResource",
         "rds:AddTagsToResource",
@@ -155,13 +159,13 @@ pub fn policy_document(config: &Config, clusters: &[&ClusterSpec], scope: &Scope
         allow(
             "CreateConfiguredReplicas",
             json!("rds:CreateDBInstanceReadReplica"),
-            json!(all),
+            json!(with_groups),
         ),
         delete,
         allow(
-            "ChangeClassOfConfiguredInstances",
+            "ChangeClassOrTemplateSettingsOfConfiguredInstances",
             json!("rds:ModifyDBInstance"),
-            json!(all),
+            json!(with_groups),
         ),
         allow(
             "RestoreMasterFromItsSnapshot",
@@ -174,6 +178,7 @@ pub fn policy_document(config: &Config, clusters: &[&ClusterSpec], scope: &Scope
             json!("*"),
         ),
     ];
+    statement.extend(template_statements(clusters));
     let buses = event_buses(config, clusters, scope);
     if !buses.is_empty() {
         statement.push(allow(
@@ -186,6 +191,62 @@ pub fn policy_document(config: &Config, clusters: &[&ClusterSpec], scope: &Scope
         version: "2012-10-17",
         statement,
     }
+}
+
+/// The parameter and option groups the clusters' replica templates name: a create or modify
+/// that sets one needs it as a resource.
+fn template_groups(clusters: &[&ClusterSpec], scope: &Scope) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in clusters
+        .iter()
+        .flat_map(|c| c.replicas.iter().map(|r| &r.template))
+    {
+        let s = &t.settings;
+        let named = [("pg", &s.parameter_group), ("og", &s.option_group)];
+        for (kind, name) in named {
+            if let Some(arn) = name.as_ref().map(|n| scope.rds(kind, n)) {
+                if !out.contains(&arn) {
+                    out.push(arn);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the replica templates need besides: the zones RDS offers (`availability_zones:
+/// spread`; an action without resource types) and passing the enhanced monitoring role to RDS.
+fn template_statements(clusters: &[&ClusterSpec]) -> Vec<Statement> {
+    let templates = || {
+        clusters
+            .iter()
+            .flat_map(|c| c.replicas.iter().map(|r| &r.template))
+    };
+    let mut out = Vec::new();
+    if templates().any(|t| t.placement == Placement::Spread) {
+        out.push(allow(
+            "FindZonesToSpreadReplicasOver",
+            json!("rds:DescribeOrderableDBInstanceOptions"),
+            json!("*"),
+        ));
+    }
+    let mut roles: Vec<String> = Vec::new();
+    for r in templates().filter_map(|t| t.settings.monitoring_role_arn.clone()) {
+        if !roles.contains(&r) {
+            roles.push(r);
+        }
+    }
+    if !roles.is_empty() {
+        let mut pass = allow(
+            "PassTheMonitoringRoleToRds",
+            json!("iam:PassRole"),
+            json!(roles),
+        );
+        pass.condition =
+            Some(json!({"StringEquals": {"iam:PassedToService": "monitoring.rds.amazonaws.com"}}));
+        out.push(pass);
+    }
+    out
 }
 
 /// The ARNs of the buses of the EventBridge sinks that hear about any of `clusters`.

@@ -1,0 +1,259 @@
+//! Replica templates against moto, checked with an independent client: `create-cluster` creates
+//! replicas with the template's parameter group, monitoring, zones, tags and switches (the old
+//! JSON config takes the same keys); what RDS cannot set at creation (backup retention) is
+//! applied by the next run; a replica changed by hand shows as drift in `status` and `plan`,
+//! and is brought back only with `repair_drift`; the master is never modified. And `unpark`
+//! edits the master's parked tag, `--dry-run` changing nothing.
+
+mod support;
+
+use aws_sdk_rds::types::DbInstance;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use support::{block_on, elasticrds, rds_client, Moto, RecordingProxy};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/rds-monitoring";
+
+fn config(repair: bool) -> String {
+    format!(
+        r#"{{
+    "cluster1": {{
+        "master_node": {{ "identifier": "snap1", "instance_id": "cluster1m01", "instance_class": "db.t3.micro" }},
+        // The same keys as the YAML config.
+        "replica_template": {{
+            "parameter_group": "replicas-pg",
+            "monitoring_interval": 60,
+            "monitoring_role_arn": "{ROLE}",
+            "availability_zones": ["us-east-1b", "us-east-1c"],
+            "backup_retention_period": 3,
+            "auto_minor_version_upgrade": false,
+            "copy_tags_to_snapshot": true,
+            "tags": {{ "team": "data" }},
+            "repair_drift": {repair}
+        }},
+        "replica_nodes": [
+            {{ "id": "cluster1s01", "instance_class": "db.t3.micro" }},
+            {{ "id": "cluster1s02", "instance_class": "db.t3.micro",
+               "template": {{ "availability_zones": ["us-east-1c"] }} }}
+        ]
+    }}
+}}
+"#
+    )
+}
+
+struct World {
+    /// Kept alive for the test (the proxy forwards to it).
+    _moto: Moto,
+    proxy: RecordingProxy,
+    rds: aws_sdk_rds::Client,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let moto = Moto::start();
+        let rds = rds_client(&moto.endpoint());
+        block_on(async {
+            support::create_snapshot(&rds, "snap1").await;
+            rds.create_db_parameter_group()
+                .db_parameter_group_name("replicas-pg")
+                .db_parameter_group_family("mysql8.0")
+                .description("replicas")
+                .send()
+                .await
+                .expect("CreateDBParameterGroup");
+        });
+        let proxy = RecordingProxy::new(moto.port());
+        let w = World {
+            _moto: moto,
+            proxy,
+            rds,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        w.write(false);
+        w
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("rds_cluster_conf.json")
+    }
+
+    fn write(&self, repair: bool) {
+        std::fs::write(self.path(), config(repair)).unwrap();
+    }
+
+    fn run(&self, args: &[&str], code: i32) -> String {
+        self.proxy.clear();
+        let out = elasticrds(Some(&self.proxy.endpoint()))
+            .arg("--config")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(code), "{args:?}:\n{text}");
+        text
+    }
+
+    /// Every instance on moto, as an independent client describes it.
+    fn instances(&self) -> BTreeMap<String, DbInstance> {
+        block_on(async {
+            let out = self
+                .rds
+                .describe_db_instances()
+                .send()
+                .await
+                .expect("describe");
+            out.db_instances()
+                .iter()
+                .map(|d| (d.db_instance_identifier().unwrap().to_string(), d.clone()))
+                .collect()
+        })
+    }
+
+    /// The `ModifyDBInstance` calls of the last run, by instance.
+    fn modified(&self) -> Vec<String> {
+        (self.proxy.calls().iter())
+            .filter(|c| c.action == "ModifyDBInstance")
+            .filter_map(|c| c.param("DBInstanceIdentifier").map(str::to_string))
+            .collect()
+    }
+}
+
+fn pg(d: &DbInstance) -> String {
+    (d.db_parameter_groups().first())
+        .and_then(|g| g.db_parameter_group_name())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn tag(d: &DbInstance, k: &str) -> Option<String> {
+    (d.tag_list().iter())
+        .find(|t| t.key() == Some(k))
+        .and_then(|t| t.value().map(str::to_string))
+}
+
+#[test]
+fn replicas_are_created_from_the_template_and_drift_is_reported_then_repaired() {
+    let w = World::new();
+    w.run(&["create-cluster", "cluster1"], 0);
+    let all = w.instances();
+    let master_pg = pg(&all["cluster1m01"]);
+    for (id, zone) in [("cluster1s01", "us-east-1b"), ("cluster1s02", "us-east-1c")] {
+        let r = &all[id];
+        assert_eq!(pg(r), "replicas-pg", "{id}");
+        assert_eq!(r.monitoring_interval(), Some(60), "{id}");
+        assert_eq!(r.monitoring_role_arn(), Some(ROLE), "{id}");
+        assert_eq!(r.availability_zone(), Some(zone), "{id}");
+        assert_eq!(r.auto_minor_version_upgrade(), Some(false), "{id}");
+        assert_eq!(r.copy_tags_to_snapshot(), Some(true), "{id}");
+        assert_eq!(r.deletion_protection(), Some(false), "{id}");
+        assert_eq!(r.publicly_accessible(), Some(false), "{id}");
+        assert_eq!(tag(r, "team").as_deref(), Some("data"), "{id}");
+        assert_eq!(
+            tag(r, "elasticrds:managed-by").as_deref(),
+            Some("elasticrds")
+        );
+    }
+    // Backup retention is applied once the replicas are available (here: the next run).
+    let plan = w.run(&["create-cluster", "cluster1", "--dry-run"], 0);
+    assert!(
+        plan.contains("modify cluster1s01 settings backup_retention_period=3"),
+        "{plan}"
+    );
+    w.run(&["create-cluster", "cluster1"], 0);
+    let all = w.instances();
+    for id in ["cluster1s01", "cluster1s02"] {
+        assert_eq!(all[id].backup_retention_period(), Some(3), "{id}");
+    }
+    assert!(!w.modified().contains(&"cluster1m01".to_string()));
+    // Changed by hand: reported, not changed, until repair_drift is on.
+    block_on(async {
+        w.rds
+            .modify_db_instance()
+            .db_instance_identifier("cluster1s01")
+            .db_parameter_group_name(master_pg.clone())
+            .apply_immediately(true)
+            .send()
+            .await
+            .expect("modify by hand")
+    });
+    let status = w.run(&["status", "cluster1"], 0);
+    let want = format!("template drift: cluster1s01: parameter_group {master_pg} (template replicas-pg) [reported]");
+    assert!(status.contains(&want), "{status}");
+    let json = w.run(&["status", "cluster1", "--output", "json"], 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["template_drift"][0]["settings"][0]["setting"], "parameter_group",
+        "{v}"
+    );
+    w.run(&["create-cluster", "cluster1"], 0);
+    assert_eq!(
+        pg(&w.instances()["cluster1s01"]),
+        master_pg,
+        "reported only"
+    );
+    assert!(w.modified().is_empty(), "{:?}", w.modified());
+    w.write(true);
+    w.run(&["create-cluster", "cluster1"], 0);
+    assert_eq!(w.modified(), ["cluster1s01"]);
+    let all = w.instances();
+    assert_eq!(pg(&all["cluster1s01"]), "replicas-pg");
+    assert_eq!(
+        pg(&all["cluster1m01"]),
+        master_pg,
+        "the master is never modified"
+    );
+}
+
+#[test]
+fn unpark_takes_a_slot_out_of_the_masters_parked_tag() {
+    let w = World::new();
+    w.run(&["create-cluster", "cluster1", "--max-replicas", "1"], 0);
+    let arn = w.instances()["cluster1m01"]
+        .db_instance_arn()
+        .unwrap()
+        .to_string();
+    block_on(async {
+        let t = aws_sdk_rds::types::Tag::builder()
+            .key("elasticrds:parked")
+            .value("cluster1s02 cluster1s01")
+            .build();
+        w.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .tags(t)
+            .send()
+            .await
+            .expect("tag")
+    });
+    let status = w.run(&["status", "cluster1"], 0);
+    assert!(
+        status.contains("parked: cluster1s02 (absent) failed repeatedly"),
+        "{status}"
+    );
+    assert!(
+        status.contains("elasticrds unpark cluster1 cluster1s02"),
+        "{status}"
+    );
+    let parked = || tag(&w.instances()["cluster1m01"], "elasticrds:parked");
+    let dry = w.run(&["unpark", "cluster1", "cluster1s02", "--dry-run"], 0);
+    assert!(dry.contains("nothing changed"), "{dry}");
+    assert_eq!(parked().as_deref(), Some("cluster1s02 cluster1s01"));
+    w.run(&["unpark", "cluster1", "cluster1s02"], 0);
+    assert_eq!(parked().as_deref(), Some("cluster1s01"));
+    w.run(&["unpark", "cluster1", "cluster1s01"], 0);
+    assert_eq!(parked(), None, "the last one removes the tag");
+    let again = w.run(&["unpark", "cluster1", "cluster1s01"], 0);
+    assert!(again.contains("is not parked"), "{again}");
+    let bad = w.run(&["unpark", "cluster1", "cluster1m01"], 2);
+    assert!(
+        bad.contains("is not a replica of cluster cluster1"),
+        "{bad}"
+    );
+}
