@@ -17,7 +17,10 @@
 //! instance), `cd DIR` (the following examples run in DIR, made inside the temp dir, empty
 //! unless it is one of docs/examples/'s), `delete-instance ID`, `delete-snapshot ID`,
 //! `cpu-csv FILE ID=VALUE...` (five one-minute CPU samples per instance, ending a minute before
-//! now) and `cloudwatch-cpu ID=VALUE...` (the same, put to ministack).
+//! now), `cloudwatch-cpu ID=VALUE...` (the same, put to ministack), `parameter-group NAME`,
+//! `modify-instance ID parameter_group NAME` (a change made by hand) and `fault OPERATION CODE
+//! COUNT` (from then on `elasticrds` goes through the fault-injecting proxy, which answers the
+//! next COUNT calls of OPERATION with RDS's error CODE: what no emulator does).
 //!
 //! Outputs are compared after [`normalise`]: RFC 3339 times, non-zero durations (`4m38s`) and
 //! JSON `*_secs` numbers vary from run to run. Endpoints, ports and ARNs need no rule (the
@@ -29,6 +32,7 @@
 //! Never run: README's two set-up commands (`cargo run --release -- demo`, `scripts/test.sh`),
 //! which are not `$ ` examples and are refused by [`NEVER_RUN`] should they become one.
 
+mod faultkit;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -285,6 +289,9 @@ struct World {
     dir: tempfile::TempDir,
     /// Where the examples run: the temp dir, or a directory in it after `cd DIR`.
     cwd: std::cell::RefCell<PathBuf>,
+    /// The fault-injecting proxy in front of moto, once a `fault` step asked for it (with the
+    /// runtime it runs on); `elasticrds` commands then go through it.
+    faults: std::cell::RefCell<Option<(tokio::runtime::Runtime, faultkit::proxy::FaultProxy)>>,
 }
 
 fn examples_dir() -> PathBuf {
@@ -321,11 +328,16 @@ impl World {
             cloudwatch,
             cwd: std::cell::RefCell::new(dir.path().to_path_buf()),
             dir,
+            faults: std::cell::RefCell::new(None),
         }
     }
 
     fn elasticrds(&self, env: &[(String, String)], args: &[String]) -> Command {
-        let mut cmd = support::elasticrds(Some(&self.moto.endpoint()));
+        let endpoint = match &*self.faults.borrow() {
+            Some((_, proxy)) => proxy.url(),
+            None => self.moto.endpoint(),
+        };
+        let mut cmd = support::elasticrds(Some(&endpoint));
         cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.cloudwatch.endpoint())
             .envs(env.iter().cloned())
             .args(args)
@@ -423,8 +435,56 @@ impl World {
                     .expect("write cpu csv");
             }
             ["cloudwatch-cpu", values @ ..] => self.put_cpu(&samples(values)),
+            ["parameter-group", name] => block_on(async {
+                rds.create_db_parameter_group()
+                    .db_parameter_group_name(*name)
+                    .db_parameter_group_family("mysql8.0")
+                    .description("docs example")
+                    .send()
+                    .await
+                    .expect("CreateDBParameterGroup");
+            }),
+            ["modify-instance", id, "parameter_group", group] => block_on(async {
+                rds.modify_db_instance()
+                    .db_instance_identifier(*id)
+                    .db_parameter_group_name(*group)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .expect("ModifyDBInstance (by hand)");
+            }),
+            ["fault", operation, code, count] => self.fault(operation, code, count),
             _ => panic!("unknown docs-examples step {words:?}"),
         }
+    }
+
+    /// `fault OPERATION CODE COUNT`: from now on `elasticrds` goes through the fault proxy,
+    /// which answers the next COUNT calls of OPERATION with RDS error CODE.
+    fn fault(&self, operation: &str, code: &str, count: &str) {
+        let mut faults = self.faults.borrow_mut();
+        if faults.is_none() {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let up: std::net::SocketAddr = ([127, 0, 0, 1], self.moto.port()).into();
+            let proxy = rt
+                .block_on(faultkit::proxy::FaultProxy::start(
+                    faultkit::proxy::Service::Rds,
+                    up,
+                ))
+                .expect("fault proxy");
+            *faults = Some((rt, proxy));
+        }
+        let (_, proxy) = faults.as_ref().expect("proxy");
+        let code: &'static str = Box::leak(code.to_string().into_boxed_str());
+        let count = count.parse().expect("fault COUNT");
+        proxy.add_rule(faultkit::proxy::Rule::new(
+            operation,
+            faultkit::proxy::Fault::Error(code),
+            count,
+        ));
     }
 
     fn put_cpu(&self, samples: &[(String, f64, i64)]) {

@@ -3,8 +3,12 @@
 //! JSON config takes the same keys); what RDS cannot set at creation (backup retention) is
 //! applied by the next run; a replica changed by hand shows as drift in `status` and `plan`,
 //! and is brought back only with `repair_drift`; the master is never modified. And `unpark`
-//! edits the master's parked tag, `--dry-run` changing nothing.
+//! edits the master's parked tag, `--dry-run` changing nothing. Through the fault-injecting
+//! proxy (what no emulator does): RDS's "no capacity" in the first zone moves the create to
+//! the next one, a quota error stops after one call, and a replica RDS reports as
+//! `incompatible-parameters` is shown as failed and not counted as serving.
 
+mod faultkit;
 mod support;
 
 use aws_sdk_rds::types::DbInstance;
@@ -256,4 +260,127 @@ fn unpark_takes_a_slot_out_of_the_masters_parked_tag() {
         bad.contains("is not a replica of cluster cluster1"),
         "{bad}"
     );
+}
+
+/// moto behind the fault-injecting proxy, with the template config.
+struct Faulty {
+    rt: tokio::runtime::Runtime,
+    _moto: Moto,
+    proxy: faultkit::proxy::FaultProxy,
+    rds: aws_sdk_rds::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Faulty {
+    fn new() -> Faulty {
+        let w = World::new();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let up: std::net::SocketAddr = ([127, 0, 0, 1], w._moto.port()).into();
+        let proxy = rt
+            .block_on(faultkit::proxy::FaultProxy::start(
+                faultkit::proxy::Service::Rds,
+                up,
+            ))
+            .expect("proxy");
+        Faulty {
+            rt,
+            _moto: w._moto,
+            proxy,
+            rds: w.rds,
+            dir: w.dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = elasticrds(Some(&self.proxy.url()))
+            .arg("--config")
+            .arg(self.dir.path().join("rds_cluster_conf.json"))
+            .args(args)
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn creates(&self) -> usize {
+        self.proxy.count("CreateDBInstanceReadReplica")
+    }
+}
+
+#[test]
+fn rds_capacity_and_state_faults_through_the_proxy() {
+    use faultkit::proxy::{Fault, Rule};
+    let f = Faulty::new();
+    // No capacity in the first zone (us-east-1b) for the first replica: created in us-east-1c.
+    f.proxy.add_rule(Rule::new(
+        "CreateDBInstanceReadReplica",
+        Fault::Error("InsufficientDBInstanceCapacity"),
+        1,
+    ));
+    let (code, out) = f.run(&["create-cluster", "cluster1", "--max-replicas", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("no capacity for db.t3.micro in us-east-1b"),
+        "{out}"
+    );
+    assert!(
+        out.contains("created as db.t3.micro in us-east-1c"),
+        "{out}"
+    );
+    assert_eq!(f.creates(), 2, "one failed attempt, one in the next zone");
+    let zone = block_on(async {
+        let d = f
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier("cluster1s01")
+            .send()
+            .await;
+        d.unwrap().db_instances()[0]
+            .availability_zone()
+            .map(str::to_string)
+    });
+    assert_eq!(zone.as_deref(), Some("us-east-1c"));
+    // An account quota: one call, no fallback into it, exit 1 naming it.
+    f.proxy.clear_rules();
+    f.proxy.add_rule(Rule::new(
+        "CreateDBInstanceReadReplica",
+        Fault::Error("InstanceQuotaExceeded"),
+        5,
+    ));
+    let before = f.creates();
+    let (code, out) = f.run(&["create-cluster", "cluster1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("quota_exceeded") && out.contains("InstanceQuotaExceeded"),
+        "{out}"
+    );
+    assert_eq!(f.creates() - before, 1, "{out}");
+    // A replica RDS reports as incompatible-parameters: failed, not serving.
+    f.proxy.clear_rules();
+    f.proxy.add_rule(Rule::new(
+        "DescribeDBInstances",
+        Fault::Status {
+            id: "cluster1s01",
+            status: "incompatible-parameters",
+        },
+        100,
+    ));
+    let (code, out) = f.run(&["status", "cluster1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("failed: cluster1s01 is incompatible-parameters (not serving"),
+        "{out}"
+    );
+    let (_, json) = f.run(&["status", "cluster1", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["broken"][0]["id"], "cluster1s01", "{v}");
+    drop(f.rt);
 }

@@ -387,9 +387,15 @@ fn plan_within(
                         .replica_class
                         .clone()
                         .unwrap_or_else(|| rs.class.clone()),
-                    placement: settings::placing(&rs.template, view),
+                    placement: settings::placing(&rs.template, view, &p.actions),
                 },
-                reason: format!("replica {} of {} wanted{}", k + 1, n, note),
+                reason: format!(
+                    "replica {} of {} wanted{}{}",
+                    k + 1,
+                    n,
+                    note,
+                    settings::after_create_note(&rs.template)
+                ),
             }),
             None => p.waiting.push(Waiting {
                 id: rs.id.clone(),

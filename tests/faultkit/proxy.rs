@@ -61,6 +61,15 @@ pub enum Fault {
     /// Forwarded, then the response is held until the caller goes away or release ("killed
     /// right after the AWS call").
     HoldAfter,
+    /// An error RDS answers with this code (HTTP 400, e.g. `InsufficientDBInstanceCapacity`,
+    /// `InstanceQuotaExceeded`); not forwarded.
+    Error(&'static str),
+    /// Forwarded; in the answer, the instance `id` reports `status` instead (a state no
+    /// emulator reaches: `incompatible-parameters`, `storage-full`...).
+    Status {
+        id: &'static str,
+        status: &'static str,
+    },
 }
 
 impl Fault {
@@ -74,10 +83,15 @@ impl Fault {
             Fault::Truncate => "truncate",
             Fault::HoldBefore => "hold_before",
             Fault::HoldAfter => "hold_after",
+            Fault::Error(_) => "error",
+            Fault::Status { .. } => "status",
         }
     }
     fn forwards_first(self) -> bool {
-        matches!(self, Fault::Truncate | Fault::HoldAfter)
+        matches!(
+            self,
+            Fault::Truncate | Fault::HoldAfter | Fault::Status { .. }
+        )
     }
 }
 
@@ -289,6 +303,19 @@ impl FaultProxy {
                     _ => (503, "ServiceUnavailable", "Receiver"),
                 };
                 let resp = error_response(status, &head, code, kind, "injected by faultproxy");
+                let ok = sock.write_all(&resp).await.is_ok() && sock.flush().await.is_ok();
+                update(&|e| e.delivered = ok);
+            }
+            Some(Fault::Error(code)) => {
+                let resp = error_response(400, &head, code, "Sender", "injected by faultproxy");
+                let ok = sock.write_all(&resp).await.is_ok() && sock.flush().await.is_ok();
+                update(&|e| e.delivered = ok);
+            }
+            Some(Fault::Status { id, status }) => {
+                let Some(resp) = self.forward(&head, &body, seq).await else {
+                    return;
+                };
+                let resp = with_status(&resp, id, status);
                 let ok = sock.write_all(&resp).await.is_ok() && sock.flush().await.is_ok();
                 update(&|e| e.delivered = ok);
             }
@@ -692,6 +719,46 @@ fn with_connection_close(resp: &[u8]) -> Vec<u8> {
 }
 
 /// Where to cut a response: its head and half of its body.
+/// `resp` (an RDS query-XML answer) with instance `id`'s `DBInstanceStatus` set to `status`,
+/// its Content-Length fixed.
+fn with_status(resp: &[u8], id: &str, status: &str) -> Vec<u8> {
+    let Some(end) = find(resp, b"\r\n\r\n") else {
+        return resp.to_vec();
+    };
+    let head = String::from_utf8_lossy(&resp[..end]).to_string();
+    let body = String::from_utf8_lossy(&resp[end + 4..]).to_string();
+    let key = format!("<DBInstanceIdentifier>{id}</DBInstanceIdentifier>");
+    let body = body
+        .split("</DBInstance>")
+        .map(|block| {
+            if !block.contains(&key) {
+                return block.to_string();
+            }
+            let (Some(a), Some(b)) = (
+                block.find("<DBInstanceStatus>"),
+                block.find("</DBInstanceStatus>"),
+            ) else {
+                return block.to_string();
+            };
+            format!("{}<DBInstanceStatus>{status}{}", &block[..a], &block[b..])
+        })
+        .collect::<Vec<_>>()
+        .join("</DBInstance>");
+    let head: Vec<String> = head
+        .split("\r\n")
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let mut out = format!("{}\r\n\r\n", head.join("\r\n")).into_bytes();
+    out.extend(body.into_bytes());
+    out
+}
+
 fn truncate_response(resp: &[u8]) -> usize {
     match find(resp, b"\r\n\r\n") {
         Some(end) => end + 4 + (resp.len() - end - 4) / 2,

@@ -9,11 +9,24 @@ use crate::core::domain::{Instance, Tags, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
 use crate::core::template::{Placement, ReplicaTemplate, Settings};
 use crate::core::view::ClusterView;
 
-/// Where a replica with `template` goes, given the zones of the cluster's replicas.
-pub(super) fn placing(template: &ReplicaTemplate, view: &ClusterView) -> Placing {
+/// Where a replica with `template` goes, given the zones of the cluster's replicas and of the
+/// creates planned before it (`planned`: their first zone).
+pub(super) fn placing(
+    template: &ReplicaTemplate,
+    view: &ClusterView,
+    planned: &[PlannedAction],
+) -> Placing {
     let used = || -> Vec<String> {
+        let first = |a: &PlannedAction| match &a.action {
+            Action::CreateReplica {
+                placement: Placing::Zones { zones },
+                ..
+            } => zones.first().cloned(),
+            _ => None,
+        };
         (view.replicas.iter().flatten())
             .filter_map(|r| r.zone.clone())
+            .chain(planned.iter().filter_map(first))
             .collect()
     };
     match &template.placement {
@@ -112,4 +125,12 @@ fn repair(
         let why = "template settings RDS cannot set at creation".to_string();
         (after, Tags::new(), why)
     })
+}
+
+/// On a create: what of the template is applied only once the replica is available.
+pub(super) fn after_create_note(template: &ReplicaTemplate) -> String {
+    match template.settings.backup_retention_period {
+        Some(days) => format!("; backup_retention_period={days} applied once it is available"),
+        None => String::new(),
+    }
 }
