@@ -129,6 +129,28 @@ async fn a_replica_is_created_from_its_template_and_completed_once_available() {
 }
 
 #[tokio::test]
+async fn spread_fills_the_least_used_of_the_zones_rds_offers() {
+    let (_, fleet) = world();
+    let s = spec("").clone();
+    let text = CONFIG.replace("[zone-a, zone-b]", "spread");
+    let s2 = Config::parse("c.yaml", &text).unwrap().clusters["c1"].clone();
+    assert_ne!(s, s2);
+    let p = plan(&s2, &view(&*fleet, &s2).await, &Target::replicas(2));
+    for a in &p.actions {
+        let r = execute_action(&*fleet, &s2, a, &ExecOptions::default()).await;
+        assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    }
+    let zones: Vec<Option<String>> = (fleet.instances().into_iter())
+        .filter(|i| i.id != id("c1m01"))
+        .map(|i| i.zone)
+        .collect();
+    assert_eq!(
+        zones,
+        [Some("sim-1a".to_string()), Some("sim-1b".to_string())]
+    );
+}
+
+#[tokio::test]
 async fn drift_is_reported_and_repaired_only_with_repair_drift_and_never_on_the_master() {
     let (_, fleet) = world();
     let mut adopted = fleet.available_instance("c1s01", "db.t3.micro");
@@ -400,4 +422,103 @@ async fn a_failed_replica_is_replaced_make_before_break_and_a_repeat_parks_its_s
         ids().contains(&"c1s02".to_string()),
         "the cluster still has its replica"
     );
+}
+
+/// Random capacity failures (per class and zone, changing over time) on the simulated fleet,
+/// through the control step, for many seeds: no replica is ever created over an existing one,
+/// the master is never modified or deleted, and the cluster reaches its target once capacity
+/// comes back.
+#[tokio::test]
+async fn under_random_capacity_failures_nothing_is_created_twice_and_the_cluster_converges() {
+    use elasticrds::control::{tick_cluster, ClusterMemory, TickContext, TickOptions};
+    use elasticrds::core::policy::Policy;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let config = Config::parse(
+        "c.yaml",
+        &CONFIG.replace(
+            "    - {id: c1s02",
+            "    - {id: c1s03, instance_class: db.t3.micro}\n    - {id: c1s02",
+        ),
+    )
+    .unwrap();
+    let s = config.clusters["c1"].clone();
+    let policy = Policy::parse(
+        "p.yaml",
+        "cluster: c1\nmin_replicas: 3\nmax_replicas: 3\nrules:\n  - metric: cpu\n    target: 50\n",
+        &config,
+    )
+    .unwrap();
+    let injected = Arc::new(AtomicUsize::new(0));
+    for seed in 0..40u64 {
+        let (clock, sim) = world();
+        let inj = injected.clone();
+        let state = Arc::new(AtomicU64::new(
+            seed.wrapping_mul(6364136223846793005).wrapping_add(1),
+        ));
+        let dupes = Arc::new(AtomicUsize::new(0));
+        let (st, d, simc, ck) = (state.clone(), dupes.clone(), sim.clone(), clock.clone());
+        // For the first 20 minutes, about half the (class, zone) offers have no capacity.
+        let fleet = HookedFleet::new(sim.clone()).before(Op::CreateReplica, move |c| {
+            let next = st.fetch_add(0x9E3779B97F4A7C15, Ordering::Relaxed);
+            let early = ck.now() < Utc.with_ymd_and_hms(2026, 12, 4, 9, 20, 0).unwrap();
+            if simc.instances().iter().any(|i| i.id == c.ids[0]) {
+                d.fetch_add(1, Ordering::Relaxed);
+            }
+            let fail = early && (next >> 33) % 2 == 0;
+            if fail {
+                inj.fetch_add(1, Ordering::Relaxed);
+            }
+            async move {
+                if fail {
+                    Err(no_capacity())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        let metrics = support::FakeMetrics::constant(30.0, 10.0, 0.0);
+        let routers = elasticrds::ports::Routers::default();
+        let ctx = TickContext {
+            fleet: &fleet,
+            metrics: &metrics,
+            routers: &routers,
+            clock: clock.as_ref(),
+        };
+        let mut memory = ClusterMemory::default();
+        for _ in 0..45 {
+            let v = view(&fleet, &s).await;
+            let r = tick_cluster(&ctx, &s, &policy, v, &mut memory, TickOptions::default()).await;
+            assert!(r.is_ok(), "seed {seed}: {r:?}");
+            clock.advance(std::time::Duration::from_secs(60));
+        }
+        assert_eq!(
+            dupes.load(Ordering::Relaxed),
+            0,
+            "seed {seed}: a create over an existing id"
+        );
+        let all = sim.instances();
+        let replicas = all
+            .iter()
+            .filter(|i| i.source.as_ref() == Some(&id("c1m01")))
+            .count();
+        assert_eq!(replicas, 3, "seed {seed}: converged to the target: {all:?}");
+        let master = all
+            .iter()
+            .find(|i| i.id == id("c1m01"))
+            .expect("the master is there");
+        assert_eq!(master.class.as_str(), "db.t3.micro", "seed {seed}");
+        let touched = sim
+            .calls()
+            .iter()
+            .filter(|c| {
+                c.id.as_ref() == Some(&id("c1m01"))
+                    && c.operation != "describe"
+                    && c.operation != "write_tags"
+            })
+            .count();
+        assert_eq!(
+            touched, 0,
+            "seed {seed}: the master is only read and tagged"
+        );
+    }
 }

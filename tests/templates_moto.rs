@@ -384,3 +384,31 @@ fn rds_capacity_and_state_faults_through_the_proxy() {
     assert_eq!(v["broken"][0]["id"], "cluster1s01", "{v}");
     drop(f.rt);
 }
+
+/// `spread` asks RDS which zones offer the class; moto offers none for MySQL, and then RDS
+/// chooses (the spreading itself is tested on the simulated fleet, tests/templates.rs).
+#[test]
+fn spread_asks_rds_for_the_zones_it_offers() {
+    let w = World::new();
+    let text = config(false).replace(
+        r#""availability_zones": ["us-east-1b", "us-east-1c"],"#,
+        r#""availability_zones": "spread","#,
+    );
+    let text = text.replace(
+        r#",
+               "template": { "availability_zones": ["us-east-1c"] }"#,
+        "",
+    );
+    std::fs::write(w.path(), text).unwrap();
+    w.run(&["create-cluster", "cluster1"], 0);
+    let asked = (w.proxy.calls().iter())
+        .filter(|c| c.action == "DescribeOrderableDBInstanceOptions")
+        .count();
+    assert!(asked > 0, "the zones RDS offers were asked for");
+    let creates: Vec<Option<String>> = (w.proxy.calls().iter())
+        .filter(|c| c.action == "CreateDBInstanceReadReplica")
+        .map(|c| c.param("AvailabilityZone").map(str::to_string))
+        .collect();
+    assert_eq!(creates, [None, None], "no zone offered: RDS chooses");
+    assert!(w.instances().contains_key("cluster1s02"));
+}

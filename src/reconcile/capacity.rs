@@ -126,14 +126,22 @@ async fn zones_for(
         Placing::Any => Ok(vec![None]),
         Placing::Zones { zones } => Ok(zones.iter().cloned().map(Some).collect()),
         Placing::Spread { used } => {
-            let master = fleet
-                .describe(std::slice::from_ref(&spec.master.id))
-                .await?;
-            let engine = master
-                .first()
-                .map_or("mysql".to_string(), |m| m.engine.to_string());
+            // The cluster as it is now (a create earlier in this run included), for the
+            // master's engine and the zones its replicas use.
+            let ids: Vec<_> = spec.all_ids().cloned().collect();
+            let now = fleet.describe(&ids).await?;
+            let master = now.iter().find(|i| spec.is_master(&i.id));
+            let engine = master.map_or("mysql".to_string(), |m| m.engine.to_string());
             let offered = fleet.zones(&engine, class).await?;
-            let used: Vec<&str> = used.iter().map(String::as_str).collect();
+            let seen: Vec<&str> = (now.iter())
+                .filter(|i| !spec.is_master(&i.id) && i.source.as_ref() == Some(&spec.master.id))
+                .filter_map(|i| i.zone.as_deref())
+                .collect();
+            let used: Vec<&str> = if seen.is_empty() {
+                used.iter().map(String::as_str).collect()
+            } else {
+                seen
+            };
             let mut out: Vec<Option<String>> = Vec::new();
             // Best first: each time the least used zone not taken yet.
             while let Some(z) =

@@ -866,6 +866,7 @@ fn log_report(r: &TickReport, changed: bool) {
                 instance = %a.planned.action.instance(),
                 result = a.outcome.label(),
                 error = ?a.error.as_ref().map(|e| e.to_string()),
+                notes = %a.notes.join("; "),
                 "action failed"
             );
         } else {
@@ -875,6 +876,7 @@ fn log_report(r: &TickReport, changed: bool) {
                 instance = %a.planned.action.instance(),
                 result = a.outcome.label(),
                 reason = %a.planned.reason,
+                notes = %a.notes.join("; "),
                 "action"
             );
         }
