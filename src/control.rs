@@ -422,30 +422,8 @@ pub async fn decide_and_act(
     if opts.observe_only && !decision.observe_only {
         decision.observe_only = true;
     }
-    let mut report = TickReport {
-        cluster: spec.name.clone(),
-        replicas: view.replica_count(),
-        available: view.available_replicas(),
-        queries: series.len(),
-        metrics: observed_metrics(policy, view, &decision, series, now),
-        plan: None,
-        actions: Vec::new(),
-        acted: false,
-        state_written: false,
-        router: None,
-        conflicts: blocked_of(view),
-        template_drift: Vec::new(),
-        offerings: Offerings::default(),
-        broken: (view.replicas.iter().flatten())
-            .filter(|r| r.status.is_broken())
-            .map(|r| r.id.clone())
-            .collect(),
-        parked: (view.parked.iter())
-            .map(|&i| spec.replicas[i].id.clone())
-            .collect(),
-        stuck: memory.broken.stuck.clone(),
-        decision,
-    };
+    let metrics = observed_metrics(policy, view, &decision, series, now);
+    let mut report = new_report(spec, view, series, memory, metrics, decision);
     // The master's tags as they stand on AWS (updated below when an intent is written).
     // Borrowed until an intent write changes it (no copy of the tags every tick).
     let mut persisted: Cow<'_, Tags> = view
@@ -491,32 +469,83 @@ pub async fn decide_and_act(
         .record(&report.decision, report.acted, now);
     let may_write = !opts.dry_run && !report.decision.observe_only;
     if let (true, Some(master)) = (may_write, view.master.as_ref()) {
-        // The master's tags as observed, or as updated by this tick's intent write.
-        let needed = match &persisted {
-            Cow::Borrowed(tags) => memory.persist_needed(tags),
-            Cow::Owned(tags) => persist_needed(tags, memory.state()),
-        };
-        if needed {
-            let tags = memory.state().to_tags();
-            ctx.fleet.write_tags(&master.id, &tags).await?;
-            memory.wrote(tags);
-            report.state_written = true;
-        }
-        if !memory.broken.to_park.is_empty() {
-            let tags = parked_tag(master, &memory.broken.to_park);
-            ctx.fleet.write_tags(&master.id, &tags).await?;
-            memory.broken.parked_written();
-        }
-        let learning = policy
-            .predictive
-            .as_ref()
-            .is_some_and(|p| p.learn_lead_time);
-        if let Some(value) = memory.forecast.leads.take_unsaved().filter(|_| learning) {
-            let tags = Tags::from([(predict::TAG_LEAD_TIMES.to_string(), value)]);
-            ctx.fleet.write_tags(&master.id, &tags).await?;
-        }
+        write_master_tags(ctx, policy, master, memory, &persisted, &mut report).await?;
     }
     Ok(report)
+}
+
+/// The tick's report before the acting half: what was observed and decided.
+fn new_report(
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    series: &[MetricSeries],
+    memory: &ClusterMemory,
+    metrics: Vec<ObservedMetric>,
+    decision: Decision,
+) -> TickReport {
+    TickReport {
+        cluster: spec.name.clone(),
+        replicas: view.replica_count(),
+        available: view.available_replicas(),
+        queries: series.len(),
+        metrics,
+        plan: None,
+        actions: Vec::new(),
+        acted: false,
+        state_written: false,
+        router: None,
+        conflicts: blocked_of(view),
+        template_drift: Vec::new(),
+        offerings: Offerings::default(),
+        broken: (view.replicas.iter().flatten())
+            .filter(|r| r.status.is_broken())
+            .map(|r| r.id.clone())
+            .collect(),
+        parked: (view.parked.iter())
+            .map(|&i| spec.replicas[i].id.clone())
+            .collect(),
+        stuck: memory.broken.stuck.clone(),
+        decision,
+    }
+}
+
+/// What the tick keeps on the master (not in dry runs or observe-only): the scale state when it
+/// changed, slots to park, and the lead times learned. `persisted` is a `Cow` on purpose: borrowed,
+/// the tags are as observed (their reading is cached); owned, this tick changed them.
+#[allow(clippy::ptr_arg)]
+async fn write_master_tags(
+    ctx: &TickContext<'_>,
+    policy: &Policy,
+    master: &crate::core::domain::Instance,
+    memory: &mut ClusterMemory,
+    persisted: &Cow<'_, Tags>,
+    report: &mut TickReport,
+) -> Result<(), PortError> {
+    // The master's tags as observed, or as updated by this tick's intent write.
+    let needed = match persisted {
+        Cow::Borrowed(tags) => memory.persist_needed(tags),
+        Cow::Owned(tags) => persist_needed(tags, memory.state()),
+    };
+    if needed {
+        let tags = memory.state().to_tags();
+        ctx.fleet.write_tags(&master.id, &tags).await?;
+        memory.wrote(tags);
+        report.state_written = true;
+    }
+    if !memory.broken.to_park.is_empty() {
+        let tags = parked_tag(master, &memory.broken.to_park);
+        ctx.fleet.write_tags(&master.id, &tags).await?;
+        memory.broken.parked_written();
+    }
+    let learning = policy
+        .predictive
+        .as_ref()
+        .is_some_and(|p| p.learn_lead_time);
+    if let Some(value) = memory.forecast.leads.take_unsaved().filter(|_| learning) {
+        let tags = Tags::from([(predict::TAG_LEAD_TIMES.to_string(), value)]);
+        ctx.fleet.write_tags(&master.id, &tags).await?;
+    }
+    Ok(())
 }
 
 /// The acting half of a tick that is not observe-only, on the tick's plan `p` (made every

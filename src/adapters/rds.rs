@@ -76,6 +76,29 @@ impl RdsFleet {
     }
 }
 
+/// The template settings both CreateDBInstanceReadReplica and ModifyDBInstance take, set on
+/// either builder (the same setter names on two SDK types).
+macro_rules! with_settings {
+    ($call:expr, $s:expr) => {{
+        let s: &Settings = $s;
+        let num = |v: Option<u32>| v.and_then(|v| i32::try_from(v).ok());
+        $call
+            .set_db_parameter_group_name(s.parameter_group.clone())
+            .set_option_group_name(s.option_group.clone())
+            .set_storage_type(s.storage_type.clone())
+            .set_iops(num(s.iops))
+            .set_storage_throughput(num(s.storage_throughput))
+            .set_monitoring_interval(num(s.monitoring_interval))
+            .set_monitoring_role_arn(s.monitoring_role_arn.clone())
+            .set_enable_performance_insights(s.performance_insights)
+            .set_performance_insights_retention_period(num(s.performance_insights_retention))
+            .set_performance_insights_kms_key_id(s.performance_insights_kms_key.clone())
+            .set_copy_tags_to_snapshot(s.copy_tags_to_snapshot)
+            .set_auto_minor_version_upgrade(s.auto_minor_version_upgrade)
+            .set_ca_certificate_identifier(s.ca_certificate_identifier.clone())
+    }};
+}
+
 fn to_sdk_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -206,26 +229,14 @@ impl Fleet for RdsFleet {
     async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError> {
         let op = "CreateDBInstanceReadReplica";
         let s = r.settings;
-        let num = |v: Option<u32>| v.and_then(|v| i32::try_from(v).ok());
-        self.client
+        let call = self
+            .client
             .create_db_instance_read_replica()
             .db_instance_identifier(r.id.as_str())
             .source_db_instance_identifier(r.source.as_str())
             .db_instance_class(r.class.as_str())
-            .set_availability_zone(r.zone.map(str::to_string))
-            .set_db_parameter_group_name(s.parameter_group.clone())
-            .set_option_group_name(s.option_group.clone())
-            .set_storage_type(s.storage_type.clone())
-            .set_iops(num(s.iops))
-            .set_storage_throughput(num(s.storage_throughput))
-            .set_monitoring_interval(num(s.monitoring_interval))
-            .set_monitoring_role_arn(s.monitoring_role_arn.clone())
-            .set_enable_performance_insights(s.performance_insights)
-            .set_performance_insights_retention_period(num(s.performance_insights_retention))
-            .set_performance_insights_kms_key_id(s.performance_insights_kms_key.clone())
-            .set_copy_tags_to_snapshot(s.copy_tags_to_snapshot)
-            .set_auto_minor_version_upgrade(s.auto_minor_version_upgrade)
-            .set_ca_certificate_identifier(s.ca_certificate_identifier.clone())
+            .set_availability_zone(r.zone.map(str::to_string));
+        with_settings!(call, s)
             // Off unless the template says otherwise: a replica elasticrds cannot delete, or
             // one open to the internet, is never what a default should give.
             .deletion_protection(s.deletion_protection.unwrap_or(false))
@@ -240,28 +251,19 @@ impl Fleet for RdsFleet {
 
     async fn modify_settings(&self, id: &InstanceId, s: &Settings) -> Result<(), PortError> {
         let op = "ModifyDBInstance";
-        let num = |v: Option<u32>| v.and_then(|v| i32::try_from(v).ok());
-        self.client
+        let call = self
+            .client
             .modify_db_instance()
             .db_instance_identifier(id.as_str())
-            .apply_immediately(true)
-            .set_db_parameter_group_name(s.parameter_group.clone())
-            .set_option_group_name(s.option_group.clone())
-            .set_storage_type(s.storage_type.clone())
-            .set_iops(num(s.iops))
-            .set_storage_throughput(num(s.storage_throughput))
-            .set_monitoring_interval(num(s.monitoring_interval))
-            .set_monitoring_role_arn(s.monitoring_role_arn.clone())
-            .set_enable_performance_insights(s.performance_insights)
-            .set_performance_insights_retention_period(num(s.performance_insights_retention))
-            .set_performance_insights_kms_key_id(s.performance_insights_kms_key.clone())
-            .set_copy_tags_to_snapshot(s.copy_tags_to_snapshot)
-            .set_auto_minor_version_upgrade(s.auto_minor_version_upgrade)
-            .set_ca_certificate_identifier(s.ca_certificate_identifier.clone())
+            .apply_immediately(true);
+        with_settings!(call, s)
             .set_deletion_protection(s.deletion_protection)
             .set_publicly_accessible(s.publicly_accessible)
             .set_db_port_number(s.port.map(i32::from))
-            .set_backup_retention_period(num(s.backup_retention_period))
+            .set_backup_retention_period(
+                s.backup_retention_period
+                    .and_then(|v| i32::try_from(v).ok()),
+            )
             .send()
             .await
             .map_err(|e| classify(op, &e))?;

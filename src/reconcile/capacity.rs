@@ -29,53 +29,34 @@ pub(super) async fn create(
         return (Err(fatal("not a create")), Vec::new());
     };
     let Some(rs) = spec.replica(id) else {
-        return (
-            Err(fatal(&format!("{id} is not a configured replica"))),
-            Vec::new(),
-        );
+        let e = fatal(&format!("{id} is not a configured replica"));
+        return (Err(e), Vec::new());
     };
-    let mut notes = Vec::new();
-    let offerings = opts.capacity.as_ref();
-    let now = offerings.map(|(_, now)| *now);
-    if let Some(q) = offerings.and_then(|(o, now)| lock(o).quota_stop(*now).cloned()) {
+    let memory = opts.capacity.as_ref().map(|(o, now)| (&**o, *now));
+    if let Some(q) = memory.and_then(|(o, now)| lock(o).quota_stop(now).cloned()) {
         let msg = format!(
             "creation stopped until {} after a quota error: {}",
             q.until, q.error
         );
-        return (
-            Err(PortError::new(
-                ErrorKind::QuotaExceeded,
-                "CreateDBInstanceReadReplica",
-                msg,
-            )),
-            notes,
-        );
+        let e = PortError::new(ErrorKind::QuotaExceeded, "CreateDBInstanceReadReplica", msg);
+        return (Err(e), Vec::new());
     }
     let mut classes = vec![class.clone()];
-    classes.extend(
-        spec.rules
-            .fallback_classes
-            .iter()
-            .filter(|c| *c != class)
-            .cloned(),
-    );
-    let tags = {
-        let mut t = rs.template.tags.clone();
-        t.extend(managed_tags(&spec.name));
-        t
+    let fallback = spec.rules.fallback_classes.iter().filter(|c| *c != class);
+    classes.extend(fallback.cloned());
+    let mut tags = rs.template.tags.clone();
+    tags.extend(managed_tags(&spec.name));
+    let mut attempts = Attempts {
+        memory,
+        notes: Vec::new(),
+        last: None,
     };
-    let mut last = None;
     for c in &classes {
         let zones = match zones_for(fleet, spec, placement, c).await {
             Ok(z) => z,
-            Err(e) => return (Err(e), notes),
+            Err(e) => return (Err(e), attempts.notes),
         };
         for zone in zones.iter().map(|z| z.as_deref()) {
-            let skip = offerings.is_some_and(|(o, now)| lock(o).is_unavailable(c, zone, *now));
-            if skip {
-                notes.push(format!("skipped {c}{}: no capacity lately", at(zone)));
-                continue;
-            }
             let req = ReplicaRequest {
                 id,
                 source,
@@ -84,35 +65,65 @@ pub(super) async fn create(
                 settings: &rs.template.settings,
                 tags: &tags,
             };
-            match fleet.create_replica(&req).await {
-                Ok(()) => {
-                    if c != class || last.is_some() {
-                        notes.push(format!("created as {c}{}", at(zone)));
-                    }
-                    return (Ok(()), notes);
-                }
-                Err(e) if e.kind == ErrorKind::NoCapacity => {
-                    notes.push(format!("no capacity for {c}{}: {}", at(zone), e.message));
-                    if let (Some((o, _)), Some(now)) = (offerings, now) {
-                        lock(o).mark_unavailable(c, zone, now);
-                    }
-                    last = Some(e);
-                }
-                Err(e) if e.kind == ErrorKind::QuotaExceeded => {
-                    if let (Some((o, _)), Some(now)) = (offerings, now) {
-                        lock(o).stop_for_quota(now, e.message.clone());
-                    }
-                    return (Err(e), notes);
-                }
-                Err(e) => return (Err(e), notes),
+            match attempts.try_one(fleet, &req, c != class).await {
+                Some(r) => return (r, attempts.notes),
+                None => continue,
             }
         }
     }
-    let e = last.unwrap_or_else(|| {
+    let e = attempts.last.unwrap_or_else(|| {
         let msg = "every class and zone had no capacity lately; tried again once that expires";
         PortError::new(ErrorKind::NoCapacity, "CreateDBInstanceReadReplica", msg)
     });
-    (Err(e), notes)
+    (Err(e), attempts.notes)
+}
+
+/// The attempts of one create: the capacity memory and its time, the notes, the last "no
+/// capacity" answer.
+struct Attempts<'a> {
+    memory: Option<(&'a Mutex<Offerings>, chrono::DateTime<chrono::Utc>)>,
+    notes: Vec<String>,
+    last: Option<PortError>,
+}
+
+impl Attempts<'_> {
+    /// One (class, zone): `None` to go on with the next one, else the create's result.
+    async fn try_one(
+        &mut self,
+        fleet: &dyn Fleet,
+        req: &ReplicaRequest<'_>,
+        fallback: bool,
+    ) -> Option<Result<(), PortError>> {
+        let (c, zone) = (req.class, req.zone);
+        if (self.memory).is_some_and(|(o, now)| lock(o).is_unavailable(c, zone, now)) {
+            self.notes
+                .push(format!("skipped {c}{}: no capacity lately", at(zone)));
+            return None;
+        }
+        match fleet.create_replica(req).await {
+            Ok(()) => {
+                if fallback || self.last.is_some() {
+                    self.notes.push(format!("created as {c}{}", at(zone)));
+                }
+                Some(Ok(()))
+            }
+            Err(e) if e.kind == ErrorKind::NoCapacity => {
+                let note = format!("no capacity for {c}{}: {}", at(zone), e.message);
+                self.notes.push(note);
+                if let Some((o, now)) = self.memory {
+                    lock(o).mark_unavailable(c, zone, now);
+                }
+                self.last = Some(e);
+                None
+            }
+            Err(e) => {
+                if let (ErrorKind::QuotaExceeded, Some((o, now))) = (e.kind, self.memory) {
+                    lock(o).stop_for_quota(now, e.message.clone());
+                }
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 /// The zones to try `class` in, best first; `[None]`: wherever RDS chooses.

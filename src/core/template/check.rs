@@ -114,6 +114,25 @@ fn template(raw: &RawTemplate, at: &str, err: &mut Err<'_>) -> ReplicaTemplate {
     let mut bad = |field: &str, msg: String, v: Option<String>| {
         err(format!("{at}.{field}"), msg, v.as_deref());
     };
+    check_names(&s, &mut bad);
+    check_numbers(&s, &mut bad);
+    let placement = placement(raw.availability_zones.as_ref(), &mut bad);
+    for (k, v) in &raw.tags {
+        if let Some(msg) = tag_problem(k, v) {
+            bad(&format!("tags.{k}"), msg, None);
+        }
+    }
+    ReplicaTemplate {
+        settings: s,
+        placement,
+        tags: raw.tags.clone(),
+    }
+}
+
+type Bad<'a> = dyn FnMut(&str, String, Option<String>) + 'a;
+
+/// Group names, the storage type and ARNs.
+fn check_names(s: &Settings, bad: &mut Bad<'_>) {
     let names = [
         ("parameter_group", &s.parameter_group),
         ("option_group", &s.option_group),
@@ -131,12 +150,37 @@ fn template(raw: &RawTemplate, at: &str, err: &mut Err<'_>) -> ReplicaTemplate {
         .as_ref()
         .filter(|t| !STORAGE.contains(&t.as_str()))
     {
-        bad(
-            "storage_type",
-            format!("{t:?}: one of {}", STORAGE.join(", ")),
-            Some(t.clone()),
-        );
+        let msg = format!("{t:?}: one of {}", STORAGE.join(", "));
+        bad("storage_type", msg, Some(t.clone()));
     }
+    let arns = [
+        (
+            "monitoring_role_arn",
+            &s.monitoring_role_arn,
+            "arn:aws:iam::",
+        ),
+        (
+            "performance_insights_kms_key",
+            &s.performance_insights_kms_key,
+            "",
+        ),
+    ];
+    for (field, v, prefix) in arns {
+        if let Some(v) = v
+            .as_ref()
+            .filter(|v| v.trim().is_empty() || !v.starts_with(prefix))
+        {
+            bad(
+                field,
+                format!("{v:?} is not a {prefix}... ARN"),
+                Some(v.clone()),
+            );
+        }
+    }
+}
+
+/// Numbers in RDS's ranges.
+fn check_numbers(s: &Settings, bad: &mut Bad<'_>) {
     let ranges: [(&str, Option<u32>, u32, u32); 4] = [
         ("iops", s.iops, 1000, 256_000),
         ("storage_throughput", s.storage_throughput, 125, 16_000),
@@ -165,41 +209,6 @@ fn template(raw: &RawTemplate, at: &str, err: &mut Err<'_>) -> ReplicaTemplate {
     {
         let msg = format!("{r}: 7, or a multiple of 31 up to 731 (days)");
         bad("performance_insights_retention", msg, Some(r.to_string()));
-    }
-    let arns = [
-        (
-            "monitoring_role_arn",
-            &s.monitoring_role_arn,
-            "arn:aws:iam::",
-        ),
-        (
-            "performance_insights_kms_key",
-            &s.performance_insights_kms_key,
-            "",
-        ),
-    ];
-    for (field, v, prefix) in arns {
-        if let Some(v) = v
-            .as_ref()
-            .filter(|v| v.trim().is_empty() || !v.starts_with(prefix))
-        {
-            bad(
-                field,
-                format!("{v:?} is not a {prefix}... ARN"),
-                Some(v.clone()),
-            );
-        }
-    }
-    let placement = placement(raw.availability_zones.as_ref(), &mut bad);
-    for (k, v) in &raw.tags {
-        if let Some(msg) = tag_problem(k, v) {
-            bad(&format!("tags.{k}"), msg, None);
-        }
-    }
-    ReplicaTemplate {
-        settings: s,
-        placement,
-        tags: raw.tags.clone(),
     }
 }
 
