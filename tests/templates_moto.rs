@@ -412,3 +412,38 @@ fn spread_asks_rds_for_the_zones_it_offers() {
     assert_eq!(creates, [None, None], "no zone offered: RDS chooses");
     assert!(w.instances().contains_key("cluster1s02"));
 }
+
+/// The service (`run --once`, with ministack for CloudWatch) creates its replica from the
+/// template too: the same executor as `create-cluster`.
+#[test]
+fn the_service_creates_replicas_from_the_template() {
+    let w = World::new();
+    let ms = support::Ministack::start();
+    w.run(&["create-cluster", "cluster1", "--max-replicas", "0"], 0);
+    let policies = w.dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("cluster1.yaml"),
+        "cluster: cluster1\nmin_replicas: 1\nmax_replicas: 2\nrules:\n  - metric: cpu\n    target: 60\n",
+    )
+    .unwrap();
+    let out = elasticrds(Some(&w.proxy.endpoint()))
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", ms.endpoint())
+        .arg("--config")
+        .arg(w.path())
+        .args(["run", "--once", "--policies"])
+        .arg(&policies)
+        .output()
+        .expect("run --once");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = w.instances();
+    let r = &all["cluster1s01"];
+    assert_eq!(pg(r), "replicas-pg");
+    assert_eq!(r.availability_zone(), Some("us-east-1b"));
+    assert_eq!(tag(r, "team").as_deref(), Some("data"));
+    assert!(!all.contains_key("cluster1s02"), "min 1: one replica");
+}
