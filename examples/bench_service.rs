@@ -64,9 +64,14 @@ impl Fleet for CountingSim {
         self.counts.other.fetch_add(1, Ordering::Relaxed);
         self.inner.modify_settings(id, s).await
     }
-    async fn zones(&self, e: &str, c: &InstanceClass) -> Result<Vec<String>, PortError> {
+    async fn zones(
+        &self,
+        n: &InstanceId,
+        e: &str,
+        c: &InstanceClass,
+    ) -> Result<Vec<String>, PortError> {
         self.counts.other.fetch_add(1, Ordering::Relaxed);
-        self.inner.zones(e, c).await
+        self.inner.zones(n, e, c).await
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
         self.counts.other.fetch_add(1, Ordering::Relaxed);

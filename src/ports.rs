@@ -106,9 +106,14 @@ pub trait Fleet: Send + Sync {
     async fn create_replica(&self, r: &ReplicaRequest<'_>) -> Result<(), PortError>;
     /// Apply template settings to an instance (ModifyDBInstance, applied immediately).
     async fn modify_settings(&self, id: &InstanceId, settings: &Settings) -> Result<(), PortError>;
-    /// The availability zones RDS offers `class` of `engine` in (for `availability_zones:
-    /// spread`).
-    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError>;
+    /// The availability zones RDS offers `class` of `engine` in, in the region of `near` (the
+    /// cluster's master), for `availability_zones: spread`.
+    async fn zones(
+        &self,
+        near: &InstanceId,
+        engine: &str,
+        class: &InstanceClass,
+    ) -> Result<Vec<String>, PortError>;
     /// Delete a read replica (no final snapshot: replicas have none).
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError>;
     /// Change an instance's class, applied immediately.

@@ -311,3 +311,56 @@ fn the_generated_policy_names_exactly_the_configured_instances_and_buses() {
         "{doc}"
     );
 }
+
+#[test]
+fn clusters_in_other_accounts_get_a_role_policy_and_the_service_may_assume_the_roles() {
+    let text =
+        std::fs::read_to_string(root().join("docs/examples/accounts/elasticrds.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, text).unwrap();
+    let role = "arn:aws:iam::222222222222:role/elasticrds-target";
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_elasticrds"))
+            .arg("--config")
+            .arg(&path)
+            .arg("iam-policy")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let own = run(&[]).to_string();
+    assert!(
+        own.contains("home-m01") && !own.contains("away-m01"),
+        "{own}"
+    );
+    assert!(
+        own.contains("sts:AssumeRole") && own.contains(role),
+        "{own}"
+    );
+    let theirs = run(&["--role", role]).to_string();
+    assert!(
+        theirs.contains("arn:aws:rds:*:222222222222:db:away-r01"),
+        "{theirs}"
+    );
+    assert!(
+        !theirs.contains("home-") && !theirs.contains("sts:"),
+        "{theirs}"
+    );
+    let trust = run(&[
+        "--role",
+        role,
+        "--trusting",
+        "arn:aws:iam::111111111111:root",
+    ]);
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "ops-42"
+    );
+}

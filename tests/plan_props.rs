@@ -56,6 +56,7 @@ fn spec(replicas: usize, multi_az: bool) -> ClusterSpec {
         haproxy: None,
         template: Default::default(),
         rules: Default::default(),
+        target: Default::default(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! - `aws`: SDK config loading and SDK error → `PortError` mapping, shared by the AWS adapters.
 //! - `rds`: the `Fleet` port on aws-sdk-rds.
 //! - `cloudwatch`: the `MetricsSource` port on aws-sdk-cloudwatch (batched GetMetricData).
+//! - `targets`: clusters in other regions and accounts (a role assumed per cluster): clients
+//!   per (region, role), and a fleet and metrics source that route each call by instance.
 //! - `eventbridge`, `webhook`: the `EventSink` port (notifications) on EventBridge PutEvents
 //!   and on an HTTP POST.
 //! - `haproxy`: the `TrafficRouter` port on HAProxy's runtime API, and config rendering.
@@ -18,4 +20,5 @@ pub mod recorded;
 pub mod sim;
 pub mod sim_load;
 pub mod sim_model;
+pub mod targets;
 pub mod webhook;

@@ -270,7 +270,12 @@ impl Fleet for RdsFleet {
         Ok(())
     }
 
-    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError> {
+    async fn zones(
+        &self,
+        _near: &InstanceId,
+        engine: &str,
+        class: &InstanceClass,
+    ) -> Result<Vec<String>, PortError> {
         let op = "DescribeOrderableDBInstanceOptions";
         let mut zones: Vec<String> = Vec::new();
         let mut pages = self

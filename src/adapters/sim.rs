@@ -400,7 +400,12 @@ impl Fleet for SimFleet {
         Ok(())
     }
 
-    async fn zones(&self, _engine: &str, _class: &InstanceClass) -> Result<Vec<String>, PortError> {
+    async fn zones(
+        &self,
+        _near: &InstanceId,
+        _engine: &str,
+        _class: &InstanceClass,
+    ) -> Result<Vec<String>, PortError> {
         let _st = self.enter("zones", None)?;
         Ok(SIM_ZONES.iter().map(|z| z.to_string()).collect())
     }

@@ -80,6 +80,7 @@ pub fn synthetic_spec(cluster: &str, replicas: usize) -> ClusterSpec {
         haproxy: None,
         template: Default::default(),
         rules: Default::default(),
+        target: Default::default(),
     }
 }
 

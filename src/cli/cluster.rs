@@ -2,7 +2,6 @@
 //! reconciler (`core::plan` + `reconcile`) and the RDS adapter.
 
 use super::{load_config, print_json, CliError, CliResult, Output};
-use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
 use crate::core::pause::{Pause, Pauses};
@@ -193,7 +192,7 @@ pub async fn create_cluster(config: Option<&Path>, a: CreateArgs) -> CliResult {
     if a.wait && a.poll.is_zero() {
         return Err(CliError::input("--poll must be longer than 0s"));
     }
-    let fleet = RdsFleet::from_env().await;
+    let fleet = crate::adapters::targets::fleet_for(spec).await;
     let mut progress = |line: String| eprintln!("{line}");
     let routers = crate::adapters::haproxy::HaproxyRuntime::routers_for([spec]);
     create_cluster_on(&fleet, &SystemClock, &routers, spec, &a, &mut progress).await
@@ -329,7 +328,7 @@ pub async fn modify_instance(config: Option<&Path>, a: ModifyArgs) -> CliResult 
             "{id} is not in the cluster config; elasticrds only changes configured instances"
         ))
     })?;
-    let fleet = RdsFleet::from_env().await;
+    let fleet = crate::adapters::targets::fleet_for(spec).await;
     modify_instance_on(&fleet, spec, &id, &class, &a).await
 }
 
@@ -731,7 +730,7 @@ pub fn drift_lines(drift: &[TemplateDrift], indent: &str) -> String {
 pub async fn status(config: Option<&Path>, a: StatusArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let spec = find_cluster(&config, &a.cluster)?;
-    let fleet = RdsFleet::from_env().await;
+    let fleet = crate::adapters::targets::fleet_for(spec).await;
     let view = observe_one(&fleet, spec).await?;
     let report = status_report(spec, &view, SystemClock.now());
     match a.output {

@@ -7,7 +7,6 @@ use super::cluster::find_cluster;
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::adapters::haproxy::render::{effective_spec, render, write_atomic, RenderOptions};
 use crate::adapters::haproxy::HaproxyRuntime;
-use crate::adapters::rds::RdsFleet;
 use crate::core::config::ClusterSpec;
 use crate::ports::Fleet;
 use crate::reconcile::observe_one;
@@ -89,7 +88,7 @@ pub async fn render_on(
 async fn render_cmd(config: Option<&Path>, a: RenderArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let spec = find_cluster(&config, &a.cluster)?;
-    let fleet = RdsFleet::from_env().await;
+    let fleet = crate::adapters::targets::fleet_for(spec).await;
     let text = render_on(&fleet, spec, &a).await?;
     match &a.output {
         None => print!("{text}"),

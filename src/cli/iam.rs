@@ -28,6 +28,15 @@ pub struct IamArgs {
     /// The AWS account id of the ARNs [default: any, `*`].
     #[arg(long, default_value = "*")]
     pub account: String,
+    /// The policy for this role (a cluster's `role_arn`), to attach to it in its account: the
+    /// permissions on the clusters reached through it [default: the service's own policy: the
+    /// clusters without a role, and sts:AssumeRole on the roles].
+    #[arg(long)]
+    pub role: Option<String>,
+    /// With --role: print instead the role's trust policy, letting this principal (the
+    /// service's own role or user ARN) assume it, with the cluster's external id.
+    #[arg(long, requires = "role")]
+    pub trusting: Option<String>,
 }
 
 pub async fn run(config: Option<&Path>, a: IamArgs) -> CliResult {
@@ -39,12 +48,70 @@ pub async fn run(config: Option<&Path>, a: IamArgs) -> CliResult {
             .map(|c| find_cluster(&config, c))
             .collect::<Result<_, _>>()?
     };
-    let scope = Scope {
+    let mut scope = Scope {
         region: a.region,
         account: a.account,
     };
     check_scope(&scope)?;
-    super::print_json(&policy_document(&config, &clusters, &scope))
+    let Some(role) = a.role else {
+        let own: Vec<&ClusterSpec> = (clusters.iter().copied())
+            .filter(|c| c.target.role.is_none())
+            .collect();
+        let mut doc = policy_document(&config, &own, &scope);
+        doc.statement.extend(assume_roles(&clusters));
+        return super::print_json(&doc);
+    };
+    let through: Vec<&ClusterSpec> = (clusters.iter().copied())
+        .filter(|c| c.target.role.as_ref().is_some_and(|r| r.arn == role))
+        .collect();
+    let Some(first) = through.first() else {
+        return Err(super::CliError::input(format!(
+            "--role {role:?}: no cluster of the config has this role_arn"
+        )));
+    };
+    if let Some(principal) = a.trusting {
+        let external = first
+            .target
+            .role
+            .as_ref()
+            .and_then(|r| r.external_id.clone());
+        return super::print_json(&trust_policy(&principal, external.as_deref()));
+    }
+    if scope.account == "*" {
+        scope.account = first.target.account().unwrap_or("*").to_string();
+    }
+    super::print_json(&policy_document(&config, &through, &scope))
+}
+
+/// The service's permission to assume the roles of the clusters in other accounts.
+fn assume_roles(clusters: &[&ClusterSpec]) -> Option<Statement> {
+    let mut roles: Vec<String> = Vec::new();
+    for r in clusters.iter().filter_map(|c| c.target.role.as_ref()) {
+        if !roles.contains(&r.arn) {
+            roles.push(r.arn.clone());
+        }
+    }
+    (!roles.is_empty()).then(|| {
+        allow(
+            "AssumeTheRolesOfClustersInOtherAccounts",
+            json!("sts:AssumeRole"),
+            json!(roles),
+        )
+    })
+}
+
+/// A role's trust policy: `principal` may assume it, with the external id when there is one.
+fn trust_policy(principal: &str, external_id: Option<&str>) -> Value {
+    let mut statement = json!({
+        "Sid": "ElasticrdsAssumesThisRole",
+        "Effect": "Allow",
+        "Principal": {"AWS": principal},
+        "Action": "sts:AssumeRole"
+    });
+    if let Some(e) = external_id {
+        statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": e}});
+    }
+    json!({"Version": "2012-10-17", "Statement": [statement]})
 }
 
 /// Where the ARNs point: a region and an account, or `*`.

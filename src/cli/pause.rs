@@ -153,7 +153,7 @@ pub async fn pause(config: Option<&Path>, a: PauseArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let spec = find_cluster(&config, &a.cluster)?;
     let pauses = pauses_for(&a, SystemClock.now())?;
-    let fleet = aws_fleet().await?;
+    let fleet = aws_fleet(spec).await?;
     let outcome = pause_on(&fleet, spec, &pauses, a.dry_run).await?;
     show(&outcome, a.output)
 }
@@ -161,7 +161,7 @@ pub async fn pause(config: Option<&Path>, a: PauseArgs) -> CliResult {
 pub async fn resume(config: Option<&Path>, a: ResumeArgs) -> CliResult {
     let (_, config) = load_config(config)?;
     let spec = find_cluster(&config, &a.cluster)?;
-    let fleet = aws_fleet().await?;
+    let fleet = aws_fleet(spec).await?;
     let outcome = resume_on(&fleet, spec, a.direction, a.dry_run).await?;
     show(&outcome, a.output)
 }
@@ -177,7 +177,7 @@ pub async fn unpark(config: Option<&Path>, a: UnparkArgs) -> CliResult {
             spec.name
         )));
     }
-    let fleet = aws_fleet().await?;
+    let fleet = aws_fleet(spec).await?;
     let outcome = unpark_on(&fleet, spec, &id, a.dry_run).await?;
     show(&outcome, a.output)
 }
@@ -234,11 +234,11 @@ pub async fn unpark_on(
     Ok(outcome)
 }
 
-async fn aws_fleet() -> Result<RdsFleet, CliError> {
+async fn aws_fleet(spec: &ClusterSpec) -> Result<RdsFleet, CliError> {
     crate::adapters::aws::check_environment()
         .await
         .map_err(|e| CliError::input(e.to_string()))?;
-    Ok(RdsFleet::from_env().await)
+    Ok(crate::adapters::targets::fleet_for(spec).await)
 }
 
 /// Check the master exists (a pause on a missing master would hold nothing: exit 1).

@@ -391,7 +391,7 @@ pub async fn run_plan(config: Option<&Path>, a: PlanArgs) -> CliResult {
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
         (Err(p), Err(m)) => return Err(CliError::input(format!("{}\n{}", p.message, m.message))),
     };
-    let fleet = crate::adapters::rds::RdsFleet::from_env().await;
+    let fleet = crate::adapters::targets::fleet_for(spec).await;
     let clock = crate::ports::ManualClock::new(a.at.unwrap_or_else(Utc::now));
     let routers = crate::adapters::haproxy::HaproxyRuntime::routers_for([spec]);
     let view = crate::reconcile::observe_one(&fleet, spec).await?;
@@ -400,7 +400,7 @@ pub async fn run_plan(config: Option<&Path>, a: PlanArgs) -> CliResult {
     let metrics: &dyn MetricsSource = match &recorded {
         Some(r) => r,
         None => {
-            cw = crate::adapters::cloudwatch::CloudWatchMetrics::from_env().await;
+            cw = crate::adapters::targets::metrics_for(spec).await;
             &cw
         }
     };

@@ -6,10 +6,9 @@
 
 use super::govern::{govern, DefaultPolicy, DEFAULT_POLICIES_DIR};
 use super::{load_config, CliError, CliResult};
-use crate::adapters::cloudwatch::CloudWatchMetrics;
 use crate::adapters::eventbridge::EventBridgeSink;
-use crate::adapters::rds::RdsFleet;
 use crate::adapters::webhook::{read_token, WebhookSink};
+use crate::core::config::ClusterSpec;
 use crate::core::notify::{Notifications, Sink, SinkKind};
 use crate::ports::EventSink;
 use crate::ports::{Clock, SystemClock};
@@ -352,8 +351,15 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
     crate::adapters::aws::check_environment()
         .await
         .map_err(|e| CliError::input(e.to_string()))?;
-    let fleet = Arc::new(RdsFleet::from_env().await);
-    let source = Arc::new(CloudWatchMetrics::from_env().await);
+    let specs: Vec<&ClusterSpec> = entries.iter().map(|e| &e.spec).collect();
+    let targets = crate::adapters::targets::targets_of(&specs);
+    for t in targets.iter().filter(|t| !t.is_default()) {
+        tracing::info!(target = %t.label(), "clusters in another region or account");
+    }
+    let (fleet, source) = crate::adapters::targets::clients_for(&specs).await;
+    let started: Vec<(String, crate::core::target::Target)> = (entries.iter())
+        .map(|e| (e.spec.name.clone(), e.spec.target.clone()))
+        .collect();
     let metrics = Metrics::new();
     metrics.config_loaded(true, SystemClock.now().timestamp_millis() as f64 / 1000.0);
     let mut daemon = Daemon::new(
@@ -383,7 +389,16 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         once(&mut daemon).await
     } else {
         let watch = baseline.map(|b| (watched, b));
-        serve(&mut daemon, sources, hup, watch, &a, &notifications).await;
+        serve(
+            &mut daemon,
+            sources,
+            hup,
+            watch,
+            &a,
+            &notifications,
+            started,
+        )
+        .await;
         Ok(())
     };
     if let Some(n) = daemon.take_notifier() {
@@ -403,6 +418,7 @@ async fn serve(
     watch: Option<(Watched, u64)>,
     a: &RunArgs,
     notifications: &Notifications,
+    started: Vec<(String, crate::core::target::Target)>,
 ) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(handle_signals(tx));
@@ -413,6 +429,7 @@ async fn serve(
     let started_with = notifications.clone();
     let loader: Loader = Box::new(move || {
         let (_, set, n) = sources.load().map_err(|e| e.message)?;
+        same_targets(&started, &set)?;
         if n != started_with {
             tracing::warn!(
                 "the notifications section changed: it takes effect at the next restart"
@@ -426,6 +443,30 @@ async fn serve(
     for task in hup.into_iter().chain(watcher) {
         task.abort();
     }
+}
+
+/// A reload may not move a cluster to another region or account, nor add a cluster whose
+/// region or role the service has no client for (they are made at start): restart for those.
+fn same_targets(
+    started: &[(String, crate::core::target::Target)],
+    set: &ConfigSet,
+) -> Result<(), String> {
+    let known = |t: &crate::core::target::Target| started.iter().any(|(_, s)| s == t);
+    for e in &set.entries {
+        let was = started
+            .iter()
+            .find(|(n, _)| *n == e.spec.name)
+            .map(|(_, t)| t);
+        let moved = was.is_some_and(|t| *t != e.spec.target);
+        if moved || !known(&e.spec.target) {
+            return Err(format!(
+                "cluster {}: its region or role ({}) is not the one the service started with: restart to apply",
+                e.spec.name,
+                e.spec.target.label()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Log at start which policy governs each cluster.

@@ -5,6 +5,7 @@
 use super::domain::{InstanceClass, InstanceId};
 use super::input::{locate, parse_document, InputError, InputErrors, Syntax};
 use super::notify::{validate as validate_notifications, Notifications, RawNotifications};
+use super::target::{self, RawTarget, Target};
 use super::template::check::{self as template_check, RawTemplate};
 use super::template::{ReplicaRules, ReplicaTemplate};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,15 @@ struct RawCluster {
     haproxy: Option<RawHaproxy>,
     #[serde(default)]
     replica_template: Option<RawTemplate>,
+    /// Where the cluster lives (`core::target`): its region and the role to assume.
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    role_arn: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    session_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +152,9 @@ pub struct ClusterSpec {
     /// `replica_template`'s `repair_drift` and `fallback_classes`.
     #[serde(skip_serializing_if = "is_default")]
     pub rules: ReplicaRules,
+    /// The cluster's region and the role to assume (default: the service's own).
+    #[serde(skip_serializing_if = "Target::is_default")]
+    pub target: Target,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -338,7 +351,23 @@ impl Checker<'_> {
             haproxy,
             template,
             rules,
+            target: self.target(name, rc),
         })
+    }
+
+    /// The cluster's `region`, `role_arn`, `external_id` and `session_name`.
+    fn target(&mut self, name: &str, rc: &RawCluster) -> Target {
+        let raw = RawTarget {
+            region: rc.region.as_deref(),
+            role_arn: rc.role_arn.as_deref(),
+            external_id: rc.external_id.as_deref(),
+            session_name: rc.session_name.as_deref(),
+        };
+        let (target, errors) = target::check(&raw);
+        for (key, msg, value) in errors {
+            self.err(format!("{name}.{key}"), msg, Some(&value));
+        }
+        target
     }
 
     /// The cluster's `replica_template`, its combinations checked when a replica uses it as is.

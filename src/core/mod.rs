@@ -13,5 +13,6 @@ pub mod pause;
 pub mod plan;
 pub mod policy;
 pub mod schedule;
+pub mod target;
 pub mod template;
 pub mod view;

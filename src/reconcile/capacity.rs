@@ -143,7 +143,7 @@ async fn zones_for(
             let now = fleet.describe(&ids).await?;
             let master = now.iter().find(|i| spec.is_master(&i.id));
             let engine = master.map_or("mysql".to_string(), |m| m.engine.to_string());
-            let offered = fleet.zones(&engine, class).await?;
+            let offered = fleet.zones(&spec.master.id, &engine, class).await?;
             let seen: Vec<&str> = (now.iter())
                 .filter(|i| !spec.is_master(&i.id) && i.source.as_ref() == Some(&spec.master.id))
                 .filter_map(|i| i.zone.as_deref())

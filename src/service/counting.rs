@@ -59,8 +59,13 @@ impl Fleet for CountingFleet {
         let r = self.inner.modify_settings(id, settings).await;
         self.count("ModifyDBInstance", 1, r)
     }
-    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError> {
-        let r = self.inner.zones(engine, class).await;
+    async fn zones(
+        &self,
+        near: &InstanceId,
+        engine: &str,
+        class: &InstanceClass,
+    ) -> Result<Vec<String>, PortError> {
+        let r = self.inner.zones(near, engine, class).await;
         self.count("DescribeOrderableDBInstanceOptions", 1, r)
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {

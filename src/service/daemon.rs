@@ -475,6 +475,29 @@ impl Daemon {
         now: DateTime<Utc>,
         results: &mut [Option<ClusterResult>],
     ) {
+        // Per target (region and account): batching is per target, and a target that cannot be
+        // reached (a role that cannot be assumed) fails only its own clusters.
+        let mut groups: Vec<(&crate::core::target::Target, Vec<usize>)> = Vec::new();
+        for &i in due {
+            let t = &self.clusters[i].spec.target;
+            match groups.iter_mut().find(|(g, _)| *g == t) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((t, vec![i])),
+            }
+        }
+        let groups: Vec<Vec<usize>> = groups.into_iter().map(|(_, v)| v).collect();
+        for group in groups {
+            self.tick_group(&group, now, results).await;
+        }
+    }
+
+    /// [`Daemon::tick_due`] for the due clusters of one target.
+    async fn tick_group(
+        &mut self,
+        due: &[usize],
+        now: DateTime<Utc>,
+        results: &mut [Option<ClusterResult>],
+    ) {
         // 1. One batched describe for every due cluster.
         let specs: Vec<&ClusterSpec> = due.iter().map(|&i| &self.clusters[i].spec).collect();
         let views = match observe(self.fleet.as_ref(), &specs).await {

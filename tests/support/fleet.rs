@@ -159,9 +159,14 @@ impl Fleet for HookedFleet {
         let c = named(Op::ModifySettings, &[id]);
         self.call(c, self.inner.modify_settings(id, s)).await
     }
-    async fn zones(&self, engine: &str, class: &InstanceClass) -> Result<Vec<String>, PortError> {
-        let c = named(Op::Zones, &[]);
-        self.call(c, self.inner.zones(engine, class)).await
+    async fn zones(
+        &self,
+        near: &InstanceId,
+        engine: &str,
+        class: &InstanceClass,
+    ) -> Result<Vec<String>, PortError> {
+        let c = named(Op::Zones, &[near]);
+        self.call(c, self.inner.zones(near, engine, class)).await
     }
     async fn delete_replica(&self, id: &InstanceId) -> Result<(), PortError> {
         let c = named(Op::DeleteReplica, &[id]);

@@ -332,6 +332,7 @@ mod tests {
             haproxy: None,
             template: Default::default(),
             rules: Default::default(),
+            target: Default::default(),
         });
         let mut nows: Vec<DateTime<Utc>> = Vec::new();
         // Around midnights, a year end, a leap day, before 1970, with sub-second parts, and

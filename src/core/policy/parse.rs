@@ -148,6 +148,7 @@ impl Policy {
             haproxy: None,
             template: Default::default(),
             rules: Default::default(),
+            target: Default::default(),
         });
         p.min_replicas = 0;
         p.max_replicas = usize::MAX;
