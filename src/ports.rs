@@ -8,6 +8,7 @@ use crate::core::domain::{
     Instance, InstanceClass, InstanceId, MetricKind, MetricQuery, MetricSeries, Statistic, Tags,
 };
 use crate::core::forecast::LoadHistory;
+use crate::core::lease::LeaseRecord;
 use crate::core::template::Settings;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -81,6 +82,34 @@ impl fmt::Display for PortError {
     }
 }
 impl std::error::Error for PortError {}
+
+/// The shared lease table of several copies of the service (DynamoDB): every write is
+/// conditional; a condition that does not hold is [`ErrorKind::AlreadyExists`] (another copy
+/// changed the record first).
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Every lease and every copy heartbeat.
+    async fn read_all(&self) -> Result<(Vec<LeaseRecord>, Vec<LeaseRecord>), PortError>;
+    /// Take the lease of `cluster` for `owner` until `expires`, if it is still as `seen` (or,
+    /// `None`, never written); the new record (counter + 1).
+    async fn acquire(
+        &self,
+        cluster: &str,
+        seen: Option<&LeaseRecord>,
+        owner: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<LeaseRecord, PortError>;
+    /// Extend `held` (still ours, same counter) until `expires`.
+    async fn renew(
+        &self,
+        held: &LeaseRecord,
+        expires: DateTime<Utc>,
+    ) -> Result<LeaseRecord, PortError>;
+    /// Give `held` up at once (if still ours).
+    async fn release(&self, held: &LeaseRecord) -> Result<(), PortError>;
+    /// Write this copy's heartbeat until `expires`.
+    async fn heartbeat(&self, copy: &str, expires: DateTime<Utc>) -> Result<(), PortError>;
+}
 
 /// A read replica to create: `id` replicating `source`, of `class`, in `zone` (else where RDS
 /// chooses), with its template's settings and the tags.

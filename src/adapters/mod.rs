@@ -2,6 +2,7 @@
 //! - `aws`: SDK config loading and SDK error → `PortError` mapping, shared by the AWS adapters.
 //! - `rds`: the `Fleet` port on aws-sdk-rds.
 //! - `cloudwatch`: the `MetricsSource` port on aws-sdk-cloudwatch (batched GetMetricData).
+//! - `dynamodb`: the `LeaseStore` port on a DynamoDB table (copies sharing clusters).
 //! - `targets`: clusters in other regions and accounts (a role assumed per cluster): clients
 //!   per (region, role), and a fleet and metrics source that route each call by instance.
 //! - `eventbridge`, `webhook`: the `EventSink` port (notifications) on EventBridge PutEvents
@@ -13,6 +14,7 @@
 
 pub mod aws;
 pub mod cloudwatch;
+pub mod dynamodb;
 pub mod eventbridge;
 pub mod haproxy;
 pub mod rds;

@@ -18,6 +18,7 @@ pub mod govern;
 pub mod haproxy;
 pub mod iam;
 pub mod init;
+pub mod leases;
 pub mod model_args;
 pub mod pause;
 pub mod policy;
@@ -82,6 +83,10 @@ pub enum Command {
     Init(init::InitArgs),
     /// The least-privilege IAM policy (JSON) for the config's clusters and notifications.
     IamPolicy(iam::IamArgs),
+    /// Who holds which cluster's lease, and the live copies (`run --lease-table`).
+    Leases(leases::LeasesArgs),
+    /// The lease table several copies share: `lease-table create NAME`.
+    LeaseTable(leases::LeaseTableArgs),
     /// The man page or shell completions, from these very definitions (for packagers).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -217,5 +222,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Init(a) => init::init(config, a).await,
         Command::Generate(a) => generate::run(a),
         Command::IamPolicy(a) => iam::run(config, a).await,
+        Command::Leases(a) => leases::leases(a).await,
+        Command::LeaseTable(a) => leases::lease_table(a).await,
     }
 }

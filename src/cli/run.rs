@@ -14,6 +14,7 @@ use crate::ports::EventSink;
 use crate::ports::{Clock, SystemClock};
 use crate::service::daemon::{Daemon, DaemonOptions};
 use crate::service::http::{self, DEFAULT_LISTEN};
+use crate::service::leases::LeaseKeeper;
 use crate::service::metrics::Metrics;
 use crate::service::notify::{Notifier, Retry};
 use crate::service::reload::{watch_files, ConfigSet, Loader, Trigger, Watched};
@@ -70,6 +71,24 @@ pub struct RunArgs {
     /// Cap of the per-cluster backoff after failures.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub max_backoff: Duration,
+    /// Share the clusters with other copies of the service through leases in this DynamoDB
+    /// table (made with `elasticrds lease-table create`): each cluster is acted on by at most
+    /// one copy at a time [default: none: this copy manages every cluster].
+    #[arg(long, value_name = "TABLE")]
+    pub lease_table: Option<String>,
+    /// How long a lease lasts without renewal (a dead copy's clusters move after this).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// How often the leases are renewed (and free ones taken).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease_renew: Duration,
+    /// The largest clock difference between copies the leases tolerate: a copy stops acting
+    /// this long before its lease ends, and another takes it over this long after.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub lease_skew: Duration,
+    /// This copy's id in the lease table [default: host name and process id].
+    #[arg(long)]
+    pub copy_id: Option<String>,
     /// How often the config and policy files are checked for changes (a change is loaded once
     /// it has held still for one period); 0s turns the check off (SIGHUP still reloads).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -385,8 +404,16 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         let notifier = Notifier::start(&notifications, sinks, metrics.clone(), Retry::default());
         daemon = daemon.with_notifier(notifier, notifications.pinned_for);
     }
+    let leases = start_leases(&a, &daemon_names(&daemon), &metrics).await?;
+    if let Some(k) = &leases {
+        daemon = daemon.with_leases(k.clone());
+    }
     let result = if a.once {
-        once(&mut daemon).await
+        let r = once(&mut daemon).await;
+        if let Some(k) = &leases {
+            k.release_all().await;
+        }
+        r
     } else {
         let watch = baseline.map(|b| (watched, b));
         serve(
@@ -396,7 +423,7 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
             watch,
             &a,
             &notifications,
-            started,
+            Shared { started, leases },
         )
         .await;
         Ok(())
@@ -418,10 +445,20 @@ async fn serve(
     watch: Option<(Watched, u64)>,
     a: &RunArgs,
     notifications: &Notifications,
-    started: Vec<(String, crate::core::target::Target)>,
+    shared: Shared,
 ) {
+    let Shared { started, leases } = shared;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(handle_signals(tx));
+    let keeping = leases.map(|k| {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        tokio::spawn(crate::service::leases::keep(
+            k,
+            clock,
+            a.lease_renew,
+            rx.clone(),
+        ))
+    });
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hup = hup.map(|h| tokio::spawn(forward_sighup(h, reload_tx.clone())));
     let watcher =
@@ -439,10 +476,78 @@ async fn serve(
     });
     daemon.set_reloader(loader, reload_rx);
     daemon.run(rx).await;
+    if let Some(k) = keeping {
+        // Stopped with the loop: it releases every lease, for the other copies to take.
+        let _ = k.await;
+    }
     signals.abort();
     for task in hup.into_iter().chain(watcher) {
         task.abort();
     }
+}
+
+/// What the service loop carries besides its files: the clusters' targets at start and the
+/// leases of this copy.
+struct Shared {
+    started: Vec<(String, crate::core::target::Target)>,
+    leases: Option<Arc<LeaseKeeper>>,
+}
+
+fn daemon_names(d: &Daemon) -> Vec<String> {
+    d.cluster_names()
+}
+
+/// The lease keeper of `--lease-table`, after its first round (so that the first tick acts
+/// on the clusters this copy holds); `None` without a table.
+async fn start_leases(
+    a: &RunArgs,
+    clusters: &[String],
+    metrics: &Metrics,
+) -> Result<Option<Arc<LeaseKeeper>>, CliError> {
+    let Some(table) = &a.lease_table else {
+        return Ok(None);
+    };
+    if a.lease_renew.is_zero() || a.lease_renew * 2 > a.lease_duration {
+        return Err(CliError::input(
+            "--lease-renew must be above 0 and at most half of --lease-duration",
+        ));
+    }
+    if a.lease_skew * 4 > a.lease_duration {
+        return Err(CliError::input(
+            "--lease-skew must be at most a quarter of --lease-duration",
+        ));
+    }
+    let me = a.copy_id.clone().unwrap_or_else(default_copy_id);
+    let cfg = crate::adapters::aws::sdk_config().await;
+    let store =
+        crate::adapters::dynamodb::DynamoLeases::new(aws_sdk_dynamodb::Client::new(&cfg), table);
+    let times = crate::core::lease::LeaseTimes {
+        duration: chrono::Duration::from_std(a.lease_duration).unwrap_or_default(),
+        skew: chrono::Duration::from_std(a.lease_skew).unwrap_or_default(),
+    };
+    let keeper = Arc::new(LeaseKeeper::new(
+        Arc::new(store),
+        me.clone(),
+        times,
+        clusters.to_vec(),
+        metrics.clone(),
+    ));
+    if let Err(e) = keeper.round(SystemClock.now()).await {
+        tracing::warn!(table = %table, error = %e, "lease table not reachable yet");
+    }
+    let held: Vec<String> = keeper.owned().into_iter().map(|l| l.key).collect();
+    tracing::info!(copy = %me, table = %table, held = %held.join(","), "sharing the clusters through leases");
+    Ok(Some(keeper))
+}
+
+/// `<host name>-<process id>`.
+fn default_copy_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "copy".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A reload may not move a cluster to another region or account, nor add a cluster whose

@@ -8,6 +8,7 @@ pub mod decide;
 pub mod domain;
 pub mod forecast;
 pub mod input;
+pub mod lease;
 pub mod notify;
 pub mod pause;
 pub mod plan;

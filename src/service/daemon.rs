@@ -14,6 +14,7 @@
 use super::counting::{CountingFleet, CountingMetrics};
 use super::events::{self, EventMemory};
 use super::http::Health;
+use super::leases::LeaseKeeper;
 use super::metrics::Metrics;
 use super::notify::Notifier;
 use super::reload::{ConfigSet, Loader, ReloadSummary, Trigger};
@@ -186,6 +187,8 @@ pub struct Daemon {
     notifier: Option<(Notifier, Duration)>,
     /// What the status page shows.
     board: Arc<StatusBoard>,
+    /// With a lease table (`run --lease-table`): the clusters this copy may act on.
+    leases: Option<Arc<LeaseKeeper>>,
 }
 
 impl Daemon {
@@ -221,6 +224,7 @@ impl Daemon {
             ticks: 0,
             reloader: None,
             notifier: None,
+            leases: None,
             board: {
                 let b = StatusBoard::default();
                 b.set_clusters(&clusters_names, &[]);
@@ -297,6 +301,9 @@ impl Daemon {
         }
         let names: Vec<String> = set.entries.iter().map(|c| c.spec.name.clone()).collect();
         self.board.set_clusters(&names, &restarted);
+        if let Some(k) = &self.leases {
+            k.set_clusters(names.clone());
+        }
         self.health.set_clusters(names, &restarted);
         self.clusters = set.entries;
         self.runtime = runtime;
@@ -400,6 +407,18 @@ impl Daemon {
     }
 
     /// Run exactly one tick.
+    /// The managed clusters' names, in order.
+    pub fn cluster_names(&self) -> Vec<String> {
+        self.clusters.iter().map(|c| c.spec.name.clone()).collect()
+    }
+
+    /// Share the clusters with other copies: tick only those whose lease this copy holds.
+    pub fn with_leases(mut self, keeper: Arc<LeaseKeeper>) -> Daemon {
+        self.health.set_leases(keeper.clone());
+        self.leases = Some(keeper);
+        self
+    }
+
     pub async fn tick(&mut self) -> TickOutcome {
         self.ticks += 1;
         let span = tracing::info_span!("tick", n = self.ticks);
@@ -414,8 +433,15 @@ impl Daemon {
 
         // Who is due: clusters not backing off (half an interval of slack for timer jitter).
         let slack = chrono::Duration::from_std(self.opts.interval / 2).unwrap_or_default();
+        let held = |i: usize| {
+            let name = &self.clusters[i].spec.name;
+            self.leases
+                .as_ref()
+                .is_none_or(|k| k.holds(name, now).is_some())
+        };
         let due: Vec<usize> = (0..n)
             .filter(|&i| self.runtime[i].retry_at.is_none_or(|t| t <= now + slack))
+            .filter(|&i| held(i))
             .collect();
         for (i, r) in results.iter_mut().enumerate() {
             if !due.contains(&i) {
@@ -574,7 +600,14 @@ impl Daemon {
                 routers: &self.routers,
                 clock: self.clock.as_ref(),
             };
+            let keeper = self.leases.clone();
             jobs.push(async move {
+                if let Some(k) = keeper {
+                    let fenced = fence(ctx.fleet, &k, &entry.spec, &view, now, opts.dry_run);
+                    if !fenced.instrument(span.clone()).await {
+                        return (i, span, memory, None);
+                    }
+                }
                 let r = decide_and_act(
                     &ctx,
                     &entry.spec,
@@ -587,12 +620,16 @@ impl Daemon {
                 )
                 .instrument(span.clone())
                 .await;
-                (i, span, memory, r)
+                (i, span, memory, Some(r))
             });
         }
         for (i, span, memory, r) in futures_util::future::join_all(jobs).await {
             self.runtime[i].memory = memory;
             let _g = span.enter();
+            let Some(r) = r else {
+                results[i] = Some(ClusterResult::Skipped);
+                continue;
+            };
             results[i] = Some(match r {
                 Ok(report) => {
                     self.export(&report);
@@ -845,6 +882,44 @@ pub fn decision_key(d: &Decision) -> String {
         d.observe_only,
         codes.join(",")
     )
+}
+
+/// The master's tag holding the fencing counter of the lease of the copy acting on the cluster.
+pub const TAG_LEASE: &str = "elasticrds:lease";
+
+/// Whether this copy may act on `spec` this tick: its lease's counter is not below the one on
+/// the master (else another copy took the lease over while this one was stalled: dropped). A
+/// take-over writes its counter there first.
+async fn fence(
+    fleet: &dyn Fleet,
+    keeper: &LeaseKeeper,
+    spec: &ClusterSpec,
+    view: &ClusterView,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> bool {
+    let Some(mine) = keeper.holds(&spec.name, now) else {
+        return false;
+    };
+    let Some(master) = view.master.as_ref() else {
+        return true;
+    };
+    let seen: u64 = (master.tags.get(TAG_LEASE))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if seen > mine {
+        tracing::warn!(cluster = %spec.name, mine, seen, "lease taken over by another copy: not acting");
+        keeper.lost(&spec.name);
+        return false;
+    }
+    if seen < mine && !dry_run {
+        let tags = crate::core::domain::Tags::from([(TAG_LEASE.to_string(), mine.to_string())]);
+        if let Err(e) = fleet.write_tags(&master.id, &tags).await {
+            tracing::warn!(cluster = %spec.name, error = %e, "fencing counter not written: not acting");
+            return false;
+        }
+    }
+    true
 }
 
 /// Log the decision with its reasons — at INFO when `changed` (see [`decision_key`]), else at

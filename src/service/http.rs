@@ -47,6 +47,9 @@ pub struct Health {
     /// Per managed cluster: its name and the Unix milliseconds of its last observation
     /// (`i64::MIN` when never). Replaced as a whole when a reload changes the clusters.
     observed_ms: std::sync::RwLock<Vec<(String, AtomicI64)>>,
+    /// With a lease table: ready means the table was reached at the last round and every
+    /// cluster this copy holds was observed lately (a copy holding none stands by, ready).
+    leases: std::sync::OnceLock<Arc<super::leases::LeaseKeeper>>,
 }
 
 impl Health {
@@ -61,7 +64,12 @@ impl Health {
                     .map(|c| (c, AtomicI64::new(i64::MIN)))
                     .collect(),
             ),
+            leases: std::sync::OnceLock::new(),
         }
+    }
+    /// Readiness of a copy sharing the clusters through leases.
+    pub fn set_leases(&self, keeper: Arc<super::leases::LeaseKeeper>) {
+        let _ = self.leases.set(keeper);
     }
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, AtomicI64)>> {
         self.observed_ms.read().unwrap_or_else(|p| p.into_inner())
@@ -107,8 +115,17 @@ impl Health {
             return Some("no cluster to manage".into());
         }
         let now = self.clock.now();
+        if self.leases.get().is_some_and(|k| !k.reachable()) {
+            return Some("the lease table could not be reached at the last round".into());
+        }
+        let mine = |name: &str| {
+            self.leases
+                .get()
+                .is_none_or(|k| k.holds(name, now).is_some())
+        };
         let window = self.interval.saturating_mul(3);
         let stale: Vec<String> = (names.iter().enumerate())
+            .filter(|(_, name)| mine(name))
             .filter_map(|(i, name)| match self.last_observed(i) {
                 None => Some(format!("{name} never observed")),
                 Some(t) if (now - t).to_std().unwrap_or_default() >= window => {

@@ -3,8 +3,8 @@
 //! served on `/metrics`.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric of the service, registered in `registry`.
@@ -52,6 +52,10 @@ pub struct Metrics {
     pub backoff_seconds: GaugeVec,
     pub last_successful_tick_timestamp_seconds: Gauge,
     pub build_info: IntGaugeVec,
+    pub leases_owned: IntGauge,
+    pub lease_acquisitions_total: IntCounter,
+    pub lease_losses_total: IntCounter,
+    pub lease_renew_failures_total: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -327,6 +331,22 @@ impl Metrics {
                 "build_info",
                 "Build information; always 1.",
                 &["version"]
+            )),
+            leases_owned: reg!(IntGauge::new(
+                name("leases_owned"),
+                "Clusters whose lease this copy holds (run --lease-table; 0 without)."
+            )),
+            lease_acquisitions_total: reg!(IntCounter::new(
+                name("lease_acquisitions_total"),
+                "Cluster leases this copy took (free, released or expired ones)."
+            )),
+            lease_losses_total: reg!(IntCounter::new(
+                name("lease_losses_total"),
+                "Cluster leases this copy lost: taken over while it could not renew them."
+            )),
+            lease_renew_failures_total: reg!(IntCounter::new(
+                name("lease_renew_failures_total"),
+                "Lease rounds that could not reach the lease table."
             )),
             registry: registry.clone(),
         };

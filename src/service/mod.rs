@@ -9,6 +9,7 @@
 //!   the file watcher, what changed).
 //! - `events` and `notify`: what is worth telling people, found in the tick reports, and its
 //!   delivery to the configured sinks through bounded queues that never hold up a tick.
+//! - `leases`: several copies sharing the clusters through a lease table (`run --lease-table`).
 //! - `counting`: decorators counting AWS calls and errors on the Fleet and MetricsSource ports.
 //!
 //! The decision itself is made by `crate::control`, shared with the backtest.
@@ -18,6 +19,7 @@ pub mod counting;
 pub mod daemon;
 pub mod events;
 pub mod http;
+pub mod leases;
 pub mod metrics;
 pub mod notify;
 pub mod reload;

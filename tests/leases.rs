@@ -1,0 +1,248 @@
+//! Several copies of `elasticrds run` sharing clusters through leases in moto's DynamoDB, with
+//! RDS on moto (behind a recording proxy: the fleet's side of every action) and CloudWatch on
+//! ministack: every cluster is held by exactly one copy at every sampled instant, about a third
+//! each; `kill -9` of a copy moves its clusters within the lease duration plus a renewal; no
+//! replica is created twice; SIGTERM hands the leases over at once; `leases` shows who holds
+//! what; `lease-table create` makes the table.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{elasticrds, Moto, RecordingProxy};
+
+const CLUSTERS: usize = 12;
+const TABLE: &str = "elasticrds-leases";
+
+fn config() -> String {
+    (0..CLUSTERS)
+        .map(|i| {
+            format!(
+                "k{i:02}:\n  master_node: {{identifier: snap, instance_id: k{i:02}-m, instance_class: db.t3.micro}}\n  replica_nodes:\n    - {{id: k{i:02}-r1, instance_class: db.t3.micro}}\n"
+            )
+        })
+        .collect()
+}
+
+struct Rig {
+    moto: Moto,
+    ms: support::Ministack,
+    proxy: RecordingProxy,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let moto = Moto::start();
+        let rds = support::rds_client(&moto.endpoint());
+        support::block_on(async {
+            for i in 0..CLUSTERS {
+                support::create_db_instance(&rds, &format!("k{i:02}-m"), "mysql").await;
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("elasticrds.yaml"), config()).unwrap();
+        std::fs::write(
+            dir.path().join("default.yaml"),
+            "cluster: \"*\"\nmin_replicas: 1\nmax_replicas: 1\nrules:\n  - metric: cpu\n    target: 60\n",
+        )
+        .unwrap();
+        let proxy = RecordingProxy::new(moto.port());
+        let rig = Rig {
+            ms: support::Ministack::start(),
+            proxy,
+            moto,
+            dir,
+        };
+        let out = rig.cli(&["lease-table", "create", TABLE]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rig
+    }
+
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut c = elasticrds(Some(&self.proxy.endpoint()));
+        c.env("AWS_ENDPOINT_URL_DYNAMODB", self.moto.endpoint())
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+            .arg("--config")
+            .arg(self.dir.path().join("elasticrds.yaml"))
+            .args(args)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    fn copy(&self, id: &str) -> Child {
+        let default = self.dir.path().join("default.yaml");
+        let mut c = self.cli(&[
+            "run",
+            "--interval",
+            "1s",
+            "--lease-table",
+            TABLE,
+            "--lease-duration",
+            "6s",
+            "--lease-renew",
+            "2s",
+            "--lease-skew",
+            "1s",
+            "--copy-id",
+            id,
+            "--listen",
+            "127.0.0.1:0",
+            "--default-policy",
+        ]);
+        let log = std::fs::File::create(self.dir.path().join(format!("{id}.log"))).unwrap();
+        c.arg(default).stdout(Stdio::null()).stderr(log);
+        c.spawn().expect("spawn a copy")
+    }
+
+    /// cluster → holder, of the leases in force now (from `elasticrds leases --output json`).
+    fn holders(&self) -> BTreeMap<String, String> {
+        let out = self
+            .cli(&["leases", "--lease-table", TABLE, "--output", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(v["at"].as_str().unwrap()).unwrap();
+        (v["leases"].as_array().unwrap().iter())
+            .filter(|l| l["owner"].as_str().is_some_and(|o| !o.is_empty()))
+            .filter(|l| {
+                chrono::DateTime::parse_from_rfc3339(l["expires"].as_str().unwrap()).unwrap() > at
+            })
+            .map(|l| {
+                (
+                    l["key"].as_str().unwrap().to_string(),
+                    l["owner"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Creates per replica id seen by the proxy.
+    fn creates(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for c in self
+            .proxy
+            .calls()
+            .iter()
+            .filter(|c| c.action == "CreateDBInstanceReadReplica")
+        {
+            *m.entry(c.param("DBInstanceIdentifier").unwrap_or("?").to_string())
+                .or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, ok: impl FnMut() -> bool) -> Duration {
+    wait_for_in(None, what, limit, ok)
+}
+
+fn wait_for_in(
+    dir: Option<&std::path::Path>,
+    what: &str,
+    limit: Duration,
+    mut ok: impl FnMut() -> bool,
+) -> Duration {
+    let start = Instant::now();
+    while !ok() {
+        if start.elapsed() >= limit {
+            let logs: String = ["a", "b", "c"]
+                .iter()
+                .filter_map(|c| std::fs::read_to_string(dir?.join(format!("{c}.log"))).ok())
+                .map(|l| l.lines().rev().take(15).collect::<Vec<_>>().join("\n"))
+                .collect::<Vec<_>>()
+                .join("\n----\n");
+            panic!("timed out waiting for {what}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn three_copies_share_the_clusters_and_a_dead_ones_move() {
+    let rig = Rig::new();
+    let mut copies: Vec<(String, Child)> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (id.to_string(), rig.copy(id)))
+        .collect();
+    // All held, and fairly: 12 clusters, 3 copies → 4 each once the shares settle.
+    wait_for_in(
+        Some(rig.dir.path()),
+        "a fair share",
+        Duration::from_secs(40),
+        || {
+            let h = rig.holders();
+            let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+            for o in h.values() {
+                *per.entry(o.as_str()).or_default() += 1;
+            }
+            h.len() == CLUSTERS && per.len() == 3 && per.values().all(|n| *n == 4)
+        },
+    );
+    // Exactly one holder per cluster at every sample (a map cannot hold two; no gap either).
+    for _ in 0..8 {
+        assert_eq!(rig.holders().len(), CLUSTERS);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_for("a replica per cluster", Duration::from_secs(30), || {
+        rig.creates().len() == CLUSTERS
+    });
+    // kill -9 of "a": its clusters move within the lease duration plus a renewal.
+    let a_held: BTreeSet<String> = (rig.holders().into_iter())
+        .filter(|(_, o)| o == "a")
+        .map(|(c, _)| c)
+        .collect();
+    copies[0].1.kill().unwrap();
+    let _ = copies[0].1.wait();
+    let moved = wait_for(
+        "the dead copy's clusters to move",
+        Duration::from_secs(30),
+        || {
+            let h = rig.holders();
+            a_held.iter().all(|c| h.get(c).is_some_and(|o| o != "a"))
+        },
+    );
+    assert!(
+        moved <= Duration::from_secs(6 + 1 + 2 + 2),
+        "moved after {moved:?}"
+    );
+    eprintln!("failover after kill -9: {moved:?}");
+    // SIGTERM of "b": its leases are released, "c" takes everything at its next rounds.
+    let b = copies[1].1.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &b])
+        .status()
+        .unwrap()
+        .success());
+    let _ = copies[1].1.wait();
+    let handed = wait_for("c to hold everything", Duration::from_secs(20), || {
+        rig.holders().values().all(|o| o == "c") && rig.holders().len() == CLUSTERS
+    });
+    eprintln!("hand-over after SIGTERM: {handed:?}");
+    assert!(handed <= Duration::from_secs(2 + 2), "handed over after {handed:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let dup: Vec<(String, usize)> = rig.creates().into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(dup.is_empty(), "created twice: {dup:?}");
+    for (_, mut c) in copies.drain(..) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    // `leases` as text names the holders.
+    let out = rig
+        .cli(&["leases", "--lease-table", TABLE])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("k00") && text.contains("counter"), "{text}");
+}
