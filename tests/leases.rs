@@ -230,7 +230,10 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
         rig.holders().values().all(|o| o == "c") && rig.holders().len() == CLUSTERS
     });
     eprintln!("hand-over after SIGTERM: {handed:?}");
-    assert!(handed <= Duration::from_secs(2 + 2), "handed over after {handed:?}");
+    assert!(
+        handed <= Duration::from_secs(2 + 2),
+        "handed over after {handed:?}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     let dup: Vec<(String, usize)> = rig.creates().into_iter().filter(|(_, n)| *n > 1).collect();
     assert!(dup.is_empty(), "created twice: {dup:?}");

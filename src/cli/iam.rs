@@ -3,7 +3,7 @@
 //! CloudWatch read, the monitoring role its replica templates pass to RDS, and the event buses
 //! its notifications use. tests/iam.rs checks the document against every AWS call the code
 //! makes (and nothing more); docs/iam-policy.json is its output for
-//! docs/examples/notify/elasticrds.yaml.
+//! docs/examples/notify/elasticrds.yaml with `--lease-table elasticrds-leases`.
 
 use super::cluster::find_cluster;
 use super::{load_config, CliResult};
@@ -33,6 +33,9 @@ pub struct IamArgs {
     /// clusters without a role, and sts:AssumeRole on the roles].
     #[arg(long)]
     pub role: Option<String>,
+    /// The lease table of `run --lease-table`: the service may read it and write its items.
+    #[arg(long, value_name = "TABLE")]
+    pub lease_table: Option<String>,
     /// With --role: print instead the role's trust policy, letting this principal (the
     /// service's own role or user ARN) assume it, with the cluster's external id.
     #[arg(long, requires = "role")]
@@ -51,6 +54,7 @@ pub async fn run(config: Option<&Path>, a: IamArgs) -> CliResult {
     let mut scope = Scope {
         region: a.region,
         account: a.account,
+        lease_table: a.lease_table,
     };
     check_scope(&scope)?;
     let Some(role) = a.role else {
@@ -59,6 +63,7 @@ pub async fn run(config: Option<&Path>, a: IamArgs) -> CliResult {
             .collect();
         let mut doc = policy_document(&config, &own, &scope);
         doc.statement.extend(assume_roles(&clusters));
+        doc.statement.extend(lease_statement(&scope));
         return super::print_json(&doc);
     };
     let through: Vec<&ClusterSpec> = (clusters.iter().copied())
@@ -81,6 +86,20 @@ pub async fn run(config: Option<&Path>, a: IamArgs) -> CliResult {
         scope.account = first.target.account().unwrap_or("*").to_string();
     }
     super::print_json(&policy_document(&config, &through, &scope))
+}
+
+/// Reading the lease table and writing its items (every write is conditional).
+pub fn lease_statement(scope: &Scope) -> Option<Statement> {
+    let table = scope.lease_table.as_ref()?;
+    let arn = format!(
+        "arn:aws:dynamodb:{}:{}:table/{table}",
+        scope.region, scope.account
+    );
+    Some(allow(
+        "ShareTheClustersThroughTheLeaseTable",
+        json!(["dynamodb:Scan", "dynamodb:PutItem"]),
+        json!(arn),
+    ))
 }
 
 /// The service's permission to assume the roles of the clusters in other accounts.
@@ -119,6 +138,8 @@ fn trust_policy(principal: &str, external_id: Option<&str>) -> Value {
 pub struct Scope {
     pub region: String,
     pub account: String,
+    /// The lease table copies share (`run --lease-table`), if any.
+    pub lease_table: Option<String>,
 }
 
 impl Default for Scope {
@@ -126,6 +147,7 @@ impl Default for Scope {
         Scope {
             region: "*".into(),
             account: "*".into(),
+            lease_table: None,
         }
     }
 }

@@ -144,7 +144,10 @@ impl LeaseKeeper {
             }
         }
         // Gone from the live copies at once: the others' fair share grows at their next round.
-        let _ = self.store.heartbeat(&self.me, DateTime::<Utc>::UNIX_EPOCH).await;
+        let _ = self
+            .store
+            .heartbeat(&self.me, DateTime::<Utc>::UNIX_EPOCH)
+            .await;
         self.metrics.leases_owned.set(0);
     }
 }
