@@ -1,6 +1,6 @@
 //! Several copies of `elasticrds run` sharing clusters through leases in moto's DynamoDB, with
 //! RDS on moto (behind a recording proxy: the fleet's side of every action) and CloudWatch on
-//! ministack: every cluster is held by exactly one copy at every sampled instant, about a third
+//! ministack (three copies, 30 clusters): every cluster is held by exactly one copy at every sampled instant, about a third
 //! each; `kill -9` of a copy moves its clusters within the lease duration plus a renewal; no
 //! replica is created twice; SIGTERM hands the leases over at once; `leases` shows who holds
 //! what; `lease-table create` makes the table.
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{elasticrds, Moto, RecordingProxy};
 
-const CLUSTERS: usize = 12;
+const CLUSTERS: usize = 30;
 const TABLE: &str = "elasticrds-leases";
 
 fn config() -> String {
@@ -176,7 +176,7 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
         .iter()
         .map(|id| (id.to_string(), rig.copy(id)))
         .collect();
-    // All held, and fairly: 12 clusters, 3 copies → 4 each once the shares settle.
+    // All held, and fairly: 30 clusters, 3 copies → 10 each once the shares settle.
     wait_for_in(
         Some(rig.dir.path()),
         "a fair share",
@@ -187,7 +187,7 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
             for o in h.values() {
                 *per.entry(o.as_str()).or_default() += 1;
             }
-            h.len() == CLUSTERS && per.len() == 3 && per.values().all(|n| *n == 4)
+            h.len() == CLUSTERS && per.len() == 3 && per.values().all(|n| *n == 10)
         },
     );
     // Exactly one holder per cluster at every sample (a map cannot hold two; no gap either).

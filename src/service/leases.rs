@@ -176,3 +176,155 @@ pub async fn keep(
     }
     keeper.release_all().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+
+    /// The table in memory, with DynamoDB's conditional semantics; `down` makes every call fail.
+    #[derive(Default)]
+    struct MemStore {
+        leases: Mutex<BTreeMap<String, LeaseRecord>>,
+        copies: Mutex<BTreeMap<String, LeaseRecord>>,
+        down: AtomicBool,
+    }
+
+    impl MemStore {
+        fn check(&self) -> Result<(), PortError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(PortError::new(ErrorKind::Transient, "Scan", "cut off"));
+            }
+            Ok(())
+        }
+        fn put_if(&self, r: LeaseRecord, seen: Option<&LeaseRecord>) -> Result<(), PortError> {
+            self.check()?;
+            let mut l = self.leases.lock().unwrap();
+            if l.get(&r.key) != seen {
+                return Err(PortError::new(
+                    ErrorKind::AlreadyExists,
+                    "PutItem",
+                    "changed",
+                ));
+            }
+            l.insert(r.key.clone(), r);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl LeaseStore for MemStore {
+        async fn read_all(&self) -> Result<(Vec<LeaseRecord>, Vec<LeaseRecord>), PortError> {
+            self.check()?;
+            let l = self.leases.lock().unwrap().values().cloned().collect();
+            let c = self.copies.lock().unwrap().values().cloned().collect();
+            Ok((l, c))
+        }
+        async fn acquire(
+            &self,
+            cluster: &str,
+            seen: Option<&LeaseRecord>,
+            owner: &str,
+            expires: DateTime<Utc>,
+        ) -> Result<LeaseRecord, PortError> {
+            let r = LeaseRecord {
+                key: cluster.into(),
+                owner: owner.into(),
+                expires,
+                counter: seen.map_or(0, |s| s.counter) + 1,
+            };
+            self.put_if(r.clone(), seen)?;
+            Ok(r)
+        }
+        async fn renew(
+            &self,
+            held: &LeaseRecord,
+            expires: DateTime<Utc>,
+        ) -> Result<LeaseRecord, PortError> {
+            let r = LeaseRecord {
+                expires,
+                ..held.clone()
+            };
+            self.put_if(r.clone(), Some(held))?;
+            Ok(r)
+        }
+        async fn release(&self, held: &LeaseRecord) -> Result<(), PortError> {
+            let r = LeaseRecord {
+                owner: String::new(),
+                expires: DateTime::<Utc>::UNIX_EPOCH,
+                ..held.clone()
+            };
+            self.put_if(r, Some(held))
+        }
+        async fn heartbeat(&self, copy: &str, expires: DateTime<Utc>) -> Result<(), PortError> {
+            self.check()?;
+            let r = LeaseRecord {
+                key: copy.into(),
+                owner: copy.into(),
+                expires,
+                counter: 0,
+            };
+            self.copies.lock().unwrap().insert(copy.into(), r);
+            Ok(())
+        }
+    }
+
+    fn keeper(store: &Arc<MemStore>, me: &str, clusters: &[String]) -> LeaseKeeper {
+        let times = LeaseTimes {
+            duration: chrono::Duration::seconds(30),
+            skew: chrono::Duration::seconds(2),
+        };
+        LeaseKeeper::new(
+            store.clone(),
+            me.into(),
+            times,
+            clusters.to_vec(),
+            Metrics::new(),
+        )
+    }
+
+    /// Two copies whose clocks differ by up to (almost) the skew, one of them cut off from the
+    /// table at times, every second for ten minutes: no cluster is ever held by both at once
+    /// (each judged by its own clock at the same real instant), and a cut-off copy stops
+    /// acting before the other may take its leases.
+    #[tokio::test]
+    async fn skewed_clocks_and_a_cut_off_copy_never_make_two_holders() {
+        let clusters: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+        let store = Arc::new(MemStore::default());
+        let a = keeper(&store, "a", &clusters);
+        let b = keeper(&store, "b", &clusters);
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap();
+        let skew_b = chrono::Duration::milliseconds(1900); // b's clock runs ahead
+        let mut cut_off_rounds = 0;
+        for s in 0..600i64 {
+            let now = t0 + chrono::Duration::seconds(s);
+            // a is cut off from the table for a minute every five.
+            let cut = (s / 60) % 5 == 2;
+            store.down.store(cut, Ordering::Relaxed);
+            if s % 10 == 0 {
+                if a.round(now).await.is_err() {
+                    cut_off_rounds += 1;
+                }
+            }
+            store.down.store(false, Ordering::Relaxed);
+            if s % 10 == 5 {
+                b.round(now + skew_b).await.unwrap();
+            }
+            for c in &clusters {
+                let both = a.holds(c, now).is_some() && b.holds(c, now + skew_b).is_some();
+                assert!(!both, "{c} held by both at {s}s");
+            }
+        }
+        assert!(cut_off_rounds >= 12, "a was cut off: {cut_off_rounds}");
+        let taken = b.metrics.lease_acquisitions_total.get();
+        assert!(
+            taken >= 6,
+            "b took a's leases over while a was cut off: {taken}"
+        );
+        assert!(
+            !a.owned().is_empty() && !b.owned().is_empty(),
+            "both hold some at the end"
+        );
+    }
+}
