@@ -302,10 +302,8 @@ mod tests {
             // a is cut off from the table for a minute every five.
             let cut = (s / 60) % 5 == 2;
             store.down.store(cut, Ordering::Relaxed);
-            if s % 10 == 0 {
-                if a.round(now).await.is_err() {
-                    cut_off_rounds += 1;
-                }
+            if s % 10 == 0 && a.round(now).await.is_err() {
+                cut_off_rounds += 1;
             }
             store.down.store(false, Ordering::Relaxed);
             if s % 10 == 5 {
