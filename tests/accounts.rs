@@ -88,9 +88,19 @@ fn a_cluster_in_another_account_and_region_is_managed_with_the_assumed_role() {
         "['home-m01', 'home-r01'] ['away-m01', 'away-r01']",
         "each replica in its own account and region"
     );
+    // A replica made by hand in the away account: reported there as foreign (left alone).
+    boto3(
+        &moto,
+        "away().create_db_instance_read_replica(DBInstanceIdentifier='away-adhoc', SourceDBInstanceIdentifier='away-m01', DBInstanceClass='db.t3.micro')\n",
+    );
     let (code, out) = run(&moto, &ep, dir.path(), &["status", "away"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("away-r01"), "{out}");
+    let foreign = out
+        .split_once("foreign")
+        .map(|(_, f)| f.to_string())
+        .unwrap_or_default();
+    assert!(foreign.contains("away-adhoc"), "{out}");
     // A role that cannot be assumed (STS unreachable) fails that cluster only, with the cause.
     let dead = "http://127.0.0.1:9";
     let (code, out) = run(&moto, dead, dir.path(), &["status", "away"]);

@@ -5,6 +5,7 @@
 //! replica is created twice; SIGTERM hands the leases over at once; `leases` shows who holds
 //! what; `lease-table create` makes the table.
 
+mod faultkit;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +77,12 @@ impl Rig {
     }
 
     fn copy(&self, id: &str) -> Child {
+        self.copy_via(id, &self.moto.endpoint())
+    }
+
+    /// A copy whose DynamoDB calls go to `dynamodb` (moto, or a fault proxy in front of it),
+    /// logging JSON at debug level to `<id>.log`.
+    fn copy_via(&self, id: &str, dynamodb: &str) -> Child {
         let default = self.dir.path().join("default.yaml");
         let mut c = self.cli(&[
             "run",
@@ -93,8 +100,12 @@ impl Rig {
             id,
             "--listen",
             "127.0.0.1:0",
+            "--log-format",
+            "json",
             "--default-policy",
         ]);
+        c.env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+            .env("RUST_LOG", "debug");
         let log = std::fs::File::create(self.dir.path().join(format!("{id}.log"))).unwrap();
         c.arg(default).stdout(Stdio::null()).stderr(log);
         c.spawn().expect("spawn a copy")
@@ -248,4 +259,86 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("k00") && text.contains("counter"), "{text}");
+}
+
+/// `(time, cluster)` of the log lines of `copy` whose message is `message`.
+fn logged(
+    dir: &std::path::Path,
+    copy: &str,
+    message: &str,
+) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+    let text = std::fs::read_to_string(dir.join(format!("{copy}.log"))).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == message)
+        .filter_map(|v| {
+            let at = chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str()?).ok()?;
+            let cluster = v["cluster"].as_str()?.to_string();
+            Some((at.with_timezone(&chrono::Utc), cluster))
+        })
+        .collect()
+}
+
+/// A copy cut off from DynamoDB (the fault-injecting proxy answers every call 503) stops
+/// deciding on its clusters before the other copy takes their leases over: from each copy's
+/// own log, a's last decision on a cluster comes before b's acquisition of its lease.
+#[test]
+fn a_copy_cut_off_from_the_table_stops_acting_before_its_leases_move() {
+    use faultkit::proxy::{Fault, FaultProxy, Rule, Service};
+    let rig = Rig::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let up: std::net::SocketAddr = ([127, 0, 0, 1], rig.moto.port()).into();
+    let proxy = rt
+        .block_on(FaultProxy::start(Service::Rds, up))
+        .expect("proxy");
+    let mut a = rig.copy_via("a", &proxy.url());
+    let mut b = rig.copy("b");
+    wait_for("two even shares", Duration::from_secs(40), || {
+        let h = rig.holders();
+        let n = h.values().filter(|o| *o == "a").count();
+        h.len() == CLUSTERS && n == CLUSTERS / 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let a_held: BTreeSet<String> = (rig.holders().into_iter())
+        .filter(|(_, o)| o == "a")
+        .map(|(c, _)| c)
+        .collect();
+    let cut = chrono::Utc::now();
+    proxy.add_rule(Rule::new("*", Fault::Http503, 1_000_000));
+    wait_for("b to hold everything", Duration::from_secs(40), || {
+        let h = rig.holders();
+        h.len() == CLUSTERS && h.values().all(|o| o == "b")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = a.kill();
+    let _ = b.kill();
+    let (_, _) = (a.wait(), b.wait());
+    let decided = logged(rig.dir.path(), "a", "decision");
+    let acquired = logged(rig.dir.path(), "b", "lease acquired");
+    assert!(
+        decided.iter().any(|(t, _)| *t < cut),
+        "a decided before the cut"
+    );
+    for c in &a_held {
+        let last_a = decided
+            .iter()
+            .filter(|(_, x)| x == c)
+            .map(|(t, _)| *t)
+            .max();
+        let first_b = (acquired.iter())
+            .filter(|(t, x)| x == c && *t > cut)
+            .map(|(t, _)| *t)
+            .min()
+            .unwrap_or_else(|| panic!("b never acquired {c}"));
+        let last_a = last_a.unwrap_or_else(|| panic!("a never decided on {c}"));
+        assert!(
+            last_a < first_b,
+            "{c}: a decided at {last_a}, b took it at {first_b}"
+        );
+    }
+    drop(rt);
 }

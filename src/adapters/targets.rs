@@ -76,10 +76,11 @@ impl Routes {
     /// An instance outside the config goes to the first target (the default one, when any
     /// cluster uses it).
     fn of_id(&self, id: &InstanceId) -> usize {
-        *self
-            .by_id
-            .get(&id.as_str().to_ascii_lowercase())
-            .unwrap_or(&0)
+        self.known(id).unwrap_or(0)
+    }
+    /// The target of a configured instance.
+    fn known(&self, id: &InstanceId) -> Option<usize> {
+        self.by_id.get(&id.as_str().to_ascii_lowercase()).copied()
     }
 }
 
@@ -137,11 +138,14 @@ impl RoutedFleet {
 
 #[async_trait]
 impl Fleet for RoutedFleet {
-    /// One describe per target among `ids` (the daemon asks per target: one here).
+    /// One describe per target among `ids` (the daemon asks per target: one here). An id
+    /// outside the config (a replica of a master that the config does not list) goes with the
+    /// configured ids of the same call, to their account and region.
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
         let mut groups: Vec<Vec<InstanceId>> = vec![Vec::new(); self.fleets.len()];
+        let call = ids.iter().find_map(|id| self.routes.known(id)).unwrap_or(0);
         for id in ids {
-            groups[self.routes.of_id(id)].push(id.clone());
+            groups[self.routes.known(id).unwrap_or(call)].push(id.clone());
         }
         let mut out = Vec::new();
         for (fleet, group) in self.fleets.iter().zip(groups) {

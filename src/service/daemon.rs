@@ -603,7 +603,8 @@ impl Daemon {
             let keeper = self.leases.clone();
             jobs.push(async move {
                 if let Some(k) = keeper {
-                    let fenced = fence(ctx.fleet, &k, &entry.spec, &view, now, opts.dry_run);
+                    let quiet = opts.dry_run || opts.observe_only;
+                    let fenced = fence(ctx.fleet, &k, &entry.spec, &view, now, quiet);
                     if !fenced.instrument(span.clone()).await {
                         return (i, span, memory, None);
                     }
@@ -889,14 +890,14 @@ pub const TAG_LEASE: &str = "elasticrds:lease";
 
 /// Whether this copy may act on `spec` this tick: its lease's counter is not below the one on
 /// the master (else another copy took the lease over while this one was stalled: dropped). A
-/// take-over writes its counter there first.
+/// take-over writes its counter there first (not in a dry run or observe-only: `quiet`).
 async fn fence(
     fleet: &dyn Fleet,
     keeper: &LeaseKeeper,
     spec: &ClusterSpec,
     view: &ClusterView,
     now: DateTime<Utc>,
-    dry_run: bool,
+    quiet: bool,
 ) -> bool {
     let Some(mine) = keeper.holds(&spec.name, now) else {
         return false;
@@ -912,7 +913,7 @@ async fn fence(
         keeper.lost(&spec.name);
         return false;
     }
-    if seen < mine && !dry_run {
+    if seen < mine && !quiet {
         let tags = crate::core::domain::Tags::from([(TAG_LEASE.to_string(), mine.to_string())]);
         if let Err(e) = fleet.write_tags(&master.id, &tags).await {
             tracing::warn!(cluster = %spec.name, error = %e, "fencing counter not written: not acting");
