@@ -77,12 +77,12 @@ impl Rig {
     }
 
     fn copy(&self, id: &str) -> Child {
-        self.copy_via(id, &self.moto.endpoint())
+        self.copy_via(id, &self.moto.endpoint(), None)
     }
 
     /// A copy whose DynamoDB calls go to `dynamodb` (moto, or a fault proxy in front of it),
     /// logging JSON at debug level to `<id>.log`.
-    fn copy_via(&self, id: &str, dynamodb: &str) -> Child {
+    fn copy_via(&self, id: &str, dynamodb: &str, rds: Option<&RecordingProxy>) -> Child {
         let default = self.dir.path().join("default.yaml");
         let mut c = self.cli(&[
             "run",
@@ -106,6 +106,9 @@ impl Rig {
         ]);
         c.env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
             .env("RUST_LOG", "debug");
+        if let Some(p) = rds {
+            c.env("AWS_ENDPOINT_URL_RDS", p.endpoint());
+        }
         let log = std::fs::File::create(self.dir.path().join(format!("{id}.log"))).unwrap();
         c.arg(default).stdout(Stdio::null()).stderr(log);
         c.spawn().expect("spawn a copy")
@@ -137,21 +140,57 @@ impl Rig {
             })
             .collect()
     }
+}
 
-    /// Creates per replica id seen by the proxy.
-    fn creates(&self) -> BTreeMap<String, usize> {
-        let mut m = BTreeMap::new();
-        for c in self
-            .proxy
-            .calls()
-            .iter()
-            .filter(|c| c.action == "CreateDBInstanceReadReplica")
-        {
-            *m.entry(c.param("DBInstanceIdentifier").unwrap_or("?").to_string())
+/// Creates per replica id, over every copy's recorder.
+fn creates(seen: &[RecordingProxy]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for c in seen.iter().flat_map(|p| p.calls()) {
+        if c.action == "CreateDBInstanceReadReplica" {
+            *m.entry(c.instance().unwrap_or("?").to_string())
                 .or_insert(0) += 1;
         }
-        m
     }
+    m
+}
+
+/// From the fleet's side: per cluster, the changes (creates, tag writes) made by each copy form
+/// one unbroken run in time — a copy never acts on a cluster again once another one has.
+fn no_interleaving(seen: &[RecordingProxy], names: &[&str]) {
+    let mut acts: Vec<(Instant, String, &str)> = Vec::new();
+    for (p, name) in seen.iter().zip(names) {
+        for c in p.mutations() {
+            let target = c
+                .instance()
+                .or(c.param("ResourceName"))
+                .unwrap_or("")
+                .to_string();
+            let cluster = target
+                .rsplit(':')
+                .next()
+                .unwrap_or("")
+                .get(..3)
+                .unwrap_or("")
+                .to_string();
+            acts.push((c.at, cluster, name));
+        }
+    }
+    acts.sort();
+    let mut runs: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (_, cluster, name) in &acts {
+        let r = runs.entry(cluster.clone()).or_default();
+        if r.last() != Some(name) {
+            assert!(
+                !r.contains(name),
+                "{cluster}: acted on by {r:?} then {name} again"
+            );
+            r.push(name);
+        }
+    }
+    assert!(
+        runs.len() >= CLUSTERS,
+        "every cluster was acted on: {runs:?}"
+    );
 }
 
 fn wait_for(what: &str, limit: Duration, ok: impl FnMut() -> bool) -> Duration {
@@ -183,9 +222,19 @@ fn wait_for_in(
 #[test]
 fn three_copies_share_the_clusters_and_a_dead_ones_move() {
     let rig = Rig::new();
+    // Each copy's RDS calls through a recorder of its own: the fleet's side of who acted when.
+    let seen: Vec<RecordingProxy> = (0..3)
+        .map(|_| RecordingProxy::new(rig.moto.port()))
+        .collect();
     let mut copies: Vec<(String, Child)> = ["a", "b", "c"]
         .iter()
-        .map(|id| (id.to_string(), rig.copy(id)))
+        .zip(&seen)
+        .map(|(id, p)| {
+            (
+                id.to_string(),
+                rig.copy_via(id, &rig.moto.endpoint(), Some(p)),
+            )
+        })
         .collect();
     // All held, and fairly: 30 clusters, 3 copies → 10 each once the shares settle.
     wait_for_in(
@@ -207,7 +256,7 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
         std::thread::sleep(Duration::from_millis(500));
     }
     wait_for("a replica per cluster", Duration::from_secs(30), || {
-        rig.creates().len() == CLUSTERS
+        creates(&seen).len() == CLUSTERS
     });
     // kill -9 of "a": its clusters move within the lease duration plus a renewal.
     let a_held: BTreeSet<String> = (rig.holders().into_iter())
@@ -246,8 +295,14 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
         "handed over after {handed:?}"
     );
     std::thread::sleep(Duration::from_secs(3));
-    let dup: Vec<(String, usize)> = rig.creates().into_iter().filter(|(_, n)| *n > 1).collect();
+    let dup: Vec<(String, usize)> = creates(&seen).into_iter().filter(|(_, n)| *n > 1).collect();
     assert!(dup.is_empty(), "created twice: {dup:?}");
+    assert_eq!(
+        creates(&seen).len(),
+        CLUSTERS,
+        "one replica per cluster, none lost"
+    );
+    no_interleaving(&seen, &["a", "b", "c"]);
     for (_, mut c) in copies.drain(..) {
         let _ = c.kill();
         let _ = c.wait();
@@ -295,7 +350,7 @@ fn a_copy_cut_off_from_the_table_stops_acting_before_its_leases_move() {
     let proxy = rt
         .block_on(FaultProxy::start(Service::Rds, up))
         .expect("proxy");
-    let mut a = rig.copy_via("a", &proxy.url());
+    let mut a = rig.copy_via("a", &proxy.url(), None);
     let mut b = rig.copy("b");
     wait_for("two even shares", Duration::from_secs(40), || {
         let h = rig.holders();

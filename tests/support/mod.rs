@@ -579,6 +579,8 @@ pub struct RecordedCall {
     pub action: String,
     /// Every form parameter, URL-decoded, in order.
     pub params: Vec<(String, String)>,
+    /// When the proxy received it.
+    pub at: std::time::Instant,
 }
 
 impl RecordedCall {
@@ -688,7 +690,11 @@ fn proxy_one(
     calls
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(RecordedCall { action, params });
+        .push(RecordedCall {
+            action,
+            params,
+            at: std::time::Instant::now(),
+        });
 
     let mut up = TcpStream::connect(("127.0.0.1", upstream_port))?;
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
