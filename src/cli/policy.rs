@@ -308,6 +308,14 @@ pub fn plan_text(r: &PlanReport) -> String {
     for rs in &d.reasons {
         s.push_str(&format!("    [{}] {}\n", rs.code(), rs));
     }
+    s.push_str(&reconciler_text(r));
+    s
+}
+
+/// The reconciler part of [`plan_text`]: what it would do, wait for, hold and report.
+fn reconciler_text(r: &PlanReport) -> String {
+    let d = &r.decision;
+    let mut s = String::new();
     s.push_str(if d.observe_only {
         "  reconciler (observe-only: would not be executed):\n"
     } else {

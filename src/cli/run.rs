@@ -366,35 +366,8 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
     let entries = set.entries;
     log_governance(&entries);
 
-    // A missing region or credentials ends the service here, before any tick, with a hint.
-    crate::adapters::aws::check_environment()
-        .await
-        .map_err(|e| CliError::input(e.to_string()))?;
-    let specs: Vec<&ClusterSpec> = entries.iter().map(|e| &e.spec).collect();
-    let targets = crate::adapters::targets::targets_of(&specs);
-    for t in targets.iter().filter(|t| !t.is_default()) {
-        tracing::info!(target = %t.label(), "clusters in another region or account");
-    }
-    let (fleet, source) = crate::adapters::targets::clients_for(&specs).await;
-    let started: Vec<(String, crate::core::target::Target)> = (entries.iter())
-        .map(|e| (e.spec.name.clone(), e.spec.target.clone()))
-        .collect();
     let metrics = Metrics::new();
-    metrics.config_loaded(true, SystemClock.now().timestamp_millis() as f64 / 1000.0);
-    let mut daemon = Daemon::new(
-        fleet,
-        source,
-        set.routers,
-        Arc::new(SystemClock),
-        entries,
-        metrics.clone(),
-        DaemonOptions {
-            interval: a.interval,
-            observe_only: a.observe_only,
-            dry_run: a.dry_run,
-            max_backoff: a.max_backoff,
-        },
-    );
+    let (mut daemon, started) = build_daemon(entries, set.routers, &a, &metrics).await?;
 
     let server = serve_http(listen, a.once, &metrics, &daemon).await?;
 
@@ -484,6 +457,45 @@ async fn serve(
     for task in hup.into_iter().chain(watcher) {
         task.abort();
     }
+}
+
+/// The daemon over the clusters' AWS clients (one per region and role); the clusters' targets
+/// at start, which a reload may not change.
+async fn build_daemon(
+    entries: Vec<crate::service::daemon::ClusterEntry>,
+    routers: crate::ports::Routers,
+    a: &RunArgs,
+    metrics: &Metrics,
+) -> Result<(Daemon, Vec<(String, crate::core::target::Target)>), CliError> {
+    // A missing region or credentials ends the service here, before any tick, with a hint.
+    crate::adapters::aws::check_environment()
+        .await
+        .map_err(|e| CliError::input(e.to_string()))?;
+    let specs: Vec<&ClusterSpec> = entries.iter().map(|e| &e.spec).collect();
+    let targets = crate::adapters::targets::targets_of(&specs);
+    for t in targets.iter().filter(|t| !t.is_default()) {
+        tracing::info!(target = %t.label(), "clusters in another region or account");
+    }
+    let (fleet, source) = crate::adapters::targets::clients_for(&specs).await;
+    let started: Vec<(String, crate::core::target::Target)> = (entries.iter())
+        .map(|e| (e.spec.name.clone(), e.spec.target.clone()))
+        .collect();
+    metrics.config_loaded(true, SystemClock.now().timestamp_millis() as f64 / 1000.0);
+    let daemon = Daemon::new(
+        fleet,
+        source,
+        routers,
+        Arc::new(SystemClock),
+        entries,
+        metrics.clone(),
+        DaemonOptions {
+            interval: a.interval,
+            observe_only: a.observe_only,
+            dry_run: a.dry_run,
+            max_backoff: a.max_backoff,
+        },
+    );
+    Ok((daemon, started))
 }
 
 /// What the service loop carries besides its files: the clusters' targets at start and the
