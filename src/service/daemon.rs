@@ -631,44 +631,54 @@ impl Daemon {
                 results[i] = Some(ClusterResult::Skipped);
                 continue;
             };
-            results[i] = Some(match r {
-                Ok(report) => {
-                    self.export(&report);
-                    if let Some((notifier, pinned_for)) = &self.notifier {
-                        let mem = &mut self.runtime[i].events;
-                        for n in events::of_report(&report, mem, *pinned_for) {
-                            notifier.send(n);
-                        }
-                    }
-                    self.log_conflicts(i, &report);
-                    let key = decision_key(&report.decision);
-                    let line =
-                        (self.board.is_new(&report.cluster, &key)).then(|| status_line(&report));
-                    self.board.record(&report, line);
-                    let changed = self.runtime[i].last_logged.as_deref() != Some(key.as_str());
-                    log_report(&report, changed);
-                    self.runtime[i].last_logged = Some(key);
-                    match report.action_error().cloned().or_else(|| {
-                        report.has_failed_action().then(|| {
-                            PortError::new(ErrorKind::Fatal, "reconcile", "action refused")
-                        })
-                    }) {
-                        Some(e) => {
-                            self.fail(i, e.clone(), now);
-                            ClusterResult::ActionFailed(Box::new(report), e)
-                        }
-                        None => {
-                            self.succeed(i);
-                            ClusterResult::Done(Box::new(report))
-                        }
+            results[i] = Some(self.finish(i, r, now));
+        }
+    }
+
+    /// Record one cluster's tick: export, notify, log and show its report, and the failure or
+    /// success that sets its backoff.
+    fn finish(
+        &mut self,
+        i: usize,
+        r: Result<TickReport, PortError>,
+        now: DateTime<Utc>,
+    ) -> ClusterResult {
+        match r {
+            Ok(report) => {
+                self.export(&report);
+                if let Some((notifier, pinned_for)) = &self.notifier {
+                    let mem = &mut self.runtime[i].events;
+                    for n in events::of_report(&report, mem, *pinned_for) {
+                        notifier.send(n);
                     }
                 }
-                Err(e) => {
-                    // Decided and maybe acted, but the state could not be persisted: the
-                    // in-memory state holds; the write is retried on the next tick.
-                    self.fail(i, e, now)
+                self.log_conflicts(i, &report);
+                let key = decision_key(&report.decision);
+                let line = (self.board.is_new(&report.cluster, &key)).then(|| status_line(&report));
+                self.board.record(&report, line);
+                let changed = self.runtime[i].last_logged.as_deref() != Some(key.as_str());
+                log_report(&report, changed);
+                self.runtime[i].last_logged = Some(key);
+                match report.action_error().cloned().or_else(|| {
+                    report
+                        .has_failed_action()
+                        .then(|| PortError::new(ErrorKind::Fatal, "reconcile", "action refused"))
+                }) {
+                    Some(e) => {
+                        self.fail(i, e.clone(), now);
+                        ClusterResult::ActionFailed(Box::new(report), e)
+                    }
+                    None => {
+                        self.succeed(i);
+                        ClusterResult::Done(Box::new(report))
+                    }
                 }
-            });
+            }
+            Err(e) => {
+                // Decided and maybe acted, but the state could not be persisted: the
+                // in-memory state holds; the write is retried on the next tick.
+                self.fail(i, e, now)
+            }
         }
     }
 
