@@ -89,18 +89,8 @@ impl World {
 
     fn run(&self, args: &[&str], code: i32) -> String {
         self.proxy.clear();
-        let out = elasticrds(Some(&self.proxy.endpoint()))
-            .arg("--config")
-            .arg(self.path())
-            .args(args)
-            .output()
-            .expect("run");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(code), "{args:?}:\n{text}");
+        let (got, text) = run_with(&self.proxy.endpoint(), &self.path(), args);
+        assert_eq!(got, code, "{args:?}:\n{text}");
         text
     }
 
@@ -127,6 +117,22 @@ impl World {
             .filter_map(|c| c.param("DBInstanceIdentifier").map(str::to_string))
             .collect()
     }
+}
+
+/// The binary with `config`, RDS at `endpoint`: its exit code and its stdout then stderr.
+fn run_with(endpoint: &str, config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = elasticrds(Some(endpoint))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
 
 fn pg(d: &DbInstance) -> String {
@@ -296,18 +302,8 @@ impl Faulty {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = elasticrds(Some(&self.proxy.url()))
-            .arg("--config")
-            .arg(self.dir.path().join("rds_cluster_conf.json"))
-            .args(args)
-            .output()
-            .expect("run");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        let config = self.dir.path().join("rds_cluster_conf.json");
+        run_with(&self.proxy.url(), &config, args)
     }
 
     fn creates(&self) -> usize {

@@ -16,6 +16,9 @@ use std::sync::Arc;
 /// RDS accepts at most 100 values in one filter.
 pub const DESCRIBE_BATCH: usize = 100;
 
+/// Zones offered, by (engine, class).
+type ZoneCache = std::collections::HashMap<(String, String), Vec<String>>;
+
 #[derive(Clone, Debug)]
 pub struct RdsFleet {
     client: Client,
@@ -23,6 +26,9 @@ pub struct RdsFleet {
     /// needs no look-up of its own. An RDS instance ARN is derived from its identifier, so an
     /// entry never goes stale.
     arns: Arc<std::sync::Mutex<std::collections::HashMap<InstanceId, String>>>,
+    /// The zones RDS offers, by (engine, class): asked once per process (they do not change
+    /// while it runs), not at every create of a `spread` template.
+    zones: Arc<std::sync::Mutex<ZoneCache>>,
 }
 
 impl RdsFleet {
@@ -36,6 +42,7 @@ impl RdsFleet {
         RdsFleet {
             client,
             arns: Arc::default(),
+            zones: Arc::default(),
         }
     }
 
@@ -277,6 +284,10 @@ impl Fleet for RdsFleet {
         class: &InstanceClass,
     ) -> Result<Vec<String>, PortError> {
         let op = "DescribeOrderableDBInstanceOptions";
+        let key = (engine.to_string(), class.as_str().to_string());
+        if let Some(z) = self.zones.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(z);
+        }
         let mut zones: Vec<String> = Vec::new();
         let mut pages = self
             .client
@@ -296,6 +307,9 @@ impl Fleet for RdsFleet {
             }
         }
         zones.sort();
+        if let Ok(mut m) = self.zones.lock() {
+            m.insert(key, zones.clone());
+        }
         Ok(zones)
     }
 

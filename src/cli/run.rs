@@ -377,7 +377,7 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
         let notifier = Notifier::start(&notifications, sinks, metrics.clone(), Retry::default());
         daemon = daemon.with_notifier(notifier, notifications.pinned_for);
     }
-    let leases = start_leases(&a, &daemon_names(&daemon), &metrics).await?;
+    let leases = start_leases(&a, &daemon.cluster_names(), &metrics).await?;
     if let Some(k) = &leases {
         daemon = daemon.with_leases(k.clone());
     }
@@ -503,10 +503,6 @@ async fn build_daemon(
 struct Shared {
     started: Vec<(String, crate::core::target::Target)>,
     leases: Option<Arc<LeaseKeeper>>,
-}
-
-fn daemon_names(d: &Daemon) -> Vec<String> {
-    d.cluster_names()
 }
 
 /// The lease keeper of `--lease-table`, after its first round (so that the first tick acts

@@ -6,7 +6,7 @@
 use super::{Action, Placing, Plan, PlannedAction, TemplateDrift};
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, Tags, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
-use crate::core::template::{Placement, ReplicaTemplate, Settings};
+use crate::core::template::{Placement, ReplicaTemplate, SettingDrift, Settings};
 use crate::core::view::ClusterView;
 
 /// Where a replica with `template` goes, given the zones of the cluster's replicas and of the
@@ -50,18 +50,7 @@ pub(super) fn plan_settings(
     within: &[usize],
     p: &mut Plan,
 ) {
-    for (i, slot) in view.replicas.iter().enumerate() {
-        let Some(inst) = slot.as_ref().filter(|r| !r.status.is_busy()) else {
-            continue;
-        };
-        let Some(have) = inst.settings.as_deref() else {
-            continue;
-        };
-        let template = &spec.replicas[i].template;
-        let (apply, tags, drift) = template.drift(have, &inst.tags);
-        if drift.is_empty() {
-            continue;
-        }
+    for (i, inst, apply, tags, drift) in drifted(spec, view) {
         let busy = p.actions.iter().any(|a| a.action.instance() == &inst.id);
         let repair = (!busy && within.contains(&i))
             .then(|| repair(spec.rules.repair_drift, inst, apply, tags))
@@ -85,24 +74,29 @@ pub(super) fn plan_settings(
     }
 }
 
+/// The idle member replicas that differ from their template: slot, replica, the settings and
+/// tags to apply, and the drift entries.
+fn drifted<'v>(
+    spec: &'v ClusterSpec,
+    view: &'v ClusterView,
+) -> impl Iterator<Item = (usize, &'v Instance, Settings, Tags, Vec<SettingDrift>)> + 'v {
+    (view.replicas.iter().enumerate()).filter_map(|(i, slot)| {
+        let inst = slot.as_ref().filter(|r| !r.status.is_busy())?;
+        let have = inst.settings.as_deref()?;
+        let (apply, tags, drift) = spec.replicas[i].template.drift(have, &inst.tags);
+        (!drift.is_empty()).then_some((i, inst, apply, tags, drift))
+    })
+}
+
 /// Every member replica's drift from its template, nothing planned (observe-only ticks).
 pub fn template_drift(spec: &ClusterSpec, view: &ClusterView) -> Vec<TemplateDrift> {
-    let mut p = super::Plan {
-        cluster: spec.name.clone(),
-        requested_replicas: 0,
-        target_replicas: 0,
-        actions: Vec::new(),
-        waiting: Vec::new(),
-        drift: Vec::new(),
-        foreign: Vec::new(),
-        blocked: Vec::new(),
-        usable_slots: 0,
-        master_issues: Vec::new(),
-        template_drift: Vec::new(),
-        held: Vec::new(),
-    };
-    plan_settings(spec, view, &[], &mut p);
-    p.template_drift
+    drifted(spec, view)
+        .map(|(_, inst, _, _, settings)| TemplateDrift {
+            id: inst.id.clone(),
+            settings,
+            repaired: false,
+        })
+        .collect()
 }
 
 /// What to apply to `inst`: all of the drift with `repair_drift`; else only what RDS cannot set
