@@ -56,7 +56,9 @@ async fn store(table: &str) -> Result<DynamoLeases, CliError> {
 }
 
 pub async fn leases(a: LeasesArgs) -> CliResult {
-    let (mut leases, mut copies) = store(&a.lease_table).await?.read_all().await?;
+    let read = store(&a.lease_table).await?.read_all().await;
+    let (mut leases, mut copies) =
+        read.map_err(|e| CliError::runtime(format!("lease table {}: {e}", a.lease_table)))?;
     leases.sort_by(|x, y| x.key.cmp(&y.key));
     copies.sort_by(|x, y| x.key.cmp(&y.key));
     let r = LeasesReport {

@@ -348,6 +348,7 @@ pub async fn run(config_path: Option<&Path>, a: RunArgs) -> CliResult {
             humantime::format_duration(a.interval)
         )));
     }
+    check_lease_flags(&a)?;
     let hup = install_sighup();
     let sources = Sources {
         config: config_path.map(Path::to_path_buf),
@@ -515,16 +516,6 @@ async fn start_leases(
     let Some(table) = &a.lease_table else {
         return Ok(None);
     };
-    if a.lease_renew.is_zero() || a.lease_renew * 2 > a.lease_duration {
-        return Err(CliError::input(
-            "--lease-renew must be above 0 and at most half of --lease-duration",
-        ));
-    }
-    if a.lease_skew * 4 > a.lease_duration {
-        return Err(CliError::input(
-            "--lease-skew must be at most a quarter of --lease-duration",
-        ));
-    }
     let me = a.copy_id.clone().unwrap_or_else(default_copy_id);
     let cfg = crate::adapters::aws::sdk_config().await;
     let store =
@@ -546,6 +537,24 @@ async fn start_leases(
     let held: Vec<String> = keeper.owned().into_iter().map(|l| l.key).collect();
     tracing::info!(copy = %me, table = %table, held = %held.join(","), "sharing the clusters through leases");
     Ok(Some(keeper))
+}
+
+/// The lease flags, checked before anything is set up.
+fn check_lease_flags(a: &RunArgs) -> CliResult {
+    if a.lease_table.is_none() {
+        return Ok(());
+    }
+    if a.lease_renew.is_zero() || a.lease_renew * 2 > a.lease_duration {
+        return Err(CliError::input(
+            "--lease-renew must be above 0 and at most half of --lease-duration",
+        ));
+    }
+    if a.lease_skew * 4 > a.lease_duration {
+        return Err(CliError::input(
+            "--lease-skew must be at most a quarter of --lease-duration",
+        ));
+    }
+    Ok(())
 }
 
 /// `<host name>-<process id>`.
