@@ -442,7 +442,9 @@ pub async fn decide_and_act(
             // Nothing to execute and no router step: the acting half has nothing to do.
             report.plan = Some(p);
         } else {
-            act(
+            // Boxed: the acting half's future is large and most ticks do not act; inline, its
+            // size would be moved with every tick's future (measured by the year benchmark).
+            Box::pin(act(
                 ctx,
                 spec,
                 view,
@@ -453,7 +455,7 @@ pub async fn decide_and_act(
                 opts,
                 &mut report,
                 &mut persisted,
-            )
+            ))
             .await?;
         }
     }
@@ -523,7 +525,8 @@ async fn write_master_tags(
 ) -> Result<(), PortError> {
     // The master's tags as observed, or as updated by this tick's intent write.
     let needed = match persisted {
-        Cow::Borrowed(tags) => memory.persist_needed(tags),
+        // Borrowed: the master's own map.
+        Cow::Borrowed(_) => memory.persist_needed(&master.tags),
         Cow::Owned(tags) => persist_needed(tags, memory.state()),
     };
     if needed {
@@ -632,7 +635,11 @@ pub async fn tick_observed(
 ) -> Result<TickReport, PortError> {
     // The history read failing leaves the forecast to abstain or use what it had: the tick
     // goes on reactively (the daemon logs it).
-    let _ = predict::refresh_histories(ctx.metrics, &mut [(policy, spec, &mut *memory)], now).await;
+    if policy.predictive.is_some() {
+        // Boxed, and only for a predictive policy: the others would carry its future's size.
+        let items = &mut [(policy, spec, &mut *memory)];
+        let _ = Box::pin(predict::refresh_histories(ctx.metrics, items, now)).await;
+    }
     let g = gather(policy, spec, view, now);
     let series = fetch_all(ctx.metrics, &[&g]).await?.remove(0);
     decide_and_act(ctx, spec, policy, view, &series, memory, now, opts).await
@@ -757,13 +764,18 @@ mod tests {
         // only when they changed): the same answers whether the tags are seen again or new.
         let mut carried = ClusterMemory::default();
         for tags in &tag_sets {
+            // One shared map seen tick after tick (no lookup after the first), and a new
+            // map with the same tags (looked up again).
+            let shared = std::sync::Arc::new(tags.clone());
             for s in &states {
                 let want = persist_needed_reference(tags, s);
                 assert_eq!(persist_needed(tags, s), want, "{tags:?} {s:?}");
                 *carried.state_mut() = s.clone();
                 for _ in 0..2 {
-                    assert_eq!(carried.persist_needed(tags), want, "{tags:?} {s:?}");
+                    assert_eq!(carried.persist_needed(&shared), want, "{tags:?} {s:?}");
                 }
+                let copy = std::sync::Arc::new(tags.clone());
+                assert_eq!(carried.persist_needed(&copy), want, "{tags:?} {s:?}");
                 differ += usize::from(want);
             }
         }

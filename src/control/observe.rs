@@ -21,6 +21,7 @@ use crate::core::plan::ClusterView;
 use crate::reconcile::Drains;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 /// What the control loop carries from one tick of a cluster to the next.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,12 @@ pub struct ClusterMemory {
     pub drains: Drains,
     /// The master's state tags as last read, and what they hold.
     persisted: Option<([Option<String>; 5], PersistedState)>,
+    /// The tag map `persisted` was last checked against. A speed measure (outside the core;
+    /// benches/backtest.rs measures it): a fleet that hands back its stored map unchanged (the
+    /// simulated one, tick after tick) needs no tag lookup at all. A map behind an `Arc` never
+    /// changes while this `Weak` keeps its allocation, so the same pointer means the same tags.
+    /// RDS describes a new map every tick and always takes the lookup.
+    checked: Option<Weak<Tags>>,
     /// The forecast step's history, accuracy and lead times (policies with `predictive`).
     pub forecast: super::predict::ForecastMemory,
     /// Replicas in a failed state: since when, replaced, parked (`control::broken`).
@@ -108,7 +115,19 @@ impl ClusterMemory {
     /// differs materially from what they hold ([`PersistedState::differs_from`]). The tags are
     /// read again only when their state values changed since the last read (another copy
     /// wrote them, or this one did).
-    pub fn persist_needed(&mut self, tags: &Tags) -> bool {
+    pub fn persist_needed(&mut self, tags: &Arc<Tags>) -> bool {
+        let unchanged = (self.checked.as_ref()).is_some_and(|w| w.as_ptr() == Arc::as_ptr(tags));
+        if !unchanged {
+            self.check(tags);
+            self.checked = Some(Arc::downgrade(tags));
+        }
+        self.persisted
+            .as_ref()
+            .is_some_and(|(_, read)| read.differs_from(&self.state))
+    }
+
+    /// Read `tags` again when their state values changed since the last read.
+    fn check(&mut self, tags: &Tags) {
         let values = STATE_TAG_KEYS.map(|k| tags.get(k));
         let same = self
             .persisted
@@ -118,9 +137,6 @@ impl ClusterMemory {
             let read = PersistedState::read(tags);
             self.persisted = Some((values.map(|v| v.cloned()), read));
         }
-        self.persisted
-            .as_ref()
-            .is_some_and(|(_, read)| read.differs_from(&self.state))
     }
 
     /// The state tags this tick wrote on the master: what the next observation will see, so
@@ -129,6 +145,7 @@ impl ClusterMemory {
         let read = PersistedState::read(&tags);
         let values = STATE_TAG_KEYS.map(|k| tags.remove(k));
         self.persisted = Some((values, read));
+        self.checked = None;
     }
 
     fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {

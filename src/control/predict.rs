@@ -57,6 +57,9 @@ pub const TAG_LEAD_TIMES: &str = "elasticrds:lead-times";
 pub struct LeadTimes {
     creating_since: HashMap<InstanceId, DateTime<Utc>>,
     measured: VecDeque<u64>,
+    /// The learned lead time of `measured` ([`LeadTimes::learned`]), kept with it: the
+    /// observation step asks every tick, the measurements change a few times a day.
+    learned: Option<u64>,
     /// A lead time was measured since the tag was last written.
     unsaved: bool,
 }
@@ -89,6 +92,7 @@ impl LeadTimes {
         while self.measured.len() > LEAD_SAMPLES {
             self.measured.pop_front();
         }
+        self.learned = p90(&self.measured);
         self.unsaved = true;
     }
 
@@ -103,6 +107,7 @@ impl LeadTimes {
         while self.measured.len() > LEAD_SAMPLES {
             self.measured.pop_front();
         }
+        self.learned = p90(&self.measured);
     }
 
     /// The tag value to write when a lead time was measured since the last write.
@@ -121,14 +126,19 @@ impl LeadTimes {
 
     /// The 90th percentile of the measured lead times, once [`LEAD_MIN_SAMPLES`] are known.
     pub fn learned(&self) -> Option<u64> {
-        if self.measured.len() < LEAD_MIN_SAMPLES {
-            return None;
-        }
-        let mut v: Vec<u64> = self.measured.iter().copied().collect();
-        v.sort_unstable();
-        let i = ((v.len() as f64 * 0.9).ceil() as usize).clamp(1, v.len()) - 1;
-        Some(v[i])
+        self.learned
     }
+}
+
+/// The 90th percentile of `measured`, once [`LEAD_MIN_SAMPLES`] are known.
+fn p90(measured: &VecDeque<u64>) -> Option<u64> {
+    if measured.len() < LEAD_MIN_SAMPLES {
+        return None;
+    }
+    let mut v: Vec<u64> = measured.iter().copied().collect();
+    v.sort_unstable();
+    let i = ((v.len() as f64 * 0.9).ceil() as usize).clamp(1, v.len()) - 1;
+    Some(v[i])
 }
 
 /// The history query of a cluster whose history is due for a read at `now`: every configured

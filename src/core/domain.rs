@@ -76,8 +76,11 @@ impl PartialOrd for SharedStr {
     }
 }
 impl Ord for SharedStr {
-    /// As `str` orders: by bytes.
+    /// As `str` orders: by bytes (copies of one text are equal without a look at them).
     fn cmp(&self, other: &SharedStr) -> std::cmp::Ordering {
+        if self.same_text(other) {
+            return std::cmp::Ordering::Equal;
+        }
         self.as_bytes().cmp(other.as_bytes())
     }
 }

@@ -172,18 +172,20 @@ impl PersistedState {
 /// `t=n` parts joined by spaces; the newest entries are kept when the value would be longer
 /// than a tag value may be.
 fn encode_recent(v: &[(DateTime<Utc>, usize)]) -> String {
-    let parts: Vec<String> = v
-        .iter()
-        .map(|(t, n)| format!("{}={n}", t.timestamp()))
-        .collect();
-    let mut from = 0;
-    // Each part takes its length plus one separator.
-    while from < parts.len()
-        && parts[from..].iter().map(|p| p.len() + 1).sum::<usize>() > TAG_VALUE_MAX
-    {
-        from += 1;
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (t, n) in v {
+        let sep = if text.is_empty() { "" } else { " " };
+        let _ = write!(text, "{sep}{}={n}", t.timestamp());
     }
-    parts[from..].join(" ")
+    // The oldest parts go first: each takes its length plus one separator.
+    while text.len() + 1 > TAG_VALUE_MAX {
+        match text.find(' ') {
+            Some(i) => drop(text.drain(..=i)),
+            None => text.clear(),
+        }
+    }
+    text
 }
 
 /// A recommendation-history tag as (time, value) pairs, oldest first; empty when it is

@@ -13,7 +13,7 @@ use super::config::ClusterSpec;
 use super::domain::{MetricKind, MetricQuery, Statistic};
 use super::plan::ClusterView;
 use super::schedule::{Bounds, Schedule};
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- defaults
@@ -282,13 +282,8 @@ impl Policy {
         let t = now.timestamp() - LANDING_DELAY_SECS;
         let end_s = t.div_euclid(p) * p;
         let n = i64::from((self.missing_data.stale_periods * 2).max(5));
-        // Whole seconds before `now` (its sub-second part dropped).
-        let base = now.with_nanosecond(0).unwrap_or(now);
-        let at = |ts: i64| {
-            chrono::Duration::try_seconds(now.timestamp() - ts)
-                .and_then(|d| base.checked_sub_signed(d))
-                .unwrap_or(now)
-        };
+        // Whole seconds (the sub-second part of `now` dropped).
+        let at = |ts: i64| DateTime::from_timestamp(ts, 0).unwrap_or(now);
         let (start, end) = (at(end_s - n * p), at(end_s));
         (start, end)
     }
