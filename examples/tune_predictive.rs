@@ -1,6 +1,6 @@
 //! How the predictive section of policies/predictive.yaml was tuned: the default policy with
 //! `predictive: {mode: active}` over a grid of the section's knobs: both forecasters (seasonal:
-//! sizing target, accuracy limit, quantile, margin; Holt-Winters: target, level and season
+//! sizing target, accuracy limit, quantile, margin, today's level; Holt-Winters: target, level and season
 //! smoothing, margin) and the daily rhythm required (the horizon margin is left at 0: an
 //! earlier grid found 10 minutes no better), replayed on the TRAINING traces under the default (honest) fleet
 //! model; each variant scored against the reactive default policy, the oracle and the
@@ -40,6 +40,9 @@ const QUANTILES: [f64; 2] = [0.5, 0.75];
 const SEASONAL_MARGINS: [f64; 2] = [0.0, 0.1];
 /// The daily rhythm the history needs (-1 would be never checked: reported for the winner).
 const MIN_CORRELATIONS: [f64; 3] = [0.0, 0.3, 0.6];
+/// Today's level (`seasonal.level`, `.level_max`): off, over the last one or two hours, and
+/// over one hour allowed to raise the forecast by a quarter.
+const LEVELS: [(u64, f64); 4] = [(0, 1.0), (3600, 1.0), (7200, 1.0), (3600, 1.25)];
 
 /// The Holt-Winters forecaster: level and season smoothing, its margin (a smaller grid: it
 /// costs more per tick).
@@ -87,7 +90,9 @@ fn seasonal_variants(base: &Case) -> Vec<Case> {
             for q in QUANTILES {
                 for sm in SEASONAL_MARGINS {
                     for c in MIN_CORRELATIONS {
-                        out.push(variant(base, t, e, (q, sm), c));
+                        for l in LEVELS {
+                            out.push(variant(base, t, e, (q, sm, l), c));
+                        }
                     }
                 }
             }
@@ -96,16 +101,22 @@ fn seasonal_variants(base: &Case) -> Vec<Case> {
     out
 }
 
-fn variant(base: &Case, t: f64, e: f64, (q, sm): (f64, f64), c: f64) -> Case {
+fn variant(base: &Case, t: f64, e: f64, (q, sm, l): (f64, f64, (u64, f64)), c: f64) -> Case {
     let mut v = base.clone();
     let mut p = Predictive::new(PredictiveMode::Active);
     p.target = t;
     p.max_error = e;
     p.seasonal.quantile = q;
     p.seasonal.margin = sm;
+    (p.seasonal.level_secs, p.seasonal.level_max) = l;
     p.min_daily_correlation = c;
     v.case.policy.predictive = Some(p);
-    v.case.name = format!("seasonal target={t} max_error={e} q={q} margin={sm} min_corr={c}");
+    let level = match l {
+        (0, _) => String::new(),
+        (s, m) => format!(" level={}h max={m}", s / 3600),
+    };
+    v.case.name =
+        format!("seasonal target={t} max_error={e} q={q} margin={sm} min_corr={c}{level}");
     v
 }
 
@@ -185,12 +196,12 @@ fn rows(per_trace: &PerTrace, grid: &[Case], training: bool) -> Vec<Row> {
 fn print(title: &str, rows: &[Row]) {
     println!("{title}");
     println!(
-        "{:<76} {:>5} {:>13} {:>9}",
+        "{:<96} {:>5} {:>13} {:>9}",
         "variant", "met", "median x orc", "breaches"
     );
     for r in rows {
         println!(
-            "{:<76} {:>5} {:>13.3} {:>9}",
+            "{:<96} {:>5} {:>13.3} {:>9}",
             r.name, r.met, r.median_ratio, r.breaches
         );
     }
@@ -267,7 +278,18 @@ fn main() {
         );
     }
     println!();
-    without_skill_check(&grid[i], &names, &dir, &opts, &per_trace);
+    let no_rhythm_check: &dyn Fn(&mut Predictive) = &|p| p.min_daily_correlation = -1.0;
+    let without = (
+        "without the rhythm check (min_daily_correlation: -1)",
+        no_rhythm_check,
+    );
+    again(&grid[i], without, &names, &dir, &opts, &per_trace);
+    let level_1h: &dyn Fn(&mut Predictive) = &|p| p.seasonal.level_secs = 3600;
+    let level = (
+        "with today's level (seasonal.level: 1h, level_max: 1)",
+        level_1h,
+    );
+    again(&grid[i], level, &names, &dir, &opts, &per_trace);
     let held = rows(&per_trace, &grid, false);
     let rank = held.iter().position(|r| &r.name == best).unwrap_or(0);
     print(
@@ -281,10 +303,11 @@ fn main() {
     );
 }
 
-/// The chosen variant again with `min_daily_correlation: -1`: what the rhythm check holds back
-/// or saves on each trace.
-fn without_skill_check(
+/// The chosen variant again with one change (`label`, made by `change`): what it holds back or
+/// saves on each trace.
+fn again(
     chosen: &Case,
+    (label, change): (&str, &dyn Fn(&mut Predictive)),
     names: &[String],
     dir: &Path,
     opts: &Options,
@@ -292,15 +315,15 @@ fn without_skill_check(
 ) {
     let mut v = chosen.clone();
     if let Some(p) = v.case.policy.predictive.as_mut() {
-        p.min_daily_correlation = -1.0;
+        change(p);
     }
-    v.case.name = format!("{} min_daily_correlation=-1", chosen.case.name);
-    println!("the chosen variant without the rhythm check (min_daily_correlation: -1):");
+    v.case.name = format!("{} {label}", chosen.case.name);
+    println!("the chosen variant {label}:");
     for (n, (_, a, _)) in names.iter().zip(per_trace) {
         let trace = Trace::load(&dir.join(format!("{n}.csv"))).expect("trace");
         let s = &sweep::run_all(&trace, std::slice::from_ref(&v), opts, 1).expect("sweep")[0];
         println!(
-            "{n:<30} {}: {:.1} rh {} bm | goals {}",
+            "{n:<30} {}: {:.1} rh {} bm ({:+.1} % / {:+} against reactive) | goals {}",
             if TRAINING.contains(&n.as_str()) {
                 "training"
             } else {
@@ -308,6 +331,8 @@ fn without_skill_check(
             },
             s.replica_hours,
             s.breach_minutes,
+            100.0 * (s.replica_hours / a.reactive.replica_hours - 1.0),
+            s.breach_minutes as i64 - a.reactive.breach_minutes as i64,
             if meets(n, s, a) { "met" } else { "MISSED" },
         );
     }

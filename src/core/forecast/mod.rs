@@ -376,6 +376,49 @@ mod tests {
     }
 
     #[test]
+    fn todays_level_scales_the_seasonal_forecast_within_its_bounds() {
+        // Seven days: 30 all day, 180 from 12:00 to 14:00; then day eight until 11:30 at
+        // `today` (the same, half, or one and a half times the usual 30).
+        let eighth = |today: f64| {
+            let mut h = daily(8, 30.0, 150.0);
+            h.values.truncate(7 * 288 + 138);
+            for v in &mut h.values[7 * 288..] {
+                *v = Some(today);
+            }
+            h
+        };
+        let origin = Utc.with_ymd_and_hms(2026, 11, 8, 11, 30, 0).unwrap();
+        let to = origin + ChronoDuration::hours(1);
+        let off = Seasonal::default();
+        let level = |max: f64| Seasonal {
+            level_secs: 3600,
+            level_max: max,
+            ..Seasonal::default()
+        };
+        let peak = |f: &Seasonal, today: f64| f.peak(&eighth(today), origin, to).unwrap();
+        assert_eq!(peak(&off, 15.0), 180.0, "no level: the days as they were");
+        assert_eq!(peak(&level(1.0), 30.0), 180.0, "a usual morning");
+        assert_eq!(
+            peak(&level(1.0), 15.0),
+            90.0,
+            "a morning at half the usual load"
+        );
+        assert_eq!(peak(&level(1.0), 3.0), 90.0, "never below half");
+        assert_eq!(
+            peak(&level(1.0), 45.0),
+            180.0,
+            "a busier morning: not raised at max 1"
+        );
+        assert_eq!(peak(&level(1.25), 45.0), 225.0, "raised up to level_max");
+        // No data in the last hour: the level is not known, the forecast as it is.
+        let mut gap = eighth(15.0);
+        for v in &mut gap.values[7 * 288 + 126..] {
+            *v = None;
+        }
+        assert_eq!(level(1.0).peak(&gap, origin, to), Some(180.0));
+    }
+
+    #[test]
     fn the_daily_correlation_sees_a_rhythm_and_not_a_flat_or_random_load() {
         let c = daily_correlation(&wave(3, 60.0, 40.0)).unwrap();
         assert!(c > 0.99, "{c}");

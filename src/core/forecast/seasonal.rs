@@ -4,6 +4,11 @@
 //! those daily values (1.0: the highest day; 0.5: a typical day), and the window's forecast is
 //! its highest bucket, times `1 + margin`. Days without data are skipped; fewer than
 //! `min_days` with data for the window: no forecast.
+//!
+//! Today's level (`level_secs` > 0): the same forecast made for the last `level_secs` before
+//! the origin is compared with what the load actually was then; the window's forecast is scaled
+//! by that ratio, within [`LEVEL_MIN`, `level_max`]. A day running quieter than the days it is
+//! forecast from gets fewer replicas ahead of its rise; a busier one more, up to `level_max`.
 
 use super::{Forecaster, LoadHistory};
 use chrono::{DateTime, Duration, Utc};
@@ -20,7 +25,14 @@ pub struct Seasonal {
     pub margin: f64,
     /// Fewest days with data for a forecast.
     pub min_days: u32,
+    /// How far back today's level is measured (0: not measured, the forecast as it is).
+    pub level_secs: u64,
+    /// The highest the level may scale the forecast.
+    pub level_max: f64,
 }
+
+/// The lowest the level may scale the forecast: a half-quiet hour does not remove the rise.
+pub const LEVEL_MIN: f64 = 0.5;
 
 impl Default for Seasonal {
     fn default() -> Self {
@@ -30,6 +42,8 @@ impl Default for Seasonal {
             quantile: 0.75,
             margin: 0.0,
             min_days: 1,
+            level_secs: 0,
+            level_max: 1.0,
         }
     }
 }
@@ -52,6 +66,29 @@ impl Seasonal {
         let i = ((daily.len() - 1) as f64 * self.quantile.clamp(0.0, 1.0)).round() as usize;
         Some(daily[i])
     }
+
+    /// Today's level at `origin`: the load of the last `level_secs` over what this forecaster
+    /// says for those buckets, within [`LEVEL_MIN`, `level_max`]; 1 when either is unknown.
+    fn level(&self, h: &LoadHistory, origin: DateTime<Utc>) -> f64 {
+        if self.level_secs == 0 {
+            return 1.0;
+        }
+        let step = Duration::seconds(i64::from(h.step_secs.max(1)));
+        let end = super::align_down(origin, h.step_secs);
+        let mut t = end - Duration::seconds(self.level_secs as i64);
+        let (mut actual, mut expected) = (0.0, 0.0);
+        while t < end {
+            if let (Some(a), Some(f)) = (h.value_at(t), self.bucket(h, t)) {
+                actual += a;
+                expected += f;
+            }
+            t += step;
+        }
+        if expected <= 0.0 || !actual.is_finite() {
+            return 1.0;
+        }
+        (actual / expected).clamp(LEVEL_MIN, self.level_max.max(LEVEL_MIN))
+    }
 }
 
 impl Forecaster for Seasonal {
@@ -69,6 +106,7 @@ impl Forecaster for Seasonal {
             }
             t += step;
         }
-        best.map(|b| (b * (1.0 + self.margin)).max(0.0))
+        let level = self.level(h, origin);
+        best.map(|b| (b * level * (1.0 + self.margin)).max(0.0))
     }
 }

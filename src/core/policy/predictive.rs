@@ -24,6 +24,8 @@ pub const DEFAULT_REFRESH_SECS: u64 = 3600;
 /// The daily rhythm a history needs: any positive correlation (tuned; 0.3 and 0.6 did no
 /// better on the training traces).
 pub const DEFAULT_MIN_DAILY_CORRELATION: f64 = 0.0;
+/// The longest stretch today's level is measured over (`seasonal.level`).
+pub const MAX_LEVEL_SECS: u64 = 12 * 3600;
 /// CloudWatch keeps 5-minute data for 63 days.
 pub const MAX_HISTORY_SECS: u64 = 63 * 86_400;
 
@@ -303,8 +305,24 @@ fn check_holt_winters(r: &RawHoltWinters, hw: &mut HoltWinters, e: &mut Errs) {
     );
 }
 
-/// `seasonal.days`, `.quantile`, `.margin`.
+/// `seasonal.days`, `.quantile`, `.margin`, `.level`, `.level_max`.
 fn check_seasonal(r: &RawSeasonal, s: &mut Seasonal, e: &mut Errs) {
+    match r.level {
+        Some(Dur(l)) if l > MAX_LEVEL_SECS => e.push(
+            "predictive.seasonal.level",
+            format!("{l}s is outside 0s (off) to {MAX_LEVEL_SECS}s"),
+        ),
+        Some(Dur(l)) => s.level_secs = l,
+        None => {}
+    }
+    set_within(
+        e,
+        "seasonal.level_max",
+        r.level_max,
+        (1.0, 4.0),
+        "1 (the level only lowers the forecast) to 4",
+        &mut s.level_max,
+    );
     match r.days {
         Some(d) if !(1..=56).contains(&d) => {
             e.push("predictive.seasonal.days", format!("{d}: 1 to 56 days"))
@@ -389,6 +407,30 @@ mod tests {
         );
         let e = parse("cluster: c1\npredictive:\n  horizon: 5m\n").unwrap_err();
         assert!(e.contains("horizon"), "{e}");
+    }
+
+    #[test]
+    fn todays_level_is_read_and_checked() {
+        let p = parse("cluster: c1\npredictive:\n  seasonal: {level: 1h, level_max: 1.25}\n")
+            .unwrap()
+            .predictive
+            .unwrap();
+        assert_eq!((p.seasonal.level_secs, p.seasonal.level_max), (3600, 1.25));
+        let off = parse("cluster: c1\npredictive: {}\n")
+            .unwrap()
+            .predictive
+            .unwrap();
+        assert_eq!((off.seasonal.level_secs, off.seasonal.level_max), (0, 1.0));
+        let e = parse("cluster: c1\npredictive:\n  seasonal: {level: 13h, level_max: 0.5}\n")
+            .unwrap_err();
+        assert!(
+            e.contains("predictive.seasonal.level: 46800s is outside 0s (off) to 43200s"),
+            "{e}"
+        );
+        assert!(
+            e.contains("predictive.seasonal.level_max: 0.5: 1 (the level only lowers"),
+            "{e}"
+        );
     }
 
     #[test]

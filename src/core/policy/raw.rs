@@ -192,4 +192,8 @@ pub(super) struct RawSeasonal {
     pub(super) quantile: Option<f64>,
     #[serde(default)]
     pub(super) margin: Option<f64>,
+    #[serde(default)]
+    pub(super) level: Option<Dur>,
+    #[serde(default)]
+    pub(super) level_max: Option<f64>,
 }
