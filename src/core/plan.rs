@@ -10,15 +10,16 @@
 //! membership are never touched.
 
 use super::config::{ClusterSpec, MasterSpec};
-use super::decide::Direction;
 use super::domain::{Instance, InstanceClass, InstanceId, InstanceStatus, Tags};
-use super::template::{Offerings, SettingDrift, Settings};
+use super::template::{SettingDrift, Settings};
 
+mod holds;
+mod modify;
 mod settings;
 use super::pause::Pause;
-use super::pause::Pauses;
 pub use super::view::{ClusterView, Conflict, ConflictKind, Foreign, MasterIssue};
-use chrono::{DateTime, Utc};
+pub use holds::{hold_for_quota, hold_paused};
+pub use modify::{modify_is_safe, plan_modify, ModifyRefusal};
 use serde::Serialize;
 pub use settings::template_drift;
 use std::fmt;
@@ -417,68 +418,6 @@ fn plan_within(
     }
 }
 
-/// Hold what an operator's pause forbids. The decision already keeps the desired count
-/// still while a direction is paused, but the plan also rebuilds the first N usable slots
-/// (a replica deleted by hand is created again, a surplus one deleted): those are scale
-/// actions too. Scale-out paused: creates are held — and so are the deletes, which are
-/// planned make-before-break on those creates; scale-in paused: deletes are held.
-/// Class changes and the master's restore are not scaling and go on.
-pub fn hold_paused(p: &mut Plan, pauses: &Pauses, now: DateTime<Utc>) {
-    let out = pauses.in_force(Direction::Out, now).cloned();
-    let inn = pauses.in_force(Direction::In, now).cloned();
-    let creates = |a: &PlannedAction| matches!(a.action, Action::CreateReplica { .. });
-    let held_out = out.as_ref().is_some_and(|_| p.actions.iter().any(creates));
-    let mut kept = Vec::with_capacity(p.actions.len());
-    for a in p.actions.drain(..) {
-        let pause = match a.action {
-            Action::CreateReplica { .. } => out.clone(),
-            Action::DeleteReplica { .. } if held_out => out.clone(),
-            Action::DeleteReplica { .. } => inn.clone(),
-            _ => None,
-        };
-        match pause {
-            Some(pause) => p.held.push(Held {
-                action: a.action,
-                pause,
-            }),
-            None => kept.push(a),
-        }
-    }
-    p.actions = kept;
-}
-
-/// While an account quota error stops creation ([`Offerings::quota_stop`]), creates wait
-/// (and so do the deletes planned make-before-break on them) instead of retrying into it.
-pub fn hold_for_quota(p: &mut Plan, offerings: &Offerings, now: DateTime<Utc>) {
-    let Some(stop) = offerings.quota_stop(now) else {
-        return;
-    };
-    let creates = |a: &PlannedAction| matches!(a.action, Action::CreateReplica { .. });
-    if !p.actions.iter().any(creates) {
-        return;
-    }
-    let reason = format!(
-        "creation stopped until {} after a quota error: {}",
-        stop.until
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        stop.error
-    );
-    let (held, kept): (Vec<_>, Vec<_>) = p.actions.drain(..).partition(|a| {
-        matches!(
-            a.action,
-            Action::CreateReplica { .. } | Action::DeleteReplica { .. }
-        )
-    });
-    p.actions = kept;
-    for a in held {
-        p.waiting.push(Waiting {
-            id: a.action.instance().clone(),
-            status: None,
-            reason: format!("{}: {reason}", a.action.kind()),
-        });
-    }
-}
-
 /// Surplus replicas (usable slots beyond the target), deleted from the end of the list,
 /// make-before-break within bounds:
 /// - never so many that the count (existing plus planned creates) drops below the target
@@ -608,100 +547,4 @@ fn plan_classes(
             );
         }
     }
-}
-
-/// Why a class change was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ModifyRefusal {
-    #[error("{0} is not in the cluster config; elasticrds only changes configured instances")]
-    NotConfigured(InstanceId),
-    #[error("{0} does not exist")]
-    Absent(InstanceId),
-    #[error("{0} is not a read replica of this cluster's master ({kind}): elasticrds never changes it", kind = .1.label())]
-    NotMember(InstanceId, ConflictKind),
-    #[error("{0} is {1}; wait until it is available")]
-    Busy(InstanceId, String),
-    #[error("{0}")]
-    Unsafe(String),
-}
-
-/// The documented rule: an instance is out of service while its class changes, so the master
-/// may change only if it is multi-AZ or a replica is available to serve reads, and a replica
-/// only if the master or another replica still serves.
-pub fn modify_is_safe(
-    spec: &ClusterSpec,
-    view: &ClusterView,
-    id: &InstanceId,
-) -> Result<(), String> {
-    let other_replica_available = view
-        .existing_replicas()
-        .any(|r| r.id != *id && r.status.is_available());
-    if spec.is_master(id) {
-        let multi_az = view.master.as_ref().is_some_and(|m| m.multi_az);
-        if multi_az || other_replica_available {
-            Ok(())
-        } else {
-            Err(format!(
-                "master {id} is not multi-AZ and no replica is available: it would be out of service during the change"
-            ))
-        }
-    } else {
-        let master_serves = view
-            .master
-            .as_ref()
-            .is_some_and(|m| m.status.is_available());
-        if master_serves || other_replica_available {
-            Ok(())
-        } else {
-            Err(format!(
-                "no other instance of the cluster is available to serve while {id} changes"
-            ))
-        }
-    }
-}
-
-/// Plan `modify-instance ID CLASS`: `Ok(None)` when the class is already right.
-pub fn plan_modify(
-    spec: &ClusterSpec,
-    view: &ClusterView,
-    id: &InstanceId,
-    class: &InstanceClass,
-    force: bool,
-) -> Result<Option<PlannedAction>, ModifyRefusal> {
-    if !spec.contains(id) {
-        return Err(ModifyRefusal::NotConfigured(id.clone()));
-    }
-    if let Some(c) = view.conflicts.iter().find(|c| c.instance.id == *id) {
-        return Err(ModifyRefusal::NotMember(id.clone(), c.kind.clone()));
-    }
-    let inst = if spec.is_master(id) {
-        view.master.as_ref()
-    } else {
-        spec.replica_index(id)
-            .and_then(|i| view.replicas[i].as_ref())
-    }
-    .ok_or_else(|| ModifyRefusal::Absent(id.clone()))?;
-    if inst.status.is_busy() {
-        return Err(ModifyRefusal::Busy(id.clone(), inst.status.to_string()));
-    }
-    if &inst.class == class {
-        return Ok(None);
-    }
-    let mut reason = format!("requested class {class}");
-    if let Err(why) = modify_is_safe(spec, view, id) {
-        if !force {
-            return Err(ModifyRefusal::Unsafe(format!(
-                "{why} (use --force to change it anyway)"
-            )));
-        }
-        reason.push_str(&format!("; forced although {why}"));
-    }
-    Ok(Some(PlannedAction {
-        action: Action::ModifyClass {
-            id: inst.id.clone(),
-            from: inst.class.clone(),
-            to: class.clone(),
-        },
-        reason,
-    }))
 }

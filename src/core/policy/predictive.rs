@@ -162,72 +162,12 @@ pub(super) fn check(raw: &RawPredictive, e: &mut Errs) -> Option<Predictive> {
 
 /// `target`, the durations and `max_error`.
 fn check_numbers(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
-    let f = |name: &str| format!("predictive.{name}");
-    if let Some(t) = raw.target {
-        let cpu = p.metric == MetricKind::Cpu;
-        if !(t > 0.0 && t.is_finite()) || (cpu && t > 100.0) {
-            e.push(
-                f("target"),
-                format!(
-                    "{t}: a per-replica utilization above 0{}",
-                    if cpu {
-                        " and at most 100 (percent)"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-        } else {
-            p.target = t;
-        }
-    } else if p.metric == MetricKind::Connections {
-        e.push(
-            f("target"),
-            "is required for metric connections (connections per replica)",
-        );
-    }
-    let dur = |v: Option<Dur>, name: &str, lo: u64, hi: u64, to: &mut u64, e: &mut Errs| {
-        if let Some(Dur(s)) = v {
-            if s < lo || s > hi {
-                e.push(f(name), format!("{s}s is outside {lo}s to {hi}s"));
-            } else {
-                *to = s;
-            }
-        }
-    };
-    dur(
-        raw.history,
-        "history",
-        3600,
-        MAX_HISTORY_SECS,
-        &mut p.history_secs,
-        e,
-    );
-    dur(
-        raw.min_history,
-        "min_history",
-        0,
-        MAX_HISTORY_SECS,
-        &mut p.min_history_secs,
-        e,
-    );
-    dur(
-        raw.lead_time,
-        "lead_time",
-        60,
-        86_400,
-        &mut p.lead_time_secs,
-        e,
-    );
-    dur(raw.margin, "margin", 0, 86_400, &mut p.margin_secs, e);
-    dur(raw.refresh, "refresh", 300, 86_400, &mut p.refresh_secs, e);
-    if p.min_history_secs > p.history_secs {
-        e.push(f("min_history"), "is longer than history");
-    }
+    check_target(raw.target, p, e);
+    check_durations(raw, p, e);
     if let Some(m) = raw.max_error {
         if !(m > 0.0 && m.is_finite()) {
             e.push(
-                f("max_error"),
+                "predictive.max_error",
                 format!("{m}: a relative error above 0 (0.3 = 30 %)"),
             );
         } else {
@@ -252,6 +192,75 @@ fn check_numbers(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
     }
     if let Some(r) = &raw.holt_winters {
         check_holt_winters(r, &mut p.holt_winters, e);
+    }
+}
+
+/// `target`: above 0 (at most 100 for CPU); required for connections.
+fn check_target(target: Option<f64>, p: &mut Predictive, e: &mut Errs) {
+    let cpu = p.metric == MetricKind::Cpu;
+    match target {
+        Some(t) if !(t > 0.0 && t.is_finite()) || (cpu && t > 100.0) => {
+            let cap = if cpu {
+                " and at most 100 (percent)"
+            } else {
+                ""
+            };
+            e.push(
+                "predictive.target",
+                format!("{t}: a per-replica utilization above 0{cap}"),
+            );
+        }
+        Some(t) => p.target = t,
+        None if p.metric == MetricKind::Connections => e.push(
+            "predictive.target",
+            "is required for metric connections (connections per replica)",
+        ),
+        None => {}
+    }
+}
+
+/// `history`, `min_history`, `lead_time`, `margin`, `refresh`, each within its range.
+fn check_durations(raw: &RawPredictive, p: &mut Predictive, e: &mut Errs) {
+    let h = (3600, MAX_HISTORY_SECS);
+    set_duration(e, "history", raw.history, h, &mut p.history_secs);
+    let mh = (0, MAX_HISTORY_SECS);
+    set_duration(
+        e,
+        "min_history",
+        raw.min_history,
+        mh,
+        &mut p.min_history_secs,
+    );
+    let lead = (60, 86_400);
+    set_duration(e, "lead_time", raw.lead_time, lead, &mut p.lead_time_secs);
+    set_duration(e, "margin", raw.margin, (0, 86_400), &mut p.margin_secs);
+    set_duration(
+        e,
+        "refresh",
+        raw.refresh,
+        (300, 86_400),
+        &mut p.refresh_secs,
+    );
+    if p.min_history_secs > p.history_secs {
+        e.push("predictive.min_history", "is longer than history");
+    }
+}
+
+/// Set `slot` to the duration at `predictive.<field>` when it lies in `[lo, hi]` seconds.
+fn set_duration(
+    e: &mut Errs,
+    field: &str,
+    value: Option<Dur>,
+    (lo, hi): (u64, u64),
+    slot: &mut u64,
+) {
+    match value {
+        Some(Dur(s)) if s < lo || s > hi => e.push(
+            format!("predictive.{field}"),
+            format!("{s}s is outside {lo}s to {hi}s"),
+        ),
+        Some(Dur(s)) => *slot = s,
+        None => {}
     }
 }
 
@@ -307,14 +316,8 @@ fn check_holt_winters(r: &RawHoltWinters, hw: &mut HoltWinters, e: &mut Errs) {
 
 /// `seasonal.days`, `.quantile`, `.margin`, `.level`, `.level_max`.
 fn check_seasonal(r: &RawSeasonal, s: &mut Seasonal, e: &mut Errs) {
-    match r.level {
-        Some(Dur(l)) if l > MAX_LEVEL_SECS => e.push(
-            "predictive.seasonal.level",
-            format!("{l}s is outside 0s (off) to {MAX_LEVEL_SECS}s"),
-        ),
-        Some(Dur(l)) => s.level_secs = l,
-        None => {}
-    }
+    let level = (0, MAX_LEVEL_SECS);
+    set_duration(e, "seasonal.level", r.level, level, &mut s.level_secs);
     set_within(
         e,
         "seasonal.level_max",
@@ -424,7 +427,7 @@ mod tests {
         let e = parse("cluster: c1\npredictive:\n  seasonal: {level: 13h, level_max: 0.5}\n")
             .unwrap_err();
         assert!(
-            e.contains("predictive.seasonal.level: 46800s is outside 0s (off) to 43200s"),
+            e.contains("predictive.seasonal.level: 46800s is outside 0s to 43200s"),
             "{e}"
         );
         assert!(
