@@ -1,7 +1,7 @@
 //! Located input errors and the parsing helpers that produce them: every bad config, policy
 //! or data file is reported as `file:line:column: field: message`. YAML and JSON documents are
 //! parsed here ([`parse_document`]); where a field is in them is found by THE one locator,
-//! [`locate`] (`input/locate.rs`); CSV data files are read by `input/csv_rows.rs`. Pure: works
+//! [`locate()`] (`input/locate.rs`); CSV data files are read by `input/csv_rows.rs`. Pure: works
 //! on text already read.
 
 pub mod csv_rows;

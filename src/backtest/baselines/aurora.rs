@@ -5,15 +5,15 @@
 //! sources are quoted in docs/backtest.md, section "Baselines".
 //!
 //! Sources:
-//! - [AAS-TT] Application Auto Scaling User Guide, "Target tracking scaling policies" and "How
+//! - \[AAS-TT\] Application Auto Scaling User Guide, "Target tracking scaling policies" and "How
 //!   target tracking scaling works":
 //!   <https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-target-tracking.html>,
 //!   <https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html>
-//! - [AAS-API] `TargetTrackingScalingPolicyConfiguration`:
+//! - \[AAS-API\] `TargetTrackingScalingPolicyConfiguration`:
 //!   <https://docs.aws.amazon.com/autoscaling/application/APIReference/API_TargetTrackingScalingPolicyConfiguration.html>
-//! - [AURORA] Aurora User Guide, "Amazon Aurora Auto Scaling with Aurora Replicas":
+//! - \[AURORA\] Aurora User Guide, "Amazon Aurora Auto Scaling with Aurora Replicas":
 //!   <https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Integrating.AutoScaling.html>
-//! - [ALARMS] the alarms target tracking creates, as the CloudWatch console shows them
+//! - \[ALARMS\] the alarms target tracking creates, as the CloudWatch console shows them
 //!   ("> 70.00 for 3 datapoints within 3 minutes", "< 63.00 for 15 datapoints within 15
 //!   minutes" for a target of 70), e.g. AWS Copilot's docs, `copilot svc status`:
 //!   <https://aws.github.io/copilot-cli/docs/concepts/services/>
@@ -25,13 +25,13 @@ use super::Observation;
 /// the stronger run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capacity {
-    /// [AURORA], earlier wording: "Aurora Auto Scaling only scales a DB cluster if all Aurora
+    /// \[AURORA\], earlier wording: "Aurora Auto Scaling only scales a DB cluster if all Aurora
     /// Replicas in a DB cluster are in the available state ... waits until the whole DB cluster
     /// becomes available for scaling". No scaling activity while a replica is being created;
     /// when it acts, every replica serves, so the capacity is the serving replicas.
     ServingAfterWait,
-    /// [AURORA], current wording ("only scales a DB cluster if the DB cluster is in the
-    /// available state") with [AAS-TT]'s scale-out cooldown: it acts while replicas are being
+    /// \[AURORA\], current wording ("only scales a DB cluster if the DB cluster is in the
+    /// available state") with \[AAS-TT\]'s scale-out cooldown: it acts while replicas are being
     /// created, and the capacity is every replica that exists (`rds:cluster:ReadReplicaCount`
     /// as Application Auto Scaling set it), creating ones included.
     Existing,
@@ -42,17 +42,17 @@ pub enum Capacity {
 pub struct TargetTracking {
     /// Target of the reader-average CPU, percent.
     pub target_cpu: f64,
-    /// The scale-out alarm: this many consecutive 1-minute datapoints above the target [ALARMS].
+    /// The scale-out alarm: this many consecutive 1-minute datapoints above the target \[ALARMS\].
     pub out_minutes: u32,
     /// The scale-in alarm: this many consecutive 1-minute datapoints below
-    /// `in_fraction × target` [ALARMS].
+    /// `in_fraction × target` \[ALARMS\].
     pub in_minutes: u32,
-    /// 0.9: "usually more than 10% lower" [AAS-TT]; 63 for a target of 70 [ALARMS].
+    /// 0.9: "usually more than 10% lower" \[AAS-TT\]; 63 for a target of 70 \[ALARMS\].
     pub in_fraction: f64,
-    /// 300 s each, the default for Aurora DB clusters [AAS-API], [AURORA].
+    /// 300 s each, the default for Aurora DB clusters \[AAS-API\], \[AURORA\].
     pub out_cooldown_secs: i64,
     pub in_cooldown_secs: i64,
-    /// The scalable target's MinCapacity and MaxCapacity [AURORA].
+    /// The scalable target's MinCapacity and MaxCapacity \[AURORA\].
     pub min: u32,
     pub max: u32,
     pub capacity: Capacity,
@@ -89,7 +89,7 @@ impl TargetTracking {
     /// `ceil(capacity × metric / target)` within min and max: "calculates the scaling
     /// adjustment based on the metric and the target value"; it "always acts conservatively by
     /// rounding up or down ... This prevents it from adding insufficient capacity or removing
-    /// too much capacity" [AAS-TT]. Rounding the capacity up does both.
+    /// too much capacity" \[AAS-TT\]. Rounding the capacity up does both.
     pub fn desired(&self, capacity: u32, cpu: f64) -> u32 {
         let raw = (f64::from(capacity) * cpu / self.target_cpu - 1e-9).ceil();
         if raw.is_nan() {
@@ -146,7 +146,7 @@ impl TargetTracker {
     }
 
     /// The two alarms' streaks. A missing datapoint breaks both: "A target tracking scaling
-    /// policy does not scale in when the state of the alarm is INSUFFICIENT_DATA" [AAS-TT]
+    /// policy does not scale in when the state of the alarm is INSUFFICIENT_DATA" \[AAS-TT\]
     /// (a simplification for scale-out: CloudWatch can evaluate an alarm over fewer points).
     fn alarms(&mut self, p: &TargetTracking, cpu: Option<f64>) {
         match cpu {
@@ -168,9 +168,9 @@ impl TargetTracker {
     /// The scale-out alarm is in ALARM (it invokes the policy every minute while it stays so).
     /// Within the scale-out cooldown "the capacity added by the initiating scale-out activity is
     /// calculated as part of the desired capacity for the next scale-out activity": only a
-    /// larger scale-out than the one that started the cooldown is made [AAS-TT]. A scale-out
+    /// larger scale-out than the one that started the cooldown is made \[AAS-TT\]. A scale-out
     /// ends a running scale-in cooldown: "the scale-in cooldown period stops and doesn't
-    /// complete" [AAS-TT].
+    /// complete" \[AAS-TT\].
     fn scale_out(
         &mut self,
         p: &TargetTracking,
@@ -191,7 +191,7 @@ impl TargetTracker {
     }
 
     /// The scale-in alarm is in ALARM: "scale-in activities are blocked until the cooldown
-    /// period has expired" [AAS-TT]. The alarm stays in ALARM after a scale-in while the metric
+    /// period has expired" \[AAS-TT\]. The alarm stays in ALARM after a scale-in while the metric
     /// stays low, so the next one comes after the cooldown. (Whether a scale-out cooldown also
     /// blocks scale-in is not documented, and cannot matter here: 15 low datapoints after the
     /// last high one take longer than the 300 s cooldown.)

@@ -4,7 +4,7 @@
 //! ([`HpaState`]); the replay on the simulated fleet is in `super` (mod.rs). Quotes in
 //! docs/backtest.md, section "Baselines".
 //!
-//! Source [HPA]: Kubernetes documentation, "Horizontal Pod Autoscaling", sections "Algorithm
+//! Source \[HPA\]: Kubernetes documentation, "Horizontal Pod Autoscaling", sections "Algorithm
 //! details", "Tolerance" and "Default Behavior":
 //! <https://kubernetes.io/docs/concepts/workloads/autoscaling/horizontal-pod-autoscale/>.
 //! A replica being created is an unready pod; one that serves is a ready pod; the replicas that
@@ -19,9 +19,9 @@ use std::collections::VecDeque;
 pub struct Hpa {
     /// Target of the average CPU over ready replicas, percent.
     pub target_cpu: f64,
-    /// "0.1 by default": no scaling while the usage ratio is within 1 ± tolerance [HPA].
+    /// "0.1 by default": no scaling while the usage ratio is within 1 ± tolerance \[HPA\].
     pub tolerance: f64,
-    /// `--horizontal-pod-autoscaler-downscale-stabilization`, "defaults to 5 minutes" [HPA];
+    /// `--horizontal-pod-autoscaler-downscale-stabilization`, "defaults to 5 minutes" \[HPA\];
     /// scale-up has no stabilization window by default ("immediate").
     pub down_window_secs: i64,
     /// minReplicas, maxReplicas.
@@ -54,7 +54,7 @@ impl Hpa {
     /// the ratio over ready pods only; with not-yet-ready pods on a scale-up "the controller
     /// conservatively assumes that the not-yet-ready pods are consuming 0% of the desired
     /// metric", and "If the new ratio reverses the scale direction, or is within the tolerance,
-    /// the controller doesn't take any scaling action" [HPA]. (The ready-pod count multiplies the
+    /// the controller doesn't take any scaling action" \[HPA\]. (The ready-pod count multiplies the
     /// ratio, as the controller does: replicas being created do not dilute a scale-down.)
     pub fn recommend(&self, o: &Observation) -> Option<u32> {
         let cpu = o.cpu.filter(|c| c.is_finite())?;

@@ -2,9 +2,9 @@
 //! total load per 5-minute bucket, i.e. the per-replica metric summed over the replicas, which
 //! does not fall when replicas are added), the [`Forecaster`] trait and its implementations,
 //! each forecaster's **accuracy** on the history it has (error of its peak forecast at the
-//! horizon, [`accuracy`]), and the **forecast step** ([`forecast`]): predict the peak load over
-//! the next `horizon`, size the replicas for it at the policy's target utilization, or abstain
-//! and say why ([`Abstain`]). Words are made at the edges; no I/O, no clock.
+//! horizon, [`accuracy`]), and the **forecast** ([`Forecast`], made by the control loop's
+//! `control::predict::forecast_step`): predict the peak load over the next `horizon`, size the
+//! replicas for it at the policy's target utilization, or abstain and say why ([`Abstain`]). Words are made at the edges; no I/O, no clock.
 //!
 //! Where the history comes from: `ports::MetricsSource::load_history` (CloudWatch at 5-minute
 //! resolution, summed over the configured ids; the simulated fleet reads the trace's past).

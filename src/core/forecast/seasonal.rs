@@ -7,7 +7,7 @@
 //!
 //! Today's level (`level_secs` > 0): the same forecast made for the last `level_secs` before
 //! the origin is compared with what the load actually was then; the window's forecast is scaled
-//! by that ratio, within [`LEVEL_MIN`, `level_max`]. A day running quieter than the days it is
+//! by that ratio, between [`LEVEL_MIN`] and `level_max`. A day running quieter than the days it is
 //! forecast from gets fewer replicas ahead of its rise; a busier one more, up to `level_max`.
 
 use super::{Forecaster, LoadHistory};
@@ -68,7 +68,7 @@ impl Seasonal {
     }
 
     /// Today's level at `origin`: the load of the last `level_secs` over what this forecaster
-    /// says for those buckets, within [`LEVEL_MIN`, `level_max`]; 1 when either is unknown.
+    /// says for those buckets, between [`LEVEL_MIN`] and `level_max`; 1 when either is unknown.
     fn level(&self, h: &LoadHistory, origin: DateTime<Utc>) -> f64 {
         if self.level_secs == 0 {
             return 1.0;
