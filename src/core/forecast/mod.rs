@@ -4,7 +4,8 @@
 //! each forecaster's **accuracy** on the history it has (error of its peak forecast at the
 //! horizon, [`accuracy`]), and the **forecast** ([`Forecast`], made by the control loop's
 //! `control::predict::forecast_step`): predict the peak load over the next `horizon`, size the
-//! replicas for it at the policy's target utilization, or abstain and say why ([`Abstain`]). Words are made at the edges; no I/O, no clock.
+//! replicas for it at the policy's target utilization, or abstain and say why ([`Abstain`]).
+//! Words are made at the edges; no I/O, no clock.
 //!
 //! Where the history comes from: `ports::MetricsSource::load_history` (CloudWatch at 5-minute
 //! resolution, summed over the configured ids; the simulated fleet reads the trace's past).
