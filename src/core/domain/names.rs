@@ -65,11 +65,8 @@ impl PartialOrd for SharedStr {
     }
 }
 impl Ord for SharedStr {
-    /// As `str` orders: by bytes (copies of one text are equal without a look at them).
+    /// As `str` orders: by bytes.
     fn cmp(&self, other: &SharedStr) -> std::cmp::Ordering {
-        if self.same_text(other) {
-            return std::cmp::Ordering::Equal;
-        }
         self.as_bytes().cmp(other.as_bytes())
     }
 }
