@@ -448,9 +448,10 @@ fn the_default_policy_meets_the_published_goal() {
     );
 }
 
-/// `--sweep KEY=V1,V2,...`: the frontier of the policy and the baselines at each target, as
-/// JSON with its documented fields and as a well-formed SVG naming every run family and the
-/// oracle; a bad sweep is a clear error (exit 2) and writes nothing.
+/// `--sweep KEY=V1,V2,...`: the frontier of every policy given and the baselines at each
+/// target, as JSON with its documented fields and as a well-formed SVG naming every run family
+/// and the oracle; a bad sweep, or a policy the knob does not apply to, is a clear error (exit 2)
+/// and writes nothing.
 #[test]
 fn the_sweep_draws_the_cost_breach_frontier() {
     let dir = tempfile::tempdir().unwrap();
@@ -460,6 +461,7 @@ fn the_sweep_draws_the_cost_breach_frontier() {
         "backtest",
         "--policy",
         "policies/cpu-target.yaml",
+        "policies/predictive.yaml",
         "--trace",
         s(&trace),
         "--sweep",
@@ -481,6 +483,7 @@ fn the_sweep_draws_the_cost_breach_frontier() {
     let points = v["points"].as_array().unwrap();
     let families = [
         "cpu-target",
+        "predictive",
         "aurora-target",
         "aurora-target-counting-creating",
         "hpa-target",
@@ -543,5 +546,31 @@ fn the_sweep_draws_the_cost_breach_frontier() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\"abc\" is not a CPU percentage"));
+    assert!(!dir.path().join("no.svg").exists());
+    // A second policy without a target-tracking rule: named, before anything runs.
+    let lag = dir.path().join("lag-only.yaml");
+    std::fs::write(
+        &lag,
+        "cluster: c\nmin_replicas: 1\nmax_replicas: 4\nrules:\n  - metric: replica_lag\n    statistic: Maximum\n    aggregation: max\n    above: 30\n    add: 1\n    below: 5\n    remove: 1\n",
+    )
+    .unwrap();
+    let bad = elasticrds(&[
+        "backtest",
+        "--policy",
+        "policies/cpu-target.yaml",
+        s(&lag),
+        "--trace",
+        s(&trace),
+        "--sweep",
+        "target=55,70",
+        "--plot",
+        s(&dir.path().join("no.svg")),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("lag-only: --sweep target varies a target-tracking rule"),
+        "{err}"
+    );
     assert!(!dir.path().join("no.svg").exists());
 }

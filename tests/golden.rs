@@ -175,7 +175,8 @@ fn backtest_of_every_trace_matches_its_golden_file() {
 /// The other outputs docs/backtest.md calls byte for byte the same across changes: the embedded
 /// demo trace with every policy, another scaling and lead time, the `--sweep` table and the
 /// `--plot` SVG (on the short demo trace, so that the suite stays quick), and the cost/breach
-/// frontier (`--sweep target=...`) of `rds_cpu_utilization_cc0c53`.
+/// frontier (`--sweep target=...`) of `rds_cpu_utilization_cc0c53`, the default policy with and
+/// without its forecast.
 #[test]
 fn backtest_options_sweep_and_plot_match_their_golden_files() {
     let all = all_policies();
@@ -215,9 +216,15 @@ fn backtest_options_sweep_and_plot_match_their_golden_files() {
         "--plot",
         frontier.to_str().unwrap(),
     ];
+    // The default policy and the same with its forecast (policies/predictive.yaml), so that
+    // README's predictive section shows what the forecast buys at every target.
+    let both = [
+        "policies/cpu-target.yaml".to_string(),
+        "policies/predictive.yaml".to_string(),
+    ];
     g.check(
         "backtest/rds_cpu_utilization_cc0c53.frontier.txt",
-        &backtest(&default, cc0, &sweep),
+        &backtest(&both, cc0, &sweep),
     );
     let drawn = std::fs::read_to_string(&frontier).expect("the frontier was written");
     g.check("backtest/rds_cpu_utilization_cc0c53.frontier.svg", &drawn);

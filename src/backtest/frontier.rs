@@ -1,8 +1,8 @@
 //! The cost/breach frontier: `backtest --sweep KEY=V1,V2,...`. One policy setting is one point;
-//! this runs the policy at each value of one knob and, for `target`, each reactive baseline at
-//! the same target (their own knob), all on the same trace and fleet model, and gives the
-//! replica-hours / breach-minutes points per run family, with the oracle as the floor. Text and
-//! JSON are made by the CLI; the SVG here (plotters).
+//! this runs every given policy at each value of one knob and, for `target`, each reactive
+//! baseline at the same target (their own knob), all on the same trace and fleet model, and
+//! gives the replica-hours / breach-minutes points per run family, with the oracle as the floor.
+//! Text and JSON are made by the CLI; the SVG here (plotters).
 
 use super::score::{RunKind, Score};
 use super::trace::Trace;
@@ -18,7 +18,8 @@ pub const MAX_VALUES: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Key {
-    /// The first target-tracking rule's target, percent (and the baselines' target).
+    /// The first target-tracking rule's target, percent (and the baselines' target; a
+    /// `predictive` section's sizing target keeps its ratio to the rule's).
     Target,
     /// That rule's tolerance, a fraction.
     Tolerance,
@@ -110,7 +111,14 @@ impl Axis {
                     ));
                 };
                 match self.key {
-                    Key::Target => *target = v,
+                    Key::Target => {
+                        let rule = std::mem::replace(target, v);
+                        // The forecast sized as before relative to the rule (equal when the
+                        // policy keeps them equal, as policies/predictive.yaml does).
+                        if let Some(pr) = p.predictive.as_mut().filter(|_| rule > 0.0) {
+                            pr.target = (pr.target * v / rule).clamp(1.0, 100.0);
+                        }
+                    }
                     _ => *tolerance = v,
                 }
             }
@@ -160,24 +168,27 @@ fn family(s: &Score) -> String {
     }
 }
 
-/// Run the frontier of `base` on `trace`: the policy at every value; the reactive baselines at
-/// every value when the key is `target`, else once at `opts.baseline_target`.
+/// Run the frontier of the policies `bases` on `trace`: each policy at every value; the reactive
+/// baselines (bounded like the first policy) at every value when the key is `target`, else
+/// once at `opts.baseline_target`.
 pub async fn run(
     trace: &Trace,
-    base: &Case,
+    bases: &[Case],
     axis: &Axis,
     opts: &Options,
 ) -> Result<Frontier, String> {
     let mut points = Vec::new();
     let mut oracle = None;
     for (i, &v) in axis.values.iter().enumerate() {
-        let case = axis.apply(base, v)?;
+        let cases = (bases.iter())
+            .map(|b| axis.apply(b, v))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut o = opts.clone();
         o.timelines = false;
         if axis.key == Key::Target {
             o.baseline_target = v;
         }
-        let r = backtest(trace, std::slice::from_ref(&case), &o).await?;
+        let r = backtest(trace, &cases, &o).await?;
         let floor = r.oracle().map_or(f64::NAN, |s| s.replica_hours);
         oracle.get_or_insert(floor);
         let baselines_too = axis.key == Key::Target || i == 0;
@@ -272,7 +283,7 @@ fn panel(
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!(
-                "{}: cost/breach frontier ({} varied; the policy and each baseline at each value)",
+                "{}: cost/breach frontier ({} varied; each policy and each baseline at each value)",
                 f.trace,
                 f.key.as_str()
             ),
@@ -367,6 +378,30 @@ mod tests {
         assert!(Axis::parse(&format!("target={many}"))
             .unwrap_err()
             .contains("at most"));
+    }
+
+    #[test]
+    fn a_target_sweep_moves_the_forecasts_sizing_target_with_the_rules() {
+        let text = include_str!("../../policies/predictive.yaml");
+        let base = crate::backtest::load_policy("predictive", "p.yaml", text, None, 4).unwrap();
+        let axis = Axis::parse("target=55").unwrap();
+        let c = axis.apply(&base, 55.0).unwrap();
+        let rule = c.case.policy.rules.iter().find_map(|r| match r.kind {
+            RuleKind::TargetTracking { target, .. } => Some(target),
+            _ => None,
+        });
+        assert_eq!(rule, Some(55.0));
+        assert_eq!(c.case.policy.predictive.as_ref().unwrap().target, 55.0);
+        // A sizing target apart from the rule's keeps its ratio.
+        let mut apart = base.clone();
+        apart.case.policy.predictive.as_mut().unwrap().target = 77.0;
+        let c = axis.apply(&apart, 55.0).unwrap();
+        let t = c.case.policy.predictive.as_ref().unwrap().target;
+        assert!((t - 60.5).abs() < 1e-9, "{t}");
+        // Tolerance sweeps leave it alone.
+        let tol = Axis::parse("tolerance=0.2").unwrap();
+        let c = tol.apply(&base, 0.2).unwrap();
+        assert_eq!(c.case.policy.predictive.as_ref().unwrap().target, 70.0);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! more policy files on the simulated fleet — the same decision core and reconciler as the
 //! daemon — and print replica-hours, breach-minutes, actions and max replicas for each, next to
 //! the oracle, the Aurora-style and HPA-style baselines and a static fleet. `--plot` writes an
-//! SVG; `--sweep KEY=V1,V2,...` draws the cost/breach frontier of the first policy and the
-//! baselines (`backtest::frontier`); a bare `--sweep` replays a 100-variant grid.
+//! SVG; `--sweep KEY=V1,V2,...` draws the cost/breach frontier of every policy given and the
+//! baselines (`backtest::frontier`); a bare `--sweep` replays a 100-variant grid of the first.
 
 use super::model_args::ModelArgs;
 use super::{load_config, print_json, read_input, CliError, CliResult, Output};
@@ -48,8 +48,8 @@ pub struct BacktestArgs {
     /// Alone: replay a grid of 100 variants of the first policy (CPU target × scale-in
     /// cooldown) in parallel and print each (the elapsed time on stderr). `--sweep
     /// KEY=V1,V2,...` (KEY: target, tolerance, scale_in_cooldown, scale_out_cooldown): the
-    /// cost/breach frontier of the first policy at each value, the baselines at the same target
-    /// for `target`; with --plot, the frontier as SVG.
+    /// cost/breach frontier of every policy given at each value, the baselines at the same
+    /// target for `target`; with --plot, the frontier as SVG.
     #[arg(long, num_args = 0..=1, value_name = "KEY=V1,V2,...")]
     pub sweep: Option<Option<String>>,
 }
@@ -142,12 +142,14 @@ async fn run_frontier(
     output: Output,
     plot: Option<&Path>,
 ) -> CliResult {
-    let base = cases
-        .first()
-        .ok_or_else(|| CliError::input("--sweep needs a policy"))?;
+    if cases.is_empty() {
+        return Err(CliError::input("--sweep needs a policy"));
+    }
     // A policy without the knob is bad input, found before anything runs.
-    axis.apply(base, axis.values[0]).map_err(CliError::input)?;
-    let f = frontier::run(&trace, base, axis, &opts)
+    for c in &cases {
+        axis.apply(c, axis.values[0]).map_err(CliError::input)?;
+    }
+    let f = frontier::run(&trace, &cases, axis, &opts)
         .await
         .map_err(CliError::input)?;
     if let Some(p) = plot {
