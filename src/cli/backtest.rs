@@ -132,7 +132,7 @@ pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
     }
 }
 
-/// `--sweep KEY=V1,V2,...`: the frontier of the first policy on the trace, printed as a table
+/// `--sweep KEY=V1,V2,...`: the frontier of every policy given on the trace, printed as a table
 /// per run family (or JSON), drawn with `--plot`.
 async fn run_frontier(
     trace: Trace,
