@@ -144,14 +144,42 @@ impl Rig {
 
 /// Creates per replica id, over every copy's recorder.
 fn creates(seen: &[RecordingProxy]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
+    // Attempts of one SDK invocation count once: a retry of a call whose answer was lost (RDS
+    // refuses it with DBInstanceAlreadyExists when the first attempt landed; moto would
+    // overwrite) is not a second decision to create, as in the fault matrix's ledger.
+    let mut calls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for c in seen.iter().flat_map(|p| p.calls()) {
         if c.action == "CreateDBInstanceReadReplica" {
-            *m.entry(c.instance().unwrap_or("?").to_string())
-                .or_insert(0) += 1;
+            let once = c
+                .invocation
+                .clone()
+                .unwrap_or_else(|| format!("{:?}", c.at));
+            (calls.entry(c.instance().unwrap_or("?").to_string()))
+                .or_default()
+                .insert(once);
         }
     }
-    m
+    calls.into_iter().map(|(id, inv)| (id, inv.len())).collect()
+}
+
+/// Who sent each CreateDBInstanceReadReplica of the replicas in `dup`, and when (ms since the
+/// first of them): the failure message tells a retry by one copy from two copies acting.
+fn creators(seen: &[RecordingProxy], names: &[&str], dup: &[(String, usize)]) -> Vec<String> {
+    let mut out: Vec<(Instant, String)> = Vec::new();
+    for (p, name) in seen.iter().zip(names) {
+        for c in p.calls() {
+            let id = c.instance().unwrap_or("?").to_string();
+            if c.action == "CreateDBInstanceReadReplica" && dup.iter().any(|(d, _)| *d == id) {
+                let inv = c.invocation.as_deref().unwrap_or("-");
+                out.push((c.at, format!("{name} {id} invocation {inv}")));
+            }
+        }
+    }
+    out.sort();
+    let first = out.first().map(|(t, _)| *t);
+    (out.into_iter())
+        .map(|(t, w)| format!("{w} +{}ms", first.map_or(0, |f| (t - f).as_millis())))
+        .collect()
 }
 
 /// From the fleet's side: per cluster, the changes (creates, tag writes) made by each copy form
@@ -295,8 +323,28 @@ fn three_copies_share_the_clusters_and_a_dead_ones_move() {
         "handed over after {handed:?}"
     );
     std::thread::sleep(Duration::from_secs(3));
+    let retried: Vec<(String, usize)> = (seen.iter().flat_map(|p| p.calls()))
+        .filter(|c| c.action == "CreateDBInstanceReadReplica")
+        .fold(BTreeMap::<String, usize>::new(), |mut m, c| {
+            *m.entry(c.instance().unwrap_or("?").to_string())
+                .or_default() += 1;
+            m
+        })
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    if !retried.is_empty() {
+        eprintln!(
+            "creates sent more than once (SDK attempts included): {:?}",
+            creators(&seen, &["a", "b", "c"], &retried)
+        );
+    }
     let dup: Vec<(String, usize)> = creates(&seen).into_iter().filter(|(_, n)| *n > 1).collect();
-    assert!(dup.is_empty(), "created twice: {dup:?}");
+    assert!(
+        dup.is_empty(),
+        "created twice: {dup:?}; by copy: {:?}",
+        creators(&seen, &["a", "b", "c"], &dup)
+    );
     assert_eq!(
         creates(&seen).len(),
         CLUSTERS,

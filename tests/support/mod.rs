@@ -581,6 +581,9 @@ pub struct RecordedCall {
     pub params: Vec<(String, String)>,
     /// When the proxy received it.
     pub at: std::time::Instant,
+    /// The SDK's `amz-sdk-invocation-id`: the same on every attempt of one call, so a repeat
+    /// with the same id is the SDK retrying (its answer was lost), not a second call.
+    pub invocation: Option<String>,
 }
 
 impl RecordedCall {
@@ -694,6 +697,7 @@ fn proxy_one(
             action,
             params,
             at: std::time::Instant::now(),
+            invocation: header(&head, "amz-sdk-invocation-id").map(str::to_string),
         });
 
     let mut up = TcpStream::connect(("127.0.0.1", upstream_port))?;
