@@ -574,3 +574,58 @@ fn the_sweep_draws_the_cost_breach_frontier() {
     );
     assert!(!dir.path().join("no.svg").exists());
 }
+
+/// A sweep of the forecast's own knob (`level`): the predictive policy at each value, labelled
+/// by it; the baselines, run once at their own target, labelled `target`; a policy without a
+/// seasonal forecast among those given is named (exit 2).
+#[test]
+fn a_sweep_of_a_forecast_knob_labels_each_family_by_what_varied() {
+    let demo = "src/backtest/demo_trace.csv";
+    let args = |policies: &[&'static str]| {
+        let mut a = vec!["backtest", "--policy"];
+        a.extend_from_slice(policies);
+        a.extend(["--trace", demo, "--sweep", "level=0,60"]);
+        a
+    };
+    let out = elasticrds(&args(&["policies/predictive.yaml"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = |family: &str| {
+        let mut lines = text.lines().skip_while(|l| *l != family);
+        lines
+            .nth(1)
+            .map(|h| h.split_whitespace().next().unwrap_or("").to_string())
+    };
+    assert_eq!(header("predictive").as_deref(), Some("level"), "{text}");
+    for baseline in [
+        "aurora-target",
+        "aurora-target-counting-creating",
+        "hpa-target",
+    ] {
+        assert_eq!(
+            header(baseline).as_deref(),
+            Some("target"),
+            "{baseline}: {text}"
+        );
+    }
+    let rows = text.lines().skip_while(|l| *l != "predictive").skip(2);
+    let values: Vec<&str> = rows
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(values, ["0", "60"], "{text}");
+    let bad = elasticrds(&args(&[
+        "policies/predictive.yaml",
+        "policies/cpu-target.yaml",
+    ]));
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("cpu-target: --sweep level varies the seasonal forecast"),
+        "{err}"
+    );
+}

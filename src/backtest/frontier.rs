@@ -7,7 +7,8 @@
 use super::score::{RunKind, Score};
 use super::trace::Trace;
 use super::{backtest, Case, Options};
-use crate::core::policy::RuleKind;
+use crate::core::domain::MetricKind;
+use crate::core::policy::{ForecasterKind, RuleKind};
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -27,6 +28,11 @@ pub enum Key {
     ScaleInCooldown,
     /// Scale-out cooldown, minutes.
     ScaleOutCooldown,
+    /// The seasonal forecast's quantile of the past days (`predictive.seasonal.quantile`).
+    Quantile,
+    /// How far back the seasonal forecast measures today's level, minutes
+    /// (`predictive.seasonal.level`; 0: off).
+    Level,
 }
 
 impl Key {
@@ -36,6 +42,8 @@ impl Key {
             Key::Tolerance => "tolerance",
             Key::ScaleInCooldown => "scale_in_cooldown",
             Key::ScaleOutCooldown => "scale_out_cooldown",
+            Key::Quantile => "quantile",
+            Key::Level => "level",
         }
     }
 
@@ -47,6 +55,8 @@ impl Key {
             Key::ScaleInCooldown | Key::ScaleOutCooldown => {
                 (0.0, 1440.0, "whole minutes from 0 to 1440")
             }
+            Key::Quantile => (0.0, 1.0, "a quantile from 0 to 1"),
+            Key::Level => (0.0, 720.0, "whole minutes from 0 to 720"),
         }
     }
 }
@@ -69,9 +79,11 @@ impl Axis {
             "tolerance" => Key::Tolerance,
             "scale_in_cooldown" => Key::ScaleInCooldown,
             "scale_out_cooldown" => Key::ScaleOutCooldown,
+            "quantile" => Key::Quantile,
+            "level" => Key::Level,
             other => {
                 return Err(format!(
-                    "--sweep: unknown key {other:?} (target, tolerance, scale_in_cooldown, scale_out_cooldown)"
+                    "--sweep: unknown key {other:?} (target, tolerance, scale_in_cooldown, scale_out_cooldown, quantile, level)"
                 ))
             }
         };
@@ -92,10 +104,17 @@ impl Axis {
         Ok(Axis { key, values })
     }
 
-    /// `base` with this axis's knob at `v`.
+    /// `base` with this axis's knob at `v`; an error naming the policy when it lacks the knob.
     pub fn apply(&self, base: &Case, v: f64) -> Result<Case, String> {
         let mut c = base.clone();
         let p = &mut c.case.policy;
+        let lacks = |what: &str| {
+            format!(
+                "{}: --sweep {} varies {what}, and this policy has none",
+                base.case.name,
+                self.key.as_str()
+            )
+        };
         match self.key {
             Key::Target | Key::Tolerance => {
                 let Some(RuleKind::TargetTracking { target, tolerance }) = p
@@ -104,11 +123,7 @@ impl Axis {
                     .map(|r| &mut r.kind)
                     .find(|k| matches!(k, RuleKind::TargetTracking { .. }))
                 else {
-                    return Err(format!(
-                        "{}: --sweep {} varies a target-tracking rule, and this policy has none",
-                        base.case.name,
-                        self.key.as_str()
-                    ));
+                    return Err(lacks("a target-tracking rule"));
                 };
                 match self.key {
                     Key::Target => {
@@ -116,7 +131,10 @@ impl Axis {
                         // The forecast sized as before relative to the rule (equal when the
                         // policy keeps them equal, as policies/predictive.yaml does).
                         if let Some(pr) = p.predictive.as_mut().filter(|_| rule > 0.0) {
-                            pr.target = (pr.target * v / rule).clamp(1.0, 100.0);
+                            pr.target *= v / rule;
+                            if pr.metric == MetricKind::Cpu {
+                                pr.target = pr.target.min(100.0);
+                            }
                         }
                     }
                     _ => *tolerance = v,
@@ -124,6 +142,17 @@ impl Axis {
             }
             Key::ScaleInCooldown => p.scale_in.cooldown_secs = (v * 60.0) as u64,
             Key::ScaleOutCooldown => p.scale_out.cooldown_secs = (v * 60.0) as u64,
+            Key::Quantile | Key::Level => {
+                let Some(pr) =
+                    (p.predictive.as_mut()).filter(|pr| pr.forecaster == ForecasterKind::Seasonal)
+                else {
+                    return Err(lacks("the seasonal forecast of a `predictive` section"));
+                };
+                match self.key {
+                    Key::Quantile => pr.seasonal.quantile = v,
+                    _ => pr.seasonal.level_secs = (v * 60.0) as u64,
+                }
+            }
         }
         Ok(c)
     }
@@ -402,6 +431,45 @@ mod tests {
         let tol = Axis::parse("tolerance=0.2").unwrap();
         let c = tol.apply(&base, 0.2).unwrap();
         assert_eq!(c.case.policy.predictive.as_ref().unwrap().target, 70.0);
+    }
+
+    #[test]
+    fn forecast_keys_set_the_seasonal_forecast_and_need_one() {
+        let load = |name: &str, text: &str| {
+            crate::backtest::load_policy(name, "p.yaml", text, None, 4).unwrap()
+        };
+        let predictive = load("predictive", include_str!("../../policies/predictive.yaml"));
+        let q = Axis::parse("quantile=1,0.5").unwrap();
+        assert_eq!((q.key, q.values.clone()), (Key::Quantile, vec![0.5, 1.0]));
+        let c = q.apply(&predictive, 0.5).unwrap();
+        assert_eq!(
+            c.case.policy.predictive.as_ref().unwrap().seasonal.quantile,
+            0.5
+        );
+        let l = Axis::parse("level=0,60m").unwrap();
+        let c = l.apply(&predictive, 60.0).unwrap();
+        assert_eq!(
+            c.case
+                .policy
+                .predictive
+                .as_ref()
+                .unwrap()
+                .seasonal
+                .level_secs,
+            3600
+        );
+        assert!(Axis::parse("quantile=1.5").unwrap_err().contains("0 to 1"));
+        assert!(Axis::parse("level=721").unwrap_err().contains("0 to 720"));
+        // A policy without a predictive section, or with another forecaster: named.
+        let reactive = load("cpu-target", include_str!("../../policies/cpu-target.yaml"));
+        let e = q.apply(&reactive, 0.5).unwrap_err();
+        assert!(
+            e.starts_with("cpu-target: --sweep quantile varies the seasonal"),
+            "{e}"
+        );
+        let mut hw = predictive.clone();
+        hw.case.policy.predictive.as_mut().unwrap().forecaster = ForecasterKind::HoltWinters;
+        assert!(l.apply(&hw, 60.0).is_err());
     }
 
     #[test]

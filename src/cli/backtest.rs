@@ -47,7 +47,8 @@ pub struct BacktestArgs {
     pub baseline_target: f64,
     /// Alone: replay a grid of 100 variants of the first policy (CPU target × scale-in
     /// cooldown) in parallel and print each (the elapsed time on stderr). `--sweep
-    /// KEY=V1,V2,...` (KEY: target, tolerance, scale_in_cooldown, scale_out_cooldown): the
+    /// KEY=V1,V2,...` (KEY: target, tolerance, scale_in_cooldown, scale_out_cooldown, and
+    /// for a `predictive` section's seasonal forecast quantile and level): the
     /// cost/breach frontier of every policy given at each value, the baselines at the same
     /// target for `target`; with --plot, the frontier as SVG.
     #[arg(long, num_args = 0..=1, value_name = "KEY=V1,V2,...")]
@@ -175,14 +176,15 @@ pub fn frontier_text(f: &Frontier) -> String {
         f.oracle_replica_hours
     );
     for fam in frontier::families(f) {
+        // A baseline outside a `target` sweep ran once, at its own target: say so.
+        let baseline = (f.points.iter()).any(|p| p.family == fam && p.kind != RunKind::Policy);
+        let column = match baseline && f.key != frontier::Key::Target {
+            true => "target",
+            false => f.key.as_str(),
+        };
         out.push_str(&format!(
             "\n{fam}\n{:>10}  {:>13}  {:>9}  {:>14}  {:>7}  {:>12}\n",
-            f.key.as_str(),
-            "replica_hours",
-            "x_oracle",
-            "breach_minutes",
-            "actions",
-            "max_replicas"
+            column, "replica_hours", "x_oracle", "breach_minutes", "actions", "max_replicas"
         ));
         for p in f.points.iter().filter(|p| p.family == fam) {
             out.push_str(&format!(
