@@ -509,6 +509,16 @@ fn the_sweep_draws_the_cost_breach_frontier() {
         assert_eq!(of[0]["value"], 55.0);
         assert_eq!(of[1]["value"], 70.0);
     }
+    assert_eq!(v["baseline_replicas"], serde_json::json!([1, 4]));
+    // At the shipped 70 % the forecast changes the run (fewer breach-minutes, more cost).
+    let at = |fam: &str, key: &str| {
+        let p = points
+            .iter()
+            .find(|p| p["family"] == fam && p["value"] == 70.0);
+        p.unwrap()[key].as_f64().unwrap()
+    };
+    assert!(at("predictive", "breach_minutes") < at("cpu-target", "breach_minutes"));
+    assert!(at("predictive", "replica_hours") > at("cpu-target", "replica_hours"));
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&text).expect("the frontier SVG is well-formed XML");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
@@ -628,4 +638,37 @@ fn a_sweep_of_a_forecast_knob_labels_each_family_by_what_varied() {
         err.contains("cpu-target: --sweep level varies the seasonal forecast"),
         "{err}"
     );
+}
+
+/// A policy file named like a baseline keeps a name of its own (`NAME#policy`), so its run is
+/// never taken for the baseline's.
+#[test]
+fn a_policy_named_like_a_baseline_is_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("hpa-target.yaml");
+    std::fs::copy(repo().join("policies/cpu-target.yaml"), &policy).unwrap();
+    let trace = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
+    let out = elasticrds(&[
+        "backtest",
+        "--policy",
+        s(&policy),
+        "--trace",
+        s(&trace),
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v.as_array().unwrap();
+    let named = |n: &str| runs.iter().filter(|r| r["name"] == n).collect::<Vec<_>>();
+    let policy_runs = named("hpa-target#policy");
+    assert_eq!(policy_runs.len(), 1, "{v}");
+    assert_eq!(policy_runs[0]["kind"], "policy");
+    let baseline = named("hpa-target-60");
+    assert_eq!(baseline.len(), 1, "{v}");
+    assert_eq!(baseline[0]["kind"], "hpa");
 }

@@ -212,7 +212,7 @@ fn backtest_options_sweep_and_plot_match_their_golden_files() {
     let frontier = dir.path().join("frontier.svg");
     let sweep = [
         "--sweep",
-        "target=55,60,66,72,80",
+        "target=55,60,66,70,72,80",
         "--plot",
         frontier.to_str().unwrap(),
     ];

@@ -8,7 +8,7 @@ use super::score::{RunKind, Score};
 use super::trace::Trace;
 use super::{backtest, Case, Options};
 use crate::core::domain::MetricKind;
-use crate::core::policy::{ForecasterKind, RuleKind};
+use crate::core::policy::{ForecasterKind, Predictive, RuleKind};
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -117,21 +117,23 @@ impl Axis {
         };
         match self.key {
             Key::Target | Key::Tolerance => {
-                let Some(RuleKind::TargetTracking { target, tolerance }) = p
-                    .rules
-                    .iter_mut()
-                    .map(|r| &mut r.kind)
-                    .find(|k| matches!(k, RuleKind::TargetTracking { .. }))
+                let Some(rule) = (p.rules.iter_mut())
+                    .find(|r| matches!(r.kind, RuleKind::TargetTracking { .. }))
                 else {
                     return Err(lacks("a target-tracking rule"));
                 };
+                let RuleKind::TargetTracking { target, tolerance } = &mut rule.kind else {
+                    unreachable!("found as a target-tracking rule above")
+                };
                 match self.key {
                     Key::Target => {
-                        let rule = std::mem::replace(target, v);
-                        // The forecast sized as before relative to the rule (equal when the
-                        // policy keeps them equal, as policies/predictive.yaml does).
-                        if let Some(pr) = p.predictive.as_mut().filter(|_| rule > 0.0) {
-                            pr.target *= v / rule;
+                        let was = std::mem::replace(target, v);
+                        // A forecast of the rule's own metric stays sized as before relative
+                        // to the rule (equal when the policy keeps them equal, as
+                        // policies/predictive.yaml does); a CPU target stops at 100 %.
+                        let same_metric = |pr: &&mut Predictive| pr.metric == rule.metric;
+                        if let Some(pr) = p.predictive.as_mut().filter(same_metric) {
+                            pr.target *= v / was;
                             if pr.metric == MetricKind::Cpu {
                                 pr.target = pr.target.min(100.0);
                             }
@@ -180,6 +182,9 @@ pub struct Frontier {
     pub values: Vec<f64>,
     /// The floor: the oracle's replica-hours (it has no breach-minutes).
     pub oracle_replica_hours: f64,
+    /// The reactive baselines' (min, max) replicas: the first policy's bounds
+    /// ([`super::baseline_bounds`]).
+    pub baseline_replicas: (u32, u32),
     pub points: Vec<Point>,
 }
 
@@ -247,6 +252,7 @@ pub async fn run(
         key: axis.key,
         values: axis.values.clone(),
         oracle_replica_hours: oracle.unwrap_or(f64::NAN),
+        baseline_replicas: super::baseline_bounds(bases, opts.peak_replicas),
         points,
     })
 }
@@ -266,13 +272,19 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     format!("cannot draw the frontier: {e}")
 }
 
-const COLORS: [RGBColor; 6] = [
+/// Ten colours; past ten families the markers change shape (circle, triangle, cross) so no two
+/// families look alike until thirty.
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// The SVG: one panel per trace, x = replica-hours, y = breach-minutes, a line with labelled
@@ -355,9 +367,13 @@ fn panel(
             .map_err(err)?
             .label(fam.to_string())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        chart
-            .draw_series(xy.iter().map(|&p| Circle::new(p, 4, c.filled())))
-            .map_err(err)?;
+        let style = c.filled();
+        match (i / COLORS.len()) % 3 {
+            0 => chart.draw_series(xy.iter().map(|&p| Circle::new(p, 4, style))),
+            1 => chart.draw_series(xy.iter().map(|&p| TriangleMarker::new(p, 5, style))),
+            _ => chart.draw_series(xy.iter().map(|&p| Cross::new(p, 4, c.stroke_width(2)))),
+        }
+        .map_err(err)?;
         chart
             .draw_series(pts.iter().zip(&xy).map(|(p, &(x, y))| {
                 Text::new(
@@ -431,6 +447,18 @@ mod tests {
         let tol = Axis::parse("tolerance=0.2").unwrap();
         let c = tol.apply(&base, 0.2).unwrap();
         assert_eq!(c.case.policy.predictive.as_ref().unwrap().target, 70.0);
+        // A CPU sizing target stops at 100 %.
+        apart.case.policy.predictive.as_mut().unwrap().target = 90.0;
+        let c = Axis::parse("target=80")
+            .unwrap()
+            .apply(&apart, 80.0)
+            .unwrap();
+        assert_eq!(c.case.policy.predictive.as_ref().unwrap().target, 100.0);
+        // A forecast of another metric than the rule's keeps its own target.
+        let mut other = base.clone();
+        other.case.policy.rules[0].metric = MetricKind::Connections;
+        let c = axis.apply(&other, 55.0).unwrap();
+        assert_eq!(c.case.policy.predictive.as_ref().unwrap().target, 70.0);
     }
 
     #[test]
@@ -469,7 +497,11 @@ mod tests {
         );
         let mut hw = predictive.clone();
         hw.case.policy.predictive.as_mut().unwrap().forecaster = ForecasterKind::HoltWinters;
-        assert!(l.apply(&hw, 60.0).is_err());
+        let e = l.apply(&hw, 60.0).unwrap_err();
+        assert!(
+            e.starts_with("predictive: --sweep level varies the seasonal forecast of a `predictive` section, and this policy has none"),
+            "{e}"
+        );
     }
 
     #[test]

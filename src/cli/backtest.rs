@@ -79,6 +79,9 @@ fn load_cases(
     for f in files {
         let text = read_input(f)?;
         let mut name = stem(f);
+        if backtest::baselines::is_baseline_name(&name) {
+            name.push_str("#policy");
+        }
         if cases.iter().any(|c| c.case.name == name) {
             name = format!("{name}#{}", cases.len() + 1);
         }
@@ -169,8 +172,10 @@ async fn run_frontier(
 
 /// The frontier as text: per run family, one line per value.
 pub fn frontier_text(f: &Frontier) -> String {
+    let (lo, hi) = f.baseline_replicas;
     let mut out = format!(
-        "frontier of {} on {}: oracle (the floor) {:.1} replica-hours, 0 breach-minutes\n",
+        "frontier of {} on {}: oracle (the floor) {:.1} replica-hours, 0 breach-minutes\n\
+         the baselines keep the first policy's bounds: {lo} to {hi} replicas\n",
         f.key.as_str(),
         f.trace,
         f.oracle_replica_hours

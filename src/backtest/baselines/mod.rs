@@ -19,6 +19,17 @@ use crate::adapters::sim_model::FleetModel;
 use crate::core::plan::{plan, Action, Target};
 use crate::reconcile::{execute, observe_one, ExecOptions, Outcome};
 
+/// Whether a run beside the policies could carry `name` (or, without its target, its frontier
+/// family): the oracle, the static fleet and the reactive baselines. A policy file named like
+/// one gets another display name, so no report or frontier merges the two.
+pub fn is_baseline_name(name: &str) -> bool {
+    name == "oracle"
+        || ["static", "aurora-target", "hpa-target"].iter().any(|b| {
+            name.strip_prefix(b)
+                .is_some_and(|r| r.is_empty() || r.starts_with('-'))
+        })
+}
+
 /// What a baseline sees at the start of a minute: the last finished minute's reader-average
 /// CPU (`None`: no datapoint) and the replicas then.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -202,6 +213,28 @@ mod tests {
     use crate::backtest::replay::synthetic_spec;
     use crate::backtest::trace::Trace;
     use std::sync::Arc;
+
+    #[test]
+    fn baseline_names_are_told_apart_from_policy_names() {
+        for n in [
+            "oracle",
+            "static-4",
+            "aurora-target-60",
+            "aurora-target-counting-creating",
+        ] {
+            assert!(is_baseline_name(n), "{n}");
+        }
+        assert!(is_baseline_name("hpa-target"));
+        for n in [
+            "cpu-target",
+            "oracles",
+            "statically",
+            "hpa-targets",
+            "predictive",
+        ] {
+            assert!(!is_baseline_name(n), "{n}");
+        }
+    }
 
     fn setup(replicas: usize) -> WorldSetup {
         let mut csv = String::from("timestamp,value\n");
