@@ -6,6 +6,9 @@
 //!    noise and bursts), written as CloudWatch export CSV, parsed, and replayed for one policy
 //!    (policies/cpu-target.yaml) through the daemon's tick — goal ≤ 1 s in a release build;
 //!    the same year with the three baselines as `elasticrds backtest` runs it;
+//!    before the year, a fixed reference workload that has nothing to do with elasticrds is
+//!    timed, and the year's ratio to it recorded (this shared machine runs at different speeds
+//!    on different days; the ratio tells a slow day from a slower program);
 //! 2. a 100-variant parameter sweep (CPU target × scale-in cooldown) of the same policy on the
 //!    14-day trace tests/data/traces/rds_cpu_utilization_cc0c53.csv — goal ≤ 60 s.
 //!
@@ -87,6 +90,39 @@ fn year_csv(minutes: i64) -> String {
     out
 }
 
+/// A fixed workload that has nothing to do with elasticrds (sort 4 Mi pseudo-random numbers,
+/// then sum every other one): timed beside the year, so that a figure recorded on a slow day of
+/// a shared machine can be told from a slower program (the ratio stays, the seconds do not).
+fn reference_workload(n: usize) -> Duration {
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut v: Vec<u64> = (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        })
+        .collect();
+    let t = Instant::now();
+    v.sort_unstable();
+    let sum = v
+        .iter()
+        .step_by(2)
+        .fold(0u64, |a, &x| a.wrapping_add(x >> 8));
+    let took = t.elapsed();
+    std::hint::black_box(sum);
+    took
+}
+
+/// The median of three reference runs (the smoke run sorts 64 Ki numbers: it only checks the
+/// code runs).
+fn reference(bench: bool) -> Duration {
+    let n = if bench { 1 << 22 } else { 1 << 16 };
+    let mut r: Vec<Duration> = (0..3).map(|_| reference_workload(n)).collect();
+    r.sort();
+    r[1]
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
@@ -107,6 +143,10 @@ struct Figures {
     sweep_minutes: usize,
     sweep_threads: usize,
     sweep: Duration,
+    /// [`reference`], measured just before the year's runs.
+    reference: Duration,
+    /// The day of the invocation (UTC).
+    day: String,
 }
 
 /// `[x, x]` in seconds, rounded to 0.1 ms.
@@ -124,6 +164,8 @@ impl Figures {
         let extra = (self.forecast_run.as_secs_f64() - self.runs[1].as_secs_f64()) * 1e6
             / self.year_minutes as f64;
         let extra = (extra.max(0.0) * 1e3).round() / 1e3;
+        let ratio = self.runs[1].as_secs_f64() / self.reference.as_secs_f64();
+        let ratio = (ratio * 100.0).round() / 100.0;
         json!({
             "about": "written by `cargo bench --bench backtest` (see benches/backtest.rs); [low, high] over the invocations; scripts/gen-docs puts the figures into README.md and docs/backtest.md",
             "invocations": 1,
@@ -143,6 +185,9 @@ impl Figures {
             "sweep_minutes": self.sweep_minutes,
             "sweep_threads": self.sweep_threads,
             "sweep_secs": secs_range(self.sweep),
+            "reference_secs": secs_range(self.reference),
+            "year_over_reference": [ratio, ratio],
+            "recorded_on": self.day,
         })
     }
 }
@@ -157,6 +202,14 @@ fn widen(old: &Value, mut new: Value) -> Value {
         let f = |a: &Vec<Value>, i: usize| a.get(i).and_then(Value::as_f64);
         if let (Some(nl), Some(nh), Some(ol), Some(oh)) = (f(n, 0), f(n, 1), f(o, 0), f(o, 1)) {
             *v = json!([nl.min(ol), nh.max(oh)]);
+        }
+    }
+    // The days of the invocations: the first's and the last's.
+    if let (Some(first), Some(last)) = (old["recorded_on"].as_str(), map.get("recorded_on")) {
+        let first = first.split(" to ").next().unwrap_or(first);
+        if last.as_str() != Some(first) {
+            let both = format!("{first} to {}", last.as_str().unwrap_or_default());
+            map.insert("recorded_on".into(), json!(both));
         }
     }
     let before = old["invocations"].as_u64().unwrap_or(0);
@@ -222,6 +275,11 @@ fn main() {
     let demand = Arc::new(opts.demand(&trace));
     let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &opts.model) as usize;
     let setup = WorldSetup::new(case.spec.clone(), demand.clone(), &opts.model, initial).unwrap();
+    let reference = reference(bench);
+    println!(
+        "reference: a fixed workload (`reference`) in {} (median of three)",
+        secs(reference)
+    );
     // Three timed runs (the machine is noisy): the median is the figure, the spread is shown.
     let mut times = Vec::new();
     let mut score = None;
@@ -255,10 +313,11 @@ fn main() {
         score.actions
     );
     println!(
-        "year: runs {} / {} / {} (min / median / max); {:.1} heap allocations per simulated minute",
+        "year: runs {} / {} / {} (min / median / max; {:.2} x the reference); {:.1} heap allocations per simulated minute",
         secs(times[0]),
         secs(times[1]),
         secs(times[2]),
+        times[1].as_secs_f64() / reference.as_secs_f64(),
         allocations as f64 / demand.len() as f64
     );
     let t = Instant::now();
@@ -313,6 +372,8 @@ fn main() {
             sweep_minutes: trace.minutes(),
             sweep_threads: threads,
             sweep: took,
+            reference,
+            day: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
         record(&repo, &figures);
     }

@@ -628,6 +628,34 @@ fn a_sweep_of_a_forecast_knob_labels_each_family_by_what_varied() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(values, ["0", "60"], "{text}");
+    // On a trace with a daily rhythm the knob changes what the forecast does.
+    let cc0 = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
+    let out = elasticrds(&[
+        "backtest",
+        "--policy",
+        "policies/predictive.yaml",
+        "--trace",
+        s(&cc0),
+        "--sweep",
+        "level=0,60",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs: Vec<(f64, u64)> = (v["points"].as_array().unwrap().iter())
+        .filter(|p| p["family"] == "predictive")
+        .map(|p| {
+            let hours = p["replica_hours"].as_f64().unwrap();
+            (hours, p["breach_minutes"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(runs.len(), 2, "{v}");
+    assert_ne!(runs[0], runs[1], "level 0 and 60 ran alike: {v}");
     let bad = elasticrds(&args(&[
         "policies/predictive.yaml",
         "policies/cpu-target.yaml",

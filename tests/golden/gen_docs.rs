@@ -555,8 +555,9 @@ fn bench_speed(b: &Value) -> Result<String, String> {
          invocation(s); details in [docs/backtest.md](docs/backtest.md)): one year of 1-minute \
          samples through the full daemon tick (observe, decide, plan, execute, state tags) for \
          one policy takes **{year} s**, median of three runs per invocation, {us} µs per \
-         simulated minute (goal ≤ 1 s: {goal}; this shared machine varies by up to 10 % between \
-         invocations); with the forecast on (policies/predictive.yaml) the same year takes \
+         simulated minute (goal ≤ 1 s: {goal}), measured on {day}, when it took {ratio} × a fixed \
+         reference workload ({reference} s; the ratio compares runs made on days when this \
+         shared machine runs at different speeds); with the forecast on (policies/predictive.yaml) the same year takes \
          {fyear} s, {fus} µs more per tick (goal ≤ 1 ms per cluster per tick: {fgoal}); a \
          {n}-variant sweep of the default policy over a 14-day trace runs in **{sweep} s** (goal \
          ≤ 60 s). The backtest runs the daemon's own tick, not a shortcut.",
@@ -572,6 +573,11 @@ fn bench_speed(b: &Value) -> Result<String, String> {
         goal = met(year_goal_met(b)?),
         n = count(b, "sweep_variants", F)?,
         sweep = range(b, "sweep_secs", 1)?,
+        day = b["recorded_on"]
+            .as_str()
+            .ok_or_else(|| format!("{F}: `recorded_on` is not a day"))?,
+        ratio = range(b, "year_over_reference", 1)?,
+        reference = range(b, "reference_secs", 2)?,
     );
     Ok(wrap(&text))
 }
@@ -590,7 +596,8 @@ fn bench_table(b: &Value) -> Result<String, String> {
          | parse one year of 1-minute samples ({minutes} rows, {mb:.0} MB of CSV) | {parse} s | – |\n\
          | **one year of 1-minute samples, one policy** (`cpu-target`, {minutes} ticks through the daemon's tick) | **{year} s** median (runs {runs} s), {us} µs per simulated minute; {alloc} heap allocations per simulated minute | ≤ 1 s: **{goal}** |\n\
          | the same year, full backtest (policy + oracle + Aurora-style + static) | {full} s | – |\n\
-         | **{n}-variant sweep** (CPU target × scale-in cooldown) of `cpu-target` on `{trace}` ({sweep_minutes} minutes each), {threads} threads | **{sweep} s** | ≤ 60 s: {sweep_goal} |\n",
+         | **{n}-variant sweep** (CPU target × scale-in cooldown) of `cpu-target` on `{trace}` ({sweep_minutes} minutes each), {threads} threads | **{sweep} s** | ≤ 60 s: {sweep_goal} |\n\
+         | a fixed reference workload (sort 4 Mi numbers; `reference` in benches/backtest.rs), measured on {day} | {reference} s; the one-policy year is {ratio} × it | – |\n",
         parse = range(b, "parse_secs", 2)?,
         year = range(b, "one_policy_median_secs", 2)?,
         runs = range(b, "one_policy_run_secs", 2)?,
@@ -603,6 +610,11 @@ fn bench_table(b: &Value) -> Result<String, String> {
         threads = count(b, "sweep_threads", F)?,
         sweep = range(b, "sweep_secs", 1)?,
         sweep_goal = met(sweep_ok),
+        day = b["recorded_on"]
+            .as_str()
+            .ok_or_else(|| format!("{F}: `recorded_on` is not a day"))?,
+        reference = range(b, "reference_secs", 2)?,
+        ratio = range(b, "year_over_reference", 1)?,
     ))
 }
 
