@@ -38,6 +38,17 @@ fn elasticrds(args: &[&str]) -> Output {
         .expect("run elasticrds")
 }
 
+/// `elasticrds ARGS` must succeed; its standard output as JSON.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = elasticrds(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on standard output")
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -123,7 +134,7 @@ fn every_trace_in_the_directory_runs_with_the_default_policy() {
 fn json_reports_each_policy_and_baseline_and_the_oracle_is_the_floor() {
     let dir = traces_dir();
     let trace = dir.join("rds_cpu_utilization_cc0c53.csv");
-    let out = elasticrds(&[
+    let v = json_of(&[
         "backtest",
         "--policy",
         "policies/cpu-target.yaml",
@@ -133,12 +144,6 @@ fn json_reports_each_policy_and_baseline_and_the_oracle_is_the_floor() {
         "--output",
         "json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = v.as_array().unwrap();
     let names: Vec<&str> = runs.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
@@ -457,7 +462,7 @@ fn the_sweep_draws_the_cost_breach_frontier() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("frontier.svg");
     let trace = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
-    let out = elasticrds(&[
+    let v = json_of(&[
         "backtest",
         "--policy",
         "policies/cpu-target.yaml",
@@ -471,12 +476,6 @@ fn the_sweep_draws_the_cost_breach_frontier() {
         "--output",
         "json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["key"], "target");
     assert_eq!(v["values"], serde_json::json!([55.0, 70.0]));
     assert!(v["oracle_replica_hours"].as_f64().unwrap() > 0.0);
@@ -630,7 +629,7 @@ fn a_sweep_of_a_forecast_knob_labels_each_family_by_what_varied() {
     assert_eq!(values, ["0", "60"], "{text}");
     // On a trace with a daily rhythm the knob changes what the forecast does.
     let cc0 = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
-    let out = elasticrds(&[
+    let v = json_of(&[
         "backtest",
         "--policy",
         "policies/predictive.yaml",
@@ -641,12 +640,6 @@ fn a_sweep_of_a_forecast_knob_labels_each_family_by_what_varied() {
         "--output",
         "json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs: Vec<(f64, u64)> = (v["points"].as_array().unwrap().iter())
         .filter(|p| p["family"] == "predictive")
         .map(|p| {
@@ -676,7 +669,7 @@ fn a_policy_named_like_a_baseline_is_told_apart() {
     let policy = dir.path().join("hpa-target.yaml");
     std::fs::copy(repo().join("policies/cpu-target.yaml"), &policy).unwrap();
     let trace = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
-    let out = elasticrds(&[
+    let v = json_of(&[
         "backtest",
         "--policy",
         s(&policy),
@@ -685,12 +678,6 @@ fn a_policy_named_like_a_baseline_is_told_apart() {
         "--output",
         "json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = v.as_array().unwrap();
     let named = |n: &str| runs.iter().filter(|r| r["name"] == n).collect::<Vec<_>>();
     let policy_runs = named("hpa-target#policy");
