@@ -403,14 +403,18 @@ fn met_counts(all: &[(&str, TraceRuns)]) -> String {
 }
 
 /// The median of the policy's cost ratio over all traces, against the goal.
-fn median_line(all: &[(&str, TraceRuns)]) -> String {
-    let mut v: Vec<f64> = all.iter().map(|(_, r)| r.ratio(&r.policy)).collect();
+/// The median (with an even count, the mean of the two middle values; none: NaN).
+fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    let m = match v.len() {
+    match v.len() {
         0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    };
+    }
+}
+
+fn median_line(all: &[(&str, TraceRuns)]) -> String {
+    let m = median(all.iter().map(|(_, r)| r.ratio(&r.policy)).collect());
     format!(
         "; the median replica-hours is **{m:.3} × the oracle's** ({})",
         if m <= COST_GOAL { "met" } else { "MISSED" }
@@ -798,21 +802,34 @@ impl Part {
     /// `replica-hours +6.1 % (≤ +5.0 %: over by 1.1 percentage points)`; the excess gets more
     /// decimals when `d` would print it as zero.
     fn words(&self) -> String {
-        let verdict = match self.ok() {
-            true => "met".to_string(),
-            false => {
-                let over = self.value - self.limit;
-                let d = (self.d..=4)
-                    .find(|&d| !format!("{over:.d$}").trim_matches(['0', '.']).is_empty())
-                    .unwrap_or(4);
-                format!("over by {over:.d$} {}", self.unit)
+        let over = self.value - self.limit;
+        // When over, enough decimals that value and limit print apart and the excess is not
+        // zero (six at most: an excess below that prints as "less than").
+        let d = match self.ok() {
+            true => self.d,
+            false => (self.d..=6)
+                .find(|&d| {
+                    let nonzero = !format!("{over:.d$}").trim_matches(['0', '.']).is_empty();
+                    nonzero && self.show(self.value, d) != self.show(self.limit, d)
+                })
+                .unwrap_or(6),
+        };
+        let verdict = match (self.ok(), format!("{over:.d$}")) {
+            (true, _) => "met".to_string(),
+            (false, o) if o.trim_matches(['0', '.']).is_empty() => {
+                format!(
+                    "over by less than {:.d$} {}",
+                    10f64.powi(-(d as i32)),
+                    self.unit
+                )
             }
+            (false, o) => format!("over by {o} {}", self.unit),
         };
         format!(
             "{} {} (≤ {}: {verdict})",
             self.label,
-            self.show(self.value, if self.whole { 0 } else { self.d }),
-            self.show(self.limit, self.d)
+            self.show(self.value, if self.whole { 0 } else { d }),
+            self.show(self.limit, d)
         )
     }
 }
@@ -922,11 +939,11 @@ impl Data {
             let met = of.iter().filter(|(t, p)| p.met(DAILY.contains(t))).count();
             of_n(met, of.len())
         };
-        let mut ratios: Vec<f64> = (all.iter())
-            .map(|(_, p)| p.predictive.hours / p.oracle.hours)
-            .collect();
-        ratios.sort_by(|a, b| a.total_cmp(b));
-        let median = ratios[ratios.len() / 2];
+        let median = median(
+            (all.iter())
+                .map(|(_, p)| p.predictive.hours / p.oracle.hours)
+                .collect(),
+        );
         let no_worse = |r: &dyn Fn(&Predicted) -> &Run| {
             let n = (all.iter())
                 .filter(|(_, p)| r(p).hours <= p.aurora.hours && r(p).breach <= p.aurora.breach)
@@ -1028,6 +1045,9 @@ impl Data {
         let mut s = String::from(
             "| target | predictive: replica-h / breach-min | default policy at that target | default policy's line at the same replica-h: breach-min | predictive's difference |\n|---:|---|---|---:|---:|\n",
         );
+        // Differences judged as printed (one decimal; no "-0.0"), so the sentence below agrees
+        // with the table.
+        let shown = |d: f64| (d * 10.0).round() / 10.0 + 0.0;
         let mut diffs = Vec::new();
         for p in predictive {
             let same = (reactive.iter()).find(|r| r.value == p.value);
@@ -1041,11 +1061,12 @@ impl Data {
                 p.breach,
                 same.map_or("–".into(), |r| format!("{:.1} / {}", r.hours, r.breach)),
                 at.map_or("outside its range".into(), |b| format!("{b:.1}")),
-                diff.map_or("–".into(), |d| format!("{d:+.1}")),
+                diff.map_or("–".into(), |d| format!("{:+.1}", shown(d))),
             ));
         }
-        let below: Vec<_> = diffs.iter().filter(|(d, _)| *d < -0.05).collect();
-        let above: Vec<_> = diffs.iter().filter(|(d, _)| *d > 0.05).collect();
+        let below: Vec<_> = diffs.iter().filter(|(d, _)| shown(*d) < 0.0).collect();
+        let above: Vec<_> = diffs.iter().filter(|(d, _)| shown(*d) > 0.0).collect();
+        let outside = predictive.len() - diffs.len();
         let most = |v: &[&(f64, f64)], what: &str| {
             v.iter()
                 .max_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))
@@ -1057,12 +1078,16 @@ impl Data {
                 })
         };
         let on = diffs.len() - below.len() - above.len();
+        let outside = match outside {
+            0 => String::new(),
+            n => format!(", and {n} outside the line's range of replica-hours"),
+        };
         s.push_str(&format!(
             "\n{}\n",
             wrap(&format!(
                 "Of the {} predictive points, {} lie below the default policy's line{}, {} above \
-                 it{} and {on} on it.",
-                diffs.len(),
+                 it{} and {on} on it{outside}.",
+                predictive.len(),
                 below.len(),
                 most(&below, "fewer"),
                 above.len(),
@@ -1141,6 +1166,27 @@ mod tests {
         assert_eq!(line_at(line, 120.0), None);
         let e = parse_frontier(&text.replace("30", "x3")).unwrap_err();
         assert!(e.ends_with(":7: \"x3\" is not a number"), "{e}");
+    }
+
+    #[test]
+    fn a_part_over_its_limit_prints_value_and_limit_apart() {
+        let p = Part::new("replica-hours", 5.04, 5.0, 1, "percentage points").percent();
+        assert_eq!(
+            p.words(),
+            "replica-hours +5.04 % (≤ +5.00 %: over by 0.04 percentage points)"
+        );
+        let met = Part::new("breach-minutes", 13.0, 19.5, 1, "breach-minutes").whole();
+        assert_eq!(met.words(), "breach-minutes 13 (≤ 19.5: met)");
+        let tiny = Part::new("replica-hours", 1.0 + 1e-8, 1.0, 1, "replica-hours");
+        assert!(!tiny.ok());
+        assert!(
+            tiny.words()
+                .ends_with("over by less than 0.000001 replica-hours)"),
+            "{}",
+            tiny.words()
+        );
+        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), 2.5);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
     }
 
     #[test]
