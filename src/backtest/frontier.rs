@@ -117,13 +117,14 @@ impl Axis {
         };
         match self.key {
             Key::Target | Key::Tolerance => {
-                let Some(rule) = (p.rules.iter_mut())
-                    .find(|r| matches!(r.kind, RuleKind::TargetTracking { .. }))
-                else {
+                let found = (p.rules.iter_mut()).find_map(|r| match &mut r.kind {
+                    RuleKind::TargetTracking { target, tolerance } => {
+                        Some((r.metric, target, tolerance))
+                    }
+                    _ => None,
+                });
+                let Some((metric, target, tolerance)) = found else {
                     return Err(lacks("a target-tracking rule"));
-                };
-                let RuleKind::TargetTracking { target, tolerance } = &mut rule.kind else {
-                    unreachable!("found as a target-tracking rule above")
                 };
                 match self.key {
                     Key::Target => {
@@ -131,7 +132,7 @@ impl Axis {
                         // A forecast of the rule's own metric stays sized as before relative
                         // to the rule (equal when the policy keeps them equal, as
                         // policies/predictive.yaml does); a CPU target stops at 100 %.
-                        let same_metric = |pr: &&mut Predictive| pr.metric == rule.metric;
+                        let same_metric = |pr: &&mut Predictive| pr.metric == metric;
                         if let Some(pr) = p.predictive.as_mut().filter(same_metric) {
                             pr.target *= v / was;
                             if pr.metric == MetricKind::Cpu {
