@@ -778,6 +778,15 @@ mod tests {
                 assert_eq!(carried.persist_needed(&copy), want, "{tags:?} {s:?}");
                 differ += usize::from(want);
             }
+            // A memory that wrote these tags itself (after reading others before) takes
+            // what they hold without reading them again, and answers the same.
+            let mut wrote = carried.clone();
+            wrote.wrote(tags.clone());
+            for s in &states {
+                *wrote.state_mut() = s.clone();
+                let want = persist_needed_reference(tags, s);
+                assert_eq!(wrote.persist_needed(&shared), want, "{tags:?} {s:?}");
+            }
         }
         // Both answers occur.
         assert!(differ > 0 && differ < tag_sets.len() * states.len());

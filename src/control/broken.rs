@@ -84,8 +84,12 @@ impl Broken {
         let threshold = learned.map_or(STUCK_DEFAULT_SECS, |l| (l * STUCK_FACTOR).max(600));
         let busy =
             |s: &InstanceStatus| matches!(s, InstanceStatus::Creating | InstanceStatus::Modifying);
-        let mut now_busy = HashMap::new();
         self.stuck.clear();
+        // Nothing busy now or before: nothing to carry (no map made every tick).
+        if self.busy_since.is_empty() && !view.replicas.iter().flatten().any(|r| busy(&r.status)) {
+            return;
+        }
+        let mut now_busy = HashMap::new();
         for r in view.replicas.iter().flatten().filter(|r| busy(&r.status)) {
             let first = r
                 .created_at

@@ -126,26 +126,34 @@ impl ClusterMemory {
             .is_some_and(|(_, read)| read.differs_from(&self.state))
     }
 
-    /// Read `tags` again when their state values changed since the last read.
+    /// Read `tags` again where their state values changed since the last read.
     fn check(&mut self, tags: &Tags) {
         let values = STATE_TAG_KEYS.map(|k| tags.get(k));
-        let same = self
-            .persisted
-            .as_ref()
-            .is_some_and(|(seen, _)| seen.iter().zip(&values).all(|(a, b)| a.as_ref() == *b));
-        if !same {
-            let read = PersistedState::read(tags);
-            self.persisted = Some((values.map(|v| v.cloned()), read));
-        }
+        self.reread(values);
     }
 
     /// The state tags this tick wrote on the master: what the next observation will see, so
     /// that it is not read again then.
     pub fn wrote(&mut self, mut tags: Tags) {
-        let read = PersistedState::read(&tags);
         let values = STATE_TAG_KEYS.map(|k| tags.remove(k));
-        self.persisted = Some((values, read));
+        self.reread(values.each_ref().map(Option::as_ref));
         self.checked = None;
+    }
+
+    /// Take `values` (of [`STATE_TAG_KEYS`], in order) as the master's state tags: only those
+    /// that differ from the ones last read are read again (a write mostly changes the
+    /// recommendation histories, seldom the scale times).
+    fn reread(&mut self, values: [Option<&String>; 5]) {
+        let (seen, read) = self.persisted.get_or_insert_with(|| {
+            let read = PersistedState::read(&Tags::new());
+            ([None, None, None, None, None], read)
+        });
+        for ((key, value), old) in STATE_TAG_KEYS.iter().zip(values).zip(seen.iter_mut()) {
+            if old.as_ref() != value {
+                read.read_tag(key, value);
+                *old = value.cloned();
+            }
+        }
     }
 
     fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {

@@ -69,6 +69,10 @@ impl LeadTimes {
     pub fn observe(&mut self, view: &ClusterView, now: DateTime<Utc>) {
         for inst in view.replicas.iter().flatten() {
             if inst.status.is_available() {
+                // (Nothing to look up, and no id to hash, while no replica is being created.)
+                if self.creating_since.is_empty() {
+                    continue;
+                }
                 if let Some(since) = self.creating_since.remove(&inst.id) {
                     let at = inst.available_since.unwrap_or(now);
                     self.push((at - since).num_seconds().max(0) as u64);

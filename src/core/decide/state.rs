@@ -119,21 +119,35 @@ pub struct PersistedState {
 impl PersistedState {
     /// Read `tags` once.
     pub fn read(tags: &Tags) -> PersistedState {
-        let secs = |key| parse_time(tags.get(key)).map(|t| t.timestamp());
-        let history = |key| {
-            let recent = decode_recent(tags.get(key).map_or("", String::as_str));
+        let mut read = PersistedState::default();
+        for key in STATE_TAG_KEYS {
+            read.read_tag(key, tags.get(key));
+        }
+        read
+    }
+
+    /// Read one state tag's `value` (`None`: the tag is absent) in place of what this held
+    /// for `key`, as [`PersistedState::read`] reads it; a key not in [`STATE_TAG_KEYS`] is
+    /// ignored. (A caller that saw the other values unchanged reads only the changed ones.)
+    pub fn read_tag(&mut self, key: &str, value: Option<&String>) {
+        let secs = || parse_time(value).map(|t| t.timestamp());
+        let history = || {
+            let recent = decode_recent(value.map_or("", String::as_str));
             let newest = recent.last().map(|(t, _)| t.timestamp());
             (recent.into_iter().map(|(_, n)| n).collect(), newest)
         };
-        PersistedState {
-            last_scale_out: secs(TAG_LAST_SCALE_OUT),
-            last_scale_in: secs(TAG_LAST_SCALE_IN),
-            last_decision: tags.get(TAG_LAST_DECISION).and_then(|s| match s.as_str() {
-                "" => Some(None),
-                s => LastDecision::parse(s).map(Some),
-            }),
-            high: history(TAG_RECENT_HIGH),
-            low: history(TAG_RECENT_LOW),
+        match key {
+            TAG_LAST_SCALE_OUT => self.last_scale_out = secs(),
+            TAG_LAST_SCALE_IN => self.last_scale_in = secs(),
+            TAG_LAST_DECISION => {
+                self.last_decision = value.and_then(|s| match s.as_str() {
+                    "" => Some(None),
+                    s => LastDecision::parse(s).map(Some),
+                })
+            }
+            TAG_RECENT_HIGH => self.high = history(),
+            TAG_RECENT_LOW => self.low = history(),
+            _ => {}
         }
     }
 
