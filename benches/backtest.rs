@@ -6,9 +6,11 @@
 //!    noise and bursts), written as CloudWatch export CSV, parsed, and replayed for one policy
 //!    (policies/cpu-target.yaml) through the daemon's tick — goal ≤ 1 s in a release build;
 //!    the same year with the three baselines as `elasticrds backtest` runs it;
-//!    before the year, a fixed reference workload that has nothing to do with elasticrds is
-//!    timed, and the year's ratio to it recorded (this shared machine runs at different speeds
-//!    on different days; the ratio tells a slow day from a slower program);
+//!    just before each of the year's runs, a fixed reference workload that has nothing to do
+//!    with elasticrds is timed, and the median of the runs' ratios to it recorded (this shared
+//!    machine runs at different speeds from hour to hour; the ratio is meant to tell a slow
+//!    moment from a slower program, and is itself only as steady as the two workloads are
+//!    alike);
 //! 2. a 100-variant parameter sweep (CPU target × scale-in cooldown) of the same policy on the
 //!    14-day trace tests/data/traces/rds_cpu_utilization_cc0c53.csv — goal ≤ 60 s.
 //!
@@ -91,8 +93,9 @@ fn year_csv(minutes: i64) -> String {
 }
 
 /// A fixed workload that has nothing to do with elasticrds (sort 4 Mi pseudo-random numbers,
-/// then sum every other one): timed beside the year, so that a figure recorded on a slow day of
-/// a shared machine can be told from a slower program (the ratio stays, the seconds do not).
+/// then sum every other one): timed just before each run of the year, so that a figure recorded
+/// at a slow moment of a shared machine can be told from a slower program, as far as the two
+/// workloads slow down alike (recordings show they do not entirely).
 fn reference_workload(n: usize) -> Duration {
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut v: Vec<u64> = (0..n)
@@ -114,13 +117,13 @@ fn reference_workload(n: usize) -> Duration {
     took
 }
 
-/// The median of three reference runs (the smoke run sorts 64 Ki numbers: it only checks the
-/// code runs).
-fn reference(bench: bool) -> Duration {
-    let n = if bench { 1 << 22 } else { 1 << 16 };
-    let mut r: Vec<Duration> = (0..3).map(|_| reference_workload(n)).collect();
-    r.sort();
-    r[1]
+/// The reference's size: 4 Mi numbers (the smoke run sorts 64 Ki: it only checks the code runs).
+fn reference_size(bench: bool) -> usize {
+    if bench {
+        1 << 22
+    } else {
+        1 << 16
+    }
 }
 
 fn secs(d: Duration) -> String {
@@ -143,8 +146,11 @@ struct Figures {
     sweep_minutes: usize,
     sweep_threads: usize,
     sweep: Duration,
-    /// [`reference`], measured just before the year's runs.
-    reference: Duration,
+    /// The reference workload, timed just before each of the year's runs (sorted).
+    references: Vec<Duration>,
+    /// Each run's time over the reference timed just before it (sorted): the speed of the
+    /// machine in that moment divided out.
+    ratios: Vec<f64>,
     /// The day of the invocation (UTC).
     day: String,
 }
@@ -164,8 +170,7 @@ impl Figures {
         let extra = (self.forecast_run.as_secs_f64() - self.runs[1].as_secs_f64()) * 1e6
             / self.year_minutes as f64;
         let extra = (extra.max(0.0) * 1e3).round() / 1e3;
-        let ratio = self.runs[1].as_secs_f64() / self.reference.as_secs_f64();
-        let ratio = (ratio * 100.0).round() / 100.0;
+        let ratio = (self.ratios[1] * 100.0).round() / 100.0;
         json!({
             "about": "written by `cargo bench --bench backtest` (see benches/backtest.rs); [low, high] over the invocations; scripts/gen-docs puts the figures into README.md and docs/backtest.md",
             "invocations": 1,
@@ -185,7 +190,7 @@ impl Figures {
             "sweep_minutes": self.sweep_minutes,
             "sweep_threads": self.sweep_threads,
             "sweep_secs": secs_range(self.sweep),
-            "reference_secs": secs_range(self.reference),
+            "reference_secs": secs_range(self.references[1]),
             "year_over_reference": [ratio, ratio],
             "recorded_on": self.day,
         })
@@ -275,22 +280,31 @@ fn main() {
     let demand = Arc::new(opts.demand(&trace));
     let initial = oracle::initial_replicas(&demand, FLOOR_REPLICAS, &opts.model) as usize;
     let setup = WorldSetup::new(case.spec.clone(), demand.clone(), &opts.model, initial).unwrap();
-    let reference = reference(bench);
-    println!(
-        "reference: a fixed workload (`reference`) in {} (median of three)",
-        secs(reference)
-    );
     // Three timed runs (the machine is noisy): the median is the figure, the spread is shown.
+    // The reference workload is timed just before each run, so that each run's ratio to it
+    // is taken at the machine's speed of that moment.
     let mut times = Vec::new();
+    let mut references = Vec::new();
+    let mut ratios = Vec::new();
     let mut score = None;
     for _ in 0..3 {
+        let r = reference_workload(reference_size(bench));
         let t = Instant::now();
         let (s, _) = rt.block_on(run_policy(&setup, &case.case, false)).unwrap();
-        times.push(t.elapsed());
+        let took = t.elapsed();
+        times.push(took);
+        references.push(r);
+        ratios.push(took.as_secs_f64() / r.as_secs_f64());
         score = Some(s);
     }
     let score = score.unwrap();
     times.sort();
+    references.sort();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "reference: a fixed workload (`reference_workload`) in {} (median of the three timed before each run)",
+        secs(references[1])
+    );
     let one = times[1];
     // One more run, untimed, counting heap allocations.
     COUNTING.store(true, Ordering::Relaxed);
@@ -313,11 +327,13 @@ fn main() {
         score.actions
     );
     println!(
-        "year: runs {} / {} / {} (min / median / max; {:.2} x the reference); {:.1} heap allocations per simulated minute",
+        "year: runs {} / {} / {} (min / median / max; each over the reference timed just before it: median {:.2} x, {:.2}–{:.2}); {:.1} heap allocations per simulated minute",
         secs(times[0]),
         secs(times[1]),
         secs(times[2]),
-        times[1].as_secs_f64() / reference.as_secs_f64(),
+        ratios[1],
+        ratios[0],
+        ratios[2],
         allocations as f64 / demand.len() as f64
     );
     let t = Instant::now();
@@ -372,7 +388,8 @@ fn main() {
             sweep_minutes: trace.minutes(),
             sweep_threads: threads,
             sweep: took,
-            reference,
+            references,
+            ratios,
             day: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
         record(&repo, &figures);

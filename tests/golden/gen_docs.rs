@@ -559,9 +559,10 @@ fn bench_speed(b: &Value) -> Result<String, String> {
          invocation(s); details in [docs/backtest.md](docs/backtest.md)): one year of 1-minute \
          samples through the full daemon tick (observe, decide, plan, execute, state tags) for \
          one policy takes **{year} s**, median of three runs per invocation, {us} µs per \
-         simulated minute (goal ≤ 1 s: {goal}), measured on {day}, when it took {ratio} × a fixed \
-         reference workload ({reference} s; the ratio compares runs made on days when this \
-         shared machine runs at different speeds); with the forecast on (policies/predictive.yaml) the same year takes \
+         simulated minute (goal ≤ 1 s: {goal}), measured on {day}, when each run took {ratio} × a \
+         fixed reference workload timed just before it ({reference} s; the ratio is meant to \
+         compare runs made while this shared machine runs at different speeds, and is steadier \
+         than the seconds, not steady); with the forecast on (policies/predictive.yaml) the same year takes \
          {fyear} s, {fus} µs more per tick (goal ≤ 1 ms per cluster per tick: {fgoal}); a \
          {n}-variant sweep of the default policy over a 14-day trace runs in **{sweep} s** (goal \
          ≤ 60 s). The backtest runs the daemon's own tick, not a shortcut.",
@@ -601,7 +602,7 @@ fn bench_table(b: &Value) -> Result<String, String> {
          | **one year of 1-minute samples, one policy** (`cpu-target`, {minutes} ticks through the daemon's tick) | **{year} s** median (runs {runs} s), {us} µs per simulated minute; {alloc} heap allocations per simulated minute | ≤ 1 s: **{goal}** |\n\
          | the same year, full backtest (policy + oracle + Aurora-style + static) | {full} s | – |\n\
          | **{n}-variant sweep** (CPU target × scale-in cooldown) of `cpu-target` on `{trace}` ({sweep_minutes} minutes each), {threads} threads | **{sweep} s** | ≤ 60 s: {sweep_goal} |\n\
-         | a fixed reference workload (sort 4 Mi numbers; `reference` in benches/backtest.rs), measured on {day} | {reference} s; the one-policy year is {ratio} × it | – |\n",
+         | a fixed reference workload (sort 4 Mi numbers; `reference_workload` in benches/backtest.rs) timed just before each run of the year, measured on {day} | {reference} s; each one-policy run is {ratio} × it (median of the three) | – |\n",
         parse = range(b, "parse_secs", 2)?,
         year = range(b, "one_policy_median_secs", 2)?,
         runs = range(b, "one_policy_run_secs", 2)?,
