@@ -128,38 +128,31 @@ impl ClusterMemory {
 
     /// Read `tags` again where their state values changed since the last read.
     fn check(&mut self, tags: &Tags) {
-        let values = STATE_TAG_KEYS.map(|k| tags.get(k));
-        let seen = self.reread(values);
-        for (old, value) in seen.iter_mut().zip(values) {
-            if old.as_ref() != value {
-                *old = value.cloned();
-            }
-        }
+        self.reread(STATE_TAG_KEYS.map(|k| tags.get(k)));
     }
 
     /// The state tags this tick wrote on the master: what the next observation will see, so
     /// that it is not read again then.
     pub fn wrote(&mut self, mut tags: Tags) {
-        let values = STATE_TAG_KEYS.map(|k| tags.remove(k));
-        let seen = self.reread(values.each_ref().map(Option::as_ref));
-        *seen = values;
+        self.reread(STATE_TAG_KEYS.map(|k| tags.remove(k)));
         self.checked = None;
     }
 
-    /// Read again those of `values` (of [`STATE_TAG_KEYS`], in order) that differ from the
-    /// values last read (a write mostly changes the recommendation histories, seldom the
-    /// scale times); returns the values last read, for the caller to replace.
-    fn reread(&mut self, values: [Option<&String>; 5]) -> &mut [Option<String>; 5] {
+    /// Take `values` (of [`STATE_TAG_KEYS`], in order; borrowed or owned) as the master's state
+    /// tags: only those that differ from the values last read are read again and kept (a write
+    /// mostly changes the recommendation histories, seldom the scale times).
+    fn reread<T: AsRef<str> + Into<String>>(&mut self, values: [Option<T>; 5]) {
         let (seen, read) = self.persisted.get_or_insert_with(|| {
             let read = PersistedState::read(&Tags::new());
             ([None, None, None, None, None], read)
         });
-        for ((key, value), old) in STATE_TAG_KEYS.iter().zip(values).zip(seen.iter()) {
-            if old.as_ref() != value {
-                read.read_tag(key, value);
+        for ((key, value), old) in STATE_TAG_KEYS.iter().zip(values).zip(seen.iter_mut()) {
+            if old.as_deref() != value.as_ref().map(AsRef::as_ref) {
+                let value = value.map(Into::into);
+                read.read_tag(key, value.as_ref());
+                *old = value;
             }
         }
-        seen
     }
 
     fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
