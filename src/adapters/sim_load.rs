@@ -261,11 +261,11 @@ struct Inner {
     /// What `record_until` last read of the fleet: per configured replica (exists since
     /// minute, available since minute, being deleted) or `None`, and whether the master is available; as of
     /// `fleet_seen` (the fleet's change count then).
-    slots: Vec<Option<(i64, Option<i64>, bool)>>,
+    slots: Vec<Slot>,
     master_available: bool,
     fleet_seen: Option<u64>,
     /// Where `record_until` reads the fleet into (kept between calls).
-    scratch: Vec<Option<(i64, Option<i64>, bool)>>,
+    scratch: Vec<Slot>,
     /// The replicas' summed CPU per 5-minute bucket since the demand's start, as (sum over
     /// the bucket's minutes, minutes with data): what `load_history` answers (kept for the
     /// whole run, 16 bytes per 5 minutes).
@@ -366,7 +366,18 @@ impl SimLoad {
         if start >= end {
             return;
         }
-        // The fleet as it is now, read again only when it may have changed since last time.
+        self.read_fleet(inner);
+        let slots = std::mem::take(&mut inner.slots);
+        for m in start..end {
+            self.record_minute(inner, &slots, m);
+        }
+        inner.next = Some(end);
+        inner.slots = slots;
+    }
+
+    /// Read the fleet into `inner.slots` and `inner.master_available`, only when it may have
+    /// changed since the last read.
+    fn read_fleet(&self, inner: &mut Inner) {
         let mut read = std::mem::take(&mut inner.scratch);
         read.clear();
         read.resize(self.replicas.len(), None);
@@ -378,27 +389,7 @@ impl SimLoad {
                     master_available = true;
                 }
                 if let Some(i) = self.replicas.iter().position(|r| *r == inst.id) {
-                    // Paid from creation until gone (a deleting replica too); serving only
-                    // while available.
-                    let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
-                    let avail = if inst.status.is_available() {
-                        // Serving from the first whole minute it was available.
-                        Some(
-                            inst.available_since
-                                .map(|t| {
-                                    let m = epoch_minute(t);
-                                    if t.timestamp().rem_euclid(60) == 0 {
-                                        m
-                                    } else {
-                                        m + 1
-                                    }
-                                })
-                                .unwrap_or(i64::MIN),
-                        )
-                    } else {
-                        None
-                    };
-                    read[i] = Some((created, avail, inst.status == InstanceStatus::Deleting));
+                    read[i] = Some(slot_of(inst));
                 }
             });
         if let Some(seen) = changed {
@@ -407,71 +398,56 @@ impl SimLoad {
             inner.fleet_seen = Some(seen);
         }
         inner.scratch = read;
-        let slots = std::mem::take(&mut inner.slots);
-        let master_available = inner.master_available;
+    }
+
+    /// Record epoch minute `m` with the fleet as `slots` (and `inner.master_available`) say.
+    fn record_minute(&self, inner: &mut Inner, slots: &[Slot], m: i64) {
         let model = &self.opts.model;
-        for m in start..end {
-            let mut replicas = 0u32;
-            let mut mask = 0u64;
-            let mut capacity = 0.0;
-            let mut deleting = 0u32;
-            for (i, s) in slots.iter().enumerate() {
-                if let Some((created, avail, gone)) = s {
-                    if *created <= m {
-                        replicas += 1;
-                        deleting += u32::from(*gone);
-                    }
-                    if let Some(a) = avail.filter(|a| *a <= m) {
-                        mask |= 1 << i;
-                        capacity += model.capacity(m.saturating_sub(a));
-                    }
+        let mut replicas = 0u32;
+        let mut mask = 0u64;
+        let mut capacity = 0.0;
+        let mut deleting = 0u32;
+        for (i, s) in slots.iter().enumerate() {
+            if let Some((created, avail, gone)) = s {
+                if *created <= m {
+                    replicas += 1;
+                    deleting += u32::from(*gone);
                 }
-            }
-            let serving = mask.count_ones();
-            let on = Serving {
-                replicas: serving,
-                capacity,
-                hottest_factor: model.hottest_factor(serving),
-            };
-            let demand = self.demand.at_minute(m);
-            let served = demand.map(|d| serve_on(d, on, master_available));
-            // Lag: joiners start at 0; the rest drift with the load.
-            let joined = inner.prev_mask.map_or(0, |p| mask & !p);
-            let mut any_lag = false;
-            for (i, lag) in inner.lag.iter_mut().enumerate() {
-                let bit = 1u64 << i;
-                if mask & bit == 0 || joined & bit != 0 {
-                    *lag = 0.0;
-                    continue;
+                if let Some(a) = avail.filter(|a| *a <= m) {
+                    mask |= 1 << i;
+                    capacity += model.capacity(m.saturating_sub(a));
                 }
-                if let Some(s) = served {
-                    let load = s.utilization * share(mask, i, on.hottest_factor);
-                    *lag = (*lag + 600.0 * (load - LAG_UTILIZATION)).max(0.0);
-                }
-                any_lag |= *lag > 0.0;
-            }
-            inner.prev_mask = Some(mask);
-            self.add_total(inner, m, mask, on.hottest_factor, served);
-            let lags = any_lag.then(|| inner.lag.iter().map(|&l| l as f32).collect());
-            inner.history.push_back(Rec {
-                state: MinuteState {
-                    minute: m,
-                    demand,
-                    replicas,
-                    deleting,
-                    serving,
-                    served,
-                },
-                mask,
-                master_available,
-                lags,
-            });
-            while inner.history.len() > self.opts.history_minutes.max(1) {
-                inner.history.pop_front();
             }
         }
-        inner.next = Some(end);
-        inner.slots = slots;
+        let serving = mask.count_ones();
+        let on = Serving {
+            replicas: serving,
+            capacity,
+            hottest_factor: model.hottest_factor(serving),
+        };
+        let demand = self.demand.at_minute(m);
+        let master_available = inner.master_available;
+        let served = demand.map(|d| serve_on(d, on, master_available));
+        let any_lag = drift_lags(inner, mask, served, on.hottest_factor);
+        inner.prev_mask = Some(mask);
+        self.add_total(inner, m, mask, on.hottest_factor, served);
+        let lags = any_lag.then(|| inner.lag.iter().map(|&l| l as f32).collect());
+        inner.history.push_back(Rec {
+            state: MinuteState {
+                minute: m,
+                demand,
+                replicas,
+                deleting,
+                serving,
+                served,
+            },
+            mask,
+            master_available,
+            lags,
+        });
+        while inner.history.len() > self.opts.history_minutes.max(1) {
+            inner.history.pop_front();
+        }
     }
 
     /// Add minute `m`'s summed replica CPU (what CloudWatch would show summed over the
@@ -580,6 +556,50 @@ fn share(mask: u64, i: usize, hottest_factor: f64) -> f64 {
     } else {
         (n - hottest_factor) / (n - 1.0)
     }
+}
+
+/// A configured replica as the load model reads it from the fleet: paid since (epoch minute),
+/// serving since (the first whole minute it was available; `None` while not available), being
+/// deleted.
+type Slot = Option<(i64, Option<i64>, bool)>;
+
+/// What [`Slot`] the load model reads off `inst`: paid from creation until gone (a deleting
+/// replica too), serving only while available.
+fn slot_of(inst: &crate::core::domain::Instance) -> (i64, Option<i64>, bool) {
+    let created = inst.created_at.map(epoch_minute).unwrap_or(i64::MIN);
+    let avail = inst.status.is_available().then(|| {
+        inst.available_since
+            .map(|t| {
+                let m = epoch_minute(t);
+                if t.timestamp().rem_euclid(60) == 0 {
+                    m
+                } else {
+                    m + 1
+                }
+            })
+            .unwrap_or(i64::MIN)
+    });
+    (created, avail, inst.status == InstanceStatus::Deleting)
+}
+
+/// One minute of replica lag for the replicas serving in `mask`: joiners start at 0, the rest
+/// drift with their load. Whether any replica has lag now.
+fn drift_lags(inner: &mut Inner, mask: u64, served: Option<Served>, hottest_factor: f64) -> bool {
+    let joined = inner.prev_mask.map_or(0, |p| mask & !p);
+    let mut any_lag = false;
+    for (i, lag) in inner.lag.iter_mut().enumerate() {
+        let bit = 1u64 << i;
+        if mask & bit == 0 || joined & bit != 0 {
+            *lag = 0.0;
+            continue;
+        }
+        if let Some(s) = served {
+            let load = s.utilization * share(mask, i, hottest_factor);
+            *lag = (*lag + 600.0 * (load - LAG_UTILIZATION)).max(0.0);
+        }
+        any_lag |= *lag > 0.0;
+    }
+    any_lag
 }
 
 #[derive(Debug, Clone, Copy)]

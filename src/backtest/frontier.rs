@@ -356,34 +356,7 @@ fn panel(
         ))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
     for (i, fam) in families(f).into_iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
-        let mut pts: Vec<&Point> = f.points.iter().filter(|p| p.family == fam).collect();
-        pts.sort_by(|a, b| a.value.total_cmp(&b.value));
-        let xy: Vec<(f64, f64)> = pts
-            .iter()
-            .map(|p| (p.score.replica_hours, p.score.breach_minutes as f64))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(xy.clone(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(fam.to_string())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        let style = c.filled();
-        match (i / COLORS.len()) % 3 {
-            0 => chart.draw_series(xy.iter().map(|&p| Circle::new(p, 4, style))),
-            1 => chart.draw_series(xy.iter().map(|&p| TriangleMarker::new(p, 5, style))),
-            _ => chart.draw_series(xy.iter().map(|&p| Cross::new(p, 4, c.stroke_width(2)))),
-        }
-        .map_err(err)?;
-        chart
-            .draw_series(pts.iter().zip(&xy).map(|(p, &(x, y))| {
-                Text::new(
-                    format!("{}", p.value),
-                    (x, y),
-                    ("sans-serif", 11).into_font(),
-                )
-            }))
-            .map_err(err)?;
+        draw_family(&mut chart, f, fam, i)?;
     }
     chart
         .configure_series_labels()
@@ -391,6 +364,47 @@ fn panel(
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The frontier's chart: replica-hours across, breach-minutes up.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One family's points (the `i`th family of `f`), joined in the order of the varied value,
+/// each marked and labelled with its value, and its legend entry.
+fn draw_family(chart: &mut Chart, f: &Frontier, fam: &str, i: usize) -> Result<(), String> {
+    let c = COLORS[i % COLORS.len()];
+    let mut pts: Vec<&Point> = f.points.iter().filter(|p| p.family == fam).collect();
+    pts.sort_by(|a, b| a.value.total_cmp(&b.value));
+    let xy: Vec<(f64, f64)> = pts
+        .iter()
+        .map(|p| (p.score.replica_hours, p.score.breach_minutes as f64))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(xy.clone(), c.stroke_width(2)))
+        .map_err(err)?
+        .label(fam.to_string())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    let style = c.filled();
+    match (i / COLORS.len()) % 3 {
+        0 => chart.draw_series(xy.iter().map(|&p| Circle::new(p, 4, style))),
+        1 => chart.draw_series(xy.iter().map(|&p| TriangleMarker::new(p, 5, style))),
+        _ => chart.draw_series(xy.iter().map(|&p| Cross::new(p, 4, c.stroke_width(2)))),
+    }
+    .map_err(err)?;
+    chart
+        .draw_series(pts.iter().zip(&xy).map(|(p, &(x, y))| {
+            Text::new(
+                format!("{}", p.value),
+                (x, y),
+                ("sans-serif", 11).into_font(),
+            )
+        }))
         .map_err(err)?;
     Ok(())
 }

@@ -45,6 +45,9 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     format!("cannot draw the plot: {e}")
 }
 
+/// One drawing area of the SVG.
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
 /// Render the SVG text.
 pub fn render(
     title: &str,
@@ -60,87 +63,106 @@ pub fn render(
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let (top, rest) = root.split_vertically(TOP);
-        let dem = bucket_max(&demand.units, b, |v| v);
-        let dmax = demand.peak().unwrap_or(1.0).max(1e-9) * 1.1;
-        let mut chart = ChartBuilder::on(&top)
-            .caption(
-                format!("{title}: demand (replica-capacity units)"),
-                ("sans-serif", 18),
-            )
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(48)
-            .right_y_label_area_size(48)
-            .build_cartesian_2d(0f64..days, 0f64..dmax)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("days")
-            .y_desc("demand")
-            .draw()
-            .map_err(err)?;
-        for r in runs(&dem) {
-            chart.draw_series(LineSeries::new(r, &BLACK)).map_err(err)?;
-        }
+        draw_demand(&top, title, demand, b, days)?;
         let rows = rest.split_evenly((runs_in.len().max(1), 1));
         for ((name, t), area) in runs_in.iter().zip(rows.iter()) {
-            let rmax = t.replicas.iter().copied().max().unwrap_or(1) as f64 + 1.0;
-            let reps = bucket_max(&t.replicas, b, |v| Some(v as f64));
-            let cpu = bucket_max(&t.cpu, b, |v| (!v.is_nan()).then_some(v as f64));
-            let fc = bucket_max(&t.forecast, b, |v| (!v.is_nan()).then_some(v as f64));
-            let has_forecast = fc.iter().any(|(_, v)| v.is_some());
-            let rmax = fc
-                .iter()
-                .filter_map(|(_, v)| *v)
-                .fold(rmax, |m, v| m.max(v + 1.0));
-            let caption = if has_forecast {
-                format!("{name}: replicas (blue), forecast replicas (green), per-replica CPU % (red, right), 80 % line")
-            } else {
-                format!("{name}: replicas (blue), per-replica CPU % (red, right), 80 % line")
-            };
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, ("sans-serif", 15))
-                .margin(8)
-                .x_label_area_size(28)
-                .y_label_area_size(48)
-                .right_y_label_area_size(48)
-                .build_cartesian_2d(0f64..days, 0f64..rmax)
-                .map_err(err)?
-                .set_secondary_coord(0f64..days, 0f64..105f64);
-            chart
-                .configure_mesh()
-                .x_desc("days")
-                .y_desc("replicas")
-                .draw()
-                .map_err(err)?;
-            chart
-                .configure_secondary_axes()
-                .y_desc("CPU %")
-                .draw()
-                .map_err(err)?;
-            for r in runs(&cpu) {
-                chart
-                    .draw_secondary_series(LineSeries::new(r, RED.mix(0.6)))
-                    .map_err(err)?;
-            }
-            chart
-                .draw_secondary_series(LineSeries::new(
-                    vec![(0.0, 80.0), (days, 80.0)],
-                    RGBColor(120, 120, 120).mix(0.8),
-                ))
-                .map_err(err)?;
-            for r in runs(&fc) {
-                chart
-                    .draw_series(LineSeries::new(r, RGBColor(0, 150, 60).stroke_width(1)))
-                    .map_err(err)?;
-            }
-            for r in runs(&reps) {
-                chart
-                    .draw_series(LineSeries::new(r, BLUE.stroke_width(2)))
-                    .map_err(err)?;
-            }
+            draw_run(area, name, t, b, days)?;
         }
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// The top panel: the demand over the days, `b` minutes to a point.
+fn draw_demand(
+    top: &Area,
+    title: &str,
+    demand: &Demand,
+    b: usize,
+    days: f64,
+) -> Result<(), String> {
+    let dem = bucket_max(&demand.units, b, |v| v);
+    let dmax = demand.peak().unwrap_or(1.0).max(1e-9) * 1.1;
+    let mut chart = ChartBuilder::on(top)
+        .caption(
+            format!("{title}: demand (replica-capacity units)"),
+            ("sans-serif", 18),
+        )
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(48)
+        .right_y_label_area_size(48)
+        .build_cartesian_2d(0f64..days, 0f64..dmax)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("days")
+        .y_desc("demand")
+        .draw()
+        .map_err(err)?;
+    for r in runs(&dem) {
+        chart.draw_series(LineSeries::new(r, &BLACK)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One run's panel: its replicas (and forecast replicas) on the left axis, the per-replica CPU
+/// and the 80 % line on the right.
+fn draw_run(area: &Area, name: &str, t: &Timeline, b: usize, days: f64) -> Result<(), String> {
+    let rmax = t.replicas.iter().copied().max().unwrap_or(1) as f64 + 1.0;
+    let reps = bucket_max(&t.replicas, b, |v| Some(v as f64));
+    let cpu = bucket_max(&t.cpu, b, |v| (!v.is_nan()).then_some(v as f64));
+    let fc = bucket_max(&t.forecast, b, |v| (!v.is_nan()).then_some(v as f64));
+    let has_forecast = fc.iter().any(|(_, v)| v.is_some());
+    let rmax = fc
+        .iter()
+        .filter_map(|(_, v)| *v)
+        .fold(rmax, |m, v| m.max(v + 1.0));
+    let caption = if has_forecast {
+        format!("{name}: replicas (blue), forecast replicas (green), per-replica CPU % (red, right), 80 % line")
+    } else {
+        format!("{name}: replicas (blue), per-replica CPU % (red, right), 80 % line")
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 15))
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(48)
+        .right_y_label_area_size(48)
+        .build_cartesian_2d(0f64..days, 0f64..rmax)
+        .map_err(err)?
+        .set_secondary_coord(0f64..days, 0f64..105f64);
+    chart
+        .configure_mesh()
+        .x_desc("days")
+        .y_desc("replicas")
+        .draw()
+        .map_err(err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("CPU %")
+        .draw()
+        .map_err(err)?;
+    for r in runs(&cpu) {
+        chart
+            .draw_secondary_series(LineSeries::new(r, RED.mix(0.6)))
+            .map_err(err)?;
+    }
+    chart
+        .draw_secondary_series(LineSeries::new(
+            vec![(0.0, 80.0), (days, 80.0)],
+            RGBColor(120, 120, 120).mix(0.8),
+        ))
+        .map_err(err)?;
+    for r in runs(&fc) {
+        chart
+            .draw_series(LineSeries::new(r, RGBColor(0, 150, 60).stroke_width(1)))
+            .map_err(err)?;
+    }
+    for r in runs(&reps) {
+        chart
+            .draw_series(LineSeries::new(r, BLUE.stroke_width(2)))
+            .map_err(err)?;
+    }
+    Ok(())
 }

@@ -233,35 +233,52 @@ pub async fn create_cluster_on(
 ) -> CliResult {
     let target = Target::replicas(a.max_replicas.unwrap_or(spec.replicas.len()));
     let route = Route::of(routers, spec);
-    let mut drains = Drains::default();
-    let view = observe_one(fleet, spec).await?;
-    let mut p = plan(spec, &view, &target);
     let opts = ExecOptions {
         dry_run: a.dry_run,
         ..ExecOptions::default()
     };
-    let mut results = apply(
-        fleet,
-        spec,
-        route,
-        p.clone(),
-        &mut drains,
-        clock.now(),
-        &opts,
-    )
-    .await;
-    // Follow-up rounds in the same run for what became possible at once (a master that is
-    // already available after its restore, as on an emulator). On RDS a restored master is
-    // `creating` for minutes, so there the replicas wait for the next run or `--wait`.
-    // A round runs only while every action so far succeeded, and never acts on an instance
-    // acted on earlier in this run.
-    while !a.dry_run
+    let (p, results) = create_rounds(fleet, clock, spec, route, &target, &opts).await?;
+    match a.output {
+        Output::Text => print_plan_text(&p, &results),
+        Output::Json => print_json(&PlanReport {
+            plan: &p,
+            results: &results,
+            dry_run: a.dry_run,
+        })?,
+    }
+    failures(&results)?;
+    if a.wait && !a.dry_run {
+        wait_converged(fleet, clock, spec, route, &target, a, progress).await?;
+    }
+    Ok(())
+}
+
+/// Plan towards `target` and apply, then follow-up rounds in the same run for what became
+/// possible at once (a master that is already available after its restore, as on an
+/// emulator). On RDS a restored master is `creating` for minutes, so there the replicas wait
+/// for the next run or `--wait`. A round runs only while every action so far succeeded, and
+/// never acts on an instance acted on earlier in this run. The plan (the actions of every
+/// round, the last round's waiting, drift and foreign) and every result.
+async fn create_rounds(
+    fleet: &dyn Fleet,
+    clock: &dyn Clock,
+    spec: &ClusterSpec,
+    route: Option<Route<'_>>,
+    target: &Target,
+    opts: &ExecOptions,
+) -> Result<(Plan, Vec<ActionResult>), CliError> {
+    let mut drains = Drains::default();
+    let view = observe_one(fleet, spec).await?;
+    let mut p = plan(spec, &view, target);
+    let now = clock.now();
+    let mut results = apply(fleet, spec, route, p.clone(), &mut drains, now, opts).await;
+    while !opts.dry_run
         && !results.is_empty()
         && results
             .iter()
             .all(|r| matches!(r.outcome, Outcome::Done | Outcome::AlreadyDone))
     {
-        let next = plan(spec, &observe_one(fleet, spec).await?, &target);
+        let next = plan(spec, &observe_one(fleet, spec).await?, target);
         let repeats = next.actions.iter().any(|n| {
             p.actions
                 .iter()
@@ -274,46 +291,48 @@ pub async fn create_cluster_on(
             break;
         }
         let now = clock.now();
-        let more = apply(fleet, spec, route, next.clone(), &mut drains, now, &opts).await;
+        let more = apply(fleet, spec, route, next.clone(), &mut drains, now, opts).await;
         p.actions.extend(next.actions);
         (p.waiting, p.drift, p.foreign) = (next.waiting, next.drift, next.foreign);
         results.extend(more);
     }
-    match a.output {
-        Output::Text => print_plan_text(&p, &results),
-        Output::Json => print_json(&PlanReport {
-            plan: &p,
-            results: &results,
-            dry_run: a.dry_run,
-        })?,
-    }
-    failures(&results)?;
-    if a.wait && !a.dry_run {
-        let mut report = |pr: &crate::reconcile::Progress| progress(progress_line(pr));
-        let done = converge(
-            fleet,
-            clock,
-            spec,
-            route,
-            &target,
-            a.timeout,
-            a.poll,
-            &mut report,
-        )
-        .await
-        .map_err(|e| CliError::runtime(format!("{}: {e}", spec.name)))?;
-        for r in &done {
-            progress(format!(
-                "  {} [{}]",
-                r.planned.action,
-                outcome_tag(&r.outcome)
-            ));
-        }
+    Ok((p, results))
+}
+
+/// `create-cluster --wait`: converge on `target`, progress lines to `progress`.
+async fn wait_converged(
+    fleet: &dyn Fleet,
+    clock: &dyn Clock,
+    spec: &ClusterSpec,
+    route: Option<Route<'_>>,
+    target: &Target,
+    a: &CreateArgs,
+    progress: &mut (dyn FnMut(String) + Send),
+) -> CliResult {
+    let mut report = |pr: &crate::reconcile::Progress| progress(progress_line(pr));
+    let done = converge(
+        fleet,
+        clock,
+        spec,
+        route,
+        target,
+        a.timeout,
+        a.poll,
+        &mut report,
+    )
+    .await
+    .map_err(|e| CliError::runtime(format!("{}: {e}", spec.name)))?;
+    for r in &done {
         progress(format!(
-            "{}: converged, every planned instance is available",
-            spec.name
+            "  {} [{}]",
+            r.planned.action,
+            outcome_tag(&r.outcome)
         ));
     }
+    progress(format!(
+        "{}: converged, every planned instance is available",
+        spec.name
+    ));
     Ok(())
 }
 

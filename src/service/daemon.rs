@@ -25,7 +25,7 @@ use crate::control::{
 };
 use crate::core::config::ClusterSpec;
 use crate::core::decide::{Decision, Direction, ScaleState};
-use crate::core::domain::MetricKind;
+use crate::core::domain::{MetricKind, MetricSeries};
 use crate::core::plan::ClusterView;
 use crate::core::policy::Policy;
 use crate::ports::{Clock, ErrorKind, Fleet, MetricsSource, PortError, Routers};
@@ -525,15 +525,38 @@ impl Daemon {
         results: &mut [Option<ClusterResult>],
     ) {
         // 1. One batched describe for every due cluster.
+        let Some(views) = self.observe_group(due, now, results).await else {
+            return;
+        };
+        // 1b. One history read for every due cluster whose forecast needs one (policies with
+        // `predictive`); a failure leaves the forecast with what it had.
+        self.refresh_histories(due, now).await;
+        // 2. One fetch for every due cluster's metrics.
+        let Some(series) = self.fetch_group(due, &views, now, results).await else {
+            return;
+        };
+        // 3. Decide and act per cluster; one failing does not stop the others.
+        self.act_group(due, views, series, now, results).await;
+    }
+
+    /// Step 1 of [`Daemon::tick_group`]: one describe for the due clusters, each view through
+    /// its cluster's observation step. `None` (each cluster's result set) when the describe
+    /// failed or a stop was requested during it.
+    async fn observe_group(
+        &mut self,
+        due: &[usize],
+        now: DateTime<Utc>,
+        results: &mut [Option<ClusterResult>],
+    ) -> Option<Vec<ClusterView>> {
         let specs: Vec<&ClusterSpec> = due.iter().map(|&i| &self.clusters[i].spec).collect();
-        let views = match observe(self.fleet.as_ref(), &specs).await {
+        let mut views = match observe(self.fleet.as_ref(), &specs).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, clusters = due.len(), "observing the fleet failed");
                 for &i in due {
                     results[i] = Some(self.fail(i, e.clone(), now));
                 }
-                return;
+                return None;
             }
         };
         if self.stopping() {
@@ -541,21 +564,26 @@ impl Daemon {
             for &i in due {
                 results[i] = Some(ClusterResult::Skipped);
             }
-            return;
+            return None;
         }
-        let mut views: Vec<ClusterView> = views;
         for (&i, view) in due.iter().zip(views.iter_mut()) {
             self.runtime[i].memory.observe(view, now);
         }
+        Some(views)
+    }
 
-        // 1b. One history read for every due cluster whose forecast needs one (policies with
-        // `predictive`); a failure leaves the forecast with what it had.
-        self.refresh_histories(due, now).await;
-
-        // 2. One fetch for every due cluster's metrics.
+    /// Step 2 of [`Daemon::tick_group`]: one fetch for every due cluster's metrics. `None`
+    /// (each cluster's result set) when it failed.
+    async fn fetch_group(
+        &mut self,
+        due: &[usize],
+        views: &[ClusterView],
+        now: DateTime<Utc>,
+        results: &mut [Option<ClusterResult>],
+    ) -> Option<Vec<Vec<MetricSeries>>> {
         let gathered: Vec<Gathered> = due
             .iter()
-            .zip(&views)
+            .zip(views)
             .map(|(&i, v)| {
                 let c = &self.clusters[i];
                 gather_all_metrics(&c.policy, &c.spec, v, now)
@@ -569,7 +597,7 @@ impl Daemon {
                 for &i in due {
                     results[i] = Some(self.fail(i, e.clone(), now));
                 }
-                return;
+                return None;
             }
         };
         // Described and fetched: observed, for readiness (a cluster skipped by backoff is not).
@@ -577,14 +605,25 @@ impl Daemon {
         for &i in due {
             self.health.observed(i, seen);
         }
+        Some(series)
+    }
 
-        // 3. Decide and act per cluster; one failing does not stop the others.
+    /// Step 3 of [`Daemon::tick_group`]: decide and act for each due cluster (behind its lease
+    /// when copies share the clusters), concurrently, so that a long step of one (a HAProxy
+    /// drain, a slow AWS call) does not hold up the others; results are then recorded in config
+    /// order.
+    async fn act_group(
+        &mut self,
+        due: &[usize],
+        views: Vec<ClusterView>,
+        series: Vec<Vec<MetricSeries>>,
+        now: DateTime<Utc>,
+        results: &mut [Option<ClusterResult>],
+    ) {
         let opts = TickOptions {
             observe_only: self.opts.observe_only,
             dry_run: self.opts.dry_run,
         };
-        // Clusters act concurrently, so that a long step of one (a HAProxy drain, a slow AWS
-        // call) does not hold up the others; results are then recorded in config order.
         let mut jobs = Vec::new();
         for ((&i, view), series) in due.iter().zip(views).zip(series) {
             if self.stopping() {
