@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The binary's allocator (mimalloc, see src/main.rs), counting allocations while [`COUNTING`]
+/// The binary's allocator (`elasticrds::alloc::Allocator`, see src/main.rs), counting allocations while [`COUNTING`]
 /// is on (only around the allocation measurement, not the timed runs).
 struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -42,16 +42,16 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        unsafe { elasticrds::alloc::Allocator.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe { elasticrds::alloc::Allocator.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe { elasticrds::alloc::Allocator.realloc(ptr, layout, new_size) }
     }
 }
 

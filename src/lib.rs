@@ -31,8 +31,11 @@
 //!   master issues, the decision's reasons and their JSON form).
 //! - [`input_file`] — the one bounded reader of user files (regular files only, size limits).
 //! - [`cli`] — the `elasticrds` command line: argument parsing, output, exit codes.
+//! - [`alloc`] — the global allocator the binary and the benchmark install (mimalloc, the
+//!   plain calls for word-aligned layouts); the library itself does not install one.
 
 pub mod adapters;
+pub mod alloc;
 pub mod backtest;
 pub mod cli;
 pub mod control;
