@@ -20,30 +20,39 @@ const WORD: usize = core::mem::size_of::<usize>();
 /// mimalloc, the plain calls for word-aligned layouts.
 pub struct Allocator;
 
+/// A block for `layout` from `plain` when the layout needs no more than word alignment, else
+/// from `aligned`.
+///
+/// # Safety
+/// `plain` and `aligned` are mimalloc allocation calls (of a size; of a size and alignment).
+#[inline]
+unsafe fn block(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: mimalloc's allocation calls accept any size; its blocks are word-aligned, and
+    // the aligned call is used for anything more.
+    unsafe {
+        if layout.align() <= WORD {
+            plain(layout.size()) as *mut u8
+        } else {
+            aligned(layout.size(), layout.align()) as *mut u8
+        }
+    }
+}
+
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: mimalloc's allocation calls accept any size; the block is word-aligned, and
-        // the aligned call is used for anything more.
-        unsafe {
-            if layout.align() <= WORD {
-                mi::mi_malloc(layout.size()) as *mut u8
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align()) as *mut u8
-            }
-        }
+        // SAFETY: mimalloc's plain and aligned allocation calls.
+        unsafe { block(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as in `alloc`.
-        unsafe {
-            if layout.align() <= WORD {
-                mi::mi_zalloc(layout.size()) as *mut u8
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align()) as *mut u8
-            }
-        }
+        // SAFETY: mimalloc's plain and aligned zeroing allocation calls.
+        unsafe { block(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
