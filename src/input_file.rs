@@ -3,6 +3,8 @@
 //! Only regular files are read, and at most a fixed number of bytes, so that `/dev/zero`, a
 //! FIFO or a directory is refused at once with an error naming the path instead of hanging
 //! or growing without bound. The rules are documented in docs/usage.md, "Input rules".
+//! Files the tool writes at a path the user gives (`backtest --plot`, `demo --log-file`) are
+//! checked here too ([`output_path`]): writing into a FIFO would block as reading one does.
 
 use crate::core::input::{InputError, MAX_INPUT_BYTES};
 use std::fs::{File, Metadata};
@@ -94,9 +96,48 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, InputError> {
     })
 }
 
+/// Check a path the tool is to write to: absent, or a regular file (opening a FIFO for
+/// writing blocks until a reader comes; a device or directory is no place for the output).
+/// Checked before any work is done, so a bad path costs nothing.
+pub fn output_path(path: &Path) -> Result<(), InputError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => check_regular(&path.display().to_string(), &meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(InputError::new(
+            &path.display().to_string(),
+            "",
+            format!("cannot write: {e}"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_path_must_be_absent_or_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.svg");
+        output_path(&file).unwrap();
+        std::fs::write(&file, "old").unwrap();
+        output_path(&file).unwrap();
+        let e = output_path(dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("is a directory, not a regular file"),
+            "{e}"
+        );
+        let fifo = dir.path().join("f");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = output_path(&fifo).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        let e = output_path(Path::new("/dev/full")).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+    }
 
     #[test]
     fn a_regular_file_within_the_limit_is_read() {

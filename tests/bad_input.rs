@@ -108,6 +108,23 @@ fn config_cases() -> Vec<Case> {
         }
         s
     };
+    // One anchored string of 64 KiB repeated 300 times: a 20 KB file, 19 MiB once expanded.
+    let scalar_bomb = format!(
+        "{y}  replica_template:\n    fallback_classes: [&s \"{}\"{}]\n",
+        "x".repeat(64 * 1024),
+        ", *s".repeat(300)
+    );
+    // 5000 replicas with bad ids: the first problems are reported, the rest counted (each one
+    // reported would be located by a scan of the document).
+    let many_bad = {
+        let mut s = String::from("cluster1:\n  master_node:\n    identifier: snap1\n    instance_id: cluster1m01\n    instance_class: db.t3.micro\n  replica_nodes:\n");
+        for i in 0..5000 {
+            s.push_str(&format!(
+                "    - {{id: 1r{i}, instance_class: db.t3.micro}}\n"
+            ));
+        }
+        s
+    };
     vec![
         case("empty json", "c.json", "", LineCol, &["eof", "empty"]),
         case("empty yaml", "c.yaml", "", File, &["empty"]),
@@ -120,7 +137,7 @@ fn config_cases() -> Vec<Case> {
         case("multi_az is a string", "c.json", replace(g, "\"multi_az\": true", "\"multi_az\": \"yes\""), LineCol, &["multi_az"]),
         case("replica_nodes is an object", "c.json", replace(g, "\"replica_nodes\": [", "\"replica_nodes\": {\"a\": 1}, \"x\": ["), LineCol, &["replica_nodes"]),
         case("instance_class is a number", "c.json", replace(g, "\"instance_class\": \"db.t1.micro\",", "\"instance_class\": 42,"), LineCol, &["instance_class"]),
-        case("cluster is a list", "c.yaml", "cluster1: [1, 2]\n", LineCol, &["cluster1", "expected struct"]),
+        case("cluster is a list", "c.yaml", "cluster1: [1, 2]\n", LineCol, &["expected a cluster (a mapping"]),
         case("top level is a list", "c.yaml", "- a\n- b\n", LineCol, &["expected a map", "invalid type"]),
         case("top level is a scalar", "c.yaml", "hello\n", LineCol, &["invalid type"]),
         case("unknown key in master", "c.json", replace(g, "\"multi_az\"", "\"multi_azz\""), LineCol, &["multi_azz"]),
@@ -150,7 +167,9 @@ fn config_cases() -> Vec<Case> {
         case("json duplicate cluster", "c.json", "{\"cluster1\": {\"master_node\": {\"identifier\": \"s\", \"instance_id\": \"cm01\", \"instance_class\": \"db.t3.micro\"}},\n \"cluster1\": {\"master_node\": {\"identifier\": \"s\", \"instance_id\": \"cm02\", \"instance_class\": \"db.t3.micro\"}}}", LineCol, &["duplicate"]),
         case("deep nesting json", "c.json", "[".repeat(100_000), File, &["nesting"]),
         case("deep nesting yaml", "c.yaml", format!("a: {}", "[".repeat(100_000)), File, &["nesting", "recursion"]),
-        case("yaml alias bomb", "c.yaml", alias_bomb, LineCol, &["repetition limit", "invalid type", "expected struct"]),
+        case("yaml alias bomb", "c.yaml", alias_bomb, LineCol, &["repetition limit", "too large once its yaml aliases", "expected a cluster"]),
+        case("yaml alias of a long string", "c.yaml", scalar_bomb, LineCol, &["too large once its yaml aliases are expanded"]),
+        case("thousands of problems", "c.yaml", many_bad, LineCol, &["more problem(s) not shown"]),
         case("huge file", "c.yaml", huge, File, &["limit"]),
         case("binary junk", "c.json", junk(4096), File, &["utf-8"]),
         case("nul bytes", "c.json", replace(g, "cluster1m01", "cluster1\0m01"), File, &["nul"]),
@@ -160,7 +179,23 @@ fn config_cases() -> Vec<Case> {
 fn policy_cases() -> Vec<Case> {
     use Loc::*;
     let p = GOOD_POLICY;
+    let many_rules = replace(
+        p,
+        "    target: 60\n",
+        &format!(
+            "    target: 60\n{}",
+            "  - metric: memory\n    target: 5\n".repeat(3000)
+        ),
+    );
+    let long_schedule = format!(
+        "{p}schedules: [&s {{name: \"{}\", cron: '0 8 * * *', duration: 1h, min_replicas: 1}}{}]\n",
+        "n".repeat(64 * 1024),
+        ", *s".repeat(300)
+    );
     vec![
+        case("policy thousands of problems", "p.yaml", many_rules, LineCol, &["more problem(s) not shown"]),
+        case("policy yaml alias of a long string", "p.yaml", long_schedule, LineCol, &["too large once its yaml aliases are expanded"]),
+        case("policy predictive is a list", "p.yaml", format!("{p}predictive: []\n"), LineCol, &["expected a predictive section"]),
         case("policy syntax", "p.yaml", "cluster: cluster1\nrules: [\n", LineCol, &["end of stream", "did not find"]),
         case("policy empty", "p.yaml", "", File, &["empty"]),
         case("policy unknown key", "p.yaml", format!("{p}max_replica: 3\n"), LineCol, &["max_replica"]),
@@ -1111,4 +1146,122 @@ mod parser_fuzz {
             all_parsers(&bytes)?;
         }
     }
+}
+
+/// Paths the tool writes to (`backtest --plot`, `demo --log-file`) must be absent or regular
+/// files (a FIFO would block the write forever), checked before any work; `demo` refuses the
+/// options it cannot honour (`--config`, a lead time that is not whole minutes); `haproxy
+/// render` refuses a bad `--bind` before any AWS call. Each exits 2 within 20 s, names the
+/// option or path, and contacts no AWS endpoint.
+#[test]
+fn bad_output_paths_and_options_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("elasticrds.json"), GOOD_CONFIG).unwrap();
+    std::fs::write(d.join("t.csv"), GOOD_TRACE).unwrap();
+    let fifo = d.join("out.fifo");
+    mkfifo(&fifo);
+    let policy =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies/cpu-target.yaml");
+    let fifo_s = fifo.display().to_string();
+    // Absolute paths: `run_bounded` runs the command through a shell in another directory.
+    let config = d.join("elasticrds.json").display().to_string();
+    let trace = d.join("t.csv").display().to_string();
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        (
+            "backtest --plot FIFO",
+            vec![
+                "backtest".into(),
+                "--policy".into(),
+                policy.display().to_string(),
+                "--trace".into(),
+                trace.clone(),
+                "--plot".into(),
+                fifo_s.clone(),
+            ],
+            format!("{fifo_s}: is a FIFO (named pipe), not a regular file"),
+        ),
+        (
+            "demo --log-file FIFO",
+            vec![
+                "demo".into(),
+                "--duration".into(),
+                "2s".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--log-file".into(),
+                fifo_s.clone(),
+            ],
+            format!("{fifo_s}: is a FIFO (named pipe), not a regular file"),
+        ),
+        (
+            "demo --log-file /dev/full",
+            vec![
+                "demo".into(),
+                "--duration".into(),
+                "2s".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--log-file".into(),
+                "/dev/full".into(),
+            ],
+            "/dev/full: is a character device, not a regular file".into(),
+        ),
+        (
+            "demo --config",
+            vec![
+                "--config".into(),
+                config.clone(),
+                "demo".into(),
+                "--duration".into(),
+                "2s".into(),
+            ],
+            "--config: `demo` runs its own simulated cluster".into(),
+        ),
+        (
+            "demo --lead-time 30s",
+            vec![
+                "demo".into(),
+                "--lead-time".into(),
+                "30s".into(),
+                "--duration".into(),
+                "2s".into(),
+            ],
+            "give whole minutes".into(),
+        ),
+        (
+            "haproxy render --bind nonsense",
+            vec![
+                "--config".into(),
+                config.clone(),
+                "haproxy".into(),
+                "render".into(),
+                "cluster1".into(),
+                "--bind".into(),
+                "nonsense".into(),
+            ],
+            "--bind \"nonsense\": give HOST:PORT".into(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, args, want) in cases {
+        let trip = Tripwire::new();
+        let mut cmd = elasticrds(&trip);
+        cmd.args(&args);
+        match run_bounded(&mut cmd, std::time::Duration::from_secs(20)) {
+            Err(e) => failures.push(format!("{name}: {e}")),
+            Ok(out) => {
+                let err = stderr_of(&out);
+                if out.status.code() != Some(2) || !err.contains(&want) || trip.hits() != 0 {
+                    failures.push(format!(
+                        "{name}: exit {:?}, {} AWS call(s), want exit 2 and {want:?}; stderr: {}",
+                        out.status.code(),
+                        trip.hits(),
+                        err.chars().take(300).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -128,12 +128,17 @@ impl Trace {
     /// the values (a percentage or a count); the series starts at the first sample's minute.
     pub fn demand(&self, peak_replicas: u32, utilization: f64) -> Demand {
         let peak = self.peak().unwrap_or(0.0);
-        let scale = if peak > 0.0 {
-            peak_replicas as f64 * utilization / peak
+        let at_peak = peak_replicas as f64 * utilization;
+        let scale = if peak > 0.0 { at_peak / peak } else { 0.0 };
+        let units = if scale.is_finite() {
+            self.values.iter().map(|v| v.map(|x| x * scale)).collect()
         } else {
-            0.0
+            // A peak so small (a subnormal number) that its reciprocal overflows: divide
+            // each value by the peak first.
+            (self.values.iter())
+                .map(|v| v.map(|x| x / peak * at_peak))
+                .collect()
         };
-        let units = self.values.iter().map(|v| v.map(|x| x * scale)).collect();
         Demand::new(self.start, units)
     }
 }
@@ -340,6 +345,20 @@ fn to_minutes(file: &str, samples: &[Row], rows: usize) -> Result<Trace, InputEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_whose_peak_is_subnormal_scales_to_the_peak_like_any_other() {
+        // 4 / 1e-310 overflows to infinity: each value is divided by the peak first then.
+        for text in [
+            "timestamp,value\n2024-01-01 00:00:00,1e-310\n2024-01-01 00:01:00,1e-310\n",
+            "timestamp,value\n2024-01-01 00:00:00,0\n2024-01-01 00:01:00,5e-324\n",
+        ] {
+            let d = Trace::parse("t.csv", text).unwrap().demand(4, 0.75);
+            let peak = d.units.iter().flatten().fold(0.0f64, |m, &v| m.max(v));
+            assert_eq!(peak, 3.0, "{text}");
+            assert!(d.units.iter().flatten().all(|v| v.is_finite()));
+        }
+    }
 
     /// `n` rows from `start`, one every `every` seconds, value i for row i (`skip`: rows left out).
     fn series(start: &str, every: i64, n: i64, skip: &[i64]) -> String {

@@ -102,6 +102,9 @@ pub async fn run(config_path: Option<&Path>, a: BacktestArgs) -> CliResult {
         Some(p) => Some(load_config(Some(p))?.1),
         None => None,
     };
+    if let Some(p) = &a.plot {
+        crate::input_file::output_path(p)?;
+    }
     let trace = Trace::load(&a.trace)?;
     let cases = load_cases(config.as_ref(), &a.policies, a.peak_replicas)?;
     let opts = Options {

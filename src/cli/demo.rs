@@ -55,8 +55,8 @@ pub struct DemoArgs {
     /// Scale the trace so that its peak needs this many replicas at 75 % CPU.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub peak_replicas: u32,
-    /// Provisioning lead time of a new replica (simulated).
-    #[arg(long, default_value = "12m", value_parser = humantime::parse_duration)]
+    /// Provisioning lead time of a new replica (simulated; whole minutes, at most 24h).
+    #[arg(long, default_value = "12m", value_parser = super::model_args::whole_minutes)]
     pub lead_time: Duration,
     /// A policy file instead of the embedded default (its cluster is simulated with
     /// `--peak-replicas` replicas listed), e.g. policies/predictive.yaml.
@@ -132,6 +132,7 @@ fn init_logs(a: &DemoArgs) -> CliResult {
     // Another subscriber may already be set (tests, embedding): keep it.
     match &a.log_file {
         Some(path) => {
+            crate::input_file::output_path(path)?;
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -8,6 +8,7 @@ use super::{load_config, print_json, read_input, CliError, CliResult, Output};
 use crate::adapters::haproxy::render::{effective_spec, render, write_atomic, RenderOptions};
 use crate::adapters::haproxy::HaproxyRuntime;
 use crate::core::config::ClusterSpec;
+use crate::core::plan::ClusterView;
 use crate::ports::Fleet;
 use crate::reconcile::observe_one;
 use clap::{Args, Subcommand};
@@ -67,22 +68,39 @@ pub async fn render_on(
         Some(p) => Some(read_input(p)?),
         None => None,
     };
-    let view = observe_one(fleet, spec).await?;
-    render(
-        spec,
-        &view,
-        &RenderOptions {
-            bind: a.bind.clone(),
-            template,
-        },
-    )
-    .map_err(|e| {
+    if let Some(b) = &a.bind {
+        check_bind(b)?;
+    }
+    let opts = RenderOptions {
+        bind: a.bind.clone(),
+        template,
+    };
+    let refused = |e: crate::adapters::haproxy::render::RenderError| {
         let what = a
             .template
             .as_ref()
             .map_or_else(String::new, |p| format!("{}: ", p.display()));
         CliError::input(format!("{what}{e}"))
-    })
+    };
+    // The options and template are checked on a cluster with no instance first: bad input is
+    // refused before any AWS call.
+    render(spec, &ClusterView::build(spec, &[]), &opts).map_err(refused)?;
+    let view = observe_one(fleet, spec).await?;
+    render(spec, &view, &opts).map_err(refused)
+}
+
+/// `--bind HOST:PORT`: a port from 1 to 65535 after the last colon, a host before it.
+fn check_bind(b: &str) -> Result<(), CliError> {
+    let ok = b
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::input(format!(
+            "--bind {b:?}: give HOST:PORT (e.g. 127.0.0.1:3306)"
+        )))
+    }
 }
 
 async fn render_cmd(config: Option<&Path>, a: RenderArgs) -> CliResult {

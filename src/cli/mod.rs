@@ -177,13 +177,25 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
 
 /// Parse arguments, run, and map the outcome to an exit code. Errors go to stderr.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // `demo` reads no cluster config: `--config` on its command line is a mistake (the
+    // environment variable, set for the other commands, is not).
+    let config_given =
+        matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
+    if config_given && matches!(cli.command, Command::Demo(_)) {
+        eprintln!("error: --config: `demo` runs its own simulated cluster and reads no cluster config (--policy gives it another policy)");
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,7 +3,7 @@
 //! comments) and the same model in YAML, and validates it with located errors. Pure.
 
 use super::domain::{InstanceClass, InstanceId};
-use super::input::{locate, parse_document, InputError, InputErrors, Syntax};
+use super::input::{capped, locate, parse_document, InputError, InputErrors, Syntax, MAX_REPORTED};
 use super::notify::{validate as validate_notifications, Notifications, RawNotifications};
 use super::target::{self, RawTarget, Target};
 use super::template::check::{self as template_check, RawTemplate};
@@ -19,7 +19,10 @@ pub const LEGACY_CONFIG_PATH: &str = "conf/rds_cluster_conf.json";
 // ---- raw, as written ----
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a cluster (a mapping of its settings)"
+)]
 struct RawCluster {
     master_node: RawMaster,
     #[serde(default)]
@@ -40,7 +43,7 @@ struct RawCluster {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a master_node section (a mapping)")]
 struct RawMaster {
     /// Name of the DB snapshot the master is restored from when absent.
     identifier: String,
@@ -53,7 +56,7 @@ struct RawMaster {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a replica (a mapping of its fields)")]
 struct RawReplica {
     id: String,
     instance_class: String,
@@ -63,7 +66,7 @@ struct RawReplica {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a haproxy section (a mapping)")]
 struct RawHaproxy {
     /// HAProxy runtime API: a unix socket path, or `host:port` for a TCP stats socket.
     socket: String,
@@ -248,6 +251,7 @@ impl Config {
             text,
             syntax,
             errors: Vec::new(),
+            more: 0,
             seen: HashMap::new(),
         };
         if raw.is_empty() {
@@ -275,7 +279,7 @@ impl Config {
                 notifications,
             })
         } else {
-            Err(InputErrors(ck.errors))
+            Err(capped(file, ck.errors, ck.more))
         }
     }
 }
@@ -287,6 +291,8 @@ struct Checker<'a> {
     text: &'a str,
     syntax: Syntax,
     errors: Vec<InputError>,
+    /// Problems found beyond the first [`MAX_REPORTED`] (counted, not located).
+    more: usize,
     seen: HashMap<String, String>,
 }
 
@@ -294,6 +300,10 @@ impl Checker<'_> {
     /// A problem with `field`: a bad value is located at the value, a missing or empty one
     /// at its key (`core::input::locate`).
     fn err(&mut self, field: String, msg: String, value: Option<&str>) {
+        if self.errors.len() >= MAX_REPORTED {
+            self.more += 1;
+            return;
+        }
         let at = locate(self.text, self.syntax, &field);
         let pos = match value {
             Some(v) if !v.is_empty() => at.and_then(|l| l.value),

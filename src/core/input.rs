@@ -5,6 +5,7 @@
 //! on text already read.
 
 pub mod csv_rows;
+mod expansion;
 pub mod locate;
 
 pub use locate::{locate, locate_in, locate_nth, Located};
@@ -85,6 +86,27 @@ impl From<InputError> for InputErrors {
 pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting accepted before parsing (guards the recursive parsers on hostile input).
 pub const MAX_NESTING: usize = 64;
+/// Most values a YAML document may hold once its aliases are expanded (`*name` repeats the
+/// anchored value): a small file of aliases must not expand into gigabytes.
+pub const MAX_EXPANDED_VALUES: usize = 1_000_000;
+/// Most bytes of scalar text a YAML document may hold once its aliases are expanded.
+pub const MAX_EXPANDED_BYTES: usize = 4 * MAX_INPUT_BYTES;
+/// Most problems reported for one document; the rest are counted in a last line (each one is
+/// located by a scan of the document, and nobody reads thousands of them).
+pub const MAX_REPORTED: usize = 20;
+
+/// `list` (at most [`MAX_REPORTED`] problems of `file`), with a last line counting the `more`
+/// that were found and not reported.
+pub fn capped(file: &str, mut list: Vec<InputError>, more: usize) -> InputErrors {
+    if more > 0 {
+        list.push(InputError::new(
+            file,
+            "",
+            format!("{more} more problem(s) not shown (the first {MAX_REPORTED} are)"),
+        ));
+    }
+    InputErrors(list)
+}
 
 /// Which syntax a document is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +173,9 @@ pub fn parse_document_up_to<T: DeserializeOwned>(
     }
     match syntax {
         Syntax::Json => {
+            // A UTF-8 byte-order mark (editors on Windows write one; YAML and CSV accept it)
+            // is dropped: positions are then those an editor shows, which hides it.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             // Comments are replaced by spaces, so line and column numbers stay those of the file.
             let stripped = locate::blank_json_comments(text).map_err(|pos| {
                 InputError::new(file, "", "unterminated /* comment: reached EOF").at(Some(pos))
@@ -176,6 +201,7 @@ pub fn parse_document_up_to<T: DeserializeOwned>(
             if text.trim().is_empty() {
                 return Err(InputError::new(file, "", "document is empty"));
             }
+            expansion::check(file, text)?;
             let de = serde_yaml::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let path = clean_path(&e.path().to_string());
@@ -287,6 +313,15 @@ mod tests {
     struct Doc {
         #[allow(dead_code)]
         a: u32,
+    }
+
+    #[test]
+    fn a_json_document_may_start_with_a_byte_order_mark() {
+        let d: Doc = parse_document("d.json", "\u{feff}{\"a\": 1}", Syntax::Json).unwrap();
+        assert_eq!(d.a, 1);
+        let e = parse_document::<Doc>("d.json", "\u{feff}{\"a\": x}", Syntax::Json).unwrap_err();
+        // Where an editor (which hides the mark) shows the `x`.
+        assert_eq!((e.line, e.column), (Some(1), Some(7)), "{e}");
     }
 
     #[test]

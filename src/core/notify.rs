@@ -142,7 +142,7 @@ pub enum TokenSource {
 // ---- raw, as written ----
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a notifications section (a mapping)")]
 pub(crate) struct RawNotifications {
     #[serde(default)]
     sinks: Vec<RawSink>,
@@ -158,7 +158,7 @@ pub(crate) struct RawNotifications {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a notification sink (a mapping)")]
 struct RawSink {
     name: String,
     #[serde(default)]
@@ -172,7 +172,7 @@ struct RawSink {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an eventbridge sink (a mapping)")]
 struct RawEventBridge {
     bus: String,
     #[serde(default)]
@@ -180,7 +180,7 @@ struct RawEventBridge {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a webhook sink (a mapping)")]
 struct RawWebhook {
     url: String,
     #[serde(default)]

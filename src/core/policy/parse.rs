@@ -6,7 +6,9 @@ use super::raw::*;
 use super::*;
 use crate::core::config::{ClusterSpec, Config, MasterSpec};
 use crate::core::domain::{InstanceClass, InstanceId};
-use crate::core::input::{locate, parse_document, InputError, InputErrors, Syntax};
+use crate::core::input::{
+    capped, locate, parse_document, InputError, InputErrors, Syntax, MAX_REPORTED,
+};
 use crate::core::schedule::{parse_cron, parse_timezone};
 
 // ---------------------------------------------------------------- validation
@@ -17,6 +19,8 @@ pub(super) struct Errs<'a> {
     text: &'a str,
     syntax: Syntax,
     list: Vec<InputError>,
+    /// Problems found beyond the first [`MAX_REPORTED`] (counted, not located).
+    more: usize,
 }
 
 impl Errs<'_> {
@@ -25,6 +29,10 @@ impl Errs<'_> {
     }
 
     pub(super) fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+        if self.list.len() >= MAX_REPORTED {
+            self.more += 1;
+            return;
+        }
         let field = field.into();
         let pos = locate(self.text, self.syntax, &field).map(|l| l.key);
         self.list
@@ -88,6 +96,7 @@ impl Policy {
             text,
             syntax,
             list: Vec::new(),
+            more: 0,
         };
         let spec = config.cluster(&raw.cluster);
         if spec.is_none() {
@@ -128,7 +137,7 @@ impl Policy {
         if e.list.is_empty() {
             Ok(p)
         } else {
-            Err(InputErrors(e.list))
+            Err(capped(e.file, e.list, e.more))
         }
     }
 

@@ -38,7 +38,7 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a policy (a mapping of its fields)")]
 pub(super) struct RawPolicy {
     pub(super) cluster: String,
     #[serde(default)]
@@ -66,7 +66,7 @@ pub(super) struct RawPolicy {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a rule (a mapping of its fields)")]
 pub(super) struct RawRule {
     pub(super) metric: String,
     #[serde(default)]
@@ -88,7 +88,10 @@ pub(super) struct RawRule {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a scale_out or scale_in section (a mapping)"
+)]
 pub(super) struct RawDirection {
     #[serde(default)]
     pub(super) enabled: Option<bool>,
@@ -103,7 +106,7 @@ pub(super) struct RawDirection {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a missing_data section (a mapping)")]
 pub(super) struct RawMissing {
     #[serde(default)]
     pub(super) stale_after_periods: Option<u32>,
@@ -112,7 +115,7 @@ pub(super) struct RawMissing {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a warmup section (a mapping)")]
 pub(super) struct RawWarmup {
     #[serde(default)]
     pub(super) duration: Option<Dur>,
@@ -121,7 +124,10 @@ pub(super) struct RawWarmup {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a schedule (a mapping of its fields)"
+)]
 pub(super) struct RawSchedule {
     #[serde(default)]
     pub(super) name: Option<String>,
@@ -140,7 +146,7 @@ pub(super) struct RawSchedule {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a predictive section (a mapping)")]
 pub(super) struct RawPredictive {
     #[serde(default)]
     pub(super) mode: Option<String>,
@@ -173,7 +179,7 @@ pub(super) struct RawPredictive {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a holt_winters section (a mapping)")]
 pub(super) struct RawHoltWinters {
     #[serde(default)]
     pub(super) alpha: Option<f64>,
@@ -184,7 +190,7 @@ pub(super) struct RawHoltWinters {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a seasonal section (a mapping)")]
 pub(super) struct RawSeasonal {
     #[serde(default)]
     pub(super) days: Option<u32>,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// As written. The settings are [`Settings`]' keys, listed again here because serde cannot
 /// both flatten them and refuse unknown keys.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a replica template (a mapping)")]
 pub(crate) struct RawTemplate {
     parameter_group: Option<String>,
     option_group: Option<String>,
