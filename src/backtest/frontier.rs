@@ -89,10 +89,26 @@ impl Axis {
         };
         let (lo, hi, what) = key.range();
         let mut values = Vec::new();
+        let minutes = matches!(
+            key,
+            Key::ScaleInCooldown | Key::ScaleOutCooldown | Key::Level
+        );
         for v in vs.split(',') {
-            let v = v.trim().trim_end_matches('m');
-            match v.parse::<f64>() {
-                Ok(x) if x.is_finite() && (lo..=hi).contains(&x) => values.push(x),
+            let v = v.trim();
+            // Minutes may be written `15m` (one `m`, for the keys in minutes only).
+            let number = if minutes {
+                v.strip_suffix('m').unwrap_or(v)
+            } else {
+                v
+            };
+            match number.parse::<f64>() {
+                Ok(x)
+                    if x.is_finite()
+                        && (lo..=hi).contains(&x)
+                        && (!minutes || x.fract() == 0.0) =>
+                {
+                    values.push(x)
+                }
                 _ => return Err(format!("--sweep {}: {v:?} is not {what}", key.as_str())),
             }
         }
@@ -420,6 +436,16 @@ mod tests {
         assert_eq!(a.values, vec![55.0, 60.0, 66.0]);
         let c = Axis::parse("scale_in_cooldown=5m,15m").unwrap();
         assert_eq!(c.values, vec![5.0, 15.0]);
+        // `m` only for the keys in minutes, once, and the value shown as written.
+        assert!(Axis::parse("target=70m")
+            .unwrap_err()
+            .contains("\"70m\" is not a CPU percentage"));
+        assert!(Axis::parse("scale_in_cooldown=15mm")
+            .unwrap_err()
+            .contains("\"15mm\""));
+        assert!(Axis::parse("scale_in_cooldown=1.5")
+            .unwrap_err()
+            .contains("whole minutes"));
         assert!(Axis::parse("target").unwrap_err().contains("KEY=V1,V2"));
         assert!(Axis::parse("speed=1")
             .unwrap_err()

@@ -32,8 +32,9 @@ pub struct InitArgs {
     /// Replica ids to add after the existing replicas: how many elasticrds may create.
     #[arg(long, default_value_t = 2)]
     pub slots: usize,
-    /// Ids of the new slots: `{master}`, `{cluster}` and `{n}` (01, 02, ...) are replaced;
-    /// numbers already taken by an instance are skipped.
+    // (clap's help turns a braced `n` into a line break, so the help does not write it.)
+    /// Ids of the new slots: `{master}`, `{cluster}` and the slot number (`n` in braces, as in
+    /// the default: 01, 02, ...) are replaced; numbers already taken by an instance are skipped.
     #[arg(long, default_value = "{master}-r{n}")]
     pub name_pattern: String,
     /// The cluster config to write (refused if it exists) [default: --config, else

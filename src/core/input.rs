@@ -221,6 +221,12 @@ pub fn parse_document_up_to<T: DeserializeOwned>(
 #[derive(Debug, Clone, PartialEq)]
 pub struct UniqueMap<K: Ord, V>(pub std::collections::BTreeMap<K, V>);
 
+impl<K: Ord, V> Default for UniqueMap<K, V> {
+    fn default() -> Self {
+        UniqueMap(std::collections::BTreeMap::new())
+    }
+}
+
 impl<'de, K, V> serde::Deserialize<'de> for UniqueMap<K, V>
 where
     K: serde::Deserialize<'de> + Ord + fmt::Display,

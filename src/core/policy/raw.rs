@@ -28,9 +28,15 @@ impl<'de> Deserialize<'de> for Dur {
                 if let Ok(n) = v.trim().parse::<u64>() {
                     return Ok(Dur(n));
                 }
-                humantime::parse_duration(v.trim())
-                    .map(|d| Dur(d.as_secs()))
-                    .map_err(|e| E::custom(format!("{v:?} is not a duration: {e}")))
+                let d = humantime::parse_duration(v.trim())
+                    .map_err(|e| E::custom(format!("{v:?} is not a duration: {e}")))?;
+                if d.subsec_nanos() != 0 {
+                    // 500ms would silently be 0s.
+                    return Err(E::custom(format!(
+                        "{v:?}: policy durations are whole seconds"
+                    )));
+                }
+                Ok(Dur(d.as_secs()))
             }
         }
         d.deserialize_any(V)

@@ -4,7 +4,8 @@
 //! interval without its role...) found before any AWS call, each located.
 
 use super::{Placement, ReplicaRules, ReplicaTemplate, Settings};
-use crate::core::domain::{InstanceClass, Tags};
+use crate::core::domain::InstanceClass;
+use crate::core::input::UniqueMap;
 use serde::Deserialize;
 
 /// As written. The settings are [`Settings`]' keys, listed again here because serde cannot
@@ -31,8 +32,9 @@ pub(crate) struct RawTemplate {
     backup_retention_period: Option<u32>,
     /// A list of zones, or the word `spread`.
     availability_zones: Option<RawZones>,
+    /// Each key once (a key given twice is an error, not the last one silently).
     #[serde(default)]
-    tags: Tags,
+    tags: UniqueMap<String, String>,
     /// Cluster level only.
     repair_drift: Option<bool>,
     /// Cluster level only.
@@ -109,6 +111,10 @@ pub(crate) fn replica_template(raw: &RawTemplate, at: &str, err: &mut Err<'_>) -
     template(raw, at, err)
 }
 
+/// Most tags a replica template may give: RDS allows 50 per instance, and every replica
+/// elasticrds creates also carries its managed-by and cluster tags.
+const MAX_TEMPLATE_TAGS: usize = 48;
+
 fn template(raw: &RawTemplate, at: &str, err: &mut Err<'_>) -> ReplicaTemplate {
     let s = raw.settings();
     let mut bad = |field: &str, msg: String, v: Option<String>| {
@@ -117,15 +123,22 @@ fn template(raw: &RawTemplate, at: &str, err: &mut Err<'_>) -> ReplicaTemplate {
     check_names(&s, &mut bad);
     check_numbers(&s, &mut bad);
     let placement = placement(raw.availability_zones.as_ref(), &mut bad);
-    for (k, v) in &raw.tags {
+    for (k, v) in &raw.tags.0 {
         if let Some(msg) = tag_problem(k, v) {
             bad(&format!("tags.{k}"), msg, None);
         }
     }
+    if raw.tags.0.len() > MAX_TEMPLATE_TAGS {
+        let msg = format!(
+            "{} tags: at most {MAX_TEMPLATE_TAGS} (RDS allows 50 per instance, elasticrds adds its 2)",
+            raw.tags.0.len()
+        );
+        bad("tags", msg, None);
+    }
     ReplicaTemplate {
         settings: s,
         placement,
-        tags: raw.tags.clone(),
+        tags: raw.tags.0.clone(),
     }
 }
 
