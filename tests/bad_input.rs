@@ -170,6 +170,8 @@ fn config_cases() -> Vec<Case> {
         case("yaml alias bomb", "c.yaml", alias_bomb, LineCol, &["repetition limit", "too large once its yaml aliases", "expected a cluster"]),
         case("yaml alias of a long string", "c.yaml", scalar_bomb, LineCol, &["too large once its yaml aliases are expanded"]),
         case("thousands of problems", "c.yaml", many_bad, LineCol, &["more problem(s) not shown"]),
+        case("cluster name with a space", "c.yaml", y.replacen("cluster1:", "my cluster:", 1), LineCol, &["\"my cluster\": a cluster name is 1 to 63"]),
+        case("cluster name with a bell", "c.yaml", y.replacen("cluster1:", "\"bell\\a\":", 1), File, &["\"bell\\u{7}\": a cluster name is 1 to 63"]),
         case("template tag key twice", "c.yaml", format!("{y}  replica_template:\n    tags: {{team: a, team: b}}\n"), LineCol, &["duplicate key `team`"]),
         case("template with 60 tags", "c.yaml", format!("{y}  replica_template:\n    tags: {{{}}}\n", (0..60).map(|i| format!("k{i}: v")).collect::<Vec<_>>().join(", ")), LineCol, &["at most 48"]),
         case("huge file", "c.yaml", huge, File, &["limit"]),

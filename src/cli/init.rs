@@ -241,17 +241,13 @@ async fn free_slots(
         .collect())
 }
 
-/// Cluster names are config keys: letters, digits, `-`, `_` and `.`.
+/// Cluster names are config keys: the config's rule (`core::config::cluster_name_problem`).
 fn check_cluster_name(name: &str) -> CliResult {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && (name.chars()).all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::input(format!(
+    match crate::core::config::cluster_name_problem(name) {
+        None => Ok(()),
+        Some(_) => Err(CliError::input(format!(
             "--cluster {name:?}: use 1 to 63 letters, digits, '-', '_' or '.'"
-        )))
+        ))),
     }
 }
 

@@ -284,6 +284,15 @@ impl Config {
     }
 }
 
+/// What is wrong with a cluster name, if anything: names are config keys and appear in tags,
+/// metric labels and lease keys, so 1 to 63 letters, digits, `-`, `_` or `.`.
+pub fn cluster_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && (name.chars()).all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    (!ok).then(|| "a cluster name is 1 to 63 letters, digits, '-', '_' or '.'".to_string())
+}
+
 /// The problems found in a config so far, each located in the document, and the ids seen (a
 /// second use is an error at its place).
 struct Checker<'a> {
@@ -316,8 +325,15 @@ impl Checker<'_> {
 
     /// One cluster's master, replicas and `haproxy` section.
     fn cluster(&mut self, name: &str, rc: &RawCluster) -> Option<ClusterSpec> {
-        if name.trim().is_empty() {
-            self.err(name.to_string(), "cluster name is empty".into(), None);
+        if let Some(msg) = cluster_name_problem(name) {
+            // Shown escaped (a name may hold control characters), located by its text.
+            let pos = locate(self.text, self.syntax, name).map(|l| l.key);
+            if self.errors.len() < MAX_REPORTED {
+                let e = InputError::new(self.file, format!("{name:?}"), msg).at(pos);
+                self.errors.push(e);
+            } else {
+                self.more += 1;
+            }
         }
         let m = &rc.master_node;
         let master = self.master(name, m);
