@@ -330,6 +330,61 @@ fn a_default_policy_names_no_cluster_and_is_checked_per_cluster() {
     assert!(e.to_string().contains("max_replicas"), "{e}");
 }
 
+/// `validate --default-policy FILE` checks the default policy against every cluster of the
+/// config (each problem once); the same file given as a policy file is refused, saying where
+/// it belongs.
+#[test]
+fn validate_checks_a_default_policy_against_every_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("default.yaml");
+    std::fs::write(
+        &good,
+        "cluster: \"*\"\nmax_replicas: 2\nrules:\n  - metric: cpu\n    target: 50\n",
+    )
+    .unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        elasticrds(None)
+            .arg("--config")
+            .arg(config_path())
+            .arg("validate")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--default-policy".as_ref(), good.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let n = config().clusters.len();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{}: ok (default policy, checked against {n} cluster(s))",
+            good.display()
+        )),
+        "{stdout}"
+    );
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "cluster: \"*\"\nmax_replicas: 99\n").unwrap();
+    let out = run(&["--default-policy".as_ref(), bad.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:2:", bad.display())) && stderr.contains("max_replicas"),
+        "{stderr}"
+    );
+    let out = run(&[good.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("marks a default policy") && stderr.contains("--default-policy FILE"),
+        "{stderr}"
+    );
+}
+
 /// At the repository root, with no option at all, `validate` reads the shipped example config
 /// (elasticrds.yaml) and the shipped policies, and they agree.
 #[test]

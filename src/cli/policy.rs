@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 pub struct ValidateArgs {
     /// Policy files (YAML). Default: every *.yaml/*.yml in ./policies.
     pub files: Vec<PathBuf>,
+    /// Also check a default policy (a file with `cluster: "*"`, as `run --default-policy`
+    /// takes it) against every cluster of the config.
+    #[arg(long, value_name = "FILE")]
+    pub default_policy: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
@@ -161,12 +165,16 @@ pub async fn validate(config: Option<&Path>, a: ValidateArgs) -> CliResult {
     } else {
         a.files.clone()
     };
-    if files.is_empty() {
+    if files.is_empty() && a.default_policy.is_none() {
         return Err(CliError::input(format!(
             "no policy files given and none in ./{DEFAULT_POLICIES_DIR}/"
         )));
     }
-    let (ok, errors) = parse_policy_files(&files, &config);
+    let (ok, mut errors) = parse_policy_files(&files, &config);
+    let default_ok = match &a.default_policy {
+        Some(f) => check_default_policy(f, &config, &mut errors),
+        None => None,
+    };
     let report = ValidateReport {
         ok: errors.is_empty(),
         files: files.iter().map(|f| f.display().to_string()).collect(),
@@ -177,6 +185,12 @@ pub async fn validate(config: Option<&Path>, a: ValidateArgs) -> CliResult {
         Output::Text => {
             for (f, p) in &ok {
                 println!("{}: ok (cluster {})", f.display(), p.cluster);
+            }
+            if let (Some(f), Some(n)) = (&a.default_policy, default_ok) {
+                println!(
+                    "{}: ok (default policy, checked against {n} cluster(s))",
+                    f.display()
+                );
             }
         }
     }
@@ -193,6 +207,36 @@ pub async fn validate(config: Option<&Path>, a: ValidateArgs) -> CliResult {
         };
         Err(CliError::input(msg))
     }
+}
+
+/// `validate --default-policy FILE`: the file checked as the default policy of every cluster
+/// of `config` (its errors added to `errors`, each once); the number of clusters when it is
+/// valid for all of them.
+fn check_default_policy(
+    f: &Path,
+    config: &crate::core::config::Config,
+    errors: &mut Vec<InputError>,
+) -> Option<usize> {
+    let name = f.display().to_string();
+    let text = match read_input(f) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = e.message.replacen(&format!("{name}: "), "", 1);
+            errors.push(InputError::new(&name, "", msg));
+            return None;
+        }
+    };
+    let before = errors.len();
+    for cluster in config.clusters.keys() {
+        if let Err(InputErrors(list)) = Policy::parse_default(&name, &text, config, cluster) {
+            for e in list {
+                if !errors[before..].contains(&e) {
+                    errors.push(e);
+                }
+            }
+        }
+    }
+    (errors.len() == before).then_some(config.clusters.len())
 }
 
 /// What `plan` prints.

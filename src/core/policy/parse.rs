@@ -99,7 +99,9 @@ impl Policy {
             more: 0,
         };
         let spec = config.cluster(&raw.cluster);
-        if spec.is_none() {
+        if raw.cluster == "*" {
+            e.push("cluster", "\"*\" marks a default policy, which is not one of the policy files: give it with --default-policy FILE (run, plan and validate take it)");
+        } else if spec.is_none() {
             let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
             let msg = format!(
                 "unknown cluster {:?}: not in the cluster config (known: {})",
