@@ -200,6 +200,8 @@ fn policy_cases() -> Vec<Case> {
         case("policy thousands of problems", "p.yaml", many_rules, LineCol, &["more problem(s) not shown"]),
         case("policy yaml alias of a long string", "p.yaml", long_schedule, LineCol, &["too large once its yaml aliases are expanded"]),
         case("policy predictive is a list", "p.yaml", format!("{p}predictive: []\n"), LineCol, &["expected a predictive section"]),
+        case("policy with 40 rules", "p.yaml", replace(p, "    target: 60\n", &format!("    target: 60\n{}", "  - metric: cpu\n    target: 60\n".repeat(39))), LineCol, &["40 rules: at most 32"]),
+        case("policy with 100 schedules", "p.yaml", format!("{p}schedules:\n{}", (0..100).map(|i| format!("  - {{name: s{i}, cron: '0 8 * * *', duration: 1h, min_replicas: 1}}\n")).collect::<String>()), LineCol, &["100 schedules: at most 64"]),
         case("policy sub-second cooldown", "p.yaml", replace(p, "cooldown: 5m", "cooldown: 500ms"), LineCol, &["whole seconds"]),
         case("policy syntax", "p.yaml", "cluster: cluster1\nrules: [\n", LineCol, &["end of stream", "did not find"]),
         case("policy empty", "p.yaml", "", File, &["empty"]),

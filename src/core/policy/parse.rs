@@ -117,6 +117,7 @@ impl Policy {
         };
         p.observe_only = raw.observe_only;
         check_bounds(&raw, cap, &mut p, &mut e);
+        check_counts(&raw, &mut e);
         if let Some(rules) = &raw.rules {
             if rules.is_empty() {
                 e.push("rules", "is empty: give at least one rule, or leave it out for the default (cpu target 70 % of the hottest replica)");
@@ -243,6 +244,27 @@ fn direction(
         }
     }
     d
+}
+
+/// Most rules a policy may have (a rule per metric and statistic is a handful; the decision
+/// evaluates every rule on every tick).
+pub const MAX_RULES: usize = 32;
+/// Most schedules a policy may have (each is checked on every tick).
+pub const MAX_SCHEDULES: usize = 64;
+
+/// The number of rules and schedules, bounded.
+fn check_counts(raw: &RawPolicy, e: &mut Errs) {
+    let rules = raw.rules.as_ref().map_or(0, Vec::len);
+    if rules > MAX_RULES {
+        e.push("rules", format!("{rules} rules: at most {MAX_RULES}"));
+    }
+    if raw.schedules.len() > MAX_SCHEDULES {
+        let n = raw.schedules.len();
+        e.push(
+            "schedules",
+            format!("{n} schedules: at most {MAX_SCHEDULES}"),
+        );
+    }
 }
 
 /// `missing_data` and `warmup`.
