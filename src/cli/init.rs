@@ -245,9 +245,7 @@ async fn free_slots(
 fn check_cluster_name(name: &str) -> CliResult {
     match crate::core::config::cluster_name_problem(name) {
         None => Ok(()),
-        Some(_) => Err(CliError::input(format!(
-            "--cluster {name:?}: use 1 to 63 letters, digits, '-', '_' or '.'"
-        ))),
+        Some(msg) => Err(CliError::input(format!("--cluster {name:?}: {msg}"))),
     }
 }
 

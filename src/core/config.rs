@@ -3,7 +3,7 @@
 //! comments) and the same model in YAML, and validates it with located errors. Pure.
 
 use super::domain::{InstanceClass, InstanceId};
-use super::input::{capped, locate, parse_document, InputError, InputErrors, Syntax, MAX_REPORTED};
+use super::input::{locate, parse_document, InputError, InputErrors, Problems, Syntax};
 use super::notify::{validate as validate_notifications, Notifications, RawNotifications};
 use super::target::{self, RawTarget, Target};
 use super::template::check::{self as template_check, RawTemplate};
@@ -250,13 +250,12 @@ impl Config {
             file,
             text,
             syntax,
-            errors: Vec::new(),
-            more: 0,
+            errors: Problems::default(),
             seen: HashMap::new(),
         };
         if raw.is_empty() {
             ck.errors
-                .push(InputError::new(file, "", "no cluster is defined"));
+                .push(|| InputError::new(file, "", "no cluster is defined"));
         }
         let raw_names: Vec<String> = raw.keys().cloned().collect();
         let mut clusters = BTreeMap::new();
@@ -279,7 +278,7 @@ impl Config {
                 notifications,
             })
         } else {
-            Err(capped(file, ck.errors, ck.more))
+            Err(ck.errors.into_errors(file))
         }
     }
 }
@@ -299,9 +298,7 @@ struct Checker<'a> {
     file: &'a str,
     text: &'a str,
     syntax: Syntax,
-    errors: Vec<InputError>,
-    /// Problems found beyond the first [`MAX_REPORTED`] (counted, not located).
-    more: usize,
+    errors: Problems,
     seen: HashMap<String, String>,
 }
 
@@ -309,31 +306,27 @@ impl Checker<'_> {
     /// A problem with `field`: a bad value is located at the value, a missing or empty one
     /// at its key (`core::input::locate`).
     fn err(&mut self, field: String, msg: String, value: Option<&str>) {
-        if self.errors.len() >= MAX_REPORTED {
-            self.more += 1;
-            return;
-        }
-        let at = locate(self.text, self.syntax, &field);
-        let pos = match value {
-            Some(v) if !v.is_empty() => at.and_then(|l| l.value),
-            _ => None,
-        };
-        let pos = pos.or(at.map(|l| l.key));
-        self.errors
-            .push(InputError::new(self.file, field, msg).at(pos));
+        let (file, text, syntax) = (self.file, self.text, self.syntax);
+        self.errors.push(|| {
+            let at = locate(text, syntax, &field);
+            let pos = match value {
+                Some(v) if !v.is_empty() => at.and_then(|l| l.value),
+                _ => None,
+            };
+            let pos = pos.or(at.map(|l| l.key));
+            InputError::new(file, field, msg).at(pos)
+        });
     }
 
     /// One cluster's master, replicas and `haproxy` section.
     fn cluster(&mut self, name: &str, rc: &RawCluster) -> Option<ClusterSpec> {
         if let Some(msg) = cluster_name_problem(name) {
             // Shown escaped (a name may hold control characters), located by its text.
-            let pos = locate(self.text, self.syntax, name).map(|l| l.key);
-            if self.errors.len() < MAX_REPORTED {
-                let e = InputError::new(self.file, format!("{name:?}"), msg).at(pos);
-                self.errors.push(e);
-            } else {
-                self.more += 1;
-            }
+            let (file, text, syntax) = (self.file, self.text, self.syntax);
+            self.errors.push(|| {
+                let pos = locate(text, syntax, name).map(|l| l.key);
+                InputError::new(file, format!("{name:?}"), msg).at(pos)
+            });
         }
         let m = &rc.master_node;
         let master = self.master(name, m);

@@ -95,17 +95,43 @@ pub const MAX_EXPANDED_BYTES: usize = 4 * MAX_INPUT_BYTES;
 /// located by a scan of the document, and nobody reads thousands of them).
 pub const MAX_REPORTED: usize = 20;
 
-/// `list` (at most [`MAX_REPORTED`] problems of `file`), with a last line counting the `more`
-/// that were found and not reported.
-pub fn capped(file: &str, mut list: Vec<InputError>, more: usize) -> InputErrors {
-    if more > 0 {
-        list.push(InputError::new(
-            file,
-            "",
-            format!("{more} more problem(s) not shown (the first {MAX_REPORTED} are)"),
-        ));
+/// The problems found in one document: the first [`MAX_REPORTED`] kept, each made (and
+/// located) only while there is room, the rest counted.
+#[derive(Debug, Default)]
+pub struct Problems {
+    list: Vec<InputError>,
+    more: usize,
+}
+
+impl Problems {
+    /// Keep the problem `make` gives, or count it when [`MAX_REPORTED`] are kept already.
+    pub fn push(&mut self, make: impl FnOnce() -> InputError) {
+        if self.list.len() < MAX_REPORTED {
+            self.list.push(make());
+        } else {
+            self.more += 1;
+        }
     }
-    InputErrors(list)
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.more == 0
+    }
+
+    /// The problems kept, with a last line of `file` counting those that were not.
+    pub fn into_errors(self, file: &str) -> InputErrors {
+        let mut list = self.list;
+        if self.more > 0 {
+            list.push(InputError::new(
+                file,
+                "",
+                format!(
+                    "{} more problem(s) not shown (the first {MAX_REPORTED} are)",
+                    self.more
+                ),
+            ));
+        }
+        InputErrors(list)
+    }
 }
 
 /// Which syntax a document is in.

@@ -6,9 +6,7 @@ use super::raw::*;
 use super::*;
 use crate::core::config::{ClusterSpec, Config, MasterSpec};
 use crate::core::domain::{InstanceClass, InstanceId};
-use crate::core::input::{
-    capped, locate, parse_document, InputError, InputErrors, Syntax, MAX_REPORTED,
-};
+use crate::core::input::{locate, parse_document, InputError, InputErrors, Problems, Syntax};
 use crate::core::schedule::{parse_cron, parse_timezone};
 
 // ---------------------------------------------------------------- validation
@@ -18,9 +16,7 @@ pub(super) struct Errs<'a> {
     file: &'a str,
     text: &'a str,
     syntax: Syntax,
-    list: Vec<InputError>,
-    /// Problems found beyond the first [`MAX_REPORTED`] (counted, not located).
-    more: usize,
+    list: Problems,
 }
 
 impl Errs<'_> {
@@ -29,14 +25,12 @@ impl Errs<'_> {
     }
 
     pub(super) fn push(&mut self, field: impl Into<String>, msg: impl Into<String>) {
-        if self.list.len() >= MAX_REPORTED {
-            self.more += 1;
-            return;
-        }
-        let field = field.into();
-        let pos = locate(self.text, self.syntax, &field).map(|l| l.key);
-        self.list
-            .push(InputError::new(self.file, field, msg).at(pos));
+        let (file, text, syntax) = (self.file, self.text, self.syntax);
+        self.list.push(|| {
+            let field = field.into();
+            let pos = locate(text, syntax, &field).map(|l| l.key);
+            InputError::new(file, field, msg).at(pos)
+        });
     }
 }
 
@@ -95,8 +89,7 @@ impl Policy {
             file,
             text,
             syntax,
-            list: Vec::new(),
-            more: 0,
+            list: Problems::default(),
         };
         let spec = config.cluster(&raw.cluster);
         if raw.cluster == "*" {
@@ -140,7 +133,7 @@ impl Policy {
         if e.list.is_empty() {
             Ok(p)
         } else {
-            Err(capped(e.file, e.list, e.more))
+            Err(e.list.into_errors(e.file))
         }
     }
 
