@@ -42,7 +42,7 @@ struct CountingSim {
 
 #[async_trait]
 impl Fleet for CountingSim {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {
         self.counts.describes.fetch_add(1, Ordering::Relaxed);
         self.counts
             .describe_ids

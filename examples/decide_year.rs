@@ -36,9 +36,10 @@ fn main() {
     let start: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-01-01T00:00:30Z")
         .unwrap()
         .with_timezone(&Utc);
-    let replicas: Vec<Instance> = (1..=4).map(|i| inst(&format!("c1s{i}"))).collect();
+    let replicas: Vec<std::sync::Arc<Instance>> =
+        (1..=4).map(|i| inst(&format!("c1s{i}")).into()).collect();
     let mut view = ClusterView {
-        master: Some(inst("c1m")),
+        master: Some(inst("c1m").into()),
         replicas: vec![None; 4],
         conflicts: Vec::new(),
         foreign: vec![],

@@ -13,6 +13,7 @@ use crate::core::template::Settings;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What kind of failure a port call met; decides retry and reporting.
@@ -127,8 +128,9 @@ pub struct ReplicaRequest<'a> {
 #[async_trait]
 pub trait Fleet: Send + Sync {
     /// Describe the instances among `ids` that exist (absent ones are simply not returned).
-    /// Implementations batch: one call per up to 100 identifiers.
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError>;
+    /// Implementations batch: one call per up to 100 identifiers. Shared: a view holds
+    /// them as described, and a fleet that keeps its instances hands them out uncopied.
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError>;
     /// Restore the master from its snapshot.
     async fn restore_master(&self, master: &MasterSpec, tags: &Tags) -> Result<(), PortError>;
     /// Create a read replica.

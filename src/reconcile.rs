@@ -36,13 +36,10 @@ pub async fn observe(
     specs: &[&ClusterSpec],
 ) -> Result<Vec<ClusterView>, PortError> {
     let instances = describe_all(fleet, specs).await?;
-    // The last cluster takes the instances by value (no copies; the same view).
-    let mut views: Vec<ClusterView> = Vec::with_capacity(specs.len());
-    if let Some((last, rest)) = specs.split_last() {
-        views.extend(rest.iter().map(|s| ClusterView::build(s, &instances)));
-        views.push(ClusterView::build_owned(last, instances));
-    }
-    Ok(views)
+    Ok(specs
+        .iter()
+        .map(|s| ClusterView::build_shared(s, &instances))
+        .collect())
 }
 
 /// The describes of [`observe`]: every configured id in one, then the foreign replicas of
@@ -50,7 +47,7 @@ pub async fn observe(
 async fn describe_all(
     fleet: &dyn Fleet,
     specs: &[&ClusterSpec],
-) -> Result<Vec<crate::core::domain::Instance>, PortError> {
+) -> Result<Vec<Arc<Instance>>, PortError> {
     let ids: Vec<InstanceId> = specs.iter().flat_map(|s| s.all_ids().cloned()).collect();
     let mut instances = fleet.describe(&ids).await?;
     let foreign: Vec<InstanceId> = specs
@@ -78,7 +75,7 @@ async fn describe_all(
 /// list of views).
 pub async fn observe_one(fleet: &dyn Fleet, spec: &ClusterSpec) -> Result<ClusterView, PortError> {
     let instances = describe_all(fleet, &[spec]).await?;
-    Ok(ClusterView::build_owned(spec, instances))
+    Ok(ClusterView::build_shared(spec, &instances))
 }
 
 /// The tags every replica elasticrds creates carries.
@@ -211,8 +208,8 @@ pub(crate) async fn check_ownership(
         .describe(&ids)
         .await
         .map_err(|e| (Outcome::Failed(e.to_string()), Some(e)))?;
-    let master = found.iter().find(|i| spec.is_master(&i.id));
-    let inst = found.iter().find(|i| i.id == *id);
+    let master = found.iter().find(|i| spec.is_master(&i.id)).map(|i| &**i);
+    let inst = found.iter().find(|i| i.id == *id).map(|i| &**i);
     let member =
         |i: &Instance| master.is_some_and(|m| i.replicates_from(m)) && !spec.is_master(&i.id);
     let refuse = |i: &Instance| {

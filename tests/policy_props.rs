@@ -37,14 +37,14 @@ fn t0() -> DateTime<Utc> {
 
 fn view_with(statuses: &[Option<InstanceStatus>]) -> ClusterView {
     ClusterView {
-        master: Some(instance("c1m").build()),
+        master: Some(instance("c1m").build().into()),
         replicas: (0..N)
             .map(|i| {
                 statuses
                     .get(i)
                     .cloned()
                     .flatten()
-                    .map(|s| instance(&format!("c1s{}", i + 1)).status(s).build())
+                    .map(|s| instance(&format!("c1s{}", i + 1)).status(s).build().into())
             })
             .collect(),
         conflicts: Vec::new(),

@@ -38,9 +38,9 @@ fn now() -> DateTime<Utc> {
 /// The master and the first `n` replicas, all available (and warm: no "available since").
 fn available(n: usize) -> ClusterView {
     ClusterView {
-        master: Some(instance("c1m").build()),
+        master: Some(instance("c1m").build().into()),
         replicas: (1..=4)
-            .map(|i| (i <= n).then(|| instance(&format!("c1s{i}")).build()))
+            .map(|i| (i <= n).then(|| instance(&format!("c1s{i}")).build().into()))
             .collect(),
         conflicts: Vec::new(),
         foreign: vec![],

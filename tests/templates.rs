@@ -60,7 +60,7 @@ fn world() -> (Arc<ManualClock>, Arc<SimFleet>) {
 
 async fn view(fleet: &dyn Fleet, spec: &ClusterSpec) -> ClusterView {
     let ids: Vec<InstanceId> = spec.all_ids().cloned().collect();
-    ClusterView::build(spec, &fleet.describe(&ids).await.expect("describe"))
+    ClusterView::build_shared(spec, &fleet.describe(&ids).await.expect("describe"))
 }
 
 fn no_capacity() -> PortError {

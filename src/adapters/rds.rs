@@ -190,7 +190,7 @@ fn observed_settings(d: &DbInstance) -> Settings {
 
 #[async_trait]
 impl Fleet for RdsFleet {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {
         let op = "DescribeDBInstances";
         let mut out = Vec::new();
         for chunk in ids.chunks(DESCRIBE_BATCH) {
@@ -209,7 +209,7 @@ impl Fleet for RdsFleet {
                 for d in page.db_instances() {
                     self.remember_arn(d);
                 }
-                out.extend(page.db_instances().iter().filter_map(to_instance));
+                out.extend((page.db_instances().iter().filter_map(to_instance)).map(Arc::new));
             }
         }
         // Only what was asked for: a filter is matched by RDS, but be strict about it.

@@ -57,10 +57,18 @@ pub const SIM_ZONES: [&str; 3] = ["sim-1a", "sim-1b", "sim-1c"];
 
 #[derive(Debug, Clone)]
 struct SimInstance {
-    inst: Instance,
+    /// Shared with the views that described it; changed copy-on-write.
+    inst: Arc<Instance>,
     /// When the current transition (creating/modifying/deleting) completes.
     ready_at: Option<DateTime<Utc>>,
     pending_class: Option<InstanceClass>,
+}
+
+impl SimInstance {
+    /// The instance to change (copied first when a view still shares it).
+    fn inst_mut(&mut self) -> &mut Instance {
+        Arc::make_mut(&mut self.inst)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -136,14 +144,14 @@ impl SimFleet {
         if let Some(src) = &inst.source {
             if let Some(s) = st.instances.get_mut(src) {
                 if !s.inst.replicas.contains(&inst.id) {
-                    s.inst.replicas.push(inst.id.clone());
+                    s.inst_mut().replicas.push(inst.id.clone());
                 }
             }
         }
         st.instances.insert(
             inst.id.clone(),
             SimInstance {
-                inst,
+                inst: Arc::new(inst),
                 ready_at: None,
                 pending_class: None,
             },
@@ -182,7 +190,10 @@ impl SimFleet {
         let now = self.clock.now();
         let mut st = self.lock();
         Self::advance(&mut st, now);
-        st.instances.values().map(|s| s.inst.clone()).collect()
+        st.instances
+            .values()
+            .map(|s| Instance::clone(&s.inst))
+            .collect()
     }
 
     /// [`SimFleet::instances`] without the copies, when they may have changed since `seen` (a
@@ -220,12 +231,12 @@ impl SimFleet {
                         continue;
                     }
                     if s.inst.status == InstanceStatus::Creating {
-                        s.inst.available_since = Some(t);
+                        s.inst_mut().available_since = Some(t);
                     }
                     if let Some(c) = s.pending_class.take() {
-                        s.inst.class = c;
+                        s.inst_mut().class = c;
                     }
-                    s.inst.status = InstanceStatus::Available;
+                    s.inst_mut().status = InstanceStatus::Available;
                 }
                 _ => {}
             }
@@ -242,7 +253,7 @@ impl SimFleet {
         if let Some(s) = st.instances.remove(k) {
             if let Some(src) = &s.inst.source {
                 if let Some(m) = st.instances.get_mut(src) {
-                    m.inst.replicas.retain(|r| *r != s.inst.id);
+                    m.inst_mut().replicas.retain(|r| *r != s.inst.id);
                 }
             }
         }
@@ -285,7 +296,10 @@ fn not_found(op: &str, id: &InstanceId) -> PortError {
 
 #[async_trait]
 impl Fleet for SimFleet {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, PortError> {
+    async fn describe(
+        &self,
+        ids: &[InstanceId],
+    ) -> Result<Vec<std::sync::Arc<Instance>>, PortError> {
         let st = self.enter("describe", None)?;
         // A small fleet is scanned (a few id comparisons, cheaper than hashing each id); the
         // instance found is the one stored under the id's key either way.
@@ -327,7 +341,7 @@ impl Fleet for SimFleet {
         st.instances.insert(
             master.id.clone(),
             SimInstance {
-                inst,
+                inst: Arc::new(inst),
                 ready_at: Some(now + chrono_dur(self.opts.restore_lead)),
                 pending_class: None,
             },
@@ -359,7 +373,7 @@ impl Fleet for SimFleet {
                 format!("source {source} is {}", src.inst.status),
             ));
         }
-        src.inst.replicas.push(id.clone());
+        src.inst_mut().replicas.push(id.clone());
         inst.source = Some(src.inst.id.clone());
         inst.tags = Arc::new(tags.clone());
         inst.zone = r.zone.map(str::to_string);
@@ -383,7 +397,7 @@ impl Fleet for SimFleet {
         st.instances.insert(
             id.clone(),
             SimInstance {
-                inst,
+                inst: Arc::new(inst),
                 ready_at: (!lead.is_zero()).then_some(ready_at),
                 pending_class: None,
             },
@@ -396,7 +410,7 @@ impl Fleet for SimFleet {
         let mut st = self.enter(op, Some(id))?;
         let s = st.instances.get_mut(id).ok_or_else(|| not_found(op, id))?;
         let now = s.inst.settings.as_deref().cloned().unwrap_or_default();
-        s.inst.settings = Some(Arc::new(now.merged(settings)));
+        s.inst_mut().settings = Some(Arc::new(now.merged(settings)));
         Ok(())
     }
 
@@ -425,7 +439,7 @@ impl Fleet for SimFleet {
         if self.opts.delete_time.is_zero() {
             Self::remove(&mut st, id);
         } else {
-            s.inst.status = InstanceStatus::Deleting;
+            s.inst_mut().status = InstanceStatus::Deleting;
             s.ready_at = Some(now + chrono_dur(self.opts.delete_time));
         }
         Ok(())
@@ -444,9 +458,9 @@ impl Fleet for SimFleet {
             ));
         }
         if self.opts.modify_time.is_zero() {
-            s.inst.class = class.clone();
+            s.inst_mut().class = class.clone();
         } else {
-            s.inst.status = InstanceStatus::Modifying;
+            s.inst_mut().status = InstanceStatus::Modifying;
             s.pending_class = Some(class.clone());
             s.ready_at = Some(now + chrono_dur(self.opts.modify_time));
         }
@@ -473,7 +487,7 @@ impl Fleet for SimFleet {
         if tags.iter().all(|(k, v)| s.inst.tags.get(k) == Some(v)) {
             return Ok(());
         }
-        let stored = Arc::make_mut(&mut s.inst.tags);
+        let stored = Arc::make_mut(&mut s.inst_mut().tags);
         for (k, v) in tags {
             match stored.get_mut(k) {
                 Some(old) => old.clone_from(v),
@@ -492,7 +506,7 @@ impl Fleet for SimFleet {
             .get_mut(id)
             .ok_or_else(|| not_found("remove_tags", id))?;
         if keys.iter().any(|k| s.inst.tags.contains_key(k)) {
-            let stored = Arc::make_mut(&mut s.inst.tags);
+            let stored = Arc::make_mut(&mut s.inst_mut().tags);
             for k in keys {
                 stored.remove(k);
             }

@@ -581,7 +581,7 @@ fn row(
 
 /// The master's row: [`row`] plus multi-AZ as observed against the config.
 fn master_row(spec: &ClusterSpec, view: &ClusterView) -> InstanceRow {
-    let m = view.master.as_ref();
+    let m = view.master.as_deref();
     let mut r = row(&spec.master.id, m, Some(&spec.master.class));
     r.multi_az = m.map(|m| m.multi_az);
     r.configured_multi_az = Some(spec.master.multi_az);
@@ -618,7 +618,7 @@ pub fn status_report(spec: &ClusterSpec, view: &ClusterView, now: DateTime<Utc>)
         foreign: view
             .foreign
             .iter()
-            .map(|f| row(&f.id, f.instance.as_ref(), None))
+            .map(|f| row(&f.id, f.instance.as_deref(), None))
             .collect(),
         conflicts: view
             .conflicts

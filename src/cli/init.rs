@@ -142,7 +142,7 @@ pub async fn adopt(
     // Only instances that are read replicas of this master are adopted.
     let described = fleet.describe(&m.replicas).await?;
     let existing: Vec<&Instance> = (m.replicas.iter())
-        .filter_map(|id| described.iter().find(|i| &i.id == id))
+        .filter_map(|id| described.iter().find(|i| &i.id == id).map(|i| &**i))
         .filter(|i| i.source.as_ref() == Some(&m.id))
         .collect();
     let slots = free_slots(fleet, candidates, &m.id, a.slots).await?;

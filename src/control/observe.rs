@@ -131,10 +131,13 @@ impl ClusterMemory {
         self.reread(STATE_TAG_KEYS.map(|k| tags.get(k)));
     }
 
-    /// The state tags this tick wrote on the master: what the next observation will see, so
-    /// that it is not read again then.
+    /// The state tags this tick wrote on the master (`tags`, made of the current state): what
+    /// the next observation will see, so that it is not read again then. What they hold is
+    /// the state's ([`PersistedState::of`]): nothing is decoded.
     pub fn wrote(&mut self, mut tags: Tags) {
-        self.reread(STATE_TAG_KEYS.map(|k| tags.remove(k)));
+        let (seen, read) = self.persisted.get_or_insert_with(Default::default);
+        *seen = STATE_TAG_KEYS.map(|k| tags.remove(k));
+        *read = PersistedState::of(&self.state);
         self.checked = None;
     }
 
@@ -170,7 +173,8 @@ impl ClusterMemory {
                 .first_available
                 .entry(inst.id.clone())
                 .or_insert(if first { created } else { Some(now) });
-            inst.available_since = seen;
+            // Copied only here: a fleet that knows the time (the simulated one) is not.
+            std::sync::Arc::make_mut(inst).available_since = seen;
         }
     }
 }

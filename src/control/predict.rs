@@ -366,8 +366,8 @@ mod tests {
     }
     fn view(replicas: Vec<Option<Instance>>) -> ClusterView {
         ClusterView {
-            master: Some(replica("c1m", "available", None)),
-            replicas,
+            master: Some(replica("c1m", "available", None).into()),
+            replicas: replicas.into_iter().map(|r| r.map(Into::into)).collect(),
             conflicts: Vec::new(),
             foreign: Vec::new(),
             parked: Vec::new(),

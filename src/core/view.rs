@@ -12,6 +12,8 @@
 use super::config::ClusterSpec;
 use super::domain::{Instance, InstanceId, InstanceStatus};
 use serde::Serialize;
+use std::borrow::Borrow;
+use std::sync::Arc;
 
 /// Tag on the master: the replica ids whose slots are parked, space-separated.
 pub const TAG_PARKED: &str = "elasticrds:parked";
@@ -26,8 +28,8 @@ pub fn parked_ids(value: &str) -> Vec<String> {
 /// replicas of the master that are not in the config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterView {
-    pub master: Option<Instance>,
-    pub replicas: Vec<Option<Instance>>,
+    pub master: Option<Arc<Instance>>,
+    pub replicas: Vec<Option<Arc<Instance>>>,
     /// Instances holding a configured replica id that are not replicas of the master, by slot.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub conflicts: Vec<Conflict>,
@@ -47,7 +49,7 @@ pub struct ClusterView {
 pub struct Foreign {
     pub id: InstanceId,
     /// Present when the observer described it.
-    pub instance: Option<Instance>,
+    pub instance: Option<Arc<Instance>>,
 }
 
 /// An instance that holds a configured replica id but is not a read replica of the cluster's
@@ -56,7 +58,7 @@ pub struct Foreign {
 pub struct Conflict {
     /// Position in the configured replica list, from 0.
     pub slot: usize,
-    pub instance: Instance,
+    pub instance: Arc<Instance>,
     pub kind: ConflictKind,
 }
 
@@ -124,6 +126,13 @@ pub const TAG_SNAPSHOT: &str = "elasticrds:snapshot";
 impl ClusterView {
     /// Build the view of `spec` from any set of observed instances (extra ones are ignored).
     pub fn build(spec: &ClusterSpec, instances: &[Instance]) -> ClusterView {
+        let v = Layout::of(spec, instances).view(|i| instances.get(i).cloned().map(Arc::new));
+        v.with_parked(spec)
+    }
+
+    /// [`ClusterView::build`] from shared instances, as the fleet port describes them: the
+    /// view shares them (no instance is copied).
+    pub fn build_shared(spec: &ClusterSpec, instances: &[Arc<Instance>]) -> ClusterView {
         let v = Layout::of(spec, instances).view(|i| instances.get(i).cloned());
         v.with_parked(spec)
     }
@@ -141,70 +150,9 @@ impl ClusterView {
         self
     }
 
-    /// [`ClusterView::build`] from instances given by value: each one the view holds is moved
-    /// into it rather than copied. Same view.
-    pub fn build_owned(spec: &ClusterSpec, instances: Vec<Instance>) -> ClusterView {
-        let layout = Layout::of(spec, &instances);
-        let distinct = layout
-            .indices()
-            .enumerate()
-            .all(|(k, i)| layout.indices().take(k).all(|p| p != i));
-        if !distinct {
-            // An instance the view holds twice (never with a valid config): copy.
-            return layout.view(|i| instances.get(i).cloned()).with_parked(spec);
-        }
-        // Each instance goes straight to its one place in the view (or is dropped).
-        let mut master = None;
-        let none = |n: usize| -> Vec<Option<Instance>> { (0..n).map(|_| None).collect() };
-        let mut replicas = none(layout.replicas.len());
-        let mut conflicts = none(layout.conflicts.len());
-        let mut foreign = none(layout.foreign.len());
-        for (j, inst) in instances.into_iter().enumerate() {
-            let place = if layout.master == Some(j) {
-                Some(&mut master)
-            } else if let Some(k) = layout.replicas.iter().position(|r| *r == Some(j)) {
-                replicas.get_mut(k)
-            } else if let Some(k) = layout.conflicts.iter().position(|c| c.1 == j) {
-                conflicts.get_mut(k)
-            } else if let Some(k) = layout.foreign.iter().position(|f| f.1 == Some(j)) {
-                foreign.get_mut(k)
-            } else {
-                None
-            };
-            if let Some(place) = place {
-                *place = Some(inst);
-            }
-        }
-        ClusterView {
-            master,
-            replicas,
-            conflicts: layout
-                .conflicts
-                .into_iter()
-                .zip(conflicts)
-                .filter_map(|((slot, _, kind), i)| {
-                    i.map(|instance| Conflict {
-                        slot,
-                        instance,
-                        kind,
-                    })
-                })
-                .collect(),
-            foreign: layout
-                .foreign
-                .into_iter()
-                .zip(foreign)
-                .map(|((id, _), instance)| Foreign { id, instance })
-                .collect(),
-            parked: Vec::new(),
-            replacing: Vec::new(),
-        }
-        .with_parked(spec)
-    }
-
     /// Configured replicas that exist and are members, in config order.
     pub fn existing_replicas(&self) -> impl Iterator<Item = &Instance> {
-        self.replicas.iter().flatten()
+        self.replicas.iter().flatten().map(|i| &**i)
     }
 
     /// Member replicas that exist and are not being deleted: the capacity the cluster has or is
@@ -293,20 +241,21 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(spec: &ClusterSpec, instances: &[Instance]) -> Layout {
+    fn of<I: Borrow<Instance>>(spec: &ClusterSpec, instances: &[I]) -> Layout {
         // Each configured id gets the first instance of that id.
-        let find = |id: &InstanceId| instances.iter().position(|i| i.id == *id);
+        let find = |id: &InstanceId| instances.iter().position(|i| i.borrow().id == *id);
         let master = find(&spec.master.id);
-        let m = master.and_then(|j| instances.get(j));
+        let m = master.and_then(|j| instances.get(j)).map(Borrow::borrow);
         let mut replicas = Vec::with_capacity(spec.replicas.len());
         let mut conflicts = Vec::new();
         for (slot, r) in spec.replicas.iter().enumerate() {
             let at = find(&r.id);
-            let member =
-                |j: usize| Some(j) != master && m.is_some_and(|m| instances[j].replicates_from(m));
+            let member = |j: usize| {
+                Some(j) != master && m.is_some_and(|m| instances[j].borrow().replicates_from(m))
+            };
             match at {
                 Some(j) if !member(j) => {
-                    let kind = ConflictKind::of(&instances[j], m, &spec.master.id);
+                    let kind = ConflictKind::of(instances[j].borrow(), m, &spec.master.id);
                     conflicts.push((slot, j, kind));
                     replicas.push(None);
                 }
@@ -330,9 +279,9 @@ impl Layout {
     /// each with the first instance of its id; sorted. Without an observed master, the
     /// instances naming its id as their source (reported, never touched either way).
     /// `placed(j)`: instance `j` already has a place in the view (skipped unchecked).
-    fn foreign_of(
+    fn foreign_of<I: Borrow<Instance>>(
         spec: &ClusterSpec,
-        instances: &[Instance],
+        instances: &[I],
         master: Option<&Instance>,
         placed: impl Fn(usize) -> bool,
     ) -> Vec<(InstanceId, Option<usize>)> {
@@ -340,7 +289,7 @@ impl Layout {
             Some(m) => i.replicates_from(m),
             None => i.source_arn.is_none() && i.source.as_ref().is_some_and(|s| spec.is_master(s)),
         };
-        let find = |id: &InstanceId| instances.iter().position(|i| i.id == *id);
+        let find = |id: &InstanceId| instances.iter().position(|i| i.borrow().id == *id);
         let mut foreign: Vec<(InstanceId, Option<usize>)> = Vec::new();
         let mut add = |id: &InstanceId| {
             if !spec.contains(id) && !foreign.iter().any(|(f, _)| f == id) {
@@ -350,9 +299,7 @@ impl Layout {
         for id in master.iter().flat_map(|m| &m.replicas) {
             add(id);
         }
-        for (_, i) in instances
-            .iter()
-            .enumerate()
+        for (_, i) in (instances.iter().map(Borrow::borrow).enumerate())
             .filter(|(j, i)| !placed(*j) && names_master(i))
         {
             add(&i.id);
@@ -361,17 +308,8 @@ impl Layout {
         foreign
     }
 
-    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
-        self.master
-            .iter()
-            .chain(self.replicas.iter().flatten())
-            .chain(self.conflicts.iter().map(|(_, j, _)| j))
-            .chain(self.foreign.iter().filter_map(|(_, i)| i.as_ref()))
-            .copied()
-    }
-
     /// The view, taking the instance at an index from `get`.
-    fn view(self, mut get: impl FnMut(usize) -> Option<Instance>) -> ClusterView {
+    fn view(self, mut get: impl FnMut(usize) -> Option<Arc<Instance>>) -> ClusterView {
         let master = self.master.and_then(&mut get);
         let replicas = self
             .replicas
@@ -438,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn build_owned_gives_the_view_build_gives() {
+    fn build_shared_gives_the_view_build_gives_and_shares_the_instances() {
         let spec = spec();
         let cases: Vec<Vec<Instance>> = vec![
             vec![],
@@ -465,7 +403,15 @@ mod tests {
         for instances in &cases {
             for spec in [&spec, &twice] {
                 let want = ClusterView::build(spec, instances);
-                assert_eq!(ClusterView::build_owned(spec, instances.clone()), want);
+                let shared: Vec<Arc<Instance>> = instances.iter().cloned().map(Arc::new).collect();
+                let got = ClusterView::build_shared(spec, &shared);
+                assert_eq!(got, want);
+                let held = (got.master.iter().chain(got.replicas.iter().flatten()))
+                    .chain(got.conflicts.iter().map(|c| &c.instance))
+                    .chain(got.foreign.iter().filter_map(|f| f.instance.as_ref()));
+                for i in held {
+                    assert!(shared.iter().any(|s| Arc::ptr_eq(s, i)), "{} copied", i.id);
+                }
             }
         }
     }

@@ -679,7 +679,7 @@ impl Daemon {
     fn finish(
         &mut self,
         i: usize,
-        r: Result<TickReport, PortError>,
+        r: Result<Box<TickReport>, PortError>,
         now: DateTime<Utc>,
     ) -> ClusterResult {
         match r {
@@ -705,11 +705,11 @@ impl Daemon {
                 }) {
                     Some(e) => {
                         self.fail(i, e.clone(), now);
-                        ClusterResult::ActionFailed(Box::new(report), e)
+                        ClusterResult::ActionFailed(report, e)
                     }
                     None => {
                         self.succeed(i);
-                        ClusterResult::Done(Box::new(report))
+                        ClusterResult::Done(report)
                     }
                 }
             }

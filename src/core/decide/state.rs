@@ -7,7 +7,7 @@
 use super::{Decision, Direction};
 use crate::core::domain::{InstanceStatus, Tags, TAG_MANAGED_BY, TAG_MANAGED_BY_VALUE};
 use crate::core::view::ClusterView;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -64,13 +64,17 @@ impl LastDecision {
         };
         let desired = parts.next()?.parse().ok()?;
         let code = parts.next()?;
-        let is_code = !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        (is_code && parts.next().is_none()).then(|| LastDecision {
+        (is_code(code) && parts.next().is_none()).then(|| LastDecision {
             direction,
             desired,
             primary: Cow::Owned(code.to_string()),
         })
     }
+}
+
+/// Whether `code` reads back as a reason code: lower-case letters and underscores.
+fn is_code(code: &str) -> bool {
+    !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
 impl Serialize for LastDecision {
@@ -151,6 +155,28 @@ impl PersistedState {
         }
     }
 
+    /// What [`PersistedState::read`] gives for the tags [`ScaleState::to_tags`] makes of
+    /// `state` (what a tick that wrote them knows the master holds), taken from the state
+    /// itself where reading the text back could not change it, from that text otherwise.
+    pub fn of(state: &ScaleState) -> PersistedState {
+        // Times RFC 3339 writes and reads back: years 0–9999.
+        let secs = |t: Option<DateTime<Utc>>| {
+            t.filter(|t| (0..=9999).contains(&t.year()))
+                .map(|t| t.timestamp())
+        };
+        let last_decision = match &state.last_decision {
+            None => Some(None),
+            Some(d) => is_code(&d.primary).then(|| Some(d.clone())),
+        };
+        PersistedState {
+            last_scale_out: secs(state.last_scale_out),
+            last_scale_in: secs(state.last_scale_in),
+            last_decision,
+            high: history_of(&state.recent_high),
+            low: history_of(&state.recent_low),
+        }
+    }
+
     /// Whether `state` differs materially from this: scale times, the last decision, the
     /// recommendation values, or a recommendation history more than [`STATE_REFRESH_SECS`]
     /// newer than the persisted one. (Refreshing timestamps alone every tick would cost two
@@ -181,6 +207,29 @@ impl PersistedState {
             _ => true,
         }
     }
+}
+
+/// A recommendation history's values and newest time as its tag reads back
+/// ([`PersistedState::read`]). A history short enough that its tag is never cut (at most 13
+/// parts of a value ≤ 10,000 and a time of at most 12 characters: 13 × 19 < 256) reads back
+/// whole, or empty when its times decrease; any other goes through its text.
+fn history_of(v: &[(DateTime<Utc>, usize)]) -> (Vec<usize>, Option<i64>) {
+    let plain = v.len() <= 13
+        && (v.iter()).all(|(t, n)| *n <= 10_000 && t.timestamp().abs() < 100_000_000_000);
+    let read = if plain {
+        let ordered = v
+            .windows(2)
+            .all(|w| w[0].0.timestamp() <= w[1].0.timestamp());
+        if ordered {
+            Cow::Borrowed(v)
+        } else {
+            Cow::Owned(Vec::new())
+        }
+    } else {
+        Cow::Owned(decode_recent(&encode_recent(v)))
+    };
+    let newest = read.last().map(|(t, _)| t.timestamp());
+    (read.iter().map(|(_, n)| *n).collect(), newest)
 }
 
 /// `t=n` parts joined by spaces; the newest entries are kept when the value would be longer
@@ -346,5 +395,72 @@ impl ScaleState {
             .iter()
             .find(|(t, _)| from.is_none_or(|f| *t > f))
             .map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Times from year −5000 to 12000 (RFC 3339 reads back years 0–9999), some with
+    /// sub-second parts.
+    fn time() -> impl Strategy<Value = DateTime<Utc>> {
+        (-220_000_000_000i64..316_000_000_000, prop::bool::ANY).prop_map(|(s, nanos)| {
+            DateTime::from_timestamp(s, if nanos { 500_000_000 } else { 0 }).unwrap()
+        })
+    }
+
+    /// Histories short and long, ordered or not, with values within and beyond 10,000.
+    fn history() -> impl Strategy<Value = Vec<(DateTime<Utc>, usize)>> {
+        let value = prop_oneof![0usize..20, 0usize..12_000, Just(usize::MAX)];
+        let recent =
+            (1_700_000_000i64..1_800_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap());
+        prop_oneof![
+            prop::collection::vec((recent, value.clone()), 0..30).prop_map(|mut v| {
+                v.sort_by_key(|(t, _)| *t);
+                v
+            }),
+            prop::collection::vec((time(), value), 0..20),
+        ]
+    }
+
+    fn state() -> impl Strategy<Value = ScaleState> {
+        let code = prop_oneof![
+            Just("target_tracking"),
+            Just("hold"),
+            Just("Bad Code"),
+            Just("x9"),
+            Just("")
+        ];
+        let decision = prop::option::of((0usize..3, 0usize..50, code)).prop_map(|d| {
+            d.map(|(dir, desired, code)| LastDecision {
+                direction: [Direction::Out, Direction::In, Direction::None][dir],
+                desired,
+                primary: Cow::Borrowed(code),
+            })
+        });
+        (
+            prop::option::of(time()),
+            prop::option::of(time()),
+            history(),
+            history(),
+            decision,
+        )
+            .prop_map(|(out, inn, high, low, last)| ScaleState {
+                last_scale_out: out,
+                last_scale_in: inn,
+                recent_high: high,
+                recent_low: low,
+                last_decision: last,
+            })
+    }
+
+    proptest! {
+        /// What a tick that wrote the tags knows they hold is what reading them gives.
+        #[test]
+        fn of_a_state_is_reading_its_tags(s in state()) {
+            prop_assert_eq!(PersistedState::of(&s), PersistedState::read(&s.to_tags()));
+        }
     }
 }

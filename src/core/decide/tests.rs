@@ -38,7 +38,7 @@ fn inst(id: &str, status: &str, warm_mins: Option<i64>) -> Instance {
 /// Replicas 1..: each `(status, available for minutes)`; master available.
 fn view(replicas: &[(&str, Option<i64>)]) -> ClusterView {
     let mut v = ClusterView {
-        master: Some(inst("c1m", "available", None)),
+        master: Some(inst("c1m", "available", None).into()),
         replicas: vec![None; 4],
         conflicts: Vec::new(),
         foreign: vec![],
@@ -46,7 +46,7 @@ fn view(replicas: &[(&str, Option<i64>)]) -> ClusterView {
         replacing: Vec::new(),
     };
     for (i, (st, w)) in replicas.iter().enumerate() {
-        v.replicas[i] = Some(inst(&format!("c1s{}", i + 1), st, *w));
+        v.replicas[i] = Some(inst(&format!("c1s{}", i + 1), st, *w).into());
     }
     v
 }
@@ -855,7 +855,7 @@ fn a_forecast_is_ignored_by_a_policy_without_a_predictive_section() {
 /// `avail(n)` with a pause tag on the master.
 fn paused_view(n: usize, key: &str, value: &str) -> ClusterView {
     let mut v = avail(n);
-    let m = v.master.as_mut().unwrap();
+    let m = std::sync::Arc::make_mut(v.master.as_mut().unwrap());
     let mut tags = (*m.tags).clone();
     tags.insert(key.into(), value.into());
     m.tags = std::sync::Arc::new(tags);

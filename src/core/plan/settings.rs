@@ -81,7 +81,7 @@ fn drifted<'v>(
     view: &'v ClusterView,
 ) -> impl Iterator<Item = (usize, &'v Instance, Settings, Tags, Vec<SettingDrift>)> + 'v {
     (view.replicas.iter().enumerate()).filter_map(|(i, slot)| {
-        let inst = slot.as_ref().filter(|r| !r.status.is_busy())?;
+        let inst = slot.as_deref().filter(|r| !r.status.is_busy())?;
         let have = inst.settings.as_deref()?;
         let (apply, tags, drift) = spec.replicas[i].template.drift(have, &inst.tags);
         (!drift.is_empty()).then_some((i, inst, apply, tags, drift))
