@@ -239,7 +239,7 @@ pub fn observed_metrics(
     series: &[MetricSeries],
     now: DateTime<Utc>,
 ) -> Vec<ObservedMetric> {
-    let (_, end) = policy.fetch_window(now);
+    let end = policy.fetch_end(now);
     let period = i64::from(policy.period_secs.max(1));
     let stale_before =
         end - chrono::Duration::seconds(period * i64::from(policy.missing_data.stale_periods));
@@ -526,13 +526,14 @@ async fn write_master_tags(
     report: &mut TickReport,
 ) -> Result<(), PortError> {
     // The master's tags as observed, or as updated by this tick's intent write.
-    let needed = match persisted {
+    let keys = match persisted {
         // Borrowed: the master's own map.
-        Cow::Borrowed(_) => memory.persist_needed(&master.tags),
-        Cow::Owned(tags) => persist_needed(tags, memory.state()),
+        Cow::Borrowed(_) => memory.to_write(&master.tags),
+        Cow::Owned(tags) => PersistedState::read(tags).to_write(memory.state()),
     };
-    if needed {
-        let tags = memory.state().to_tags();
+    // Only the keys whose values changed (and any missing) are sent.
+    if let Some(keys) = keys {
+        let tags = memory.state().tags_of(keys);
         ctx.fleet.write_tags(&master.id, &tags).await?;
         memory.wrote(tags);
         report.state_written = true;
@@ -797,6 +798,40 @@ mod tests {
         }
         // Both answers occur.
         assert!(differ > 0 && differ < tag_sets.len() * states.len());
+        // A write sends only the keys that changed (and any missing): afterwards the master's
+        // tags hold the state (nothing more to write), and a memory that read the tags
+        // before and wrote those keys answers as reading the merged tags does.
+        let mut partial = 0;
+        for tags in &tag_sets {
+            for written in &states {
+                let Some(keys) = PersistedState::read(tags).to_write(written) else {
+                    continue;
+                };
+                let sent = written.tags_of(keys);
+                partial += usize::from(sent.len() < crate::core::decide::STATE_TAG_KEYS.len());
+                let mut merged = tags.clone();
+                merged.extend(sent.clone());
+                assert!(
+                    !persist_needed_reference(&merged, written),
+                    "{tags:?} {written:?}"
+                );
+                let mut memory = ClusterMemory::default();
+                *memory.state_mut() = written.clone();
+                assert!(memory.persist_needed(&std::sync::Arc::new(tags.clone())));
+                memory.wrote(sent);
+                let merged_shared = std::sync::Arc::new(merged.clone());
+                for s in &states {
+                    *memory.state_mut() = s.clone();
+                    let want = persist_needed_reference(&merged, s);
+                    assert_eq!(
+                        memory.persist_needed(&merged_shared),
+                        want,
+                        "{merged:?} {s:?}"
+                    );
+                }
+            }
+        }
+        assert!(partial > 0, "some writes send fewer keys than all");
     }
 
     #[test]

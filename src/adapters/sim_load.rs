@@ -94,7 +94,7 @@ pub fn minute_time(m: i64) -> DateTime<Utc> {
 
 /// [`minute_time`] for many minutes, mostly of one day: the date is worked out once per day
 /// (the calendar arithmetic was a good part of answering a fetch).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct MinuteTimes {
     /// Epoch day and its date, from the last [`minute_time`] computed in full.
     day: Option<(i64, chrono::NaiveDate)>,
@@ -270,6 +270,9 @@ struct Inner {
     /// the bucket's minutes, minutes with data): what `load_history` answers (kept for the
     /// whole run, 16 bytes per 5 minutes).
     totals: Vec<(f64, u32)>,
+    /// The samples' times, kept between fetches (one day's date worked out once per day, not
+    /// once per fetch: the calendar arithmetic was a good part of a fetch's cost).
+    times: MinuteTimes,
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -315,6 +318,7 @@ impl SimLoad {
                 fleet_seen: None,
                 scratch: Vec::with_capacity(spec.replicas.len()),
                 totals: Vec::new(),
+                times: MinuteTimes::default(),
             }),
             opts,
         })
@@ -669,7 +673,7 @@ impl MetricsSource for SimLoad {
         // A minute's datapoint is visible the model's metric delay after the minute ends.
         let now_m = clock_m - i64::from(self.opts.model.metric_delay_minutes);
         let mut out = Vec::with_capacity(queries.len());
-        let mut times = MinuteTimes::default();
+        let mut times = std::mem::take(&mut inner.times);
         let first = epoch_minute(start);
         let end_m = epoch_minute(end) + i64::from(end.timestamp().rem_euclid(60) != 0);
         for q in queries {
@@ -716,6 +720,7 @@ impl MetricsSource for SimLoad {
                 samples,
             });
         }
+        inner.times = times;
         Ok(out)
     }
 }

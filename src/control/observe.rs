@@ -15,7 +15,7 @@
 //! `plan` starts from a fresh memory: it shows what `run` does on its first tick.
 
 use super::predict::TAG_LEAD_TIMES;
-use crate::core::decide::{PersistedState, ScaleState, STATE_TAG_KEYS};
+use crate::core::decide::{PersistedState, ScaleState, StateKeys, STATE_TAG_KEYS};
 use crate::core::domain::{InstanceId, Tags};
 use crate::core::plan::ClusterView;
 use crate::reconcile::Drains;
@@ -116,14 +116,18 @@ impl ClusterMemory {
     /// read again only when their state values changed since the last read (another copy
     /// wrote them, or this one did).
     pub fn persist_needed(&mut self, tags: &Arc<Tags>) -> bool {
+        self.to_write(tags).is_some()
+    }
+
+    /// [`ClusterMemory::persist_needed`], with the keys to write when it is
+    /// ([`PersistedState::to_write`]).
+    pub fn to_write(&mut self, tags: &Arc<Tags>) -> Option<StateKeys> {
         let unchanged = (self.checked.as_ref()).is_some_and(|w| w.as_ptr() == Arc::as_ptr(tags));
         if !unchanged {
             self.check(tags);
             self.checked = Some(Arc::downgrade(tags));
         }
-        self.persisted
-            .as_ref()
-            .is_some_and(|(_, read)| read.differs_from(&self.state))
+        (self.persisted.as_ref()).and_then(|(_, read)| read.to_write(&self.state))
     }
 
     /// Read `tags` again where their state values changed since the last read.
@@ -131,13 +135,19 @@ impl ClusterMemory {
         self.reread(STATE_TAG_KEYS.map(|k| tags.get(k)));
     }
 
-    /// The state tags this tick wrote on the master (`tags`, made of the current state): what
-    /// the next observation will see, so that it is not read again then. What they hold is
-    /// the state's ([`PersistedState::of`]): nothing is decoded.
+    /// The state tags this tick wrote on the master (`tags`, all or some of the current
+    /// state's): what the next observation will see, so that it is not read again then. What
+    /// they hold is the state's ([`PersistedState::wrote`]): nothing is decoded.
     pub fn wrote(&mut self, mut tags: Tags) {
-        let (seen, read) = self.persisted.get_or_insert_with(Default::default);
-        *seen = STATE_TAG_KEYS.map(|k| tags.remove(k));
-        *read = PersistedState::of(&self.state);
+        let (seen, read) = self.persisted.get_or_insert_with(unread);
+        let mut written = [false; 5];
+        for ((key, seen), w) in STATE_TAG_KEYS.iter().zip(seen).zip(&mut written) {
+            if let Some(v) = tags.remove(*key) {
+                *seen = Some(v);
+                *w = true;
+            }
+        }
+        read.wrote(&self.state, written);
         self.checked = None;
     }
 
@@ -145,10 +155,7 @@ impl ClusterMemory {
     /// tags: only those that differ from the values last read are read again and kept (a write
     /// mostly changes the recommendation histories, seldom the scale times).
     fn reread<T: AsRef<str> + Into<String>>(&mut self, values: [Option<T>; 5]) {
-        let (seen, read) = self.persisted.get_or_insert_with(|| {
-            let read = PersistedState::read(&Tags::new());
-            ([None, None, None, None, None], read)
-        });
+        let (seen, read) = self.persisted.get_or_insert_with(unread);
         for ((key, value), old) in STATE_TAG_KEYS.iter().zip(values).zip(seen.iter_mut()) {
             if old.as_deref() != value.as_ref().map(AsRef::as_ref) {
                 let value = value.map(Into::into);
@@ -177,4 +184,9 @@ impl ClusterMemory {
             std::sync::Arc::make_mut(inst).available_since = seen;
         }
     }
+}
+
+/// The state tags before any read: none seen, all absent.
+fn unread() -> ([Option<String>; 5], PersistedState) {
+    (Default::default(), PersistedState::read(&Tags::new()))
 }

@@ -28,7 +28,7 @@ mod tests;
 pub use forecast::ForecastReport;
 pub use reason::{Reason, RuleCode, Warming};
 pub use state::{
-    LastDecision, PersistedState, ScaleState, STATE_REFRESH_SECS, STATE_TAG_KEYS,
+    LastDecision, PersistedState, ScaleState, StateKeys, STATE_REFRESH_SECS, STATE_TAG_KEYS,
     TAG_LAST_DECISION, TAG_LAST_SCALE_IN, TAG_LAST_SCALE_OUT, TAG_RECENT_HIGH, TAG_RECENT_LOW,
 };
 

@@ -20,7 +20,7 @@ pub(super) struct Window {
 impl Window {
     pub fn of(policy: &Policy, now: DateTime<Utc>) -> Window {
         let period = i64::from(policy.period_secs.max(1));
-        let (_, end) = policy.fetch_window(now);
+        let end = policy.fetch_end(now);
         let stale = period * i64::from(policy.missing_data.stale_periods);
         Window {
             end,

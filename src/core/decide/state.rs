@@ -118,7 +118,12 @@ pub struct PersistedState {
     last_decision: Option<Option<LastDecision>>,
     high: (Vec<usize>, Option<i64>),
     low: (Vec<usize>, Option<i64>),
+    /// Which of [`STATE_TAG_KEYS`] were absent (always written with the others).
+    absent: [bool; 5],
 }
+
+/// Which of [`STATE_TAG_KEYS`] (in that order) a write includes.
+pub type StateKeys = [bool; 5];
 
 impl PersistedState {
     /// Read `tags` once.
@@ -134,6 +139,9 @@ impl PersistedState {
     /// for `key`, as [`PersistedState::read`] reads it; a key not in [`STATE_TAG_KEYS`] is
     /// ignored. (A caller that saw the other values unchanged reads only the changed ones.)
     pub fn read_tag(&mut self, key: &str, value: Option<&String>) {
+        if let Some(i) = STATE_TAG_KEYS.iter().position(|k| *k == key) {
+            self.absent[i] = value.is_none();
+        }
         let secs = || parse_time(value).map(|t| t.timestamp());
         let history = || {
             let recent = decode_recent(value.map_or("", String::as_str));
@@ -174,7 +182,53 @@ impl PersistedState {
             last_decision,
             high: history_of(&state.recent_high),
             low: history_of(&state.recent_low),
+            absent: [false; 5],
         }
+    }
+
+    /// What the master holds after a write of `written` made of `state`: those parts as
+    /// [`PersistedState::of`] the state, the others as before.
+    pub fn wrote(&mut self, state: &ScaleState, written: StateKeys) {
+        let now = PersistedState::of(state);
+        let [out, inn, high, low, decision] = written;
+        if out {
+            self.last_scale_out = now.last_scale_out;
+        }
+        if inn {
+            self.last_scale_in = now.last_scale_in;
+        }
+        if high {
+            self.high = now.high;
+        }
+        if low {
+            self.low = now.low;
+        }
+        if decision {
+            self.last_decision = now.last_decision;
+        }
+        for (absent, w) in self.absent.iter_mut().zip(written) {
+            *absent &= !w;
+        }
+    }
+
+    /// The keys to write when `state` differs materially from this
+    /// ([`PersistedState::differs_from`]; `None` when it does not): each time and the last
+    /// decision when it differs, both histories when either differs or is due for a refresh,
+    /// and any key the tags lacked. (A write sends only what changed.)
+    pub fn to_write(&self, state: &ScaleState) -> Option<StateKeys> {
+        if !self.differs_from(state) {
+            return None;
+        }
+        let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
+        let histories = self.histories_differ(state);
+        let keys = [
+            self.last_scale_out != secs(state.last_scale_out),
+            self.last_scale_in != secs(state.last_scale_in),
+            histories,
+            histories,
+            self.last_decision.as_ref() != Some(&state.last_decision),
+        ];
+        Some(std::array::from_fn(|i| keys[i] || self.absent[i]))
     }
 
     /// Whether `state` differs materially from this: scale times, the last decision, the
@@ -183,12 +237,15 @@ impl PersistedState {
     /// RDS calls per cluster per tick.)
     pub fn differs_from(&self, state: &ScaleState) -> bool {
         let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
-        if self.last_scale_out != secs(state.last_scale_out)
+        self.last_scale_out != secs(state.last_scale_out)
             || self.last_scale_in != secs(state.last_scale_in)
             || self.last_decision.as_ref() != Some(&state.last_decision)
-        {
-            return true;
-        }
+            || self.histories_differ(state)
+    }
+
+    /// The recommendation values differ, or the state's histories are more than
+    /// [`STATE_REFRESH_SECS`] newer than these.
+    fn histories_differ(&self, state: &ScaleState) -> bool {
         let same = |old: &[usize], now: &[(DateTime<Utc>, usize)]| {
             old.len() == now.len() && old.iter().zip(now).all(|(o, (_, n))| o == n)
         };
@@ -281,23 +338,29 @@ impl ScaleState {
     /// character set and 256-character limit). Absent times are written as empty values, so
     /// writing them overwrites older ones.
     pub fn to_tags(&self) -> Tags {
+        self.tags_of([true; 5])
+    }
+
+    /// [`ScaleState::to_tags`] of the `keys` only.
+    pub fn tags_of(&self, keys: StateKeys) -> Tags {
         let time = |t: &Option<DateTime<Utc>>| {
             t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_default()
         };
-        Tags::from([
-            (TAG_LAST_SCALE_OUT.into(), time(&self.last_scale_out)),
-            (TAG_LAST_SCALE_IN.into(), time(&self.last_scale_in)),
-            (TAG_RECENT_HIGH.into(), encode_recent(&self.recent_high)),
-            (TAG_RECENT_LOW.into(), encode_recent(&self.recent_low)),
-            (
-                TAG_LAST_DECISION.into(),
-                self.last_decision
-                    .as_ref()
-                    .map(LastDecision::tag_text)
-                    .unwrap_or_default(),
-            ),
-        ])
+        let value = |i: usize| match i {
+            0 => time(&self.last_scale_out),
+            1 => time(&self.last_scale_in),
+            2 => encode_recent(&self.recent_high),
+            3 => encode_recent(&self.recent_low),
+            _ => (self.last_decision.as_ref())
+                .map(LastDecision::tag_text)
+                .unwrap_or_default(),
+        };
+        let mut tags = Tags::new();
+        for (i, k) in STATE_TAG_KEYS.iter().enumerate().filter(|(i, _)| keys[*i]) {
+            tags.insert(k.to_string(), value(i));
+        }
+        tags
     }
 
     /// Read the state back; tolerant: a missing or malformed tag gives that field's default.

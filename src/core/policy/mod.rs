@@ -278,14 +278,21 @@ impl Policy {
     /// just-finished one whose datapoint may not have landed are excluded; `start` lies
     /// `max(2 × stale_after_periods, 5)` periods before `end`, enough to tell stale from absent.
     pub fn fetch_window(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let (p, end_s) = self.fetch_end_secs(now);
+        let n = i64::from((self.missing_data.stale_periods * 2).max(5));
+        (at_second(end_s - n * p, now), at_second(end_s, now))
+    }
+
+    /// The end of [`Policy::fetch_window`] alone.
+    pub fn fetch_end(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        at_second(self.fetch_end_secs(now).1, now)
+    }
+
+    /// The period and the window's end, in Unix seconds.
+    fn fetch_end_secs(&self, now: DateTime<Utc>) -> (i64, i64) {
         let p = i64::from(self.period_secs.max(1));
         let t = now.timestamp() - LANDING_DELAY_SECS;
-        let end_s = t.div_euclid(p) * p;
-        let n = i64::from((self.missing_data.stale_periods * 2).max(5));
-        // Whole seconds (the sub-second part of `now` dropped).
-        let at = |ts: i64| DateTime::from_timestamp(ts, 0).unwrap_or(now);
-        let (start, end) = (at(end_s - n * p), at(end_s));
-        (start, end)
+        (p, t.div_euclid(p) * p)
     }
 
     /// How long the decision core needs recommendation history for stabilization.
@@ -294,6 +301,12 @@ impl Policy {
             .stabilization_secs
             .max(self.scale_out.stabilization_secs)
     }
+}
+
+/// Unix second `ts` as a time (whole seconds: the sub-second part of `now` dropped); `now`
+/// out of range.
+fn at_second(ts: i64, now: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(ts, 0).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -354,11 +367,9 @@ mod tests {
             p.period_secs = period;
             p.missing_data.stale_periods = stale;
             for &now in &nows {
-                assert_eq!(
-                    p.fetch_window(now),
-                    fetch_window_reference(&p, now),
-                    "{now:?} {period} {stale}"
-                );
+                let want = fetch_window_reference(&p, now);
+                assert_eq!(p.fetch_window(now), want, "{now:?} {period} {stale}");
+                assert_eq!(p.fetch_end(now), want.1, "{now:?} {period} {stale}");
             }
         }
     }
