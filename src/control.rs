@@ -239,10 +239,16 @@ pub fn observed_metrics(
     series: &[MetricSeries],
     now: DateTime<Utc>,
 ) -> Vec<ObservedMetric> {
-    let end = policy.fetch_end(now);
-    let period = i64::from(policy.period_secs.max(1));
-    let stale_before =
-        end - chrono::Duration::seconds(period * i64::from(policy.missing_data.stale_periods));
+    // The window's end and the staleness bound, worked out only for a metric that needs them.
+    let bounds = std::cell::OnceCell::new();
+    let bounds = || {
+        *bounds.get_or_init(|| {
+            let end = policy.fetch_end(now);
+            let period = i64::from(policy.period_secs.max(1));
+            let stale = period * i64::from(policy.missing_data.stale_periods);
+            (end, end - chrono::Duration::seconds(stale))
+        })
+    };
     let serving_replicas = || {
         view.existing_replicas()
             .filter(|i| i.status.is_available())
@@ -283,6 +289,7 @@ pub fn observed_metrics(
                 };
             }
             // The values in serving order (no list: a fold gives the same sum and maximum).
+            let (end, stale_before) = bounds();
             let mut vals: Option<(f64, usize)> = None;
             for id in serving() {
                 let newest = series
