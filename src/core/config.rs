@@ -530,10 +530,20 @@ fn check_haproxy(
     err: &mut impl FnMut(String, String, Option<&str>),
 ) -> Option<HaproxySpec> {
     let mut ok = true;
+    // A day at most: a drain (or a lag bound) longer than that is a mistake, not a wait.
     let mut dur = |v: &Option<String>, name: &str, default: Duration| -> Duration {
         match v {
             None => default,
             Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d > Duration::from_secs(86_400) => {
+                    err(
+                        format!("{cluster}.haproxy.{name}"),
+                        format!("{s:?} is longer than a day"),
+                        Some(s),
+                    );
+                    ok = false;
+                    default
+                }
                 Ok(d) => d,
                 Err(e) => {
                     err(

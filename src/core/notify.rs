@@ -222,6 +222,18 @@ pub(crate) fn validate(
     };
     let pinned_for = dur(&raw.pinned_for, "pinned_for", d.pinned_for);
     let drain_timeout = dur(&raw.drain_timeout, "drain_timeout", d.drain_timeout);
+    // Shutdown waits for it: an hour at most.
+    if drain_timeout > Duration::from_secs(3600) {
+        let given = raw.drain_timeout.as_deref();
+        err(
+            "notifications.drain_timeout".into(),
+            format!(
+                "{:?} is longer than an hour (shutdown waits for it)",
+                given.unwrap_or("")
+            ),
+            given,
+        );
+    }
     let queue = raw.queue.unwrap_or(d.queue);
     if queue == 0 || queue > MAX_QUEUE {
         err(

@@ -127,6 +127,7 @@ impl Policy {
                 p.schedules.push(s);
             }
         }
+        check_schedule_names(&raw.schedules, &mut e);
         if let Some(r) = &raw.predictive {
             p.predictive = super::predictive::check(r, &mut e);
         }
@@ -280,11 +281,18 @@ fn check_data_settings(raw: &RawPolicy, p: &mut Policy, e: &mut Errs) {
         }
     }
     if let Some(w) = &raw.warmup {
+        // A day at most: a replica warming up (or lagging) longer is broken, not warming up.
+        let mut day = |v: u64, field: &str| {
+            if v > MAX_WINDOW_SECS {
+                e.push(format!("warmup.{field}"), "is longer than a day");
+            }
+            v.min(MAX_WINDOW_SECS)
+        };
         if let Some(Dur(v)) = w.duration {
-            p.warmup.duration_secs = v;
+            p.warmup.duration_secs = day(v, "duration");
         }
         if let Some(Dur(v)) = w.max_lag {
-            p.warmup.max_lag_secs = Some(v as f64);
+            p.warmup.max_lag_secs = Some(day(v, "max_lag") as f64);
         }
     }
 }
@@ -338,6 +346,42 @@ fn check_schedule(
         Err(m) => {
             e.push(format!("{f}.cron"), m);
             None
+        }
+    }
+}
+
+/// Most characters in a schedule's name (it is shown in reports and logs).
+const MAX_SCHEDULE_NAME: usize = 64;
+
+/// Schedule names tell schedules apart in reports: each one given is 1–64 characters without
+/// control characters, and no two schedules have the same name (a schedule without one is
+/// `schedule N`).
+fn check_schedule_names(schedules: &[RawSchedule], e: &mut Errs) {
+    let name =
+        |i: usize| (schedules[i].name.clone()).unwrap_or_else(|| format!("schedule {}", i + 1));
+    for (i, s) in schedules.iter().enumerate() {
+        let f = format!("schedules[{i}].name");
+        if let Some(given) = &s.name {
+            if given.trim().is_empty() {
+                e.push(f, "is empty: name the schedule, or leave the name out (it is then \"schedule N\")");
+                continue;
+            }
+            if given.chars().count() > MAX_SCHEDULE_NAME || given.chars().any(char::is_control) {
+                e.push(
+                    f,
+                    format!("must be 1–{MAX_SCHEDULE_NAME} characters without control characters"),
+                );
+                continue;
+            }
+        }
+        let n = name(i);
+        if let Some(j) = (0..i).find(|&j| name(j) == n) {
+            e.push(
+                f,
+                format!(
+                    "{n:?} is also the name of schedules[{j}]: give each schedule its own name"
+                ),
+            );
         }
     }
 }
