@@ -1257,6 +1257,22 @@ fn bad_output_paths_and_options_are_refused_before_any_work() {
             ],
             "--bind \"nonsense\": give HOST:PORT".into(),
         ),
+        (
+            "demo --peak-replicas -3 (a negative number gets the range, not \"unexpected argument\")",
+            vec!["demo".into(), "--peak-replicas".into(), "-3".into()],
+            "-3 is not in 1..=20".into(),
+        ),
+        (
+            "init --slots -2",
+            vec![
+                "--config".into(),
+                config.clone(),
+                "init".into(),
+                "--slots".into(),
+                "-2".into(),
+            ],
+            "invalid value '-2' for '--slots".into(),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, args, want) in cases {

@@ -27,7 +27,7 @@ pub struct BacktestArgs {
     #[arg(long)]
     pub trace: PathBuf,
     /// Scale the trace so that its peak needs this many replicas at 75 % CPU.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=60))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub peak_replicas: u32,
     /// The fleet model (lead times, metric delay, skew, warm-up, deletes).
     #[command(flatten)]
@@ -42,7 +42,7 @@ pub struct BacktestArgs {
     pub plot: Option<PathBuf>,
     /// CPU target of the Aurora-style and HPA-style baselines, percent (1–100). They keep the
     /// first policy's min and max replicas.
-    #[arg(long, value_name = "PERCENT", default_value_t = backtest::baselines::DEFAULT_TARGET,
+    #[arg(long, allow_negative_numbers = true, value_name = "PERCENT", default_value_t = backtest::baselines::DEFAULT_TARGET,
           value_parser = parse_baseline_target)]
     pub baseline_target: f64,
     /// Alone: replay a grid of 100 variants of the first policy (CPU target × scale-in

@@ -25,7 +25,7 @@ pub struct CreateArgs {
     /// Cluster name from the config.
     pub cluster: String,
     /// Create at most N replicas (in config order); surplus replicas are deleted from the end.
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub max_replicas: Option<usize>,
     /// Print the plan and change nothing.
     #[arg(long)]

@@ -53,7 +53,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "embedded")]
     pub trace: String,
     /// Scale the trace so that its peak needs this many replicas at 75 % CPU.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub peak_replicas: u32,
     /// Provisioning lead time of a new replica (simulated; whole minutes, at most 24h).
     #[arg(long, default_value = "12m", value_parser = super::model_args::whole_minutes)]

@@ -30,7 +30,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub cluster: Option<String>,
     /// Replica ids to add after the existing replicas: how many elasticrds may create.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2)]
     pub slots: usize,
     // (clap's help turns a braced `n` into a line break, so the help does not write it.)
     /// Ids of the new slots: `{master}`, `{cluster}` and the slot number (`n` in braces, as in

@@ -26,25 +26,25 @@ pub struct ModelArgs {
     #[arg(long, value_parser = whole_minutes)]
     pub lead_time: Option<Duration>,
     /// Spread of the lead time (log-normal sigma; 0 = always the median; default 0.6).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lead_spread: Option<f64>,
     /// How long after a minute ends its CloudWatch datapoint is visible (default 2m).
     #[arg(long, value_parser = whole_minutes)]
     pub metric_delay: Option<Duration>,
     /// How much more than the mean the hottest replica carries (0.10 = 10 %; default 0.10).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub skew: Option<f64>,
     /// How long a new replica warms up (default 10m; 0m = none).
     #[arg(long, value_parser = whole_minutes)]
     pub warmup: Option<Duration>,
     /// Capacity of a new replica when it becomes available, as a fraction (default 0.5).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub warmup_capacity: Option<f64>,
     /// How long a deleted replica is still paid for (default 5m).
     #[arg(long, value_parser = whole_minutes)]
     pub delete_time: Option<Duration>,
     /// Seed of the lead-time draws (default 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
 }
 
