@@ -126,9 +126,10 @@ fn config_cases() -> Vec<Case> {
         s
     };
     vec![
-        case("empty json", "c.json", "", LineCol, &["eof", "empty"]),
+        case("empty json", "c.json", "", File, &["document is empty"]),
+        case("blank json", "c.json", "\n \n", File, &["document is empty"]),
         case("empty yaml", "c.yaml", "", File, &["empty"]),
-        case("only a comment", "c.json", "// nothing here\n", LineCol, &["eof"]),
+        case("only a comment", "c.json", "// nothing here\n", File, &["document is empty"]),
         case("missing closing brace", "c.json", g.trim_end().trim_end_matches('}'), LineCol, &["eof"]),
         case("trailing comma", "c.json", replace(g, "\"db.t1.micro\" }\n        ]", "\"db.t1.micro\" },\n        ]"), LineCol, &["trailing comma", "expected"]),
         case("unterminated string", "c.json", replace(g, "\"cluster1m01\",", "\"cluster1m01,"), LineCol, &["control character", "eof", "expected"]),
@@ -265,9 +266,11 @@ fn judge(c: &Case, path: &Path, out: &Output, trip: &Tripwire) -> Option<String>
             l.find(&shown).is_some_and(|i| {
                 let rest = &l[i + shown.len()..];
                 let mut parts = rest.splitn(4, ':');
+                // Lines and columns count from 1, as editors show them.
+                let from_one = |x: &str| x.parse::<usize>().is_ok_and(|n| n >= 1);
                 parts.next() == Some("")
-                    && parts.next().is_some_and(|x| x.parse::<usize>().is_ok())
-                    && parts.next().is_some_and(|x| x.parse::<usize>().is_ok())
+                    && parts.next().is_some_and(from_one)
+                    && parts.next().is_some_and(from_one)
             })
         });
         if !located {

@@ -206,11 +206,15 @@ pub fn parse_document_up_to<T: DeserializeOwned>(
             let stripped = locate::blank_json_comments(text).map_err(|pos| {
                 InputError::new(file, "", "unterminated /* comment: reached EOF").at(Some(pos))
             })?;
+            if stripped.trim().is_empty() {
+                return Err(InputError::new(file, "", "document is empty"));
+            }
             let mut de = serde_json::Deserializer::from_str(&stripped);
             let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                 let path = clean_path(&e.path().to_string());
                 let inner = e.into_inner();
-                let pos = (inner.line() > 0).then(|| (inner.line(), inner.column()));
+                // serde_json counts column 0 at the start of a line (a line's end reached).
+                let pos = (inner.line() > 0).then(|| (inner.line(), inner.column().max(1)));
                 refine(
                     InputError::new(file, path, strip_position(&inner.to_string())).at(pos),
                     text,
@@ -219,7 +223,7 @@ pub fn parse_document_up_to<T: DeserializeOwned>(
             })?;
             de.end().map_err(|e| {
                 InputError::new(file, "", strip_position(&e.to_string()))
-                    .at(Some((e.line(), e.column())))
+                    .at(Some((e.line(), e.column().max(1))))
             })?;
             Ok(value)
         }
