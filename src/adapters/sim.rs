@@ -308,10 +308,7 @@ fn not_found(op: &str, id: &InstanceId) -> PortError {
 
 #[async_trait]
 impl Fleet for SimFleet {
-    async fn describe(
-        &self,
-        ids: &[InstanceId],
-    ) -> Result<Vec<std::sync::Arc<Instance>>, PortError> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {
         let mut st = self.enter("describe", None)?;
         // A speed measure for long replays (the year benchmark): while nothing changed, the
         // same ids get the same answer, as kept from the last describe (most ticks of a

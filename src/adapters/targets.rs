@@ -141,10 +141,7 @@ impl Fleet for RoutedFleet {
     /// One describe per target among `ids` (the daemon asks per target: one here). An id
     /// outside the config (a replica of a master that the config does not list) goes with the
     /// configured ids of the same call, to their account and region.
-    async fn describe(
-        &self,
-        ids: &[InstanceId],
-    ) -> Result<Vec<std::sync::Arc<Instance>>, PortError> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {
         let mut groups: Vec<Vec<InstanceId>> = vec![Vec::new(); self.fleets.len()];
         let call = ids.iter().find_map(|id| self.routes.known(id)).unwrap_or(0);
         for id in ids {

@@ -42,10 +42,7 @@ impl CountingFleet {
 
 #[async_trait]
 impl Fleet for CountingFleet {
-    async fn describe(
-        &self,
-        ids: &[InstanceId],
-    ) -> Result<Vec<std::sync::Arc<Instance>>, PortError> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {
         let calls = ids.len().div_ceil(DESCRIBE_BATCH).max(1) as u64;
         let r = self.inner.describe(ids).await;
         self.count("DescribeDBInstances", calls, r)

@@ -136,10 +136,7 @@ fn named(op: Op, ids: &[&InstanceId]) -> Call {
 
 #[async_trait]
 impl Fleet for HookedFleet {
-    async fn describe(
-        &self,
-        ids: &[InstanceId],
-    ) -> Result<Vec<std::sync::Arc<Instance>>, PortError> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {
         let c = Call {
             op: Op::Describe,
             ids: ids.to_vec(),
