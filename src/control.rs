@@ -288,36 +288,46 @@ pub fn observed_metrics(
                     target: None,
                 };
             }
-            // The values in serving order (no list: a fold gives the same sum and maximum).
-            let (end, stale_before) = bounds();
-            let mut vals: Option<(f64, usize)> = None;
-            for id in serving() {
-                let newest = series
-                    .iter()
-                    .filter(|s| {
-                        s.query.metric == m
-                            && s.query.statistic == statistic
-                            && s.query.instance == *id
-                    })
-                    .flat_map(|s| s.samples.iter())
-                    .filter(|x| x.at < end && x.at >= stale_before && x.value.is_finite())
-                    .max_by_key(|x| x.at);
-                if let Some(x) = newest {
-                    vals = Some(match vals {
-                        None => (x.value, 1),
-                        Some((acc, n)) if use_max => (acc.max(x.value), n + 1),
-                        Some((acc, n)) => (acc + x.value, n + 1),
-                    });
-                }
-            }
-            let value = vals.map(|(acc, n)| if use_max { acc } else { acc / n as f64 });
             ObservedMetric {
                 metric: m,
-                value,
+                value: aggregate_newest(series, (m, statistic), use_max, serving(), bounds()),
                 target: None,
             }
         })
         .collect()
+}
+
+/// The newest fresh (`[stale_before, end)`) datapoint of `metric` for each instance of
+/// `serving`, combined: their maximum (`use_max`) or mean; `None` when none has one. A fold in
+/// serving order (no list: it gives the same sum and maximum).
+fn aggregate_newest<'a>(
+    series: &[MetricSeries],
+    (metric, statistic): (MetricKind, Statistic),
+    use_max: bool,
+    serving: impl Iterator<Item = &'a InstanceId>,
+    (end, stale_before): (DateTime<Utc>, DateTime<Utc>),
+) -> Option<f64> {
+    let mut vals: Option<(f64, usize)> = None;
+    for id in serving {
+        let newest = series
+            .iter()
+            .filter(|s| {
+                s.query.metric == metric
+                    && s.query.statistic == statistic
+                    && s.query.instance == *id
+            })
+            .flat_map(|s| s.samples.iter())
+            .filter(|x| x.at < end && x.at >= stale_before && x.value.is_finite())
+            .max_by_key(|x| x.at);
+        if let Some(x) = newest {
+            vals = Some(match vals {
+                None => (x.value, 1),
+                Some((acc, n)) if use_max => (acc.max(x.value), n + 1),
+                Some((acc, n)) => (acc + x.value, n + 1),
+            });
+        }
+    }
+    vals.map(|(acc, n)| if use_max { acc } else { acc / n as f64 })
 }
 
 /// Fetch the queries of several clusters with ONE `fetch` over the union of their windows, and
