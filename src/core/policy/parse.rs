@@ -336,10 +336,7 @@ fn check_schedule(
     let (Ok(_), Ok(tz)) = (cron, tz) else {
         return None;
     };
-    let name = s
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("schedule {}", i + 1));
+    let name = schedule_name(i, s);
     let (min, max, d) = (s.min_replicas, s.max_replicas, s.duration.0);
     match Schedule::new(name, &s.cron, tz, d, min, max, rc, mc) {
         Ok(s) => Some(s),
@@ -350,6 +347,13 @@ fn check_schedule(
     }
 }
 
+/// Schedule `i`'s name: the one given, else `schedule N` (N from 1).
+fn schedule_name(i: usize, s: &RawSchedule) -> String {
+    s.name
+        .clone()
+        .unwrap_or_else(|| format!("schedule {}", i + 1))
+}
+
 /// Most characters in a schedule's name (it is shown in reports and logs).
 const MAX_SCHEDULE_NAME: usize = 64;
 
@@ -357,8 +361,7 @@ const MAX_SCHEDULE_NAME: usize = 64;
 /// control characters, and no two schedules have the same name (a schedule without one is
 /// `schedule N`).
 fn check_schedule_names(schedules: &[RawSchedule], e: &mut Errs) {
-    let name =
-        |i: usize| (schedules[i].name.clone()).unwrap_or_else(|| format!("schedule {}", i + 1));
+    let name = |i: usize| schedule_name(i, &schedules[i]);
     for (i, s) in schedules.iter().enumerate() {
         let f = format!("schedules[{i}].name");
         if let Some(given) = &s.name {
