@@ -45,6 +45,7 @@ fn main() {
         foreign: vec![],
         parked: Vec::new(),
         replacing: Vec::new(),
+        ..ClusterView::default()
     };
     let mut series: Vec<MetricSeries> = replicas
         .iter()

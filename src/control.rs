@@ -874,6 +874,7 @@ mod tests {
             foreign: Vec::new(),
             parked: Vec::new(),
             replacing: Vec::new(),
+            ..ClusterView::default()
         };
 
         // The rules read CPU only; gathering adds connections and lag for both replicas.

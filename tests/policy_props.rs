@@ -51,6 +51,7 @@ fn view_with(statuses: &[Option<InstanceStatus>]) -> ClusterView {
         foreign: vec![],
         parked: Vec::new(),
         replacing: Vec::new(),
+        ..ClusterView::default()
     }
 }
 

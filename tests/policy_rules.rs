@@ -46,6 +46,7 @@ fn available(n: usize) -> ClusterView {
         foreign: vec![],
         parked: Vec::new(),
         replacing: Vec::new(),
+        ..ClusterView::default()
     }
 }
 

@@ -273,6 +273,73 @@ struct Inner {
     /// The samples' times, kept between fetches (one day's date worked out once per day, not
     /// once per fetch: the calendar arithmetic was a good part of a fetch's cost).
     times: MinuteTimes,
+    /// Recent buckets' samples, as `fetch` last worked them out.
+    buckets: Buckets,
+}
+
+/// The samples of recent complete buckets per (instance, metric, statistic, period), as a
+/// fetch worked them out. A speed measure for long replays (the year benchmark,
+/// benches/backtest.rs: a tick's fetch window overlaps the last one's but for its newest
+/// minute, and working each bucket out again was most of a fetch). A bucket is kept only
+/// once final: all its minutes recorded, visible (past the metric delay) and still in the
+/// history; a recorded minute never changes, so a kept bucket is what working it out again
+/// would give.
+#[derive(Debug, Default)]
+struct Buckets {
+    runs: Vec<BucketRun>,
+}
+
+/// Consecutive buckets of one series: `samples[k]` is the bucket starting at epoch minute
+/// `first + k × period` (`None`: no data in it).
+#[derive(Debug)]
+struct BucketRun {
+    key: (Who, MetricKind, Statistic, i64),
+    first: i64,
+    samples: VecDeque<Option<Sample>>,
+}
+
+/// Buckets kept per series (a fetch window is a few periods).
+const BUCKETS_KEPT: usize = 64;
+
+impl Buckets {
+    fn run(&mut self, key: (Who, MetricKind, Statistic, i64)) -> &mut BucketRun {
+        match self.runs.iter().position(|r| r.key == key) {
+            Some(i) => &mut self.runs[i],
+            None => {
+                self.runs.push(BucketRun {
+                    key,
+                    first: 0,
+                    samples: VecDeque::new(),
+                });
+                self.runs.last_mut().expect("just pushed")
+            }
+        }
+    }
+}
+
+impl BucketRun {
+    /// The kept bucket starting at `b`, if any.
+    fn get(&self, b: i64) -> Option<Option<Sample>> {
+        let period = self.key.3;
+        let k = usize::try_from((b - self.first) / period).ok()?;
+        (b >= self.first)
+            .then(|| self.samples.get(k).copied())
+            .flatten()
+    }
+
+    /// Keep bucket `b` (final): appended when it follows the last one, else a new run.
+    fn keep(&mut self, b: i64, sample: Option<Sample>) {
+        let period = self.key.3;
+        if self.samples.is_empty() || b != self.first + self.samples.len() as i64 * period {
+            self.samples.clear();
+            self.first = b;
+        }
+        self.samples.push_back(sample);
+        if self.samples.len() > BUCKETS_KEPT {
+            self.samples.pop_front();
+            self.first += period;
+        }
+    }
 }
 
 /// The load model over one cluster of a [`SimFleet`].
@@ -319,6 +386,7 @@ impl SimLoad {
                 scratch: Vec::with_capacity(spec.replicas.len()),
                 totals: Vec::new(),
                 times: MinuteTimes::default(),
+                buckets: Buckets::default(),
             }),
             opts,
         })
@@ -606,7 +674,7 @@ fn drift_lags(inner: &mut Inner, mask: u64, served: Option<Served>, hottest_fact
     any_lag
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Who {
     Master,
     Replica(usize),
@@ -673,55 +741,92 @@ impl MetricsSource for SimLoad {
         // A minute's datapoint is visible the model's metric delay after the minute ends.
         let now_m = clock_m - i64::from(self.opts.model.metric_delay_minutes);
         let mut out = Vec::with_capacity(queries.len());
-        let mut times = std::mem::take(&mut inner.times);
         let first = epoch_minute(start);
         let end_m = epoch_minute(end) + i64::from(end.timestamp().rem_euclid(60) != 0);
         for q in queries {
-            let mut samples = Vec::new();
-            if let Some(who) = self.who(&q.instance) {
-                // The period in minutes; buckets aligned to its multiples since the epoch.
-                let period = (q.period_secs.max(60) as i64 + 59) / 60;
-                let mut b = first.div_euclid(period) * period;
-                if b < first {
-                    b += period;
-                }
-                let buckets = ((end_m.min(now_m) - b).max(0) + period - 1) / period;
-                samples.reserve(buckets.min(1 << 12) as usize);
-                while b < end_m.min(now_m) {
-                    let mut n = 0u32;
-                    let mut acc = 0.0f64;
-                    for m in b..(b + period).min(now_m) {
-                        if let Some(v) =
-                            find(&inner.history, m).and_then(|r| self.value(r, who, q.metric))
-                        {
-                            n += 1;
-                            acc = match q.statistic {
-                                Statistic::Average => acc + v,
-                                Statistic::Maximum if n == 1 => v,
-                                Statistic::Maximum => acc.max(v),
-                            };
-                        }
-                    }
-                    if n > 0 {
-                        let value = match q.statistic {
-                            Statistic::Average => acc / n as f64,
-                            Statistic::Maximum => acc,
-                        };
-                        samples.push(Sample {
-                            at: times.at(b),
-                            value,
-                        });
-                    }
-                    b += period;
-                }
-            }
+            let samples = match self.who(&q.instance) {
+                Some(who) => self.samples(&mut inner, q, who, first, end_m.min(now_m), now_m),
+                None => Vec::new(),
+            };
             out.push(MetricSeries {
                 query: q.clone(),
                 samples,
             });
         }
-        inner.times = times;
         Ok(out)
+    }
+}
+
+impl SimLoad {
+    /// `q`'s samples (of `who`) for the buckets starting in `[first, end)`, each from the
+    /// minutes before `now_m` (the visible ones); kept buckets are not worked out again.
+    fn samples(
+        &self,
+        inner: &mut Inner,
+        q: &MetricQuery,
+        who: Who,
+        first: i64,
+        end: i64,
+        now_m: i64,
+    ) -> Vec<Sample> {
+        // The period in minutes; buckets aligned to its multiples since the epoch.
+        let period = (q.period_secs.max(60) as i64 + 59) / 60;
+        let mut b = first.div_euclid(period) * period;
+        if b < first {
+            b += period;
+        }
+        let buckets = ((end - b).max(0) + period - 1) / period;
+        let mut samples = Vec::with_capacity(buckets.min(1 << 12) as usize);
+        let Inner {
+            history,
+            times,
+            buckets,
+            ..
+        } = inner;
+        let oldest = history.front().map_or(i64::MAX, |r| r.state.minute);
+        let run = buckets.run((who, q.metric, q.statistic, period));
+        while b < end {
+            let last = (b + period).min(now_m);
+            let kept = run.get(b);
+            let sample = kept.unwrap_or_else(|| {
+                self.bucket(history, who, q, b..last).map(|value| Sample {
+                    at: times.at(b),
+                    value,
+                })
+            });
+            if kept.is_none() && b >= oldest && b + period <= now_m {
+                run.keep(b, sample);
+            }
+            samples.extend(sample);
+            b += period;
+        }
+        samples
+    }
+
+    /// The `q.statistic` of `who`'s `q.metric` over the recorded `minutes`; `None` without data.
+    fn bucket(
+        &self,
+        history: &VecDeque<Rec>,
+        who: Who,
+        q: &MetricQuery,
+        minutes: std::ops::Range<i64>,
+    ) -> Option<f64> {
+        let mut n = 0u32;
+        let mut acc = 0.0f64;
+        for m in minutes {
+            if let Some(v) = find(history, m).and_then(|r| self.value(r, who, q.metric)) {
+                n += 1;
+                acc = match q.statistic {
+                    Statistic::Average => acc + v,
+                    Statistic::Maximum if n == 1 => v,
+                    Statistic::Maximum => acc.max(v),
+                };
+            }
+        }
+        (n > 0).then(|| match q.statistic {
+            Statistic::Average => acc / n as f64,
+            Statistic::Maximum => acc,
+        })
     }
 }
 

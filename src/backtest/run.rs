@@ -11,7 +11,7 @@ use super::score::{Recorder, RunKind, Score, Timeline};
 use crate::control::{tick_cluster, ClusterMemory, TickContext, TickOptions};
 use crate::core::policy::Policy;
 use crate::ports::Routers;
-use crate::reconcile::observe_one;
+use crate::reconcile::ViewMemo;
 
 /// One policy to replay: its display name, the cluster spec it governs and the policy.
 #[derive(Debug, Clone)]
@@ -32,6 +32,7 @@ pub async fn run_policy(
     let mut rec = Recorder::new(case.name.clone(), RunKind::Policy, timeline);
     let mut memory = ClusterMemory::default();
     let mut failed = FailedTicks::default();
+    let mut views = ViewMemo::default();
     let routers = Routers::default();
     let ctx = TickContext {
         fleet: world.fleet.as_ref(),
@@ -44,7 +45,7 @@ pub async fn run_policy(
         // The daemon's tick, on the simulated ports (which fail only when told to): a tick
         // that fails, or an action that fails or is refused, is counted, and the run is an
         // error (a failing tick would silently change the score).
-        match observe_one(world.fleet.as_ref(), spec).await {
+        match views.observe(world.fleet.as_ref(), spec).await {
             Err(e) => failed.record(i, e.to_string()),
             Ok(view) => match tick_cluster(
                 &ctx,

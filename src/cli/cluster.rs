@@ -4,7 +4,7 @@
 use super::{load_config, print_json, CliError, CliResult, Output};
 use crate::core::config::ClusterSpec;
 use crate::core::domain::{Instance, InstanceClass, InstanceId};
-use crate::core::pause::{Pause, Pauses};
+use crate::core::pause::Pause;
 use crate::core::plan::{
     plan, plan_modify, template_drift, ClusterView, ConflictKind, MasterIssue, Plan, Target,
     TemplateDrift,
@@ -530,11 +530,7 @@ pub struct PauseRow {
 
 /// The pauses written on the view's master, in force at `now` or not.
 pub fn pause_rows(view: &ClusterView, now: DateTime<Utc>) -> Vec<PauseRow> {
-    let pauses = view
-        .master
-        .as_ref()
-        .map_or_else(Pauses::default, |m| Pauses::from_tags(&m.tags));
-    pauses
+    view.pauses
         .all()
         .map(|p| PauseRow {
             in_force: p.in_force(now),
@@ -630,9 +626,7 @@ pub fn status_report(spec: &ClusterSpec, view: &ClusterView, now: DateTime<Utc>)
                 message: conflict_message(&c.instance.id, &c.kind, &spec.master.id),
             })
             .collect(),
-        master_issues: view
-            .master_issues(spec)
-            .into_iter()
+        master_issues: (view.master_issues.iter().cloned())
             .map(|issue| MasterIssueRow {
                 message: master_issue(&issue),
                 issue,

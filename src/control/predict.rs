@@ -372,6 +372,7 @@ mod tests {
             foreign: Vec::new(),
             parked: Vec::new(),
             replacing: Vec::new(),
+            ..ClusterView::default()
         }
     }
     fn cpu(id: &str, samples: &[(i64, f64)]) -> MetricSeries {

@@ -265,7 +265,7 @@ pub fn plan(spec: &ClusterSpec, view: &ClusterView, target: &Target) -> Plan {
         foreign: view.foreign.iter().map(|f| f.id.clone()).collect(),
         blocked: blocked_of(view),
         usable_slots: usable.len(),
-        master_issues: view.master_issues(spec),
+        master_issues: view.master_issues.clone(),
         template_drift: Vec::new(),
         held: Vec::new(),
     };

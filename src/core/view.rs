@@ -11,6 +11,7 @@
 
 use super::config::ClusterSpec;
 use super::domain::{Instance, InstanceId, InstanceStatus};
+use super::pause::Pauses;
 use serde::Serialize;
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub fn parked_ids(value: &str) -> Vec<String> {
 /// A cluster as observed: the master, each configured replica that is a member (index-aligned
 /// with the config; `None` when absent or held by a conflicting instance), the conflicts and the
 /// replicas of the master that are not in the config.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClusterView {
     pub master: Option<Arc<Instance>>,
     pub replicas: Vec<Option<Arc<Instance>>>,
@@ -42,6 +43,12 @@ pub struct ClusterView {
     /// observation step): replaced, make-before-break.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub replacing: Vec<usize>,
+    /// The operators' pauses written on the master (its pause tags), in force or not.
+    #[serde(skip)]
+    pub pauses: Pauses,
+    /// What an operator should know about the master ([`MasterIssue`]).
+    #[serde(skip)]
+    pub master_issues: Vec<MasterIssue>,
 }
 
 /// An instance replicating from the master that the config does not list. Reported, never touched.
@@ -126,28 +133,33 @@ pub const TAG_SNAPSHOT: &str = "elasticrds:snapshot";
 impl ClusterView {
     /// Build the view of `spec` from any set of observed instances (extra ones are ignored).
     pub fn build(spec: &ClusterSpec, instances: &[Instance]) -> ClusterView {
-        let v = Layout::of(spec, instances).view(|i| instances.get(i).cloned().map(Arc::new));
-        v.with_parked(spec)
+        let mut v = Layout::of(spec, instances).view(|i| instances.get(i).cloned().map(Arc::new));
+        v.read_master(spec);
+        v
     }
 
     /// [`ClusterView::build`] from shared instances, as the fleet port describes them: the
     /// view shares them (no instance is copied).
     pub fn build_shared(spec: &ClusterSpec, instances: &[Arc<Instance>]) -> ClusterView {
-        let v = Layout::of(spec, instances).view(|i| instances.get(i).cloned());
-        v.with_parked(spec)
+        let mut v = Layout::of(spec, instances).view(|i| instances.get(i).cloned());
+        v.read_master(spec);
+        v
     }
 
-    /// The parked slots, from the master's [`TAG_PARKED`] tag.
-    fn with_parked(mut self, spec: &ClusterSpec) -> ClusterView {
-        let ids = (self.master.as_ref())
-            .and_then(|m| m.tags.get(TAG_PARKED))
+    /// Read what the master says of the cluster into the view: the parked slots (its
+    /// [`TAG_PARKED`] tag), the pauses and the master's issues. The builds call it; a view
+    /// made otherwise whose master changed calls it again.
+    pub fn read_master(&mut self, spec: &ClusterSpec) {
+        let tags = self.master.as_ref().map(|m| &m.tags);
+        let ids = (tags.and_then(|t| t.get(TAG_PARKED)))
             .map(|v| parked_ids(v))
             .unwrap_or_default();
         self.parked = (spec.replicas.iter().enumerate())
             .filter(|(_, r)| ids.iter().any(|p| p.eq_ignore_ascii_case(r.id.as_str())))
             .map(|(i, _)| i)
             .collect();
-        self
+        self.pauses = tags.map_or_else(Pauses::default, |t| Pauses::from_tags(t));
+        self.master_issues = self.issues_of_master(spec);
     }
 
     /// Configured replicas that exist and are members, in config order.
@@ -204,7 +216,7 @@ impl ClusterView {
     }
 
     /// What an operator should know about the master ([`MasterIssue`]).
-    pub fn master_issues(&self, spec: &ClusterSpec) -> Vec<MasterIssue> {
+    fn issues_of_master(&self, spec: &ClusterSpec) -> Vec<MasterIssue> {
         let Some(m) = &self.master else {
             return Vec::new();
         };
@@ -340,8 +352,7 @@ impl Layout {
             replicas,
             conflicts,
             foreign,
-            parked: Vec::new(),
-            replacing: Vec::new(),
+            ..ClusterView::default()
         }
     }
 }
@@ -484,7 +495,7 @@ mod tests {
         Arc::make_mut(&mut m.tags).insert(TAG_SNAPSHOT.into(), "other-snap".into());
         let v = ClusterView::build(&spec, &[m]);
         assert_eq!(
-            v.master_issues(&spec),
+            v.master_issues,
             vec![
                 MasterIssue::IsReplica {
                     source: "elsewhere".into()

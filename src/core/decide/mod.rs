@@ -172,8 +172,7 @@ pub fn decide_with_forecast(
     // the settling.
     let mut reasons = context(spec, view, &bounds.schedules, min, max, policy.rules.len());
     let (cooldown_out, cooldown_in) = holds::cooldowns(policy, state, now);
-    let pauses =
-        (view.master.as_ref()).map_or_else(Pauses::default, |m| Pauses::from_tags(&m.tags));
+    let pauses = view.pauses.clone();
 
     let window = serving::Window::of(policy, now);
     let mut serving = serving::Serving::of(policy, view, metrics, &window, now);

@@ -44,6 +44,7 @@ fn view(replicas: &[(&str, Option<i64>)]) -> ClusterView {
         foreign: vec![],
         parked: Vec::new(),
         replacing: Vec::new(),
+        ..ClusterView::default()
     };
     for (i, (st, w)) in replicas.iter().enumerate() {
         v.replicas[i] = Some(inst(&format!("c1s{}", i + 1), st, *w).into());
@@ -859,6 +860,7 @@ fn paused_view(n: usize, key: &str, value: &str) -> ClusterView {
     let mut tags = (*m.tags).clone();
     tags.insert(key.into(), value.into());
     m.tags = std::sync::Arc::new(tags);
+    v.pauses = crate::core::pause::Pauses::from_tags(&m.tags);
     v
 }
 
