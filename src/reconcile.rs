@@ -48,8 +48,21 @@ async fn describe_all(
     fleet: &dyn Fleet,
     specs: &[&ClusterSpec],
 ) -> Result<Vec<Arc<Instance>>, PortError> {
-    let ids: Vec<InstanceId> = specs.iter().flat_map(|s| s.all_ids().cloned()).collect();
-    let mut instances = fleet.describe(&ids).await?;
+    describe_ids(fleet, specs, &configured_ids(specs)).await
+}
+
+/// Every configured id of `specs`, in order.
+fn configured_ids(specs: &[&ClusterSpec]) -> Vec<InstanceId> {
+    specs.iter().flat_map(|s| s.all_ids().cloned()).collect()
+}
+
+/// [`describe_all`] with the configured ids given (`ids`: [`configured_ids`] of `specs`).
+async fn describe_ids(
+    fleet: &dyn Fleet,
+    specs: &[&ClusterSpec],
+    ids: &[InstanceId],
+) -> Result<Vec<Arc<Instance>>, PortError> {
+    let mut instances = fleet.describe(ids).await?;
     let foreign: Vec<InstanceId> = specs
         .iter()
         .flat_map(|s| {
@@ -83,9 +96,11 @@ pub async fn observe_one(fleet: &dyn Fleet, spec: &ClusterSpec) -> Result<Cluste
 /// fourteenth of a simulated tick): a fleet that answers with the very instances it gave
 /// last time (the simulated one, while nothing changed) gets the view built from them then,
 /// since a view is a function of the spec and the instances alone. RDS describes new
-/// instances every time and always gets a view built afresh.
+/// instances every time and always gets a view built afresh. The spec's ids are listed once
+/// (not copied for every describe).
 #[derive(Debug, Default)]
 pub struct ViewMemo {
+    ids: Vec<InstanceId>,
     last: Option<(Vec<Arc<Instance>>, ClusterView)>,
 }
 
@@ -96,7 +111,10 @@ impl ViewMemo {
         fleet: &dyn Fleet,
         spec: &ClusterSpec,
     ) -> Result<ClusterView, PortError> {
-        let instances = describe_all(fleet, &[spec]).await?;
+        if self.ids.is_empty() {
+            self.ids = configured_ids(&[spec]);
+        }
+        let instances = describe_ids(fleet, &[spec], &self.ids).await?;
         if let Some((seen, view)) = &self.last {
             let same = seen.len() == instances.len()
                 && seen.iter().zip(&instances).all(|(a, b)| Arc::ptr_eq(a, b));

@@ -56,21 +56,19 @@ impl<'a> Serving<'a> {
         window: &Window,
         now: DateTime<Utc>,
     ) -> Serving<'a> {
-        let available: Vec<&Instance> = view
-            .existing_replicas()
-            .filter(|i| i.status.is_available())
-            .collect();
-        if available.is_empty() {
+        let available = || view.existing_replicas().filter(|i| i.status.is_available());
+        let n = available().count();
+        if n == 0 {
             return Serving::master(policy, view);
         }
         let mut serving = Serving {
-            sources: Vec::with_capacity(available.len()),
-            basis: available.len(),
+            sources: Vec::with_capacity(n),
+            basis: n,
             replicas_available: true,
             reasons: Vec::new(),
         };
         let mut warming = Vec::new();
-        for i in available {
+        for i in available() {
             match warmth(policy, i, metrics, window, now) {
                 Warmth::Young(w) => warming.push(w),
                 Warmth::Lagging(w) => {

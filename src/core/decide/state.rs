@@ -216,9 +216,6 @@ impl PersistedState {
     /// decision when it differs, both histories when either differs or is due for a refresh,
     /// and any key the tags lacked. (A write sends only what changed.)
     pub fn to_write(&self, state: &ScaleState) -> Option<StateKeys> {
-        if !self.differs_from(state) {
-            return None;
-        }
         let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
         let histories = self.histories_differ(state);
         let keys = [
@@ -228,7 +225,8 @@ impl PersistedState {
             histories,
             self.last_decision.as_ref() != Some(&state.last_decision),
         ];
-        Some(std::array::from_fn(|i| keys[i] || self.absent[i]))
+        // Differing materially is differing in one of these.
+        (keys.iter().any(|k| *k)).then(|| std::array::from_fn(|i| keys[i] || self.absent[i]))
     }
 
     /// Whether `state` differs materially from this: scale times, the last decision, the
@@ -236,11 +234,7 @@ impl PersistedState {
     /// newer than the persisted one. (Refreshing timestamps alone every tick would cost two
     /// RDS calls per cluster per tick.)
     pub fn differs_from(&self, state: &ScaleState) -> bool {
-        let secs = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
-        self.last_scale_out != secs(state.last_scale_out)
-            || self.last_scale_in != secs(state.last_scale_in)
-            || self.last_decision.as_ref() != Some(&state.last_decision)
-            || self.histories_differ(state)
+        self.to_write(state).is_some()
     }
 
     /// The recommendation values differ, or the state's histories are more than
@@ -252,12 +246,10 @@ impl PersistedState {
         if !same(&self.high.0, &state.recent_high) || !same(&self.low.0, &state.recent_low) {
             return true;
         }
-        let newest = state
-            .recent_high
-            .iter()
-            .chain(&state.recent_low)
-            .map(|(t, _)| t.timestamp())
-            .max();
+        let newest = (state.recent_high.iter().chain(&state.recent_low))
+            .map(|(t, _)| t)
+            .max()
+            .map(DateTime::timestamp);
         match (self.high.1.max(self.low.1), newest) {
             (Some(o), Some(n)) => n - o > STATE_REFRESH_SECS,
             (None, None) => false,
