@@ -545,6 +545,32 @@ fn recorded_metrics_gaps_duplicates_and_disorder_follow_the_documented_rule() {
     assert!(e.contains("m.csv:2:") && e.contains("line 1"), "{e}");
     // Binary junk and an empty file: a clear, located error, no panic.
     assert!(RecordedMetrics::parse("m.csv", "\u{0}\u{1}junk,,,\n").is_err());
+    // Empty, blank or comments only: refused as empty (as an empty config is).
+    for (file, text) in [
+        ("m.csv", ""),
+        ("m.csv", "\n \n"),
+        ("m.csv", "# recorded nothing\n"),
+        ("m.json", ""),
+    ] {
+        let e = RecordedMetrics::parse(file, text)
+            .err()
+            .unwrap_or_else(|| panic!("{file} {text:?} accepted"))
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{file}:1:1:")) && e.contains("document is empty"),
+            "{e}"
+        );
+    }
+    // A record of no samples says so explicitly (a header row, `[]`) and reads as no data.
+    for (file, text) in [
+        ("m.csv", "timestamp,instance,metric,statistic,value\n"),
+        ("m.json", "[]"),
+    ] {
+        assert!(
+            RecordedMetrics::parse(file, text).is_ok(),
+            "{file} {text:?}"
+        );
+    }
 }
 
 #[test]

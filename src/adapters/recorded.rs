@@ -290,7 +290,16 @@ impl RecordedMetrics {
     }
 
     /// Parse recorded metrics; JSON when `file` ends in `.json` or the text starts with `[`.
+    /// A file of nothing but blank lines and comments is refused as empty (a wrong file, most
+    /// likely: a record of no samples still has its header row, or is `[]`).
     pub fn parse(file: &str, text: &str) -> Result<RecordedMetrics, InputErrors> {
+        let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+        if text.trim_start_matches('\u{feff}').lines().all(blank) {
+            let why = "document is empty (a record of no samples still has its header row)";
+            return Err(InputErrors(vec![
+                InputError::new(file, "", why).at(Some((1, 1)))
+            ]));
+        }
         if file.to_ascii_lowercase().ends_with(".json") || text.trim_start().starts_with('[') {
             Self::parse_json(file, text)
         } else {
