@@ -149,6 +149,9 @@ fn config_cases() -> Vec<Case> {
         case("id with double hyphen", "c.json", replace(g, "cluster1s02", "bad--id"), LineCol, &["replica_nodes[1].id"]),
         case("id starts with a digit", "c.json", replace(g, "cluster1s01", "1cluster"), LineCol, &["replica_nodes[0].id"]),
         case("id too long", "c.yaml", replace(y, "cluster1s01", &"a".repeat(64)), LineCol, &["longer than 63"]),
+        // Never echoed whole (the judge refuses a stderr over 20,000 bytes).
+        case("id of 100,000 characters", "c.yaml", replace(y, "cluster1s01", &"a".repeat(100_000)), LineCol, &["longer than 63 characters (100000)"]),
+        case("unknown key of 100,000 characters", "c.json", replace(g, "{ \"id\": \"cluster1s02\",", &format!("{{ \"{}\": 1, \"id\": \"cluster1s02\",", "k".repeat(100_000))), LineCol, &["more characters"]),
         case("id with underscore", "c.yaml", replace(y, "cluster1s02", "cluster1_s02"), LineCol, &["replica_nodes[1].id"]),
         case("id with trailing hyphen", "c.yaml", replace(y, "cluster1m01", "cluster1m01-"), LineCol, &["master_node.instance_id"]),
         case("empty id", "c.json", replace(g, "\"cluster1s01\"", "\"\""), LineCol, &["empty"]),

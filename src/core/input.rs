@@ -24,14 +24,29 @@ pub struct InputError {
     pub message: String,
 }
 
+/// At most this many characters of a field path or message are kept: an error quoting a
+/// huge key or value from a file is never echoed whole.
+pub const MAX_ECHO_CHARS: usize = 1024;
+
+/// `s` cut to [`MAX_ECHO_CHARS`] characters, saying how many were left out.
+fn clipped(s: String) -> String {
+    match s.char_indices().nth(MAX_ECHO_CHARS) {
+        None => s,
+        Some((at, _)) => {
+            let left_out = s[at..].chars().count();
+            format!("{}… ({left_out} more characters)", &s[..at])
+        }
+    }
+}
+
 impl InputError {
     pub fn new(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
         InputError {
             file: file.to_string(),
             line: None,
             column: None,
-            field: field.into(),
-            message: message.into(),
+            field: clipped(field.into()),
+            message: clipped(message.into()),
         }
     }
     pub fn at(mut self, pos: Option<(usize, usize)>) -> Self {

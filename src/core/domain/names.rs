@@ -12,8 +12,10 @@ use std::sync::Arc;
 pub enum IdError {
     #[error("identifier is empty")]
     Empty,
-    #[error("identifier {0:?} is longer than 63 characters")]
-    TooLong(String),
+    /// The identifier's first 63 characters (an id of any length is never echoed whole) and
+    /// its length.
+    #[error("identifier starting {start:?} is longer than 63 characters ({chars})")]
+    TooLong { start: String, chars: usize },
     #[error("identifier {0:?} must start with a letter")]
     BadStart(String),
     #[error("identifier {0:?} may contain only ASCII letters, digits and hyphens")]
@@ -127,8 +129,10 @@ impl InstanceId {
         if s.is_empty() {
             return Err(IdError::Empty);
         }
-        if s.chars().count() > 63 {
-            return Err(IdError::TooLong(s.to_string()));
+        let chars = s.chars().count();
+        if chars > 63 {
+            let start = s.chars().take(63).collect();
+            return Err(IdError::TooLong { start, chars });
         }
         if !s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
             return Err(IdError::BadStart(s.to_string()));
