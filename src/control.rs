@@ -634,12 +634,12 @@ pub async fn tick_cluster(
     ctx: &TickContext<'_>,
     spec: &ClusterSpec,
     policy: &Policy,
-    mut view: ClusterView,
+    mut view: Cow<'_, ClusterView>,
     memory: &mut ClusterMemory,
     opts: TickOptions,
 ) -> Result<Box<TickReport>, PortError> {
     let now = ctx.clock.now();
-    memory.observe(&mut view, now);
+    memory.observe_shared(&mut view, now);
     tick_observed(ctx, spec, policy, &view, memory, now, opts).await
 }
 

@@ -110,21 +110,20 @@ impl ViewMemo {
         &mut self,
         fleet: &dyn Fleet,
         spec: &ClusterSpec,
-    ) -> Result<ClusterView, PortError> {
+    ) -> Result<&ClusterView, PortError> {
         if self.ids.is_empty() {
             self.ids = configured_ids(&[spec]);
         }
         let instances = describe_ids(fleet, &[spec], &self.ids).await?;
-        if let Some((seen, view)) = &self.last {
-            let same = seen.len() == instances.len()
-                && seen.iter().zip(&instances).all(|(a, b)| Arc::ptr_eq(a, b));
-            if same {
-                return Ok(view.clone());
-            }
+        let same = (self.last.as_ref()).is_some_and(|(seen, _)| {
+            seen.len() == instances.len()
+                && seen.iter().zip(&instances).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        if !same {
+            let view = ClusterView::build_shared(spec, &instances);
+            self.last = Some((instances, view));
         }
-        let view = ClusterView::build_shared(spec, &instances);
-        self.last = Some((instances, view.clone()));
-        Ok(view)
+        Ok(&self.last.as_ref().expect("kept above").1)
     }
 }
 

@@ -543,7 +543,7 @@ proptest! {
                 .map(|i| i.id.as_str().to_ascii_lowercase()).collect();
             let calls_before = fleet.calls().len();
             let r = rt.block_on(tick_cluster(
-                &ctx, spec, &policy, view, &mut memory, TickOptions::default(),
+                &ctx, spec, &policy, std::borrow::Cow::Owned(view), &mut memory, TickOptions::default(),
             ));
             prop_assert!(r.is_ok(), "tick failed: {:?}", r.err());
             let mut per_id: BTreeMap<String, usize> = BTreeMap::new();

@@ -344,7 +344,7 @@ async fn a_failed_replica_is_replaced_make_before_break_and_a_repeat_parks_its_s
                 &ctx,
                 &s,
                 &policy,
-                view(&*fleet, &s).await,
+                std::borrow::Cow::Owned(view(&*fleet, &s).await),
                 &mut memory,
                 TickOptions::default(),
             )
@@ -487,6 +487,7 @@ async fn under_random_capacity_failures_nothing_is_created_twice_and_the_cluster
         let mut memory = ClusterMemory::default();
         for _ in 0..45 {
             let v = view(&fleet, &s).await;
+            let v = std::borrow::Cow::Owned(v);
             let r = tick_cluster(&ctx, &s, &policy, v, &mut memory, TickOptions::default()).await;
             assert!(r.is_ok(), "seed {seed}: {r:?}");
             clock.advance(std::time::Duration::from_secs(60));

@@ -12,6 +12,7 @@ use crate::control::{tick_cluster, ClusterMemory, TickContext, TickOptions};
 use crate::core::policy::Policy;
 use crate::ports::Routers;
 use crate::reconcile::ViewMemo;
+use std::borrow::Cow;
 
 /// One policy to replay: its display name, the cluster spec it governs and the policy.
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ pub async fn run_policy(
                 &ctx,
                 spec,
                 policy,
-                view,
+                Cow::Borrowed(view),
                 &mut memory,
                 TickOptions::default(),
             )

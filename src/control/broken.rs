@@ -10,6 +10,7 @@
 use crate::core::domain::{InstanceId, InstanceStatus};
 use crate::core::plan::ClusterView;
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 /// How long a replica may stay broken before it is replaced.
@@ -49,7 +50,12 @@ pub struct Broken {
 impl Broken {
     /// Mark in `view` the slots to replace, note the slots to park and the replicas stuck
     /// (`learned`: the learned lead time, seconds).
-    pub fn observe(&mut self, view: &mut ClusterView, now: DateTime<Utc>, learned: Option<u64>) {
+    pub fn observe(
+        &mut self,
+        view: &mut Cow<'_, ClusterView>,
+        now: DateTime<Utc>,
+        learned: Option<u64>,
+    ) {
         self.observe_stuck(view, now, learned);
         let grace = chrono::Duration::seconds(GRACE_SECS);
         let broken: Vec<&InstanceId> = (view.replicas.iter().flatten())
@@ -58,6 +64,7 @@ impl Broken {
             .collect();
         // An episode ends when its replica is gone or recovered.
         self.since.retain(|id, _| broken.contains(&id));
+        let mut replacing = Vec::new();
         for (i, slot) in view.replicas.iter().enumerate() {
             let Some(inst) = slot.as_ref().filter(|r| r.status.is_broken()) else {
                 continue;
@@ -75,8 +82,11 @@ impl Broken {
                 }
             }
             if now - since >= grace && !self.to_park.contains(&inst.id) {
-                view.replacing.push(i);
+                replacing.push(i);
             }
+        }
+        if !replacing.is_empty() {
+            view.to_mut().replacing.extend(replacing);
         }
     }
 

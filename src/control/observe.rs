@@ -20,6 +20,7 @@ use crate::core::domain::{InstanceId, Tags};
 use crate::core::plan::ClusterView;
 use crate::reconcile::Drains;
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
@@ -67,6 +68,17 @@ impl ClusterMemory {
     /// The observation step: complete `view` (observed at `now`) with this memory, and read
     /// the scale state on the first observation.
     pub fn observe(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
+        let mut shared = Cow::Borrowed(&*view);
+        self.observe_shared(&mut shared, now);
+        if let Cow::Owned(v) = shared {
+            *view = v;
+        }
+    }
+
+    /// [`ClusterMemory::observe`] of a view kept elsewhere (the backtest's replay keeps its
+    /// last view): copied only when the step changes it (a replica's "available since" filled
+    /// in, a slot marked for replacement), which a tick of the simulated fleet seldom does.
+    pub fn observe_shared(&mut self, view: &mut Cow<'_, ClusterView>, now: DateTime<Utc>) {
         self.fill_available_since(view, now);
         let learned = self.forecast.leads.learned();
         self.broken.observe(view, now, learned);
@@ -165,9 +177,12 @@ impl ClusterMemory {
         }
     }
 
-    fn fill_available_since(&mut self, view: &mut ClusterView, now: DateTime<Utc>) {
+    fn fill_available_since(&mut self, view: &mut Cow<'_, ClusterView>, now: DateTime<Utc>) {
         let first = !self.observed_once;
-        for inst in view.replicas.iter_mut().flatten() {
+        for i in 0..view.replicas.len() {
+            let Some(inst) = &view.replicas[i] else {
+                continue;
+            };
             if !inst.status.is_available() {
                 self.first_available.remove(&inst.id);
                 continue;
@@ -181,7 +196,9 @@ impl ClusterMemory {
                 .entry(inst.id.clone())
                 .or_insert(if first { created } else { Some(now) });
             // Copied only here: a fleet that knows the time (the simulated one) is not.
-            std::sync::Arc::make_mut(inst).available_since = seen;
+            if let Some(inst) = &mut view.to_mut().replicas[i] {
+                Arc::make_mut(inst).available_since = seen;
+            }
         }
     }
 }
