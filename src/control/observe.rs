@@ -150,13 +150,13 @@ impl ClusterMemory {
     /// The state tags this tick wrote on the master (`tags`, all or some of the current
     /// state's): what the next observation will see, so that it is not read again then. What
     /// they hold is the state's ([`PersistedState::wrote`]): nothing is decoded.
-    pub fn wrote(&mut self, mut tags: Tags) {
+    pub fn wrote(&mut self, tags: Tags) {
         let (seen, read) = self.persisted.get_or_insert_with(unread);
         let mut written = [false; 5];
-        for ((key, seen), w) in STATE_TAG_KEYS.iter().zip(seen).zip(&mut written) {
-            if let Some(v) = tags.remove(*key) {
-                *seen = Some(v);
-                *w = true;
+        for (key, v) in tags {
+            if let Some(i) = STATE_TAG_KEYS.iter().position(|k| *k == key) {
+                seen[i] = Some(v);
+                written[i] = true;
             }
         }
         read.wrote(&self.state, written);

@@ -122,9 +122,10 @@ pub struct Decision {
     /// How long recommendations are kept for stabilization (from the policy).
     #[serde(skip)]
     pub history_secs: u64,
-    /// What the forecast found and changed (policies with a `predictive` section).
+    /// What the forecast found and changed (policies with a `predictive` section). Boxed:
+    /// most policies have none, and the decision is handed through the tick by value.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub forecast: Option<ForecastReport>,
+    pub forecast: Option<Box<ForecastReport>>,
     /// The operator's pauses written on the master, in force or expired (`elasticrds pause`).
     #[serde(skip_serializing_if = "Pauses::is_empty")]
     pub pauses: Pauses,
@@ -260,7 +261,7 @@ pub fn decide_with_forecast(
             master_class: bounds.master_class,
         },
         history_secs: policy.history_secs(),
-        forecast: report,
+        forecast: report.map(Box::new),
         pauses,
     }
 }

@@ -167,19 +167,10 @@ impl PersistedState {
     /// `state` (what a tick that wrote them knows the master holds), taken from the state
     /// itself where reading the text back could not change it, from that text otherwise.
     pub fn of(state: &ScaleState) -> PersistedState {
-        // Times RFC 3339 writes and reads back: years 0–9999.
-        let secs = |t: Option<DateTime<Utc>>| {
-            t.filter(|t| (0..=9999).contains(&t.year()))
-                .map(|t| t.timestamp())
-        };
-        let last_decision = match &state.last_decision {
-            None => Some(None),
-            Some(d) => is_code(&d.primary).then(|| Some(d.clone())),
-        };
         PersistedState {
-            last_scale_out: secs(state.last_scale_out),
-            last_scale_in: secs(state.last_scale_in),
-            last_decision,
+            last_scale_out: time_read_back(state.last_scale_out),
+            last_scale_in: time_read_back(state.last_scale_in),
+            last_decision: decision_read_back(&state.last_decision),
             high: history_of(&state.recent_high),
             low: history_of(&state.recent_low),
             absent: [false; 5],
@@ -189,22 +180,21 @@ impl PersistedState {
     /// What the master holds after a write of `written` made of `state`: those parts as
     /// [`PersistedState::of`] the state, the others as before.
     pub fn wrote(&mut self, state: &ScaleState, written: StateKeys) {
-        let now = PersistedState::of(state);
         let [out, inn, high, low, decision] = written;
         if out {
-            self.last_scale_out = now.last_scale_out;
+            self.last_scale_out = time_read_back(state.last_scale_out);
         }
         if inn {
-            self.last_scale_in = now.last_scale_in;
+            self.last_scale_in = time_read_back(state.last_scale_in);
         }
         if high {
-            self.high = now.high;
+            self.high = history_of(&state.recent_high);
         }
         if low {
-            self.low = now.low;
+            self.low = history_of(&state.recent_low);
         }
         if decision {
-            self.last_decision = now.last_decision;
+            self.last_decision = decision_read_back(&state.last_decision);
         }
         for (absent, w) in self.absent.iter_mut().zip(written) {
             *absent &= !w;
@@ -255,6 +245,20 @@ impl PersistedState {
             (None, None) => false,
             _ => true,
         }
+    }
+}
+
+/// A scale time as its tag reads back: RFC 3339 writes and reads years 0–9999.
+fn time_read_back(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.filter(|t| (0..=9999).contains(&t.year()))
+        .map(|t| t.timestamp())
+}
+
+/// The last decision as its tag reads back (`None`: a tag that would not parse).
+fn decision_read_back(d: &Option<LastDecision>) -> Option<Option<LastDecision>> {
+    match d {
+        None => Some(None),
+        Some(d) => is_code(&d.primary).then(|| Some(d.clone())),
     }
 }
 
