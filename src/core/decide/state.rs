@@ -289,7 +289,8 @@ fn history_of(v: &[(DateTime<Utc>, usize)]) -> (Vec<usize>, Option<i64>) {
 /// than a tag value may be.
 fn encode_recent(v: &[(DateTime<Utc>, usize)]) -> String {
     use std::fmt::Write as _;
-    let mut text = String::new();
+    // A part is a time of ten digits, `=`, a value and a space: sized once, not grown.
+    let mut text = String::with_capacity((v.len() * 16).min(TAG_VALUE_MAX * 2));
     for (t, n) in v {
         let sep = if text.is_empty() { "" } else { " " };
         let _ = write!(text, "{sep}{}={n}", t.timestamp());
