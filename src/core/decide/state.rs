@@ -167,18 +167,13 @@ impl PersistedState {
     /// `state` (what a tick that wrote them knows the master holds), taken from the state
     /// itself where reading the text back could not change it, from that text otherwise.
     pub fn of(state: &ScaleState) -> PersistedState {
-        PersistedState {
-            last_scale_out: time_read_back(state.last_scale_out),
-            last_scale_in: time_read_back(state.last_scale_in),
-            last_decision: decision_read_back(&state.last_decision),
-            high: history_of(&state.recent_high),
-            low: history_of(&state.recent_low),
-            absent: [false; 5],
-        }
+        let mut all = PersistedState::default();
+        all.wrote(state, [true; 5]);
+        all
     }
 
-    /// What the master holds after a write of `written` made of `state`: those parts as
-    /// [`PersistedState::of`] the state, the others as before.
+    /// What the master holds after a write of `written` made of `state`: those parts as they
+    /// read back (see [`PersistedState::of`], all of them), the others as before.
     pub fn wrote(&mut self, state: &ScaleState, written: StateKeys) {
         let [out, inn, high, low, decision] = written;
         if out {
