@@ -154,6 +154,13 @@ pub trait Fleet: Send + Sync {
     async fn write_tags(&self, id: &InstanceId, tags: &Tags) -> Result<(), PortError>;
     /// Remove the tags with the given keys (absent ones are no error; others are kept).
     async fn remove_tags(&self, id: &InstanceId, keys: &[String]) -> Result<(), PortError>;
+    /// A count that changes whenever an instance of this fleet may have changed (any call
+    /// that may change one, a state transition come due) and while a describe would fail, so
+    /// that a caller keeping its last describe knows that describing again would give the
+    /// same instances. `None`, the default: the fleet cannot tell (RDS), describe every time.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Where replica metrics come from: CloudWatch, recorded files, or the simulated fleet.

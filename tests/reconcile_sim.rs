@@ -704,3 +704,50 @@ async fn create_cluster_wait_times_out_with_exit_1() {
     .expect("converged");
     assert_eq!(s.mutations().len(), 1);
 }
+
+/// The backtest's view memo skips describing a fleet whose change count did not move, and
+/// describes again after a change (here a tag write) or while a describe failure is queued,
+/// which it then meets.
+#[tokio::test]
+async fn the_view_memo_describes_again_only_after_a_change() {
+    let s = sim(lead_times());
+    s.seed(&["cluster1s01"]);
+    let describes = || {
+        (s.fleet.calls().iter())
+            .filter(|c| c.operation == "describe")
+            .count()
+    };
+    let mut memo = elasticrds::reconcile::ViewMemo::default();
+    let first = memo.observe(&s.fleet, &s.spec).await.expect("view").clone();
+    assert_eq!(first.replica_count(), 1);
+    let after_first = describes();
+    assert!(after_first >= 1, "the first observation describes");
+    s.clock.advance(MIN);
+    let again = memo.observe(&s.fleet, &s.spec).await.expect("view").clone();
+    assert_eq!(describes(), after_first, "nothing changed: no describe");
+    assert_eq!(again, first);
+
+    // A tag write on the master changes the count: described again, the new tags seen.
+    let tags = elasticrds::core::domain::Tags::from([("k".to_string(), "v".to_string())]);
+    s.fleet
+        .write_tags(&id("cluster1m01"), &tags)
+        .await
+        .expect("tags");
+    let seen = memo.observe(&s.fleet, &s.spec).await.expect("view").clone();
+    assert!(describes() > after_first, "a change is described");
+    let master = seen.master.as_ref().expect("master");
+    assert_eq!(master.tags.get("k").map(String::as_str), Some("v"));
+
+    // A describe failure queued: the memo describes and meets it, then describes again.
+    s.fleet.fail_next(
+        "describe",
+        PortError::new(ErrorKind::Transient, "describe", "boom"),
+    );
+    let err = memo
+        .observe(&s.fleet, &s.spec)
+        .await
+        .expect_err("a queued failure is met");
+    assert_eq!(err.kind, ErrorKind::Transient);
+    let after = memo.observe(&s.fleet, &s.spec).await.expect("view").clone();
+    assert_eq!(after, seen, "the same fleet, the same view");
+}
