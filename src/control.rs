@@ -65,6 +65,7 @@ impl<'a> TickContext<'a> {
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// How a tick may act.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,7 +79,7 @@ pub struct TickOptions {
 /// Everything one cluster's tick did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TickReport {
-    pub cluster: String,
+    pub cluster: Arc<str>,
     pub decision: Decision,
     /// Configured replicas that exist (not being deleted) and of those available, as observed.
     pub replicas: usize,

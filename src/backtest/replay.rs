@@ -62,7 +62,7 @@ impl WorldSetup {
 pub fn synthetic_spec(cluster: &str, replicas: usize) -> ClusterSpec {
     let class = InstanceClass::from_aws("db.r6g.large");
     ClusterSpec {
-        name: cluster.to_string(),
+        name: cluster.into(),
         master: MasterSpec {
             snapshot: "sim-snapshot".into(),
             id: InstanceId::from_aws("sim-master"),

@@ -595,7 +595,7 @@ pub fn status_report(spec: &ClusterSpec, view: &ClusterView, now: DateTime<Utc>)
             .map(|(rs, i)| row(&rs.id, Some(i), Some(&rs.class)))
             .collect(),
         parked: parked_rows(spec, view),
-        cluster: spec.name.clone(),
+        cluster: spec.name.to_string(),
         master: master_row(spec, view),
         replicas: spec
             .replicas

@@ -88,7 +88,7 @@ pub fn govern(
     };
     let mut out = Vec::with_capacity(config.clusters.len());
     for spec in config.clusters.values() {
-        let entry = match (files.remove(&spec.name), default) {
+        let entry = match (files.remove(&*spec.name), default) {
             (Some((f, p)), _) => ClusterEntry::governed(spec.clone(), p, f.display().to_string()),
             (None, Some(d)) => {
                 let (p, source) = d.for_cluster(config, spec)?;

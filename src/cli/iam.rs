@@ -343,7 +343,7 @@ fn event_buses(config: &Config, clusters: &[&ClusterSpec], scope: &Scope) -> Vec
     let mut out: Vec<String> = Vec::new();
     for s in &config.notifications.sinks {
         let hears = s.clusters.is_empty()
-            || (s.clusters.iter()).any(|c| clusters.iter().any(|x| &x.name == c));
+            || (s.clusters.iter()).any(|c| clusters.iter().any(|x| *x.name == **c));
         let SinkKind::EventBridge { bus, region } = &s.kind else {
             continue;
         };

@@ -195,7 +195,7 @@ pub async fn unpark_on(
         .get(TAG_PARKED)
         .map_or_else(Vec::new, |v| parked_ids(v));
     let mut outcome = PauseOutcome {
-        cluster: spec.name.clone(),
+        cluster: spec.name.to_string(),
         master: spec.master.id.to_string(),
         dry_run,
         written: Tags::new(),
@@ -280,7 +280,7 @@ pub async fn pause_on(
         )
     });
     Ok(PauseOutcome {
-        cluster: spec.name.clone(),
+        cluster: spec.name.to_string(),
         master: spec.master.id.to_string(),
         dry_run,
         written,
@@ -321,7 +321,7 @@ pub async fn resume_on(
         format!("{} resumed", words.join(" and "))
     };
     Ok(PauseOutcome {
-        cluster: spec.name.clone(),
+        cluster: spec.name.to_string(),
         master: spec.master.id.to_string(),
         dry_run,
         written: Tags::new(),

@@ -415,7 +415,7 @@ fn policy_file_for(
     let name = f.display().to_string();
     let text = read_input(f)?;
     let p = Policy::parse(&name, &text, config)?;
-    if p.cluster != spec.name {
+    if *p.cluster != *spec.name {
         return Err(CliError::input(format!(
             "{name}: the policy is for cluster {:?}, not {:?}",
             p.cluster, spec.name

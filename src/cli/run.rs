@@ -479,7 +479,7 @@ async fn build_daemon(
     }
     let (fleet, source) = crate::adapters::targets::clients_for(&specs).await;
     let started: Vec<(String, crate::core::target::Target)> = (entries.iter())
-        .map(|e| (e.spec.name.clone(), e.spec.target.clone()))
+        .map(|e| (e.spec.name.to_string(), e.spec.target.clone()))
         .collect();
     metrics.config_loaded(true, SystemClock.now().timestamp_millis() as f64 / 1000.0);
     let daemon = Daemon::new(
@@ -577,7 +577,7 @@ fn same_targets(
     for e in &set.entries {
         let was = started
             .iter()
-            .find(|(n, _)| *n == e.spec.name)
+            .find(|(n, _)| **n == *e.spec.name)
             .map(|(_, t)| t);
         let moved = was.is_some_and(|t| *t != e.spec.target);
         if moved || !known(&e.spec.target) {

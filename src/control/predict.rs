@@ -168,7 +168,7 @@ pub fn history_due(
     }
     let end = align_down(now, HISTORY_STEP_SECS);
     Some(HistoryQuery {
-        cluster: spec.name.clone(),
+        cluster: spec.name.to_string(),
         instances: (spec.replicas.iter())
             .map(|r| r.id.clone())
             .filter(|id| !memory.conflicted.contains(id))

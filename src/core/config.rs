@@ -10,6 +10,7 @@ use super::template::check::{self as template_check, RawTemplate};
 use super::template::{ReplicaRules, ReplicaTemplate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default config path, and the old tool's path tried when it is absent.
@@ -143,7 +144,8 @@ impl<'de> Deserialize<'de> for RawDocument {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterSpec {
-    pub name: String,
+    /// Shared: every tick's decision, plan and report carry it, a copy only counts.
+    pub name: Arc<str>,
     pub master: MasterSpec,
     /// Ordered: replica i is created before replica i+1 and deleted after it.
     pub replicas: Vec<ReplicaSpec>,
@@ -358,7 +360,7 @@ impl Checker<'_> {
         let haproxy = (rc.haproxy.as_ref()).and_then(|h| check_haproxy(h, name, &mut err));
         let (id, class) = master?;
         Some(ClusterSpec {
-            name: name.to_string(),
+            name: name.into(),
             master: MasterSpec {
                 snapshot: m.identifier.clone(),
                 id,

@@ -23,6 +23,7 @@ pub use modify::{modify_is_safe, plan_modify, ModifyRefusal};
 use serde::Serialize;
 pub use settings::template_drift;
 use std::fmt;
+use std::sync::Arc;
 
 /// One change to the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,7 +167,7 @@ pub struct Drift {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
-    pub cluster: String,
+    pub cluster: Arc<str>,
     /// Requested replica count, and the count actually planned for (clamped to the list).
     pub requested_replicas: usize,
     pub target_replicas: usize,

@@ -205,7 +205,8 @@ impl Daemon {
         for c in &clusters {
             metrics.init_cluster(&c.spec.name);
         }
-        let clusters_names: Vec<String> = clusters.iter().map(|c| c.spec.name.clone()).collect();
+        let clusters_names: Vec<String> =
+            clusters.iter().map(|c| c.spec.name.to_string()).collect();
         Daemon {
             fleet: Arc::new(CountingFleet::new(fleet, metrics.clone())),
             source: Arc::new(CountingMetrics::new(source, metrics.clone())),
@@ -213,7 +214,7 @@ impl Daemon {
             health: Arc::new(Health::new(
                 clock.clone(),
                 opts.interval,
-                clusters.iter().map(|c| c.spec.name.clone()).collect(),
+                clusters.iter().map(|c| c.spec.name.to_string()).collect(),
             )),
             clock,
             runtime: clusters.iter().map(|_| ClusterRuntime::default()).collect(),
@@ -289,7 +290,7 @@ impl Daemon {
                 Some((o, rt)) if o.spec.master.id == e.spec.master.id => runtime.push(rt),
                 other => {
                     if other.is_some() {
-                        restarted.push(e.spec.name.clone());
+                        restarted.push(e.spec.name.to_string());
                     }
                     self.metrics.init_cluster(&e.spec.name);
                     runtime.push(ClusterRuntime::default());
@@ -299,7 +300,11 @@ impl Daemon {
         for name in &summary.removed {
             self.metrics.forget_cluster(name);
         }
-        let names: Vec<String> = set.entries.iter().map(|c| c.spec.name.clone()).collect();
+        let names: Vec<String> = set
+            .entries
+            .iter()
+            .map(|c| c.spec.name.to_string())
+            .collect();
         self.board.set_clusters(&names, &restarted);
         if let Some(k) = &self.leases {
             k.set_clusters(names.clone());
@@ -364,12 +369,18 @@ impl Daemon {
     }
     /// The scale state held in memory for `cluster`, if read yet.
     pub fn state(&self, cluster: &str) -> Option<&ScaleState> {
-        let i = self.clusters.iter().position(|c| c.spec.name == cluster)?;
+        let i = self
+            .clusters
+            .iter()
+            .position(|c| *c.spec.name == *cluster)?;
         self.runtime[i].memory.known_state()
     }
     /// Current backoff of `cluster` (zero when healthy).
     pub fn backoff(&self, cluster: &str) -> Option<Duration> {
-        let i = self.clusters.iter().position(|c| c.spec.name == cluster)?;
+        let i = self
+            .clusters
+            .iter()
+            .position(|c| *c.spec.name == *cluster)?;
         let rt = &self.runtime[i];
         Some(backoff_delay(
             self.opts.interval,
@@ -409,7 +420,10 @@ impl Daemon {
     /// Run exactly one tick.
     /// The managed clusters' names, in order.
     pub fn cluster_names(&self) -> Vec<String> {
-        self.clusters.iter().map(|c| c.spec.name.clone()).collect()
+        self.clusters
+            .iter()
+            .map(|c| c.spec.name.to_string())
+            .collect()
     }
 
     /// Share the clusters with other copies: tick only those whose lease this copy holds.
@@ -466,7 +480,7 @@ impl Daemon {
             .clusters
             .iter()
             .zip(results)
-            .map(|(c, r)| (c.spec.name.clone(), r.unwrap_or(ClusterResult::Skipped)))
+            .map(|(c, r)| (c.spec.name.to_string(), r.unwrap_or(ClusterResult::Skipped)))
             .collect();
         let outcome = TickOutcome {
             at: now,
@@ -821,7 +835,7 @@ impl Daemon {
 
     fn export(&self, r: &TickReport) {
         let m = &self.metrics;
-        let c = r.cluster.as_str();
+        let c = &*r.cluster;
         let d: &Decision = &r.decision;
         m.replicas.with_label_values(&[c]).set(r.replicas as i64);
         m.available_replicas

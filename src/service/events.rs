@@ -47,7 +47,7 @@ fn event(
 pub fn of_report(r: &TickReport, mem: &mut EventMemory, pinned_for: Duration) -> Vec<Notification> {
     let mut out = Vec::new();
     let d = &r.decision;
-    let c = r.cluster.as_str();
+    let c = &*r.cluster;
     out.extend(scale_events(r));
     for a in r.actions.iter().filter(|a| a.outcome.is_failure()) {
         let error = a

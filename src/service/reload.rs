@@ -54,25 +54,25 @@ pub struct ReloadSummary {
 impl ReloadSummary {
     pub fn of(old: &[ClusterEntry], new: &[ClusterEntry]) -> ReloadSummary {
         let find = |set: &[ClusterEntry], name: &str| -> Option<usize> {
-            set.iter().position(|e| e.spec.name == name)
+            set.iter().position(|e| *e.spec.name == *name)
         };
         let mut s = ReloadSummary::default();
         for e in new {
             match find(old, &e.spec.name).map(|i| &old[i]) {
-                None => s.added.push(e.spec.name.clone()),
+                None => s.added.push(e.spec.name.to_string()),
                 Some(o) => {
                     if o.policy != e.policy || o.policy_source != e.policy_source {
-                        s.policy_changed.push(e.spec.name.clone());
+                        s.policy_changed.push(e.spec.name.to_string());
                     }
                     if o.spec != e.spec {
-                        s.config_changed.push(e.spec.name.clone());
+                        s.config_changed.push(e.spec.name.to_string());
                     }
                 }
             }
         }
         s.removed = (old.iter())
             .filter(|o| find(new, &o.spec.name).is_none())
-            .map(|o| o.spec.name.clone())
+            .map(|o| o.spec.name.to_string())
             .collect();
         s
     }

@@ -89,7 +89,7 @@ impl StatusBoard {
     pub fn record(&self, r: &TickReport, line: Option<String>) {
         let mut b = self.lock();
         b.last_tick = Some(r.decision.at);
-        let Some(c) = b.clusters.iter_mut().find(|c| c.name == r.cluster) else {
+        let Some(c) = b.clusters.iter_mut().find(|c| *c.name == *r.cluster) else {
             return;
         };
         let d = &r.decision;

@@ -57,7 +57,7 @@ pub struct RenderOptions {
 pub fn effective_spec(spec: &ClusterSpec) -> HaproxySpec {
     spec.haproxy.clone().unwrap_or_else(|| HaproxySpec {
         socket: "/run/haproxy/admin.sock".into(),
-        backend: spec.name.clone(),
+        backend: spec.name.to_string(),
         drain_timeout: Duration::from_secs(300),
         config_file: None,
         check_user: None,

@@ -40,6 +40,7 @@ use super::plan::{ClusterView, Target};
 use super::policy::{Aggregation, Policy};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,7 +92,7 @@ fn ser_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
-    pub cluster: String,
+    pub cluster: Arc<str>,
     pub at: DateTime<Utc>,
     /// Configured replicas that exist and are not being deleted.
     pub current: usize,

@@ -173,7 +173,7 @@ impl Policy {
     fn base_for(cluster: &ClusterSpec) -> Policy {
         let n = cluster.replicas.len();
         Policy {
-            cluster: cluster.name.clone(),
+            cluster: cluster.name.to_string(),
             min_replicas: 1.min(n),
             max_replicas: n,
             period_secs: DEFAULT_PERIOD_SECS,

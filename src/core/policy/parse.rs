@@ -142,7 +142,7 @@ impl Policy {
     /// the rest is still checked).
     fn base_for_unknown(name: &str) -> Policy {
         let mut p = Policy::base_for(&ClusterSpec {
-            name: name.to_string(),
+            name: name.into(),
             master: MasterSpec {
                 snapshot: String::new(),
                 id: InstanceId::from_aws("unknown"),
