@@ -7,12 +7,15 @@
 //! - [`drain`]: the HAProxy drain before a delete, as state carried across ticks
 //!   ([`gate_deletes`] holds a delete until its replica is out of the router).
 //! - [`router`]: the router step of a tick (add caught-up replicas, undo abandoned drains).
+//! - [`ViewMemo`]: the backtest replay's observation, keeping its last view (a speed measure).
 
 mod capacity;
 pub mod drain;
+mod memo;
 pub mod router;
 
 pub use drain::{drain_step, gate_deletes, DrainStep, Drains, Gated, Route};
+pub use memo::ViewMemo;
 pub use router::{
     latest_replica_lag, router_lag_queries, sync_router, sync_router_for_tick, SyncReport,
 };
@@ -89,53 +92,6 @@ async fn describe_ids(
 pub async fn observe_one(fleet: &dyn Fleet, spec: &ClusterSpec) -> Result<ClusterView, PortError> {
     let instances = describe_all(fleet, &[spec]).await?;
     Ok(ClusterView::build_shared(spec, &instances))
-}
-
-/// [`observe_one`] tick after tick of one cluster, keeping the last view. A speed measure for
-/// long replays (the year benchmark, benches/backtest.rs: building the view was about a
-/// fourteenth of a simulated tick): a fleet that answers with the very instances it gave
-/// last time (the simulated one, while nothing changed) gets the view built from them then,
-/// since a view is a function of the spec and the instances alone. RDS describes new
-/// instances every time and always gets a view built afresh. The spec's ids are listed once
-/// (not copied for every describe). A fleet that counts its changes ([`Fleet::generation`]:
-/// the simulated one) is not described again while the count stays the same (most ticks of
-/// a replay; the describe and the comparison were about a twentieth of a simulated tick).
-#[derive(Debug, Default)]
-pub struct ViewMemo {
-    ids: Vec<InstanceId>,
-    last: Option<(Vec<Arc<Instance>>, ClusterView)>,
-    /// The fleet's change count when `last` was described.
-    generation: Option<u64>,
-}
-
-impl ViewMemo {
-    /// [`observe_one`] of `spec` (always the same spec for one memo).
-    pub async fn observe(
-        &mut self,
-        fleet: &dyn Fleet,
-        spec: &ClusterSpec,
-    ) -> Result<&ClusterView, PortError> {
-        if self.ids.is_empty() {
-            self.ids = configured_ids(&[spec]);
-        }
-        let generation = fleet.generation();
-        let unchanged = generation.is_some() && generation == self.generation;
-        if !unchanged || self.last.is_none() {
-            // Forgotten until this describe succeeds.
-            self.generation = None;
-            let instances = describe_ids(fleet, &[spec], &self.ids).await?;
-            let same = (self.last.as_ref()).is_some_and(|(seen, _)| {
-                seen.len() == instances.len()
-                    && seen.iter().zip(&instances).all(|(a, b)| Arc::ptr_eq(a, b))
-            });
-            if !same {
-                let view = ClusterView::build_shared(spec, &instances);
-                self.last = Some((instances, view));
-            }
-            self.generation = generation;
-        }
-        Ok(&self.last.as_ref().expect("kept above").1)
-    }
 }
 
 /// The tags every replica elasticrds creates carries.

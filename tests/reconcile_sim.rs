@@ -727,8 +727,21 @@ async fn the_view_memo_describes_again_only_after_a_change() {
     assert_eq!(describes(), after_first, "nothing changed: no describe");
     assert_eq!(again, first);
 
-    // A tag write on the master changes the count: described again, the new tags seen.
-    let tags = elasticrds::core::domain::Tags::from([("k".to_string(), "v".to_string())]);
+    // A tag write on the master changes the count: described again, the new tags seen and
+    // read into the view (parked slots, pauses, the master's issues) exactly as a view built
+    // afresh has them.
+    let tags = elasticrds::core::domain::Tags::from([
+        ("k".to_string(), "v".to_string()),
+        ("elasticrds:parked".to_string(), "cluster1s01".to_string()),
+        (
+            "elasticrds:pause-out".to_string(),
+            "2026-01-05T12:00:00Z".to_string(),
+        ),
+        (
+            "elasticrds:snapshot".to_string(),
+            "another-snapshot".to_string(),
+        ),
+    ]);
     s.fleet
         .write_tags(&id("cluster1m01"), &tags)
         .await
@@ -737,6 +750,23 @@ async fn the_view_memo_describes_again_only_after_a_change() {
     assert!(describes() > after_first, "a change is described");
     let master = seen.master.as_ref().expect("master");
     assert_eq!(master.tags.get("k").map(String::as_str), Some("v"));
+    assert_eq!(seen.parked, vec![0]);
+    assert!(!seen.pauses.is_empty() && !seen.master_issues.is_empty());
+    let fresh = observe_one(&s.fleet, &s.spec).await.expect("fresh view");
+    assert_eq!(
+        seen, fresh,
+        "the kept view, updated, is the view built afresh"
+    );
+
+    // Anything else changed (here a replica's tags) builds the view afresh: still equal.
+    s.fleet
+        .write_tags(&id("cluster1s01"), &tags)
+        .await
+        .expect("tags");
+    let rebuilt = memo.observe(&s.fleet, &s.spec).await.expect("view").clone();
+    let fresh = observe_one(&s.fleet, &s.spec).await.expect("fresh view");
+    assert_eq!(rebuilt, fresh);
+    let seen = rebuilt;
 
     // A describe failure queued: the memo describes and meets it, then describes again.
     s.fleet.fail_next(

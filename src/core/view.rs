@@ -358,13 +358,15 @@ impl Layout {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::core::config::Config;
     use crate::core::domain::InstanceClass;
     use std::sync::Arc;
 
-    fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
+    /// An available instance `id` (tag `k` = its id), replicating from `source`, listing
+    /// `replicas` as its own (also used by `reconcile::memo`'s tests).
+    pub(crate) fn inst(id: &str, source: Option<&str>, replicas: &[&str]) -> Instance {
         let mut i = Instance::new(
             InstanceId::from_aws(id),
             InstanceClass::from_aws("db.t3.micro"),
