@@ -191,16 +191,6 @@ impl SimFleet {
         self.lock().calls.clone()
     }
 
-    /// The change count [`Fleet::generation`] answers (transitions applied first); `None`
-    /// while a describe failure is queued, so that the failure is met.
-    fn current_generation(&self) -> Option<u64> {
-        let now = self.clock.now();
-        let mut st = self.lock();
-        Self::advance(&mut st, now);
-        let failing = st.failures.get("describe").is_some_and(|q| !q.is_empty());
-        (!failing).then_some(st.generation)
-    }
-
     /// Every instance as it is now (transitions applied), sorted by id.
     pub fn instances(&self) -> Vec<Instance> {
         let now = self.clock.now();
@@ -318,8 +308,14 @@ fn not_found(op: &str, id: &InstanceId) -> PortError {
 
 #[async_trait]
 impl Fleet for SimFleet {
+    /// The change count (transitions applied first); `None` while a describe failure is
+    /// queued, so that the failure is met.
     fn generation(&self) -> Option<u64> {
-        self.current_generation()
+        let now = self.clock.now();
+        let mut st = self.lock();
+        Self::advance(&mut st, now);
+        let failing = st.failures.get("describe").is_some_and(|q| !q.is_empty());
+        (!failing).then_some(st.generation)
     }
 
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Arc<Instance>>, PortError> {

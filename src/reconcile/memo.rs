@@ -5,7 +5,7 @@
 //! A view is a function of the spec and the instances alone, so:
 //! - a fleet that counts its changes ([`Fleet::generation`]: the simulated one) is not described
 //!   again while the count stays the same (most ticks of a replay; the describe and the
-//!   comparison were about a twentieth of a simulated tick);
+//!   comparison were about a thirtieth of a simulated tick's instructions);
 //! - a fleet that answers with the very instances it gave last time gets the view built from
 //!   them then (building the view was about a fourteenth of a simulated tick);
 //! - when only the master's tags changed (the scale state written on it, one tick in five of
