@@ -8,12 +8,18 @@
 //!   and `/metrics`-bound values are in the JSON log;
 //! - `active`: replicas are created before the rise, the decision driven by the forecast;
 //! - `active` without enough history: the forecast abstains and nothing is created.
+//!
+//! And the service itself (`run`, not `--once`) in `forecast_only`: its `/metrics` exports what
+//! the forecast would have done (the replicas it sizes for, above the count the rules keep) and
+//! passes `promtool check metrics`, tick after tick, while nothing is created.
 
 mod support;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use chrono::{DateTime, DurationRound, Utc};
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const CONFIG: &str = "pe:\n  master_node: {identifier: snap-pe, instance_id: pe-m01, instance_class: db.t3.micro}\n  replica_nodes:\n    - {id: pe-s01, instance_class: db.t3.micro}\n    - {id: pe-s02, instance_class: db.t3.micro}\n    - {id: pe-s03, instance_class: db.t3.micro}\n";
 
@@ -76,21 +82,25 @@ impl Env {
         })
     }
 
-    /// `run --once` with `policy`; its exit status and JSON log.
-    fn run_once(&self, policy: &str) -> (bool, String) {
+    /// `elasticrds run` with `policy` as the cluster's policy, a JSON log, and `args`.
+    fn run(&self, policy: &str, args: &[&str]) -> Command {
         std::fs::write(self.dir.path().join("policies/pe.yaml"), policy).unwrap();
         let mut cmd: Command = support::elasticrds(Some(&self.moto.endpoint()));
-        let out = cmd
-            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+        cmd.env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
             .env("RUST_LOG", "info")
             .arg("--config")
             .arg(self.dir.path().join("elasticrds.yaml"))
             .arg("run")
             .arg("--policies")
             .arg(self.dir.path().join("policies"))
-            .args(["--once", "--log-format", "json"])
-            .output()
-            .expect("run --once");
+            .args(["--log-format", "json"])
+            .args(args);
+        cmd
+    }
+
+    /// `run --once` with `policy`; its exit status and JSON log.
+    fn run_once(&self, policy: &str) -> (bool, String) {
+        let out = self.run(policy, &["--once"]).output().expect("run --once");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -205,4 +215,130 @@ fn the_forecast_reports_then_creates_replicas_before_a_daily_rise() {
     let said = decision_reasons(&log).join("\n");
     assert!(said.contains("raised the count"), "{log}");
     println!("{said}");
+}
+
+/// The value of `name{cluster="pe"}` in a Prometheus text exposition.
+fn gauge(body: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{name}{{cluster=\"pe\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `promtool check metrics` on `body`: what it printed, empty when clean.
+fn promtool_check(body: &str) -> String {
+    let mut child = Command::new(support::promtool_bin())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool failed: {printed}");
+    printed.trim().to_string()
+}
+
+/// The running service in `forecast_only`: `/metrics` says what the forecast would have done
+/// (replicas sized for the coming rise's 180 % of CPU at 60 % each, more than the one replica
+/// the rules keep and the service wants), over several ticks, and nothing is created.
+#[test]
+fn the_service_in_forecast_only_exports_what_it_would_have_done() {
+    let env = Env::new();
+    env.put_history(2.5);
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let log_path = env.dir.path().join("service.log");
+    let f = std::fs::File::create(&log_path).unwrap();
+    let mut child = env
+        .run(
+            &policy("forecast_only", "1d"),
+            &["--interval", "2s", "--listen", &listen],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(f.try_clone().unwrap()))
+        .stderr(Stdio::from(f))
+        .spawn()
+        .expect("spawn elasticrds run");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let metrics = || support::http_request(port, "GET", "/metrics").unwrap_or_default();
+    let ticks = |body: &str| {
+        body.lines()
+            .filter(|l| l.starts_with("elasticrds_decisions_total{cluster=\"pe\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    // Three decisions made, the forecast exported.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let body = loop {
+        let body = metrics();
+        if ticks(&body) >= 3.0 && gauge(&body, "elasticrds_forecast_replicas").is_some() {
+            break body;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!(
+                "no forecast on /metrics after three decisions:\n{body}\n{}",
+                log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "run exited {status}:\n{}", log());
+
+    let sized = gauge(&body, "elasticrds_forecast_replicas").unwrap();
+    let wanted = gauge(&body, "elasticrds_desired_replicas");
+    assert!(
+        (2.0..=3.0).contains(&sized),
+        "forecast sized {sized} replicas:\n{body}"
+    );
+    assert_eq!(
+        wanted,
+        Some(1.0),
+        "forecast_only changed the target:\n{body}"
+    );
+    let load = gauge(&body, "elasticrds_forecast_load").expect("forecast_load");
+    assert!(
+        load > 1.2 && load <= 1.8 + 1e-9,
+        "expected peak load {load} (1.8 = two replicas at 90 %):\n{body}"
+    );
+    assert_eq!(
+        gauge(&body, "elasticrds_forecast_horizon_seconds"),
+        Some(1200.0),
+        "horizon: lead time 10m + margin 10m:\n{body}"
+    );
+    let error = gauge(&body, "elasticrds_forecast_error_ratio").expect("forecast_error_ratio");
+    // Below the limit (the default 0.3): a forecaster over it abstains and exports no size.
+    assert!((0.0..0.3).contains(&error), "forecast error {error}");
+    assert_eq!(
+        promtool_check(&body),
+        "",
+        "promtool check metrics printed something"
+    );
+    assert_eq!(
+        env.replicas(),
+        ["pe-s01"],
+        "forecast_only created:\n{}",
+        log()
+    );
+    assert!(
+        log().contains("would raise the count (forecast_only)"),
+        "no forecast reason in the log:\n{}",
+        log()
+    );
 }
