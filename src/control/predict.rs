@@ -1,7 +1,8 @@
 //! The forecast step of a tick (policy `predictive`), the same for `run`, `plan`, the backtest
 //! and the demo. Per cluster, carried in its [`ClusterMemory`] ([`ForecastMemory`]):
 //! - the **load history**, read through [`MetricsSource::load_history`] on the first tick and
-//!   again every `refresh` (one call for every due cluster: [`refresh_histories`]), and kept
+//!   again every `refresh` (one call for every due cluster: [`refresh_histories`]; after the
+//!   first read only the last part is read again and spliced on, [`REREAD_SECS`]), and kept
 //!   current between reads with the tick's own observation of the total ([`observe_total`]);
 //! - the forecaster's **accuracy**, scored on the history at each read;
 //! - the **lead times** replicas took from creating to available, as the observation step saw
@@ -28,6 +29,12 @@ pub const LEAD_SAMPLES: usize = 20;
 pub const LEAD_MIN_SAMPLES: usize = 3;
 /// After a failed history read, try again this much later (not at every tick).
 pub const RETRY_SECS: i64 = 300;
+/// A refresh reads again from this long before the previous read's end (datapoints that came
+/// late, and the buckets the ticks filled with their own observations since), and keeps the
+/// older buckets: an hourly refresh reads about 2 hours per series, not the whole `history`
+/// (14 days: 4,032 datapoints per series, so a GetMetricData page of at most 100,800
+/// datapoints holds 25 series; 24 five-minute datapoints per series, 500 series per call).
+pub const REREAD_SECS: i64 = 3600;
 /// Origins scored for the forecaster's accuracy: the last 48 hours, hourly.
 const ACCURACY_ORIGINS: usize = 48;
 const ACCURACY_SPACING_SECS: u64 = 3600;
@@ -38,6 +45,8 @@ pub struct ForecastMemory {
     pub history: Option<LoadHistory>,
     /// When the history was last read, or a read last failed.
     pub read_at: Option<DateTime<Utc>>,
+    /// The end of the last successful read: the next read starts [`REREAD_SECS`] before it.
+    pub read_through: Option<DateTime<Utc>>,
     pub read_failed: bool,
     pub accuracy: Option<Accuracy>,
     /// The history's daily correlation, measured at each read.
@@ -167,6 +176,7 @@ pub fn history_due(
         return None;
     }
     let end = align_down(now, HISTORY_STEP_SECS);
+    let full = window_start(p, end);
     Some(HistoryQuery {
         cluster: spec.name.to_string(),
         instances: (spec.replicas.iter())
@@ -176,9 +186,34 @@ pub fn history_due(
         metric: p.metric,
         statistic: Statistic::Average,
         step_secs: HISTORY_STEP_SECS,
-        start: end - Duration::seconds(p.history_secs as i64),
+        start: reread_from(p, memory, full).unwrap_or(full),
         end,
     })
+}
+
+/// The start of the whole `history` window of a read ending at `end`.
+fn window_start(p: &Predictive, end: DateTime<Utc>) -> DateTime<Utc> {
+    align_down(
+        end - Duration::seconds(p.history_secs as i64),
+        HISTORY_STEP_SECS,
+    )
+}
+
+/// Where a refresh starts reading when the history it has can be kept: after a successful
+/// read of the same metric reaching back to `full` (the start of the whole window),
+/// [`REREAD_SECS`] before that read's end. `None`: read the whole window.
+fn reread_from(
+    p: &Predictive,
+    memory: &ForecastMemory,
+    full: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let h = memory.history.as_ref()?;
+    let same = h.metric == p.metric && h.step_secs == HISTORY_STEP_SECS && h.start <= full;
+    let from = align_down(
+        memory.read_through? - Duration::seconds(REREAD_SECS),
+        HISTORY_STEP_SECS,
+    );
+    (same && from > full).then_some(from)
 }
 
 /// Read the history of every due cluster of `items` with ONE `load_history` call and keep
@@ -209,9 +244,16 @@ pub async fn refresh_histories(
         f.read_failed = answer.is_err();
         if let Ok(histories) = &answer {
             if let (Some(h), Some(p)) = (histories.get(k), policy.predictive.as_ref()) {
-                f.accuracy = score(p, h, f.leads.learned());
-                f.daily_correlation = daily_correlation(h);
-                f.history = Some(h.clone());
+                let q = &queries[k];
+                let full = window_start(p, q.end);
+                let h = match &f.history {
+                    Some(old) if q.start > full => old.spliced(h, full),
+                    _ => h.clone(),
+                };
+                f.accuracy = score(p, &h, f.leads.learned().filter(|_| p.learn_lead_time));
+                f.daily_correlation = daily_correlation(&h);
+                f.history = Some(h);
+                f.read_through = Some(q.end);
             }
         }
     }
@@ -543,5 +585,78 @@ mod tests {
         lenient.predictive.as_mut().unwrap().min_daily_correlation = -1.0;
         let f = forecast_step(&lenient, &spec, &mut m, &[], before_rise).unwrap();
         assert_eq!(f.abstain, None, "{f:?}");
+    }
+
+    /// A CloudWatch stand-in: each replica reports, at every 5-minute step, its number plus
+    /// the step's index in the day; reads are recorded.
+    #[derive(Default)]
+    struct Clocked {
+        reads: std::sync::Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl MetricsSource for Clocked {
+        async fn fetch(
+            &self,
+            queries: &[MetricQuery],
+            start: DateTime<Utc>,
+            end: DateTime<Utc>,
+        ) -> Result<Vec<MetricSeries>, PortError> {
+            self.reads.lock().unwrap().push((start, end));
+            let steps = (end - start).num_minutes() / 5;
+            Ok((queries.iter().enumerate())
+                .map(|(i, q)| {
+                    let samples = (0..steps)
+                        .map(|k| start + Duration::minutes(5 * k))
+                        .map(|at| Sample {
+                            at,
+                            value: i as f64
+                                + f64::from(chrono::Timelike::num_seconds_from_midnight(&at) / 300),
+                        })
+                        .collect();
+                    MetricSeries {
+                        query: q.clone(),
+                        samples,
+                    }
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_reads_the_last_part_again_and_keeps_the_rest() {
+        let (p, spec) = setup("predictive:\n  mode: active\n  refresh: 1h\n  history: 2d\n");
+        let source = Clocked::default();
+        let mut memory = ClusterMemory::default();
+        let read = refresh_histories(&source, &mut [(&p, &spec, &mut memory)], t0()).await;
+        assert_eq!(read.unwrap(), 1);
+        // A tick's own observation, filed between reads; replaced by the next read.
+        let noted = t0() + Duration::minutes(20);
+        (memory.forecast.history.as_mut().unwrap()).record(noted, 1e6, 1000);
+        let later = t0() + Duration::minutes(61);
+        let read = refresh_histories(&source, &mut [(&p, &spec, &mut memory)], later).await;
+        assert_eq!(read.unwrap(), 1);
+        let reads = source.reads.lock().unwrap().clone();
+        let end = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        assert_eq!(reads[0], (end - Duration::days(2), end));
+        // The second read: from an hour before the first one's end, to its own end.
+        let end2 = end + Duration::hours(1);
+        assert_eq!(reads[1], (end - Duration::hours(1), end2));
+        // What it keeps equals a whole read at the same time.
+        let mut whole = ClusterMemory::default();
+        let read = refresh_histories(&source, &mut [(&p, &spec, &mut whole)], later).await;
+        assert_eq!(read.unwrap(), 1);
+        let kept = memory.forecast.history.as_ref().unwrap();
+        assert_eq!(kept, whole.forecast.history.as_ref().unwrap());
+        assert_eq!((kept.start, kept.end()), (end2 - Duration::days(2), end2));
+        assert_eq!(memory.forecast.accuracy, whole.forecast.accuracy);
+        assert_eq!(memory.forecast.read_through, Some(end2));
+        assert!(kept.values.iter().all(|v| v.is_some_and(|v| v < 1e6)));
+        // Another metric than the history holds: the whole window again.
+        let (q, _) = setup(
+            "predictive:\n  mode: active\n  metric: connections\n  target: 100\n  history: 2d\n",
+        );
+        let due = history_due(&q, &spec, &memory.forecast, later + Duration::hours(1)).unwrap();
+        assert_eq!(due.start, due.end - Duration::days(2));
     }
 }

@@ -279,6 +279,24 @@ pub struct Forecast {
 }
 
 impl LoadHistory {
+    /// `self` (an earlier history) brought up to date by `newer`, a read of its recent part:
+    /// from `from` (aligned down), this history's buckets before `newer` starts, then all of
+    /// `newer` (which replaces what this history had from there on, however it was filled).
+    /// A bucket this history does not have is a gap. Equal to a full read from `from` when
+    /// the buckets kept have not changed since they were read.
+    pub fn spliced(&self, newer: &LoadHistory, from: DateTime<Utc>) -> LoadHistory {
+        let mut out = LoadHistory::empty(newer.metric, newer.step_secs, from);
+        let mut t = out.start;
+        while t < newer.start {
+            out.values.push(self.value_at(t));
+            t += ChronoDuration::seconds(out.step());
+        }
+        let skip = ((out.start - newer.start).num_seconds().max(0) / out.step()) as usize;
+        out.values
+            .extend_from_slice(&newer.values[skip.min(newer.values.len())..]);
+        out
+    }
+
     /// The history over `[start, end)` made by summing, per bucket, the samples of `series`
     /// (one per instance, at the bucket resolution); a bucket where no series has a sample is
     /// a gap.
@@ -315,6 +333,31 @@ pub fn forecaster_for(p: &crate::core::policy::Predictive) -> Box<dyn Forecaster
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_spliced_history_keeps_the_older_buckets_and_takes_the_newer_read() {
+        let t = |m: i64| {
+            Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap() + ChronoDuration::minutes(m)
+        };
+        let mut old = LoadHistory::empty(MetricKind::Cpu, 300, t(0));
+        old.values = vec![Some(1.0), None, Some(3.0), Some(4.0), Some(40.0)];
+        let mut newer = LoadHistory::empty(MetricKind::Cpu, 300, t(15));
+        newer.values = vec![Some(5.0), Some(6.0), None];
+        // From the second bucket: old's buckets 2 and 3, then newer's (its 5.0 replaces old's 40.0).
+        let s = old.spliced(&newer, t(5));
+        assert_eq!(s.start, t(5));
+        assert_eq!(s.values, [None, Some(3.0), Some(5.0), Some(6.0), None]);
+        // From before the old history: gaps there; from inside the newer read: newer only.
+        let s = old.spliced(&newer, t(-10));
+        assert_eq!(s.values[..3], [None, None, Some(1.0)]);
+        assert_eq!(s.values.len(), 8);
+        let s = old.spliced(&newer, t(22));
+        assert_eq!((s.start, s.values.clone()), (t(20), vec![Some(6.0), None]));
+        // Equal to a full read when the kept buckets did not change.
+        let mut full = LoadHistory::empty(MetricKind::Cpu, 300, t(5));
+        full.values = vec![None, Some(3.0), Some(5.0), Some(6.0), None];
+        assert_eq!(old.spliced(&newer, t(5)), full);
+    }
 
     #[test]
     fn between_and_peak_take_the_buckets_starting_in_the_window() {
