@@ -105,15 +105,23 @@ fn demo_scales_serves_metrics_and_stops_with_a_summary() {
             "{row} missing:\n{all}"
         );
     }
-    let svg = all
+    let text = plot_of(&all);
+    assert!(text.contains("<svg") && text.contains("oracle"), "{text}");
+    // The default policy has no forecast: no forecast line.
+    assert!(!text.contains("forecast replicas"), "{text}");
+}
+
+/// The SVG whose path the demo printed (read, then removed).
+fn plot_of(out: &str) -> String {
+    let svg = out
         .lines()
         .skip_while(|l| !l.starts_with("plot of load, capacity and actions:"))
         .nth(1)
         .map(str::trim)
-        .unwrap_or_else(|| panic!("no plot path:\n{all}"));
+        .unwrap_or_else(|| panic!("no plot path:\n{out}"));
     let text = std::fs::read_to_string(svg).expect("the plot");
-    assert!(text.contains("<svg") && text.contains("oracle"), "{svg}");
     let _ = std::fs::remove_file(svg);
+    text
 }
 
 /// The demo in a 40-column terminal without colour: every line fits, no escape code; its
@@ -203,6 +211,12 @@ fn demo_with_a_predictive_policy_scales_out_on_the_forecast() {
         "no scale-out driven by the forecast:\n{text}"
     );
     assert!(text.contains("summary: replica-hours"), "{text}");
+    // The plot draws the forecast line (green) beside this policy's replicas.
+    let svg = plot_of(&text);
+    assert!(
+        svg.contains("forecast replicas (green)"),
+        "no forecast line in the demo's plot"
+    );
 
     // A past as long as the trace is refused, with the reason, before anything runs.
     let out = Command::new(env!("CARGO_BIN_EXE_elasticrds"))

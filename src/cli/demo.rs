@@ -296,6 +296,7 @@ async fn drive(a: &DemoArgs, w: &World, daemon: &mut Daemon, width: usize) -> Dr
     let started = Instant::now();
     let mut rec = Recorder::new("this policy", RunKind::Policy, true);
     let mut next_minute = w.demand.start_minute + w.past;
+    let mut forecast = None;
     let end_minute = w.demand.start_minute + w.demand.len() as i64;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let why = loop {
@@ -309,6 +310,8 @@ async fn drive(a: &DemoArgs, w: &World, daemon: &mut Daemon, width: usize) -> Dr
             if let Some(line) = demo_story::decision_lines(r, width) {
                 println!("{line}");
             }
+            // The plot's forecast line: what the forecast sized for (none without one).
+            forecast = (r.decision.forecast.as_ref()).and_then(|f| f.forecast.replicas);
         }
         // Account the minutes that are over (the load model records them from the fleet).
         let now = w.clock.now();
@@ -317,6 +320,7 @@ async fn drive(a: &DemoArgs, w: &World, daemon: &mut Daemon, width: usize) -> Dr
             w.load.settle(now - chrono::Duration::minutes(1));
             for minute in next_minute..=done {
                 if let Some(st) = w.load.minute(minute) {
+                    rec.forecast(forecast);
                     rec.minute(&st);
                     if minute.rem_euclid(30) == 0 {
                         let scale = w.spec().replicas.len();
