@@ -372,7 +372,7 @@ fn forecast_text(r: &Reason, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             let effect = match (raised, active) {
                 (true, true) => " → raised the count",
                 (true, false) => " → would raise the count (forecast_only)",
-                (false, _) => "",
+                (false, _) => " → did not raise the count",
             };
             write!(
                 f,
@@ -491,5 +491,29 @@ mod tests {
             serde_json::json!({"code": "cooldown", "text": "held: scale-in cooldown 7m12s left"})
         );
         assert!(r.is_hold());
+    }
+
+    #[test]
+    fn a_forecast_says_whether_it_raised_the_count() {
+        let text = |active, raised| {
+            let r = Reason::Forecast {
+                forecaster: "seasonal",
+                active,
+                horizon_secs: 900,
+                peak_load: 182.0,
+                replicas: 4,
+                raised,
+            };
+            serde_json::to_value(&r).unwrap()["text"].clone()
+        };
+        let head = "forecast (seasonal): peak load 182.0 within 15m0s needs 4 → ";
+        for (active, raised, effect) in [
+            (true, true, "raised the count"),
+            (false, true, "would raise the count (forecast_only)"),
+            (true, false, "did not raise the count"),
+            (false, false, "did not raise the count"),
+        ] {
+            assert_eq!(text(active, raised), format!("{head}{effect}"));
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! - `forecast_only`: nothing is created; the decision says the forecast would raise the count,
 //!   and `/metrics`-bound values are in the JSON log;
 //! - `active`: replicas are created before the rise, the decision driven by the forecast;
-//! - `active` without enough history: the forecast abstains and nothing is created.
+//! - `active` without enough history: the forecast abstains and nothing is created;
+//! - `plan` in both modes prints the forecast and whether it raised the count, changing nothing.
 //!
 //! And the service itself (`run`, not `--once`) in `forecast_only`: its `/metrics` exports what
 //! the forecast would have done (the replicas it sizes for, above the count the rules keep) and
@@ -96,6 +97,25 @@ impl Env {
             .args(["--log-format", "json"])
             .args(args);
         cmd
+    }
+
+    /// `plan pe` with `policy`: its exit status and what it printed.
+    fn plan(&self, policy: &str) -> (bool, String) {
+        std::fs::write(self.dir.path().join("policies/pe.yaml"), policy).unwrap();
+        let out = support::elasticrds(Some(&self.moto.endpoint()))
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+            .arg("--config")
+            .arg(self.dir.path().join("elasticrds.yaml"))
+            .args(["plan", "pe", "--policies"])
+            .arg(self.dir.path().join("policies"))
+            .output()
+            .expect("plan");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
     }
 
     /// `run --once` with `policy`; its exit status and JSON log.
@@ -190,6 +210,21 @@ fn the_forecast_reports_then_creates_replicas_before_a_daily_rise() {
         said.contains("would raise the count (forecast_only)"),
         "no forecast reason in the log:\n{log}"
     );
+
+    // plan: the same decision printed with the forecast, and nothing changed.
+    for (mode, effect) in [
+        ("forecast_only", "would raise the count (forecast_only)"),
+        ("active", "raised the count"),
+    ] {
+        let (ok, out) = env.plan(&policy(mode, "1d"));
+        assert!(ok, "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("forecast (seasonal): peak load"))
+            .unwrap_or_else(|| panic!("plan printed no forecast:\n{out}"));
+        assert!(line.ends_with(effect), "{mode}: {line}\n{out}");
+        assert_eq!(env.replicas(), ["pe-s01"], "plan created: {out}");
+    }
 
     // active, but asking for more history than there is: abstains, nothing created.
     let (ok, log) = env.run_once(&policy("active", "3d"));
