@@ -18,7 +18,6 @@ mod support;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use chrono::{DateTime, DurationRound, Utc};
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -260,31 +259,6 @@ fn gauge(body: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `promtool check metrics` on `body`: what it printed, empty when clean.
-fn promtool_check(body: &str) -> String {
-    let mut child = Command::new(support::promtool_bin())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool failed: {printed}");
-    printed.trim().to_string()
-}
-
 /// The running service in `forecast_only`: `/metrics` says what the forecast would have done
 /// (replicas sized for the coming rise's 180 % of CPU at 60 % each, more than the one replica
 /// the rules keep and the service wants), over several ticks, and nothing is created.
@@ -361,7 +335,7 @@ fn the_service_in_forecast_only_exports_what_it_would_have_done() {
     // Below the limit (the default 0.3): a forecaster over it abstains and exports no size.
     assert!((0.0..0.3).contains(&error), "forecast error {error}");
     assert_eq!(
-        promtool_check(&body),
+        support::promtool_check_metrics(&body),
         "",
         "promtool check metrics printed something"
     );

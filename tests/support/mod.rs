@@ -371,6 +371,27 @@ pub fn promtool_bin() -> PathBuf {
     system_bin("promtool", "prometheus")
 }
 
+/// `promtool check metrics` on a `/metrics` body: fails the test when promtool fails;
+/// returns what it printed (trimmed; empty when the exposition is clean).
+pub fn promtool_check_metrics(body: &str) -> String {
+    let mut child = Command::new(promtool_bin())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool failed: {printed}");
+    printed.trim().to_string()
+}
+
 /// Variables that could point the SDK at a real account or another endpoint.
 const AWS_VARS_TO_CLEAR: &[&str] = &[
     "AWS_PROFILE",
