@@ -12,7 +12,8 @@
 //!
 //! And the service itself (`run`, not `--once`) in `forecast_only`: its `/metrics` exports what
 //! the forecast would have done (the replicas it sizes for, above the count the rules keep) and
-//! passes `promtool check metrics`, tick after tick, while nothing is created.
+//! passes `promtool check metrics`, tick after tick, while nothing is created; a webhook is
+//! told once that the forecast would have raised the count.
 
 mod support;
 
@@ -266,6 +267,17 @@ fn gauge(body: &str, name: &str) -> Option<f64> {
 fn the_service_in_forecast_only_exports_what_it_would_have_done() {
     let env = Env::new();
     env.put_history(2.5);
+    // The forecast's notification goes to a webhook on loopback.
+    let hook = support::Hook::start(support::HookMode::Ok);
+    let notify = format!(
+        "notifications:\n  sinks:\n    - name: chat\n      webhook: {{url: '{}'}}\n      events: [forecast_raised]\n",
+        hook.url()
+    );
+    std::fs::write(
+        env.dir.path().join("elasticrds.yaml"),
+        format!("{CONFIG}{notify}"),
+    )
+    .unwrap();
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let log_path = env.dir.path().join("service.log");
@@ -349,5 +361,26 @@ fn the_service_in_forecast_only_exports_what_it_would_have_done() {
         log().contains("would raise the count (forecast_only)"),
         "no forecast reason in the log:\n{}",
         log()
+    );
+    // Told once (the episode lasts), as what it would have done; SIGTERM drained the queue.
+    let told: Vec<serde_json::Value> = (hook.got().iter())
+        .map(|g| serde_json::from_str(&g.body).expect("the webhook's JSON"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}\n{}", log());
+    let n = &told[0];
+    assert_eq!(n["type"], "forecast_raised", "{n}");
+    assert_eq!(
+        (
+            n["detail"]["from"].as_u64(),
+            n["detail"]["active"].as_bool()
+        ),
+        (Some(1), Some(false)),
+        "{n}"
+    );
+    let text = n["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("pe: the forecast would raise the replica count from 1 to ")
+            && text.ends_with("; forecast_only: nothing changed"),
+        "{text}"
     );
 }

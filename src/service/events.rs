@@ -83,22 +83,7 @@ pub fn of_report(r: &TickReport, mem: &mut EventMemory, pinned_for: Duration) ->
     mem.conflicts = ids;
     let raised = d.forecast.as_ref().is_some_and(|f| f.raised());
     if let (true, false, Some(f)) = (raised, mem.forecast_raised, &d.forecast) {
-        let text =
-            format!(
-            "{c}: the forecast raises the replica count from {} to {} ({} peak expected within {})",
-            f.desired_without,
-            f.desired_with,
-            f.forecast.peak_load.map_or("a".to_string(), |p| format!("{p:.0}")),
-            crate::text::fmt_secs(f.forecast.horizon_secs)
-        );
-        let detail = json!({"from": f.desired_without, "to": f.desired_with, "peak_load": f.forecast.peak_load, "horizon_secs": f.forecast.horizon_secs, "active": f.forecast.active});
-        out.push(event(
-            EventKind::ForecastRaised,
-            Some(c),
-            d.at,
-            text,
-            detail,
-        ));
+        out.push(forecast_event(c, d.at, f));
     }
     mem.forecast_raised = raised;
     if r.action_error().is_none() && !r.has_failed_action() {
@@ -106,6 +91,32 @@ pub fn of_report(r: &TickReport, mem: &mut EventMemory, pinned_for: Duration) ->
         mem.backoff_sent = false;
     }
     out
+}
+
+/// The forecast raised the count above the rules' (`active`), or would have
+/// (`forecast_only`: then the text says nothing was changed).
+fn forecast_event(
+    c: &str,
+    at: DateTime<Utc>,
+    f: &crate::core::decide::ForecastReport,
+) -> Notification {
+    let verb = if f.forecast.active {
+        "raises"
+    } else {
+        "would raise"
+    };
+    let peak = (f.forecast.peak_load).map_or("a".to_string(), |p| format!("{p:.0}"));
+    let mut text = format!(
+        "{c}: the forecast {verb} the replica count from {} to {} ({peak} peak expected within {})",
+        f.desired_without,
+        f.desired_with,
+        crate::text::fmt_secs(f.forecast.horizon_secs)
+    );
+    if !f.forecast.active {
+        text.push_str("; forecast_only: nothing changed");
+    }
+    let detail = json!({"from": f.desired_without, "to": f.desired_with, "peak_load": f.forecast.peak_load, "horizon_secs": f.forecast.horizon_secs, "active": f.forecast.active});
+    event(EventKind::ForecastRaised, Some(c), at, text, detail)
 }
 
 /// A scale-out or scale-in done this tick: replicas created or deleted.

@@ -36,9 +36,12 @@
 //!   (status, head, body); [`http`], [`http_request`]: the body, an error unless 2xx;
 //!   [`send_raw`], [`read_until_closed`], [`status_code`]: raw bytes for the hardening tests.
 //! - [`url_decode`], [`parse_form`] (`http.rs`): the one form/percent decoder.
+//! - [`Hook`] (`hook.rs`): a webhook's receiver on 127.0.0.1 recording each request ([`Got`]),
+//!   answering 200, a status or slowly ([`HookMode`]).
 #![allow(dead_code)]
 
 mod fleet;
+mod hook;
 mod http;
 mod instances;
 mod metrics;
@@ -47,6 +50,8 @@ mod ports;
 // Each test file uses a part of the kit: the rest of these re-exports is unused there.
 #[allow(unused_imports)]
 pub use fleet::{Call, HookedFleet, Op};
+#[allow(unused_imports)]
+pub use hook::{Got, Hook, HookMode};
 #[allow(unused_imports)]
 pub use http::{
     get, http, http_request, parse_form, read_until_closed, request, send_raw, status_code,

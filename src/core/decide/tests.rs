@@ -906,3 +906,50 @@ fn an_operator_pause_holds_its_direction_until_it_expires() {
         "scale-out paused by ops until resumed (load test)"
     ));
 }
+
+/// The forecast (active, wanting 4 of 4 replicas while the rules keep 2) under each limit a
+/// rule's count meets: the decision's desired count, primary reason, and whether the
+/// forecast is reported as having raised the count.
+fn limited_forecast(policy_extra: &str, state: ScaleState) -> (usize, &'static str, bool) {
+    let p = policy(&format!("predictive:\n  mode: active\n{policy_extra}"));
+    let d = decide_with_forecast(
+        &p,
+        &config().clusters["c1"],
+        &avail(2),
+        &cpu(&IDS[..2], 65.0),
+        &state,
+        Some(&forecast(Some(4), true)),
+        now(),
+    );
+    (d.desired, d.primary, d.forecast.as_ref().unwrap().raised())
+}
+
+#[test]
+fn the_forecast_meets_bounds_cooldowns_schedules_and_the_max_step_as_any_rule_does() {
+    let none = ScaleState::default;
+    // Unlimited: the forecast's 4.
+    assert_eq!(limited_forecast("", none()), (4, "forecast", true));
+    // The policy's max_replicas caps it, as it caps a rule (still raised: 3, not the rules' 2).
+    assert_eq!(
+        limited_forecast("max_replicas: 3\n", none()),
+        (3, "clamped_max", true)
+    );
+    // A schedule's max in force caps it too.
+    let sched = "schedules:\n  - {name: night, cron: '0 0 * * *', timezone: UTC, duration: 24h, max_replicas: 3}\n";
+    assert_eq!(limited_forecast(sched, none()).0, 3);
+    // The scale-out max step: one at a time.
+    assert_eq!(limited_forecast("scale_out:\n  max_step: 1\n", none()).0, 3);
+    // A scale-out two minutes ago: the cooldown holds it, and it is not reported as raised.
+    let recent = ScaleState {
+        last_scale_out: Some(now() - mins(2)),
+        ..ScaleState::default()
+    };
+    assert_eq!(limited_forecast("", recent), (2, "cooldown", false));
+    // The scale-out stabilization window holds it as it would hold a rule.
+    let low = ScaleState {
+        recent_low: vec![(now() - mins(1), 2)],
+        ..ScaleState::default()
+    };
+    let (desired, primary, _) = limited_forecast("scale_out:\n  stabilization: 5m\n", low);
+    assert_eq!((desired, primary), (2, "stabilization"));
+}

@@ -462,6 +462,61 @@ mod tests {
         assert_eq!(level(1.0).peak(&gap, origin, to), Some(180.0));
     }
 
+    /// A forecaster that always says the same peak (or nothing).
+    #[derive(Debug)]
+    struct Fixed(Option<f64>);
+    impl Forecaster for Fixed {
+        fn name(&self) -> &'static str {
+            "fixed"
+        }
+        fn peak(&self, _: &LoadHistory, _: DateTime<Utc>, _: DateTime<Utc>) -> Option<f64> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn accuracy_scores_the_peak_forecast_at_the_horizon_over_the_origins_that_fit() {
+        // Three hours at a steady 100: hourly origins with a whole hour after them fit at
+        // 02:00 and 01:00 (00:00 is the history's start, with nothing known before it).
+        let mut h = daily(1, 100.0, 0.0);
+        h.values.truncate(36);
+        let score = |f: f64| accuracy(&Fixed(Some(f)), &h, 3600, 10, 3600).unwrap();
+        let exact = score(100.0);
+        assert_eq!((exact.origins, exact.error, exact.under), (2, 0.0, 0.0));
+        let low = score(50.0);
+        assert_eq!(
+            (low.error, low.under),
+            (0.5, 1.0),
+            "half short: always under"
+        );
+        let high = score(150.0);
+        assert_eq!(
+            (high.error, high.under),
+            (0.5, 0.0),
+            "half over: never under"
+        );
+        let near = score(95.0);
+        assert_eq!(near.under, 0.0, "short by 5 %: within the 10 % allowed");
+        // The origins asked for bound the count; no forecast or no history scores nothing.
+        assert_eq!(
+            accuracy(&Fixed(Some(100.0)), &h, 3600, 1, 3600)
+                .unwrap()
+                .origins,
+            1
+        );
+        assert_eq!(accuracy(&Fixed(None), &h, 3600, 10, 3600), None);
+        h.values.truncate(12);
+        assert_eq!(accuracy(&Fixed(Some(100.0)), &h, 3600, 10, 3600), None);
+        // A seasonal forecast of a rise that comes back each day (origins every 5 minutes
+        // over the last two days) never falls short; it is exact except at the two origins a
+        // day whose window ends or starts just beside the rise, where its ±5 minutes around
+        // the time of day take in a bucket of the rise: 180 for 30, an error of 5 each.
+        let days = daily(9, 30.0, 150.0);
+        let a = accuracy(&Seasonal::default(), &days, 1800, 576, 300).unwrap();
+        assert_eq!((a.origins, a.under), (576, 0.0));
+        assert!((a.error - 4.0 * 5.0 / 576.0).abs() < 1e-12, "{}", a.error);
+    }
+
     #[test]
     fn the_daily_correlation_sees_a_rhythm_and_not_a_flat_or_random_load() {
         let c = daily_correlation(&wave(3, 60.0, 40.0)).unwrap();
