@@ -8,7 +8,8 @@
 //!   and `/metrics`-bound values are in the JSON log;
 //! - `active`: replicas are created before the rise, the decision driven by the forecast;
 //! - `active` without enough history: the forecast abstains and nothing is created;
-//! - `plan` in both modes prints the forecast and whether it raised the count, changing nothing.
+//! - `plan` in both modes prints the forecast and whether it raised the count, changing nothing;
+//! - a restart takes the lead time learned earlier from the master's tag as its horizon.
 //!
 //! And the service itself (`run`, not `--once`) in `forecast_only`: its `/metrics` exports what
 //! the forecast would have done (the replicas it sizes for, above the count the rules keep) and
@@ -115,6 +116,26 @@ impl Env {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        (out.status.success(), text)
+    }
+
+    /// `plan pe --output json` with `policy`: its exit status and the JSON it printed.
+    fn plan_json(&self, policy: &str) -> (bool, String) {
+        std::fs::write(self.dir.path().join("policies/pe.yaml"), policy).unwrap();
+        let out = support::elasticrds(Some(&self.moto.endpoint()))
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
+            .arg("--config")
+            .arg(self.dir.path().join("elasticrds.yaml"))
+            .args(["plan", "pe", "--output", "json", "--policies"])
+            .arg(self.dir.path().join("policies"))
+            .output()
+            .expect("plan");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = if out.status.success() {
+            stdout
+        } else {
+            format!("{stdout}{}", String::from_utf8_lossy(&out.stderr))
+        };
         (out.status.success(), text)
     }
 
@@ -343,6 +364,11 @@ fn the_service_in_forecast_only_exports_what_it_would_have_done() {
         Some(1200.0),
         "horizon: lead time 10m + margin 10m:\n{body}"
     );
+    assert_eq!(
+        gauge(&body, "elasticrds_forecast_lead_time_learned"),
+        Some(0.0),
+        "learn_lead_time is off: the configured lead time:\n{body}"
+    );
     let error = gauge(&body, "elasticrds_forecast_error_ratio").expect("forecast_error_ratio");
     // Below the limit (the default 0.3): a forecaster over it abstains and exports no size.
     assert!((0.0..0.3).contains(&error), "forecast error {error}");
@@ -383,4 +409,48 @@ fn the_service_in_forecast_only_exports_what_it_would_have_done() {
             && text.ends_with("; forecast_only: nothing changed"),
         "{text}"
     );
+}
+
+/// A restart starts from the lead times the fleet taught an earlier run: three measured
+/// create-to-available times (25, 26 and 30 minutes) in the master's `elasticrds:lead-times`
+/// tag make the horizon their 90th percentile (30 minutes) plus the 10-minute margin, where the
+/// configured lead time (10 minutes) made it 20; with `learn_lead_time: false` the tag is not
+/// used. `plan --output json` shows the horizon the daemon's tick would use.
+#[test]
+fn a_restart_uses_the_lead_time_learned_from_the_masters_tag() {
+    let env = Env::new();
+    env.put_history(2.5);
+    support::block_on(async {
+        let out = (env.rds.describe_db_instances())
+            .db_instance_identifier("pe-m01")
+            .send()
+            .await
+            .expect("describe master");
+        let arn = out.db_instances()[0].db_instance_arn().unwrap().to_string();
+        let tag = aws_sdk_rds::types::Tag::builder()
+            .key("elasticrds:lead-times")
+            .value("1500 1560 1800")
+            .build();
+        (env.rds.add_tags_to_resource())
+            .resource_name(arn)
+            .tags(tag)
+            .send()
+            .await
+            .expect("tag the master");
+    });
+    let horizon = |learn: bool| {
+        let p = policy("forecast_only", "1d").replace(
+            "learn_lead_time: false",
+            &format!("learn_lead_time: {learn}"),
+        );
+        let (ok, out) = env.plan_json(&p);
+        assert!(ok, "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let f = &v["decision"]["forecast"];
+        (f["horizon_secs"].as_u64(), f["lead_learned"].as_bool())
+    };
+    assert_eq!(horizon(true), (Some(1800 + 600), Some(true)));
+    assert_eq!(horizon(false), (Some(600 + 600), Some(false)));
+    assert_eq!(env.replicas(), ["pe-s01"]);
 }

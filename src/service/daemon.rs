@@ -908,6 +908,8 @@ impl Daemon {
             Metrics::set_optional(&m.forecast_replicas, c, f.replicas.map(|v| v as f64));
             Metrics::set_optional(&m.forecast_error_ratio, c, f.accuracy.map(|a| a.error));
             Metrics::set_optional(&m.forecast_horizon_seconds, c, Some(f.horizon_secs as f64));
+            let learned = f64::from(u8::from(f.lead_learned));
+            Metrics::set_optional(&m.forecast_lead_time_learned, c, Some(learned));
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct Metrics {
     pub forecast_replicas: GaugeVec,
     pub forecast_error_ratio: GaugeVec,
     pub forecast_horizon_seconds: GaugeVec,
+    pub forecast_lead_time_learned: GaugeVec,
     pub tick_duration_seconds: Histogram,
     pub ticks_total: IntCounterVec,
     pub cluster_errors_total: IntCounterVec,
@@ -286,6 +287,11 @@ impl Metrics {
                 "How far ahead the forecast looks: replica lead time (learned or configured) + margin.",
                 c
             )),
+            forecast_lead_time_learned: reg!(gauge(
+                "forecast_lead_time_learned",
+                "1 when the horizon's lead time is learned from the replicas' measured create-to-available times, 0 when it is the configured one.",
+                c
+            )),
             tick_duration_seconds: reg!(Histogram::with_opts(
                 HistogramOpts::new(
                     name("tick_duration_seconds"),
@@ -429,6 +435,7 @@ impl Metrics {
             &self.forecast_replicas,
             &self.forecast_error_ratio,
             &self.forecast_horizon_seconds,
+            &self.forecast_lead_time_learned,
             &self.backoff_seconds,
         ];
         for g in gauges {
