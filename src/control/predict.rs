@@ -47,6 +47,9 @@ pub struct ForecastMemory {
     pub read_at: Option<DateTime<Utc>>,
     /// The end of the last successful read: the next read starts [`REREAD_SECS`] before it.
     pub read_through: Option<DateTime<Utc>>,
+    /// The policy's `predictive` section the history was read and scored for: a reload that
+    /// changes it makes a read due at once (the whole window when the metric changed).
+    pub read_for: Option<Predictive>,
     pub read_failed: bool,
     pub accuracy: Option<Accuracy>,
     /// The history's daily correlation, measured at each read.
@@ -169,9 +172,11 @@ pub fn history_due(
     } else {
         p.refresh_secs as i64
     };
-    if memory
-        .read_at
-        .is_some_and(|t| now < t + Duration::seconds(wait))
+    let changed = memory.read_for.as_ref().is_some_and(|r| r != p);
+    if !changed
+        && memory
+            .read_at
+            .is_some_and(|t| now < t + Duration::seconds(wait))
     {
         return None;
     }
@@ -254,6 +259,7 @@ pub async fn refresh_histories(
                 f.daily_correlation = daily_correlation(&h);
                 f.history = Some(h);
                 f.read_through = Some(q.end);
+                f.read_for = Some(p.clone());
             }
         }
     }
@@ -343,6 +349,17 @@ pub fn forecast_step(
     now: DateTime<Utc>,
 ) -> Option<Forecast> {
     let p = policy.predictive.as_ref()?;
+    if memory
+        .history
+        .as_ref()
+        .is_some_and(|h| h.metric != p.metric)
+    {
+        // Read for another metric (a reload changed it) and not read again yet: none.
+        memory.history = None;
+        memory.accuracy = None;
+        memory.daily_correlation = None;
+        memory.read_through = None;
+    }
     let max_buckets = (p.history_secs / u64::from(HISTORY_STEP_SECS)) as usize;
     if let (Some(h), Some((at, v))) = (memory.history.as_mut(), observe_total(p, spec, series)) {
         h.record(at, v, max_buckets);
@@ -658,5 +675,36 @@ mod tests {
         );
         let due = history_due(&q, &spec, &memory.forecast, later + Duration::hours(1)).unwrap();
         assert_eq!(due.start, due.end - Duration::days(2));
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_changes_the_section_reads_again_at_once() {
+        let (p, spec) = setup("predictive:\n  mode: active\n  refresh: 1h\n  history: 2d\n");
+        let source = Clocked::default();
+        let mut memory = ClusterMemory::default();
+        let read = refresh_histories(&source, &mut [(&p, &spec, &mut memory)], t0()).await;
+        assert_eq!(read.unwrap(), 1);
+        let soon = t0() + Duration::minutes(5);
+        assert!(history_due(&p, &spec, &memory.forecast, soon).is_none());
+        // Another target: read (and scored) again now, the last part only.
+        let (sized, _) =
+            setup("predictive:\n  mode: active\n  refresh: 1h\n  history: 2d\n  target: 50\n");
+        let due = history_due(&sized, &spec, &memory.forecast, soon).unwrap();
+        assert_eq!(
+            due.start,
+            memory.forecast.read_through.unwrap() - Duration::hours(1)
+        );
+        // Another metric: the whole window now; until it is read, the CPU history is not used.
+        let (conns, _) = setup(
+            "predictive:\n  mode: active\n  metric: connections\n  target: 100\n  history: 2d\n",
+        );
+        let due = history_due(&conns, &spec, &memory.forecast, soon).unwrap();
+        assert_eq!(due.start, due.end - Duration::days(2));
+        let f = forecast_step(&conns, &spec, &mut memory.forecast, &[], soon).unwrap();
+        assert!(
+            matches!(f.abstain, Some(Abstain::NoHistory { have_secs: 0, .. })),
+            "{f:?}"
+        );
+        assert!(memory.forecast.history.is_none() && memory.forecast.accuracy.is_none());
     }
 }
