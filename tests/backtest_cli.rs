@@ -687,3 +687,41 @@ fn a_policy_named_like_a_baseline_is_told_apart() {
     assert_eq!(baseline.len(), 1, "{v}");
     assert_eq!(baseline[0]["kind"], "hpa");
 }
+
+/// A forecast of the cluster's total connections (a connections rule, `predictive.metric:
+/// connections`) reads the simulated history of connections and acts on a trace with a daily
+/// rhythm: fewer breach-minutes than the same rule alone, at more replica-hours. (Before the
+/// simulated load kept connections history, such a forecast abstained in every backtest.)
+#[test]
+fn a_connections_forecast_acts_in_the_backtest() {
+    let dir = tempfile::tempdir().unwrap();
+    let reactive = "cluster: conns\nmin_replicas: 1\nmax_replicas: 4\nrules:\n  - {metric: connections, aggregation: max, target: 70, tolerance: 0.1}\nscale_in: {cooldown: 900s, stabilization: 1200s}\nwarmup: {duration: 10m}\n";
+    let forecast =
+        "predictive:\n  mode: active\n  metric: connections\n  target: 70\n  lead_time: 15m\n";
+    let a = dir.path().join("conns.yaml");
+    let b = dir.path().join("conns-forecast.yaml");
+    std::fs::write(&a, reactive).unwrap();
+    std::fs::write(&b, format!("{reactive}{forecast}")).unwrap();
+    let trace = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
+    let v = json_of(&[
+        "backtest",
+        "--policy",
+        s(&a),
+        s(&b),
+        "--trace",
+        s(&trace),
+        "--output",
+        "json",
+    ]);
+    let run = |name: &str| {
+        let r = (v.as_array().unwrap().iter()).find(|r| r["name"] == name);
+        let r = r.unwrap_or_else(|| panic!("no run {name}: {v}"));
+        (
+            r["replica_hours"].as_f64().unwrap(),
+            r["breach_minutes"].as_f64().unwrap(),
+        )
+    };
+    let (alone, with) = (run("conns"), run("conns-forecast"));
+    assert!(with.1 < alone.1, "breach-minutes {with:?} vs {alone:?}");
+    assert!(with.0 > alone.0, "replica-hours {with:?} vs {alone:?}");
+}

@@ -232,3 +232,59 @@ async fn the_minute_in_progress_is_never_reported_and_replays_are_identical() {
     assert_eq!(sa, sb);
     assert_eq!(sa[0].samples.last().unwrap().at, min(19));
 }
+
+/// The load history the forecast reads: per 5-minute bucket, the replicas' summed CPU (each
+/// capped at 100 %, as CloudWatch shows it) or summed connections (not capped: they follow the
+/// demand), equal to the sum of the replicas' own 5-minute averages; replica lag is refused.
+#[tokio::test]
+async fn the_history_sums_cpu_or_connections_over_the_replicas_per_five_minutes() {
+    use elasticrds::ports::HistoryQuery;
+    // 1.2 units for 10 minutes, then 2.4 (more than the two serving replicas hold).
+    let mut units = vec![Some(1.2); 10];
+    units.extend(vec![Some(2.4); 10]);
+    let w = world(units, 3, 2);
+    w.clock.set(min(20));
+    let ids: Vec<InstanceId> = w.spec.replicas.iter().map(|r| r.id.clone()).collect();
+    let query = |metric| HistoryQuery {
+        cluster: "c1".into(),
+        instances: ids.clone(),
+        metric,
+        statistic: Statistic::Average,
+        step_secs: 300,
+        start: min(0),
+        end: min(20),
+    };
+    let cpu = w.load.load_history(&[query(MetricKind::Cpu)]).await;
+    let conns = w.load.load_history(&[query(MetricKind::Connections)]).await;
+    let (cpu, conns) = (cpu.unwrap().remove(0), conns.unwrap().remove(0));
+    let round = |v: &[Option<f64>]| -> Vec<f64> {
+        v.iter()
+            .map(|x| (x.unwrap() * 1000.0).round() / 1000.0)
+            .collect()
+    };
+    assert_eq!(round(&cpu.values), [120.0, 120.0, 200.0, 200.0]);
+    assert_eq!(round(&conns.values), [120.0, 120.0, 240.0, 240.0]);
+    // The same as summing each replica's own 5-minute averages.
+    for (metric, h) in [(MetricKind::Cpu, &cpu), (MetricKind::Connections, &conns)] {
+        let qs: Vec<MetricQuery> = (ids.iter())
+            .map(|id| q(id, metric, Statistic::Average, 300))
+            .collect();
+        let each = fetch(&w, &qs, 0, 20).await;
+        let summed: Vec<f64> = (0..4)
+            .map(|b| {
+                each.iter()
+                    .filter_map(|s| s.samples.get(b))
+                    .map(|x| x.value)
+                    .sum()
+            })
+            .collect();
+        let summed: Vec<f64> = summed
+            .iter()
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect();
+        assert_eq!(round(&h.values), summed, "{metric:?}");
+    }
+    let lag = w.load.load_history(&[query(MetricKind::ReplicaLag)]).await;
+    let e = lag.unwrap_err();
+    assert!(e.to_string().contains("CPU and connections history"), "{e}");
+}

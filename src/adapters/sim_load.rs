@@ -266,15 +266,23 @@ struct Inner {
     fleet_seen: Option<u64>,
     /// Where `record_until` reads the fleet into (kept between calls).
     scratch: Vec<Slot>,
-    /// The replicas' summed CPU per 5-minute bucket since the demand's start, as (sum over
-    /// the bucket's minutes, minutes with data): what `load_history` answers (kept for the
-    /// whole run, 16 bytes per 5 minutes).
-    totals: Vec<(f64, u32)>,
+    /// The replicas' summed CPU and connections per 5-minute bucket since the demand's start,
+    /// as sums over the bucket's minutes and the minutes with data: what `load_history`
+    /// answers (kept for the whole run, 24 bytes per 5 minutes).
+    totals: Vec<Total>,
     /// The samples' times, kept between fetches (one day's date worked out once per day, not
     /// once per fetch: the calendar arithmetic was a good part of a fetch's cost).
     times: MinuteTimes,
     /// Recent buckets' samples, as `fetch` last worked them out.
     buckets: Buckets,
+}
+
+/// One 5-minute bucket of the replicas' summed load.
+#[derive(Debug, Clone, Copy, Default)]
+struct Total {
+    cpu: f64,
+    connections: f64,
+    minutes: u32,
 }
 
 /// The samples of recent complete buckets per (instance, metric, statistic, period), as a
@@ -502,7 +510,7 @@ impl SimLoad {
         let served = demand.map(|d| serve_on(d, on, master_available));
         let any_lag = drift_lags(inner, mask, served, on.hottest_factor);
         inner.prev_mask = Some(mask);
-        self.add_total(inner, m, mask, on.hottest_factor, served);
+        self.add_total(inner, (m, demand), mask, on.hottest_factor, served);
         let lags = any_lag.then(|| inner.lag.iter().map(|&l| l as f32).collect());
         inner.history.push_back(Rec {
             state: MinuteState {
@@ -522,13 +530,21 @@ impl SimLoad {
         }
     }
 
-    /// Add minute `m`'s summed replica CPU (what CloudWatch would show summed over the
-    /// replicas) to its 5-minute bucket; nothing when no replica served or no demand data.
-    fn add_total(&self, inner: &mut Inner, m: i64, mask: u64, hf: f64, served: Option<Served>) {
-        let Some(s) = served.filter(|_| mask != 0) else {
+    /// Add minute `m`'s summed replica CPU and connections (what CloudWatch would show summed
+    /// over the replicas: each replica's connections are its share of the demand, so they sum
+    /// to the demand's) to its 5-minute bucket; nothing when no replica served or no demand.
+    fn add_total(
+        &self,
+        inner: &mut Inner,
+        (m, demand): (i64, Option<f64>),
+        mask: u64,
+        hf: f64,
+        served: Option<Served>,
+    ) {
+        let (Some(s), Some(d)) = (served.filter(|_| mask != 0), demand) else {
             return;
         };
-        let total: f64 = (0..self.replicas.len())
+        let cpu: f64 = (0..self.replicas.len())
             .filter(|i| mask & (1 << i) != 0)
             .map(|i| (s.utilization * share(mask, i, hf)).min(1.0) * 100.0)
             .sum();
@@ -536,10 +552,12 @@ impl SimLoad {
             return;
         };
         if b >= inner.totals.len() {
-            inner.totals.resize(b + 1, (0.0, 0));
+            inner.totals.resize(b + 1, Total::default());
         }
-        inner.totals[b].0 += total;
-        inner.totals[b].1 += 1;
+        let t = &mut inner.totals[b];
+        t.cpu += cpu;
+        t.connections += d * self.opts.connections_per_unit;
+        t.minutes += 1;
     }
 
     /// The epoch minute of the first history bucket: the demand's start, aligned down.
@@ -560,8 +578,14 @@ impl SimLoad {
                 .ok()
                 .filter(|_| b >= base)
                 .and_then(|i| inner.totals.get(i))
-                .filter(|(_, n)| *n > 0)
-                .map(|(sum, n)| sum / f64::from(*n));
+                .filter(|t| t.minutes > 0)
+                .map(|t| {
+                    let sum = match q.metric {
+                        MetricKind::Connections => t.connections,
+                        _ => t.cpu,
+                    };
+                    sum / f64::from(t.minutes)
+                });
             h.values.push(v);
             b += HISTORY_STEP_MINUTES;
         }
@@ -694,10 +718,11 @@ const HISTORY_STEP_MINUTES: i64 = HISTORY_STEP_SECS as i64 / 60;
 
 #[async_trait]
 impl MetricsSource for SimLoad {
-    /// CPU history from what the simulation recorded (the replicas' summed CPU, capped at
-    /// 100 % each as CloudWatch would show it, from the run's start: the trace's past), at
-    /// 5-minute resolution and with the model's metric delay. A query for other instances,
-    /// another metric or another resolution is refused.
+    /// CPU or connections history from what the simulation recorded (the replicas' summed
+    /// CPU, capped at 100 % each as CloudWatch would show it, or their summed connections,
+    /// from the run's start: the trace's past), at 5-minute resolution and with the model's
+    /// metric delay. A query for other instances, replica lag or another resolution is
+    /// refused.
     async fn load_history(&self, queries: &[HistoryQuery]) -> Result<Vec<LoadHistory>, PortError> {
         let clock_m = epoch_minute(self.clock.now());
         let mut inner = self.lock();
@@ -706,12 +731,13 @@ impl MetricsSource for SimLoad {
         let mut out = Vec::with_capacity(queries.len());
         for q in queries {
             let ours = q.instances.iter().all(|i| self.replicas.contains(i));
-            if !ours || q.metric != MetricKind::Cpu || q.step_secs != HISTORY_STEP_SECS {
+            let kept = matches!(q.metric, MetricKind::Cpu | MetricKind::Connections);
+            if !ours || !kept || q.step_secs != HISTORY_STEP_SECS {
                 return Err(PortError::new(
                     ErrorKind::Fatal,
                     "GetMetricData",
                     format!(
-                        "the simulated load keeps 5-minute CPU history of {}'s replicas only",
+                        "the simulated load keeps 5-minute CPU and connections history of {}'s replicas only",
                         q.cluster
                     ),
                 ));
