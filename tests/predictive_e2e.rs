@@ -100,17 +100,23 @@ impl Env {
         cmd
     }
 
-    /// `plan pe` with `policy`: its exit status and what it printed.
-    fn plan(&self, policy: &str) -> (bool, String) {
+    /// `plan pe ARGS` with `policy`.
+    fn plan_output(&self, policy: &str, args: &[&str]) -> std::process::Output {
         std::fs::write(self.dir.path().join("policies/pe.yaml"), policy).unwrap();
-        let out = support::elasticrds(Some(&self.moto.endpoint()))
+        support::elasticrds(Some(&self.moto.endpoint()))
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
             .arg("--config")
             .arg(self.dir.path().join("elasticrds.yaml"))
             .args(["plan", "pe", "--policies"])
             .arg(self.dir.path().join("policies"))
+            .args(args)
             .output()
-            .expect("plan");
+            .expect("plan")
+    }
+
+    /// `plan pe` with `policy`: its exit status and what it printed.
+    fn plan(&self, policy: &str) -> (bool, String) {
+        let out = self.plan_output(policy, &[]);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -119,23 +125,14 @@ impl Env {
         (out.status.success(), text)
     }
 
-    /// `plan pe --output json` with `policy`: its exit status and the JSON it printed.
+    /// `plan pe --output json` with `policy`: its exit status and the JSON it printed (with
+    /// the errors after it when it failed).
     fn plan_json(&self, policy: &str) -> (bool, String) {
-        std::fs::write(self.dir.path().join("policies/pe.yaml"), policy).unwrap();
-        let out = support::elasticrds(Some(&self.moto.endpoint()))
-            .env("AWS_ENDPOINT_URL_CLOUDWATCH", self.ms.endpoint())
-            .arg("--config")
-            .arg(self.dir.path().join("elasticrds.yaml"))
-            .args(["plan", "pe", "--output", "json", "--policies"])
-            .arg(self.dir.path().join("policies"))
-            .output()
-            .expect("plan");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let text = if out.status.success() {
-            stdout
-        } else {
-            format!("{stdout}{}", String::from_utf8_lossy(&out.stderr))
-        };
+        let out = self.plan_output(policy, &["--output", "json"]);
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
         (out.status.success(), text)
     }
 
