@@ -14,7 +14,8 @@
 //! And the service itself (`run`, not `--once`) in `forecast_only`: its `/metrics` exports what
 //! the forecast would have done (the replicas it sizes for, above the count the rules keep) and
 //! passes `promtool check metrics`, tick after tick, while nothing is created; a webhook is
-//! told once that the forecast would have raised the count.
+//! told once that the forecast would have raised the count; a reload that removes the section
+//! removes the forecast's series.
 
 mod support;
 
@@ -334,10 +335,37 @@ fn the_service_in_forecast_only_exports_what_it_would_have_done() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    // A reload that removes the predictive section: the forecast's series go with it.
+    let plain = policy("forecast_only", "1d");
+    let plain = &plain[..plain.find("predictive:").unwrap()];
+    std::fs::write(env.dir.path().join("policies/pe.yaml"), plain).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let after = metrics();
+        let reloaded = log().contains("config reloaded");
+        if reloaded && ticks(&after) > ticks(&body) + 1.0 {
+            break after;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("no tick after the reload:\n{after}\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
+    let left: Vec<&str> = (after.lines())
+        .filter(|l| l.starts_with("elasticrds_forecast_"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "forecast series after the reload: {left:?}"
+    );
     assert!(status.success(), "run exited {status}:\n{}", log());
 
     let sized = gauge(&body, "elasticrds_forecast_replicas").unwrap();

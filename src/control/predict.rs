@@ -196,6 +196,14 @@ pub fn history_due(
     })
 }
 
+/// How many buckets the ticks' own observations may grow the history to: the whole window and
+/// [`REREAD_SECS`] more. The newest bucket a tick files can lie past the end of the next read
+/// (which stops at the last whole bucket), so a history trimmed to the window alone would start
+/// after that read's window and the refresh would read all of it again ([`reread_from`]).
+pub fn kept_buckets(p: &Predictive) -> usize {
+    ((p.history_secs + REREAD_SECS as u64) / u64::from(HISTORY_STEP_SECS)) as usize
+}
+
 /// The start of the whole `history` window of a read ending at `end`.
 fn window_start(p: &Predictive, end: DateTime<Utc>) -> DateTime<Utc> {
     align_down(
@@ -360,9 +368,8 @@ pub fn forecast_step(
         memory.daily_correlation = None;
         memory.read_through = None;
     }
-    let max_buckets = (p.history_secs / u64::from(HISTORY_STEP_SECS)) as usize;
     if let (Some(h), Some((at, v))) = (memory.history.as_mut(), observe_total(p, spec, series)) {
-        h.record(at, v, max_buckets);
+        h.record(at, v, kept_buckets(p));
     }
     let learned = memory.leads.learned().filter(|_| p.learn_lead_time);
     let horizon = p.horizon_secs(learned.unwrap_or(p.lead_time_secs));
@@ -647,10 +654,17 @@ mod tests {
         let mut memory = ClusterMemory::default();
         let read = refresh_histories(&source, &mut [(&p, &spec, &mut memory)], t0()).await;
         assert_eq!(read.unwrap(), 1);
-        // A tick's own observation, filed between reads; replaced by the next read.
-        let noted = t0() + Duration::minutes(20);
-        (memory.forecast.history.as_mut().unwrap()).record(noted, 1e6, 1000);
-        let later = t0() + Duration::minutes(61);
+        // A tick's own observations, filed between reads as forecast_step files them (the
+        // last in the bucket after the next read's end); replaced by the next read.
+        let h = memory.forecast.history.as_mut().unwrap();
+        for m in [20, 62] {
+            h.record(
+                t0() + Duration::minutes(m),
+                1e6,
+                kept_buckets(p.predictive.as_ref().unwrap()),
+            );
+        }
+        let later = t0() + Duration::minutes(64);
         let read = refresh_histories(&source, &mut [(&p, &spec, &mut memory)], later).await;
         assert_eq!(read.unwrap(), 1);
         let reads = source.reads.lock().unwrap().clone();

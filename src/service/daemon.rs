@@ -896,22 +896,29 @@ impl Daemon {
             Metrics::set_optional(value, c, o.value.map(|v| v * scale));
             Metrics::set_optional(target, c, o.target.map(|v| v * scale));
         }
-        if let Some(f) = &d.forecast {
-            let f = &f.forecast;
-            // CPU summed over replicas as a ratio (1.5 = 150 %: one and a half replicas' worth).
-            let scale = if f.metric == MetricKind::Cpu {
-                0.01
-            } else {
-                1.0
-            };
-            Metrics::set_optional(&m.forecast_load, c, f.peak_load.map(|v| v * scale));
-            Metrics::set_optional(&m.forecast_replicas, c, f.replicas.map(|v| v as f64));
-            Metrics::set_optional(&m.forecast_error_ratio, c, f.accuracy.map(|a| a.error));
-            Metrics::set_optional(&m.forecast_horizon_seconds, c, Some(f.horizon_secs as f64));
-            let learned = f64::from(u8::from(f.lead_learned));
-            Metrics::set_optional(&m.forecast_lead_time_learned, c, Some(learned));
-        }
+        export_forecast(m, c, d);
     }
+}
+
+/// The forecast's gauges; all absent when the policy has no forecast (a reload may have
+/// removed it: its last values must not stay).
+fn export_forecast(m: &Metrics, c: &str, d: &Decision) {
+    let f = d.forecast.as_ref().map(|f| &f.forecast);
+    // CPU summed over replicas as a ratio (1.5 = 150 %: one and a half replicas' worth).
+    let scale = |f: &crate::core::forecast::Forecast| match f.metric {
+        MetricKind::Cpu => 0.01,
+        _ => 1.0,
+    };
+    let load = f.and_then(|f| Some(f.peak_load? * scale(f)));
+    Metrics::set_optional(&m.forecast_load, c, load);
+    let sized = f.and_then(|f| f.replicas).map(|v| v as f64);
+    Metrics::set_optional(&m.forecast_replicas, c, sized);
+    let error = f.and_then(|f| f.accuracy).map(|a| a.error);
+    Metrics::set_optional(&m.forecast_error_ratio, c, error);
+    let horizon = f.map(|f| f.horizon_secs as f64);
+    Metrics::set_optional(&m.forecast_horizon_seconds, c, horizon);
+    let learned = f.map(|f| f64::from(u8::from(f.lead_learned)));
+    Metrics::set_optional(&m.forecast_lead_time_learned, c, learned);
 }
 
 /// A decision in one line for the status page: `2 → 3 (scale out): cpu 82.1% > target 70% → 3`.
