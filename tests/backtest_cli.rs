@@ -690,7 +690,8 @@ fn a_policy_named_like_a_baseline_is_told_apart() {
 
 /// A forecast of the cluster's total connections (a connections rule, `predictive.metric:
 /// connections`) reads the simulated history of connections and acts on a trace with a daily
-/// rhythm: fewer breach-minutes than the same rule alone, at more replica-hours. (Before the
+/// rhythm: fewer breach-minutes than the same rule alone, at more replica-hours, and `--plot`
+/// draws its forecast line. (Before the
 /// simulated load kept connections history, such a forecast abstained in every backtest.)
 #[test]
 fn a_connections_forecast_acts_in_the_backtest() {
@@ -703,6 +704,7 @@ fn a_connections_forecast_acts_in_the_backtest() {
     std::fs::write(&a, reactive).unwrap();
     std::fs::write(&b, format!("{reactive}{forecast}")).unwrap();
     let trace = traces_dir().join("rds_cpu_utilization_cc0c53.csv");
+    let svg = dir.path().join("plot.svg");
     let v = json_of(&[
         "backtest",
         "--policy",
@@ -712,7 +714,16 @@ fn a_connections_forecast_acts_in_the_backtest() {
         s(&trace),
         "--output",
         "json",
+        "--plot",
+        s(&svg),
     ]);
+    // The plot draws the forecast line in the forecast's panel only.
+    let plot = std::fs::read_to_string(&svg).expect("the plot");
+    assert!(
+        plot.contains("conns-forecast: replicas (blue), forecast replicas (green)"),
+        "no forecast line"
+    );
+    assert!(plot.contains("conns: replicas (blue), per-replica CPU"));
     let run = |name: &str| {
         let r = (v.as_array().unwrap().iter()).find(|r| r["name"] == name);
         let r = r.unwrap_or_else(|| panic!("no run {name}: {v}"));
