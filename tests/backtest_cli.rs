@@ -691,8 +691,8 @@ fn a_policy_named_like_a_baseline_is_told_apart() {
 /// A forecast of the cluster's total connections (a connections rule, `predictive.metric:
 /// connections`) reads the simulated history of connections and acts on a trace with a daily
 /// rhythm: fewer breach-minutes than the same rule alone, at more replica-hours, and `--plot`
-/// draws its forecast line. (Before the
-/// simulated load kept connections history, such a forecast abstained in every backtest.)
+/// draws its forecast line. (Before the simulated load kept connections history, such a
+/// forecast abstained in every backtest.)
 #[test]
 fn a_connections_forecast_acts_in_the_backtest() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! fake metrics source, with the daemon's clock following tokio time. Checks scale-out by at
 //! most the policy's step, cooldowns (also across a restart, from the master's tags), per-
 //! cluster isolation and capped exponential backoff, ticks that never overlap, and a stop that
-//! lets the call in flight finish.
+//! lets the call in flight finish; the measured replica lead time written on the master.
 
 mod support;
 
@@ -46,10 +46,14 @@ fn policy(cluster: &str, config: &Config) -> Policy {
 }
 
 fn policy_with_target(cluster: &str, config: &Config, target: u32) -> Policy {
-    let y = format!(
-        "cluster: {cluster}\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: {target}\nscale_out:\n  cooldown: 5m\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 10m\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"
-    );
+    let y = policy_yaml(cluster, target);
     Policy::parse(&format!("{cluster}.yaml"), &y, config).expect("policy")
+}
+
+fn policy_yaml(cluster: &str, target: u32) -> String {
+    format!(
+        "cluster: {cluster}\nmin_replicas: 1\nmax_replicas: 4\nperiod: 60s\nrules:\n  - metric: cpu\n    target: {target}\nscale_out:\n  cooldown: 5m\n  max_step: 1\n  stabilization: 0s\nscale_in:\n  cooldown: 10m\n  max_step: 1\n  stabilization: 0s\nwarmup:\n  duration: 0s\n"
+    )
 }
 
 /// The simulated fleet, failing `create_replica` for ids starting with `prefix` (throttled)
@@ -613,4 +617,43 @@ async fn a_refused_reload_keeps_the_running_set_and_says_so_in_the_metric() {
     assert!(metrics
         .render()
         .contains("elasticrds_config_last_reload_successful 1"));
+}
+
+/// The lead time the fleet teaches: a replica created at minute 0 is available two minutes
+/// later (the simulated lead time); the loop measures that from creating to available and,
+/// with `learn_lead_time`, writes it to the master's `elasticrds:lead-times` tag, which a
+/// restart (or another copy) starts from (tests/predictive_e2e.rs). Without
+/// `learn_lead_time` nothing is written.
+#[tokio::test(start_paused = true)]
+async fn the_measured_lead_time_is_written_on_the_master() {
+    for learn in [true, false] {
+        let rig = Rig::new(1);
+        rig.load.set_cpu("ca", 95.0);
+        let spec = rig.config.clusters["ca"].clone();
+        let y = format!(
+            "{}predictive:\n  mode: forecast_only\n  learn_lead_time: {learn}\n",
+            policy_yaml("ca", 60)
+        );
+        let p = Policy::parse("ca.yaml", &y, &rig.config).expect("policy");
+        let d = Daemon::new(
+            rig.sim.clone(),
+            rig.load.clone(),
+            elasticrds::ports::Routers::default(),
+            rig.clock.clone(),
+            vec![ClusterEntry::new(spec, p)],
+            Metrics::new(),
+            DaemonOptions {
+                interval: MIN,
+                ..DaemonOptions::default()
+            },
+        );
+        let _d = run_for(d, Duration::from_secs(4 * 60 + 30)).await;
+        assert_eq!(rig.call_minutes("create_replica", "ca-")[0], 0);
+        let master = (rig.sim.instances().into_iter())
+            .find(|i| i.id.as_str() == "ca-m01")
+            .unwrap();
+        let tag = master.tags.get("elasticrds:lead-times").cloned();
+        let want = learn.then(|| "120".to_string());
+        assert_eq!(tag, want, "learn_lead_time: {learn}: {:?}", master.tags);
+    }
 }
