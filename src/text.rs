@@ -413,6 +413,9 @@ fn forecast_text(r: &Reason, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                     "the history's daily correlation cannot be measured yet (needs above {min:.2})"
                 ),
                 Abstain::NoPrediction => f.write_str("no prediction for the horizon (gaps)"),
+                Abstain::Unscored => f.write_str(
+                    "its accuracy is not known yet (no past forecast on the history could be scored)",
+                ),
             }
         }
         other => write!(f, "{}", other.code()),
@@ -514,6 +517,54 @@ mod tests {
             (false, false, "did not raise the count"),
         ] {
             assert_eq!(text(active, raised), format!("{head}{effect}"));
+        }
+    }
+
+    #[test]
+    fn a_forecast_that_abstains_says_why() {
+        use crate::core::forecast::Abstain;
+        let text = |why| {
+            let r = Reason::ForecastAbstains {
+                forecaster: "seasonal",
+                why,
+            };
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["code"], "forecast");
+            v["text"].as_str().unwrap().to_string()
+        };
+        let head = "forecast (seasonal) abstains: ";
+        for (why, said) in [
+            (
+                Abstain::NoHistory {
+                    have_secs: 10_800,
+                    need_secs: 86_400,
+                },
+                "3h0m0s of history, needs 24h0m0s",
+            ),
+            (
+                Abstain::PoorAccuracy {
+                    error: 0.42,
+                    limit: 0.3,
+                },
+                "recent error 42 % is above the limit 30 %",
+            ),
+            (
+                Abstain::Unscored,
+                "its accuracy is not known yet (no past forecast on the history could be scored)",
+            ),
+            (
+                Abstain::NoRhythm {
+                    correlation: Some(0.31),
+                    min: 0.6,
+                },
+                "the history's daily correlation 0.31 is below 0.60 (no daily rhythm)",
+            ),
+            (
+                Abstain::NoPrediction,
+                "no prediction for the horizon (gaps)",
+            ),
+        ] {
+            assert_eq!(text(why), format!("{head}{said}"));
         }
     }
 }

@@ -274,8 +274,8 @@ pub async fn refresh_histories(
     answer.map(|_| due.len())
 }
 
-/// Why the forecast abstains before forecasting: too little history, a poor recent error, or
-/// (with `min_daily_correlation` above -1) no daily rhythm in the history.
+/// Why the forecast abstains before forecasting: too little history, a poor or not yet known
+/// recent error, or (with `min_daily_correlation` above -1) no daily rhythm in the history.
 fn abstain_before(p: &Predictive, memory: &ForecastMemory) -> Option<Abstain> {
     let have = memory.history.as_ref().map_or(0, LoadHistory::span_secs);
     if have < p.min_history_secs || have == 0 {
@@ -284,11 +284,15 @@ fn abstain_before(p: &Predictive, memory: &ForecastMemory) -> Option<Abstain> {
             need_secs: p.min_history_secs.max(1),
         });
     }
-    if let Some(a) = memory.accuracy.filter(|a| a.error > p.max_error) {
-        return Some(Abstain::PoorAccuracy {
-            error: a.error,
-            limit: p.max_error,
-        });
+    match memory.accuracy {
+        None => return Some(Abstain::Unscored),
+        Some(a) if a.error > p.max_error => {
+            return Some(Abstain::PoorAccuracy {
+                error: a.error,
+                limit: p.max_error,
+            })
+        }
+        Some(_) => {}
     }
     let checked = p.min_daily_correlation > -1.0;
     let weak = memory
@@ -583,6 +587,15 @@ mod tests {
         assert!(m.daily_correlation.unwrap() > 0.99);
         m.history = Some(h);
         let before_rise = Utc.with_ymd_and_hms(2026, 11, 25, 11, 45, 0).unwrap();
+        // Not scored yet: it does not guess.
+        let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
+        assert_eq!((f.abstain, f.replicas), (Some(Abstain::Unscored), None));
+        let good = Accuracy {
+            origins: 10,
+            error: 0.1,
+            under: 0.0,
+        };
+        m.accuracy = Some(good);
         let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
         assert_eq!(f.abstain, None);
         assert!(f.peak_load.unwrap() >= 150.0, "{f:?}");
@@ -596,7 +609,7 @@ mod tests {
         let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
         assert!(matches!(f.abstain, Some(Abstain::PoorAccuracy { .. })));
         // So does an accurate one on a history without a daily rhythm.
-        m.accuracy = None;
+        m.accuracy = Some(good);
         m.daily_correlation = Some(-0.1);
         let f = forecast_step(&p, &spec, &mut m, &[], before_rise).unwrap();
         let want = Abstain::NoRhythm {

@@ -246,6 +246,9 @@ pub enum Abstain {
     NoHistory { have_secs: u64, need_secs: u64 },
     /// The forecaster's recent error is above the policy's limit.
     PoorAccuracy { error: f64, limit: f64 },
+    /// The forecaster's accuracy is not known yet: no past forecast on the history could be
+    /// scored (the history is only just long enough for it); it does not guess meanwhile.
+    Unscored,
     /// The history's daily correlation is below the policy's minimum (or could not be
     /// measured): no daily rhythm for a seasonal forecast to follow.
     NoRhythm { correlation: Option<f64>, min: f64 },
