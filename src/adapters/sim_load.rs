@@ -510,7 +510,7 @@ impl SimLoad {
         let served = demand.map(|d| serve_on(d, on, master_available));
         let any_lag = drift_lags(inner, mask, served, on.hottest_factor);
         inner.prev_mask = Some(mask);
-        self.add_total(inner, (m, demand), mask, on.hottest_factor, served);
+        self.add_total(inner, m, demand, mask, on.hottest_factor, served);
         let lags = any_lag.then(|| inner.lag.iter().map(|&l| l as f32).collect());
         inner.history.push_back(Rec {
             state: MinuteState {
@@ -536,7 +536,8 @@ impl SimLoad {
     fn add_total(
         &self,
         inner: &mut Inner,
-        (m, demand): (i64, Option<f64>),
+        m: i64,
+        demand: Option<f64>,
         mask: u64,
         hf: f64,
         served: Option<Served>,

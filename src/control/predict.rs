@@ -60,6 +60,17 @@ pub struct ForecastMemory {
     pub leads: LeadTimes,
 }
 
+impl ForecastMemory {
+    /// Drop the history and what was measured on it (the next read is a whole one); the
+    /// read times, lead times and conflicts stay.
+    fn forget_history(&mut self) {
+        self.history = None;
+        self.accuracy = None;
+        self.daily_correlation = None;
+        self.read_through = None;
+    }
+}
+
 /// The master's tag holding the measured lead times (seconds, oldest first, space-separated),
 /// so that a restart or another copy starts from them.
 pub const TAG_LEAD_TIMES: &str = "elasticrds:lead-times";
@@ -367,10 +378,7 @@ pub fn forecast_step(
         .is_some_and(|h| h.metric != p.metric)
     {
         // Read for another metric (a reload changed it) and not read again yet: none.
-        memory.history = None;
-        memory.accuracy = None;
-        memory.daily_correlation = None;
-        memory.read_through = None;
+        memory.forget_history();
     }
     if let (Some(h), Some((at, v))) = (memory.history.as_mut(), observe_total(p, spec, series)) {
         h.record(at, v, kept_buckets(p));
